@@ -1,0 +1,106 @@
+// Package testenv helps tests find what they need on the machine: the built
+// porteiro binary, root, and real servers (mailpit, Prometheus,
+// Alertmanager). A missing server skips the test, unless
+// PORTEIRO_REQUIRE_SERVERS=1 (set by scripts/test.sh) turns that into a
+// failure, so CI never passes by skipping.
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary returns the path of a porteiro binary: $PORTEIRO_BIN if set,
+// otherwise one built once per test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PORTEIRO_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "porteiro-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "porteiro")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/porteiro")
+		cmd.Dir = ModuleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{out: string(out), err: err}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building porteiro: %v", buildErr)
+	}
+	return buildPath
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// ModuleRoot returns the repository root.
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, other users' processes); run the suite as root, as CI does")
+	}
+}
+
+// RequireCommand returns the path of a command, or skips the test (fails it
+// when PORTEIRO_REQUIRE_SERVERS=1) when it is missing.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{filepath.Join(os.Getenv("HOME"), "go", "bin"), "/root/go/bin", "/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	if os.Getenv("PORTEIRO_REQUIRE_SERVERS") == "1" {
+		t.Fatalf("%s is not installed; scripts/install-test-deps.sh installs it", name)
+	}
+	t.Skipf("%s is not installed; run scripts/install-test-deps.sh", name)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Addr returns "127.0.0.1:PORT" for a free port.
+func Addr(t testing.TB) string {
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
+}

@@ -1,0 +1,270 @@
+// Package inventory is porteiro's engine: it knows every TCP/UDP socket on the
+// host and every process that holds each one.
+//
+// The API is small and synchronous. A Scanner takes one Snapshot per call to
+// Scan; the caller owns any loop around it. Diff compares two snapshots.
+// The JSON encoding of the types in this file is porteiro's public schema
+// (docs/schema.md); change it only together with SchemaVersion.
+package inventory
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the JSON schema of Socket and Process.
+const SchemaVersion = 1
+
+// Proto is a transport protocol.
+type Proto string
+
+// Protocols porteiro knows.
+const (
+	TCP Proto = "tcp"
+	UDP Proto = "udp"
+)
+
+// Family is an address family.
+type Family string
+
+// Address families.
+const (
+	IPv4 Family = "ipv4"
+	IPv6 Family = "ipv6"
+)
+
+// Exposure says from where a socket can be reached.
+type Exposure string
+
+const (
+	// ExposureLoopback: bound to a loopback address (127.0.0.0/8, ::1).
+	ExposureLoopback Exposure = "loopback"
+	// ExposureSpecific: bound to one non-loopback address.
+	ExposureSpecific Exposure = "specific"
+	// ExposureAll: bound to the wildcard address, so every interface.
+	ExposureAll Exposure = "all"
+)
+
+// Reason explains why a socket has no owning process.
+type Reason string
+
+const (
+	// ReasonNone: the socket has owners.
+	ReasonNone Reason = ""
+	// ReasonNotPermitted: some /proc/PID/fd could not be read.
+	ReasonNotPermitted Reason = "not_permitted"
+	// ReasonNoProcess: no process in this PID namespace holds the socket
+	// (it belongs to another PID namespace, or to the kernel).
+	ReasonNoProcess Reason = "no_process_in_pid_namespace"
+	// ReasonExited: the holder exited while the scan ran.
+	ReasonExited Reason = "process_exited"
+)
+
+// Hint is a one-line, user-facing explanation of a Reason.
+func (r Reason) Hint() string {
+	switch r {
+	case ReasonNotPermitted:
+		return "not permitted: run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
+	case ReasonNoProcess:
+		return "no process in this PID namespace holds it (another PID namespace, or the kernel)"
+	case ReasonExited:
+		return "the process exited during the scan"
+	}
+	return ""
+}
+
+// Endpoint is an address and a port. The zero Addr means "not set".
+type Endpoint struct {
+	Address netip.Addr `json:"address"`
+	Port    uint16     `json:"port"`
+}
+
+// String formats the endpoint as ss does: 127.0.0.1:22, [::1]:53, *:80.
+func (e Endpoint) String() string {
+	if !e.Address.IsValid() || e.Address.IsUnspecified() {
+		return "*:" + strconv.Itoa(int(e.Port))
+	}
+	if e.Address.Is6() && !e.Address.Is4In6() {
+		return "[" + e.Address.String() + "]:" + strconv.Itoa(int(e.Port))
+	}
+	return e.Address.Unmap().String() + ":" + strconv.Itoa(int(e.Port))
+}
+
+// Socket is one kernel socket and the processes that hold it.
+type Socket struct {
+	Proto  Proto    `json:"proto"`
+	Family Family   `json:"family"`
+	State  State    `json:"state"`
+	Local  Endpoint `json:"local"`
+	Remote Endpoint `json:"remote"`
+	// Inode identifies the socket within its network namespace.
+	Inode uint64 `json:"inode"`
+	// UID is the socket's owner as the kernel records it.
+	UID uint32 `json:"uid"`
+	// NetNS is the inode of the socket's network namespace.
+	NetNS uint64 `json:"netns"`
+	// Interface is the device the socket is bound to (SO_BINDTODEVICE), if any.
+	Interface string `json:"interface,omitempty"`
+	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4
+	// (IPV6_V6ONLY off): it serves both families.
+	DualStack bool     `json:"dual_stack"`
+	Exposure  Exposure `json:"exposure"`
+	// Listening is true for TCP LISTEN, and for UDP bound and not connected.
+	Listening bool `json:"listening"`
+	// Processes holds every process with an fd on the socket, by pid.
+	Processes []Process `json:"processes"`
+	// UnattributedReason is set when Processes is empty.
+	UnattributedReason Reason `json:"unattributed_reason,omitempty"`
+}
+
+// Key identifies a socket across scans. Inodes are unique per boot.
+type Key struct {
+	NetNS uint64
+	Inode uint64
+}
+
+// Key returns the socket's identity.
+func (s *Socket) Key() Key { return Key{NetNS: s.NetNS, Inode: s.Inode} }
+
+// ListenerKey identifies a listener by what it offers rather than by inode,
+// so that a restarted service (new inode, same port) maps to the same key.
+type ListenerKey struct {
+	NetNS   uint64
+	Proto   Proto
+	Address netip.Addr
+	Port    uint16
+}
+
+// ListenerKey returns the socket's listener identity.
+func (s *Socket) ListenerKey() ListenerKey {
+	return ListenerKey{NetNS: s.NetNS, Proto: s.Proto, Address: s.Local.Address, Port: s.Local.Port}
+}
+
+// String formats a listener key as "tcp 127.0.0.1:22".
+func (k ListenerKey) String() string {
+	return string(k.Proto) + " " + Endpoint{Address: k.Address, Port: k.Port}.String()
+}
+
+// PIDs returns the pids of the socket's owners.
+func (s *Socket) PIDs() []int {
+	out := make([]int, len(s.Processes))
+	for i, p := range s.Processes {
+		out[i] = p.PID
+	}
+	return out
+}
+
+// Covers reports whether a socket serves family f. A dual-stack IPv6 socket
+// serves IPv4 too.
+func (s *Socket) Covers(f Family) bool {
+	return s.Family == f || (f == IPv4 && s.DualStack)
+}
+
+// Process is one process that holds a socket.
+type Process struct {
+	PID  int `json:"pid"`
+	PPID int `json:"ppid"`
+	// Name is the kernel's comm (at most 15 bytes).
+	Name string `json:"name"`
+	// Exe is the target of /proc/PID/exe; empty when unreadable.
+	Exe string `json:"exe"`
+	// ExeDeleted is true when the executable was replaced or removed on disk.
+	ExeDeleted bool     `json:"exe_deleted,omitempty"`
+	Cmdline    []string `json:"cmdline"`
+	User       string   `json:"user"`
+	UID        uint32   `json:"uid"`
+	// FDs are the descriptors by which the process holds the socket.
+	FDs []int `json:"fds"`
+	// StartTime is when the process started. With PID it is the process's
+	// identity: a PID alone can be reused.
+	StartTime time.Time `json:"start_time"`
+	// StartTicks is field 22 of /proc/PID/stat, in clock ticks since boot.
+	StartTicks uint64 `json:"start_ticks"`
+	// Unit is the systemd unit (service or scope), if any.
+	Unit string `json:"unit,omitempty"`
+	// Container is the container id, if the process runs in one.
+	Container string `json:"container,omitempty"`
+	// CPUPercent is the average CPU use over the process's lifetime.
+	CPUPercent float64 `json:"cpu_percent"`
+	// RSSBytes is the resident memory.
+	RSSBytes uint64 `json:"rss_bytes"`
+	// State is the one-letter process state (R, S, Z, ...).
+	State string `json:"state"`
+}
+
+// Identity is a process's (pid, start time) identity.
+type Identity struct {
+	PID        int
+	StartTicks uint64
+}
+
+// Identity returns the process identity.
+func (p *Process) Identity() Identity { return Identity{PID: p.PID, StartTicks: p.StartTicks} }
+
+// CommandLine returns the command line joined with spaces, or [name] for
+// kernel threads and zombies, as ps does.
+func (p *Process) CommandLine() string {
+	if len(p.Cmdline) == 0 {
+		return "[" + p.Name + "]"
+	}
+	n := 0
+	for _, a := range p.Cmdline {
+		n += len(a) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, a := range p.Cmdline {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, a...)
+	}
+	return string(b)
+}
+
+// Snapshot is the result of one scan.
+type Snapshot struct {
+	Time time.Time `json:"time"`
+	// Source names the socket source: "netlink" or "procfs".
+	Source  string   `json:"source"`
+	Sockets []Socket `json:"sockets"`
+	// Notes are honest remarks about what could not be seen, one line each.
+	Notes []string `json:"notes,omitempty"`
+	// Privileged is true when every process's fds could be read.
+	Privileged bool `json:"privileged"`
+}
+
+// Listeners returns the listening sockets of the snapshot.
+func (s *Snapshot) Listeners() []Socket {
+	var out []Socket
+	for _, so := range s.Sockets {
+		if so.Listening {
+			out = append(out, so)
+		}
+	}
+	return out
+}
+
+// ExposureOf classifies a local address.
+func ExposureOf(a netip.Addr) Exposure {
+	switch {
+	case !a.IsValid() || a.IsUnspecified():
+		return ExposureAll
+	case a.Unmap().IsLoopback():
+		return ExposureLoopback
+	default:
+		return ExposureSpecific
+	}
+}
+
+// ParseProto parses "tcp" or "udp".
+func ParseProto(s string) (Proto, error) {
+	switch s {
+	case "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return "", fmt.Errorf("unknown protocol %q: want tcp or udp", s)
+}

@@ -1,0 +1,95 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnsupported is returned on systems where porteiro cannot read sockets.
+var ErrUnsupported = errors.New("not supported on this operating system")
+
+// Query says which sockets a scan wants. The zero Query asks for every
+// listening TCP and UDP socket, IPv4 and IPv6.
+type Query struct {
+	// Protos limits the protocols; empty means TCP and UDP.
+	Protos []Proto
+	// Families limits the families; empty means both. A dual-stack IPv6
+	// socket is kept when IPv4 is asked for.
+	Families []Family
+	// States is the set of kernel states; zero means listening only
+	// (TCP LISTEN, UDP unconnected).
+	States StateMask
+}
+
+// WantsProto reports whether the query includes protocol p.
+func (q Query) WantsProto(p Proto) bool {
+	if len(q.Protos) == 0 {
+		return true
+	}
+	for _, x := range q.Protos {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// WantsFamily reports whether the query includes sockets of family f.
+// IPv6 sockets are wanted for IPv4 queries too, because a dual-stack socket
+// serves IPv4; the scanner drops the v6-only ones afterwards.
+func (q Query) WantsFamily(f Family) bool {
+	if len(q.Families) == 0 {
+		return true
+	}
+	for _, x := range q.Families {
+		if x == f || (x == IPv4 && f == IPv6) {
+			return true
+		}
+	}
+	return false
+}
+
+// Mask returns the kernel state mask for protocol p.
+func (q Query) Mask(p Proto) StateMask {
+	if q.States != 0 {
+		return q.States
+	}
+	if p == UDP {
+		return MaskUDPListen
+	}
+	return MaskTCPListen
+}
+
+// SocketSource lists sockets. It fills every Socket field except Processes,
+// UnattributedReason and NetNS.
+type SocketSource interface {
+	// Name is a short name for notes and logs, such as "netlink".
+	Name() string
+	Sockets(ctx context.Context, q Query) ([]Socket, error)
+}
+
+// Holder is one (pid, fd) that holds a socket inode.
+type Holder struct {
+	PID int
+	FD  int
+}
+
+// Owners is what an OwnerResolver found.
+type Owners struct {
+	// Holders maps a socket inode to every (pid, fd) holding it.
+	Holders map[uint64][]Holder
+	// Processes has the details of every pid in Holders. A pid that is
+	// missing here exited before its details could be read.
+	Processes map[int]*Process
+	// Denied counts processes whose fd directory could not be read.
+	Denied int
+	// Scanned counts processes whose fd directory was read.
+	Scanned int
+}
+
+// OwnerResolver finds the processes that hold socket inodes.
+type OwnerResolver interface {
+	// Resolve walks the processes and returns the holders of the inodes in
+	// want. Races with exiting processes are not errors.
+	Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error)
+}
