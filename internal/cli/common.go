@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/porteiro/porteiro/internal/render"
+	"github.com/porteiro/porteiro/internal/services"
+	"github.com/porteiro/porteiro/internal/target"
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// sockFlags are the selection flags shared by list, who, pid and kill.
+type sockFlags struct {
+	tcp, udp   bool
+	v4, v6     bool
+	all        bool
+	state      string
+	ports      string
+	pids       []string
+	users      []string
+	output     string
+	procRoot   string
+	noOwners   bool
+}
+
+func (f *sockFlags) addProto(c *cobra.Command) {
+	c.Flags().BoolVarP(&f.tcp, "tcp", "t", false, "only TCP sockets")
+	c.Flags().BoolVarP(&f.udp, "udp", "u", false, "only UDP sockets")
+	c.Flags().BoolVarP(&f.v4, "ipv4", "4", false, "only sockets that serve IPv4 (dual-stack [::] sockets included)")
+	c.Flags().BoolVarP(&f.v6, "ipv6", "6", false, "only IPv6 sockets")
+	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, wide, json, ndjson, csv")
+	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
+	c.Flags().MarkHidden("proc")
+}
+
+func (f *sockFlags) addSelect(c *cobra.Command) {
+	c.Flags().BoolVarP(&f.all, "all", "a", false, "every state, not only listeners (connections, TIME-WAIT, ...)")
+	c.Flags().StringVar(&f.state, "state", "", "only these states, comma-separated: listen, established, time-wait, unconn, connected, ... (implies --all)")
+	c.Flags().StringVarP(&f.ports, "port", "p", "", "only these local ports: 80,443,8000-8100,ssh")
+	c.Flags().StringSliceVar(&f.pids, "pid", nil, "only sockets held by these pids")
+	c.Flags().StringSliceVar(&f.users, "user", nil, "only sockets held by processes of these users (name or uid)")
+}
+
+// query builds the scan query from the flags.
+func (f *sockFlags) query() (inventory.Query, error) {
+	var q inventory.Query
+	if f.tcp {
+		q.Protos = append(q.Protos, inventory.TCP)
+	}
+	if f.udp {
+		q.Protos = append(q.Protos, inventory.UDP)
+	}
+	if f.v4 {
+		q.Families = append(q.Families, inventory.IPv4)
+	}
+	if f.v6 {
+		q.Families = append(q.Families, inventory.IPv6)
+	}
+	if f.all {
+		q.States = inventory.MaskAll
+	}
+	if f.state != "" {
+		m, err := inventory.ParseStates(f.state)
+		if err != nil {
+			return q, usageErrorf("--state: %v", err)
+		}
+		q.States = m
+	}
+	if err := render.CheckFormat(f.output); err != nil {
+		return q, usageErrorf("%v", err)
+	}
+	return q, nil
+}
+
+// sockFilter selects sockets after the scan.
+type sockFilter struct {
+	ports []target.Range
+	pids  map[int]bool
+	uids  map[uint32]bool
+	tgt   *target.Target
+}
+
+func (f *sockFlags) filter() (*sockFilter, error) {
+	sf := &sockFilter{}
+	if f.ports != "" {
+		rs, err := target.ParsePorts(f.ports, services.System())
+		if err != nil {
+			return nil, usageErrorf("--port: %v", err)
+		}
+		sf.ports = rs
+	}
+	for _, p := range f.pids {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n <= 0 {
+			return nil, usageErrorf("--pid: %q is not a process id", p)
+		}
+		if sf.pids == nil {
+			sf.pids = map[int]bool{}
+		}
+		sf.pids[n] = true
+	}
+	for _, u := range f.users {
+		uid, err := lookupUser(u)
+		if err != nil {
+			return nil, err
+		}
+		if sf.uids == nil {
+			sf.uids = map[uint32]bool{}
+		}
+		sf.uids[uid] = true
+	}
+	return sf, nil
+}
+
+func lookupUser(u string) (uint32, error) {
+	u = strings.TrimSpace(u)
+	if n, err := strconv.ParseUint(u, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	pw, err := user.Lookup(u)
+	if err != nil {
+		return 0, usageErrorf("--user: unknown user %q", u)
+	}
+	n, err := strconv.ParseUint(pw.Uid, 10, 32)
+	if err != nil {
+		return 0, usageErrorf("--user: user %q has a non-numeric uid %q", u, pw.Uid)
+	}
+	return uint32(n), nil
+}
+
+func (sf *sockFilter) match(s *inventory.Socket) bool {
+	if sf.ports != nil && !target.InRanges(s.Local.Port, sf.ports) {
+		return false
+	}
+	if t := sf.tgt; t != nil {
+		if t.Port != s.Local.Port || (t.Proto != "" && t.Proto != string(s.Proto)) {
+			return false
+		}
+		if t.Addr.IsValid() && !addrMatches(t, s) {
+			return false
+		}
+	}
+	if sf.pids != nil || sf.uids != nil {
+		ok := false
+		for i := range s.Processes {
+			p := &s.Processes[i]
+			if (sf.pids == nil || sf.pids[p.PID]) && (sf.uids == nil || sf.uids[p.UID]) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// addrMatches reports whether a socket serves the target's address: an
+// exact bind, or a wildcard bind of a family that covers it.
+func addrMatches(t *target.Target, s *inventory.Socket) bool {
+	a := s.Local.Address
+	want := t.Addr.Unmap()
+	if a.Unmap() == want {
+		return true
+	}
+	if !a.IsUnspecified() {
+		return false
+	}
+	if want.Is4() {
+		return s.Family == inventory.IPv4 || s.DualStack
+	}
+	return s.Family == inventory.IPv6
+}
+
+func (sf *sockFilter) apply(socks []inventory.Socket) []inventory.Socket {
+	out := socks[:0]
+	for i := range socks {
+		if sf.match(&socks[i]) {
+			out = append(out, socks[i])
+		}
+	}
+	return out
+}
+
+// scan runs one scan, interruptible with Ctrl-C.
+func scan(f *sockFlags, q inventory.Query) (*inventory.Snapshot, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners})
+	snap, err := sc.Scan(ctx, q)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)}
+	}
+	return snap, nil
+}
+
+// printNotes writes the snapshot's notes to stderr, once each.
+func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
+	counts := map[inventory.Reason]int{}
+	for i := range socks {
+		if r := socks[i].UnattributedReason; r != "" {
+			counts[r]++
+		}
+	}
+	for _, r := range []inventory.Reason{inventory.ReasonNotPermitted, inventory.ReasonNoProcess, inventory.ReasonExited} {
+		if n := counts[r]; n > 0 {
+			fmt.Fprintf(env.Stderr, "porteiro: note: %d socket(s) shown without a process: %s\n", n, r.Hint())
+		}
+	}
+	if !snap.Privileged && counts[inventory.ReasonNotPermitted] == 0 {
+		fmt.Fprintf(env.Stderr, "porteiro: note: not running as root; other users' processes may be missing (grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, or use sudo)\n")
+	}
+	if snap.Source == "procfs" {
+		fmt.Fprintf(env.Stderr, "porteiro: note: sock_diag netlink was refused; read /proc/net instead (dual-stack detection uses the system default)\n")
+	}
+}
+
+func tableOptions(env *Env) render.Options {
+	w := render.TerminalWidth(env.Stdout)
+	return render.Options{Width: w, Bold: w > 0 && os.Getenv("NO_COLOR") == ""}
+}

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/porteiro/porteiro/internal/render"
+)
+
+func init() {
+	register(10, newListCmd)
+	rootHook = func(env *Env, root *cobra.Command) {
+		// `porteiro` alone, or with list's flags, runs list.
+		list := newListCmd(env)
+		root.Flags().AddFlagSet(list.Flags())
+		root.RunE = list.RunE
+		root.Args = cobra.NoArgs
+	}
+}
+
+func newListCmd(env *Env) *cobra.Command {
+	f := &sockFlags{}
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List listening sockets and the processes that hold them",
+		Long: `List every listening TCP and UDP socket, IPv4 and IPv6, with every process
+that holds it. With --all, list sockets in every state.
+
+Columns: PROTO, LOCAL (address:port; *:PORT is an IPv6 wildcard that also
+accepts IPv4), EXPOSURE (loopback, specific address, or all interfaces),
+STATE, PID (every holder, comma-separated), USER, PROCESS and COMMAND.
+"-o wide" adds one row per process with ppid, fds, start time, systemd unit,
+container and executable. UDP sockets that are bound and not connected count
+as listening and show the state UNCONN, as in ss.
+
+A socket whose process can't be seen is still listed, with the reason:
+not permitted (run as root), no process in this PID namespace, or the process
+exited during the scan.
+
+Exit status: 0 when at least one socket is listed, 1 when nothing matched,
+2 on bad usage or when sockets could not be read.`,
+		Example: `  porteiro list
+  porteiro list --tcp -4 --port 80,443
+  porteiro list --all --state established --user www-data
+  porteiro list -o json | jq '.sockets[] | select(.exposure=="all")'`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runList(env, f)
+		},
+	}
+	f.addProto(c)
+	f.addSelect(c)
+	return c
+}
+
+func runList(env *Env, f *sockFlags) error {
+	q, err := f.query()
+	if err != nil {
+		return err
+	}
+	sf, err := f.filter()
+	if err != nil {
+		return err
+	}
+	snap, err := scan(f, q)
+	if err != nil {
+		return err
+	}
+	socks := sf.apply(snap.Sockets)
+	if err := render.Sockets(env.Stdout, f.output, snap, socks, tableOptions(env)); err != nil {
+		return err
+	}
+	printNotes(env, snap, socks)
+	if len(socks) == 0 {
+		return silentExit(ExitNotFound)
+	}
+	return nil
+}

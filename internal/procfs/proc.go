@@ -1,0 +1,100 @@
+package procfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Info is what porteiro shows about one process.
+type Info struct {
+	Stat       Stat
+	Cmdline    []string
+	Exe        string
+	ExeDeleted bool
+	UID        uint32
+	UIDKnown   bool
+	Cgroup     Cgroup
+}
+
+// ReadProcess reads the details of one process under root. It returns an
+// error wrapping ErrExited when the process is gone. Files that cannot be
+// read for lack of permission (exe of another user's process) are left
+// empty rather than failing the whole read.
+func ReadProcess(root string, pid int) (*Info, error) {
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		if gone(err) {
+			return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
+		}
+		return nil, fmt.Errorf("reading %s/stat: %w", dir, err)
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	info := &Info{Stat: st}
+	if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+		if uid, err := ParseStatusUID(b); err == nil {
+			info.UID, info.UIDKnown = uid, true
+		}
+	} else if gone(err) {
+		return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		info.Cmdline = ParseCmdline(b)
+	}
+	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+		info.Exe, info.ExeDeleted = strings.CutSuffix(exe, " (deleted)")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+		info.Cgroup = ParseCgroup(b)
+	}
+	return info, nil
+}
+
+// StartTicks reads just the start time of pid, to check a process's
+// identity cheaply. ok is false when the process is gone.
+func StartTicks(root string, pid int) (uint64, bool) {
+	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return 0, false
+	}
+	return st.StartTicks, true
+}
+
+// BootTime reads btime from root/stat.
+func BootTime(root string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(root, "stat"))
+	if err != nil {
+		return 0, fmt.Errorf("reading %s/stat: %w", root, err)
+	}
+	return ParseBootTime(b)
+}
+
+// NetNS returns the inode of the network namespace of root/self.
+func NetNS(root string, pid string) (uint64, error) {
+	l, err := os.Readlink(filepath.Join(root, pid, "ns", "net"))
+	if err != nil {
+		return 0, fmt.Errorf("reading network namespace: %w", err)
+	}
+	v, ok := ParseNSLink([]byte(l))
+	if !ok {
+		return 0, fmt.Errorf("unexpected namespace link %q", l)
+	}
+	return v, nil
+}
+
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}

@@ -1,0 +1,289 @@
+// Package render prints sockets for people (aligned tables) and programs
+// (JSON, NDJSON, CSV). The JSON documents follow docs/schema.md.
+package render
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// Formats accepted by -o.
+var Formats = []string{"table", "wide", "json", "ndjson", "csv"}
+
+// CheckFormat returns an error for an unknown -o value.
+func CheckFormat(f string) error {
+	for _, x := range Formats {
+		if f == x {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown output format %q: want one of %s", f, strings.Join(Formats, ", "))
+}
+
+// Document is the JSON document of a listing.
+type Document struct {
+	SchemaVersion int                `json:"schema_version"`
+	Time          time.Time          `json:"time"`
+	Host          string             `json:"host"`
+	Source        string             `json:"source"`
+	Privileged    bool               `json:"privileged"`
+	Notes         []string           `json:"notes"`
+	Sockets       []inventory.Socket `json:"sockets"`
+}
+
+// NewDocument wraps a snapshot's sockets for JSON output.
+func NewDocument(snap *inventory.Snapshot, socks []inventory.Socket) Document {
+	host, _ := os.Hostname()
+	if socks == nil {
+		socks = []inventory.Socket{}
+	}
+	notes := snap.Notes
+	if notes == nil {
+		notes = []string{}
+	}
+	for i := range socks {
+		if socks[i].Processes == nil {
+			socks[i].Processes = []inventory.Process{}
+		}
+	}
+	return Document{SchemaVersion: inventory.SchemaVersion, Time: snap.Time, Host: host,
+		Source: snap.Source, Privileged: snap.Privileged, Notes: notes, Sockets: socks}
+}
+
+// Options tunes table output.
+type Options struct {
+	// Width truncates the last column to fit; 0 means no limit.
+	Width int
+	// Bold makes the header bold (terminals only).
+	Bold bool
+}
+
+// TerminalWidth returns the width of w if it is a terminal, else 0.
+func TerminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Col == 0 {
+		return 0
+	}
+	return int(ws.Col)
+}
+
+// Sockets writes socks in the given format.
+func Sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inventory.Socket, o Options) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(NewDocument(snap, socks))
+	case "ndjson":
+		enc := json.NewEncoder(w)
+		for i := range socks {
+			if socks[i].Processes == nil {
+				socks[i].Processes = []inventory.Process{}
+			}
+			if err := enc.Encode(&socks[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		return writeCSV(w, socks)
+	case "wide":
+		return writeWide(w, socks, o)
+	default:
+		return writeTable(w, socks, o)
+	}
+}
+
+// Local formats a socket's local endpoint: "*:22" for a dual-stack
+// wildcard, "0.0.0.0:22" and "[::]:22" for single-family ones.
+func Local(s *inventory.Socket) string {
+	if s.DualStack {
+		return "*:" + strconv.Itoa(int(s.Local.Port))
+	}
+	return endpoint(s.Local)
+}
+
+func endpoint(e inventory.Endpoint) string {
+	if !e.Address.IsValid() {
+		return "*:" + strconv.Itoa(int(e.Port))
+	}
+	if e.Address.Is4() {
+		return e.Address.String() + ":" + strconv.Itoa(int(e.Port))
+	}
+	return "[" + e.Address.String() + "]:" + strconv.Itoa(int(e.Port))
+}
+
+// Remote formats the remote endpoint, "*" when there is none.
+func Remote(s *inventory.Socket) string {
+	if s.Remote.Port == 0 && (!s.Remote.Address.IsValid() || s.Remote.Address.IsUnspecified()) {
+		return "*"
+	}
+	return endpoint(s.Remote)
+}
+
+// Exposure formats the exposure column.
+func Exposure(s *inventory.Socket) string {
+	e := string(s.Exposure)
+	if s.Interface != "" {
+		e += "%" + s.Interface
+	}
+	return e
+}
+
+// Unattributed is the short text shown instead of a process.
+func Unattributed(r inventory.Reason) string {
+	switch r {
+	case inventory.ReasonNotPermitted:
+		return "(not permitted)"
+	case inventory.ReasonNoProcess:
+		return "(no process in this pid namespace)"
+	case inventory.ReasonExited:
+		return "(process exited)"
+	}
+	return "-"
+}
+
+func joinUnique(ps []inventory.Process, f func(p *inventory.Process) string) string {
+	var out []string
+	seen := map[string]bool{}
+	for i := range ps {
+		v := f(&ps[i])
+		if v == "" || seen[v] {
+			continue
+		}
+		seen[v] = true
+		out = append(out, v)
+	}
+	return strings.Join(out, ",")
+}
+
+func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
+	t := NewTable("PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
+	for i := range socks {
+		s := &socks[i]
+		if len(s.Processes) == 0 {
+			t.Row(string(s.Proto), Local(s), Exposure(s), string(s.State), "-", "-", "-", Unattributed(s.UnattributedReason))
+			continue
+		}
+		pids := joinUnique(s.Processes, func(p *inventory.Process) string { return strconv.Itoa(p.PID) })
+		users := joinUnique(s.Processes, func(p *inventory.Process) string { return p.User })
+		names := joinUnique(s.Processes, func(p *inventory.Process) string { return p.Name })
+		cmd := s.Processes[0].CommandLine()
+		for j := 1; j < len(s.Processes); j++ {
+			if c := s.Processes[j].CommandLine(); !strings.Contains(cmd, c) {
+				cmd += " | " + c
+			}
+		}
+		t.Row(string(s.Proto), Local(s), Exposure(s), string(s.State), pids, users, names, cmd)
+	}
+	return t.Write(w, o)
+}
+
+func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
+	t := NewTable("PROTO", "LOCAL", "REMOTE", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
+	for i := range socks {
+		s := &socks[i]
+		ino := strconv.FormatUint(s.Inode, 10)
+		if len(s.Processes) == 0 {
+			t.Row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino, "-", "-", "-", "-", "-", "-", "-", "-", Unattributed(s.UnattributedReason))
+			continue
+		}
+		for j := range s.Processes {
+			p := &s.Processes[j]
+			fds := make([]string, len(p.FDs))
+			for k, fd := range p.FDs {
+				fds[k] = strconv.Itoa(fd)
+			}
+			exe := p.Exe
+			if p.ExeDeleted {
+				exe += " (deleted)"
+			}
+			t.Row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino,
+				strconv.Itoa(p.PID), strconv.Itoa(p.PPID), dash(p.User), strings.Join(fds, ","),
+				StartTime(p.StartTime), dash(p.Unit), dash(short(p.Container)), dash(exe), p.CommandLine())
+		}
+	}
+	return t.Write(w, o)
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// StartTime formats a start time like ps: the time today, else the date.
+func StartTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	now := time.Now()
+	if y, m, d := now.Date(); t.Year() == y && t.Month() == m && t.Day() == d {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04")
+}
+
+func writeCSV(w io.Writer, socks []inventory.Socket) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"proto", "family", "state", "local_address", "local_port", "remote_address", "remote_port",
+		"exposure", "dual_stack", "inode", "netns", "pid", "user", "name", "exe", "cmdline", "unit", "container", "unattributed_reason"})
+	for i := range socks {
+		s := &socks[i]
+		base := []string{string(s.Proto), string(s.Family), string(s.State), addr(s.Local), strconv.Itoa(int(s.Local.Port)),
+			addr(s.Remote), strconv.Itoa(int(s.Remote.Port)), string(s.Exposure), strconv.FormatBool(s.DualStack),
+			strconv.FormatUint(s.Inode, 10), strconv.FormatUint(s.NetNS, 10)}
+		if len(s.Processes) == 0 {
+			cw.Write(append(base, "", "", "", "", "", "", "", string(s.UnattributedReason)))
+			continue
+		}
+		for j := range s.Processes {
+			p := &s.Processes[j]
+			cw.Write(append(base, strconv.Itoa(p.PID), p.User, p.Name, p.Exe, p.CommandLine(), p.Unit, p.Container, ""))
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func addr(e inventory.Endpoint) string {
+	if !e.Address.IsValid() {
+		return ""
+	}
+	return e.Address.String()
+}
+
+// HumanBytes formats a byte count as ps-like "7.2M".
+func HumanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "G"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "M"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 0, 64) + "K"
+	}
+	return strconv.FormatUint(n, 10)
+}

@@ -1,0 +1,362 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/internal/procnet"
+	"github.com/porteiro/porteiro/internal/sockdiag"
+)
+
+// userHZ is the unit of /proc/PID/stat times. The kernel exports USER_HZ,
+// which is 100 on every Linux architecture.
+const userHZ = 100
+
+// DefaultSource returns a source that dumps sockets through sock_diag
+// netlink and falls back to /proc/net when netlink is refused.
+func DefaultSource(procRoot string) SocketSource {
+	return &autoSource{nl: &NetlinkSource{}, proc: &ProcNetSource{ProcRoot: procRoot}}
+}
+
+// DefaultResolver returns the /proc fd walker.
+func DefaultResolver(procRoot string) OwnerResolver {
+	return &ProcResolver{ProcRoot: procRoot}
+}
+
+type autoSource struct {
+	nl   *NetlinkSource
+	proc *ProcNetSource
+	last string
+}
+
+func (a *autoSource) Name() string { return a.last }
+
+func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
+	socks, err := a.nl.Sockets(ctx, q)
+	if err == nil {
+		a.last = a.nl.Name()
+		return socks, nil
+	}
+	socks, perr := a.proc.Sockets(ctx, q)
+	if perr != nil {
+		return nil, errors.Join(err, perr)
+	}
+	a.last = a.proc.Name()
+	return socks, nil
+}
+
+// NetlinkSource lists sockets with sock_diag. It keeps its netlink socket
+// open between scans.
+type NetlinkSource struct {
+	mu   sync.Mutex
+	conn *sockdiag.Conn
+}
+
+// Name implements SocketSource.
+func (*NetlinkSource) Name() string { return "netlink" }
+
+// Sockets implements SocketSource.
+func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		c, err := sockdiag.Dial()
+		if err != nil {
+			return nil, err
+		}
+		n.conn = c
+	}
+	var out []Socket
+	for _, p := range []Proto{TCP, UDP} {
+		if !q.WantsProto(p) {
+			continue
+		}
+		mask := q.Mask(p)
+		for _, f := range []Family{IPv4, IPv6} {
+			if !q.WantsFamily(f) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			err := n.conn.Dump(familyNum(f), protoNum(p), uint32(mask), func(m sockdiag.Msg) {
+				if so, ok := fromDiag(p, m); ok {
+					out = append(out, so)
+				}
+			})
+			if err != nil {
+				n.conn.Close()
+				n.conn = nil
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func familyNum(f Family) uint8 {
+	if f == IPv6 {
+		return sockdiag.AFInet6
+	}
+	return sockdiag.AFInet
+}
+
+func protoNum(p Proto) uint8 {
+	if p == UDP {
+		return sockdiag.ProtoUDP
+	}
+	return sockdiag.ProtoTCP
+}
+
+func fromDiag(p Proto, m sockdiag.Msg) (Socket, bool) {
+	fam := IPv4
+	if m.Family == sockdiag.AFInet6 {
+		fam = IPv6
+	}
+	so := newSocket(p, fam, m.State, m.Local, m.Remote, m.UID, uint64(m.Inode))
+	if so.Proto == UDP && so.Local.Port == 0 {
+		return so, false // not bound: nothing can reach it
+	}
+	if fam == IPv6 && so.Local.Address.IsUnspecified() {
+		if m.V6OnlyKnown {
+			so.DualStack = !m.V6Only
+		} else {
+			so.DualStack = !bindV6Only()
+		}
+	}
+	if m.IfIndex != 0 {
+		so.Interface = ifName(m.IfIndex)
+	}
+	return so, true
+}
+
+func newSocket(p Proto, f Family, state uint8, local, remote netip.AddrPort, uid uint32, inode uint64) Socket {
+	so := Socket{
+		Proto:  p,
+		Family: f,
+		State:  StateFromKernel(state),
+		Local:  Endpoint{Address: local.Addr(), Port: local.Port()},
+		Remote: Endpoint{Address: remote.Addr(), Port: remote.Port()},
+		UID:    uid,
+		Inode:  inode,
+	}
+	switch p {
+	case TCP:
+		so.Listening = state == TCPListen
+	case UDP:
+		so.Listening = state == TCPClose && local.Port() != 0
+	}
+	return so
+}
+
+var ifCache sync.Map
+
+func ifName(idx uint32) string {
+	if v, ok := ifCache.Load(idx); ok {
+		return v.(string)
+	}
+	name := "if" + strconv.Itoa(int(idx))
+	if ifi, err := net.InterfaceByIndex(int(idx)); err == nil {
+		name = ifi.Name
+	}
+	ifCache.Store(idx, name)
+	return name
+}
+
+// bindV6Only reads the system default for IPV6_V6ONLY, used when the
+// kernel did not say (the /proc/net fallback).
+func bindV6Only() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/bindv6only")
+	return err == nil && len(b) > 0 && b[0] == '1'
+}
+
+// ProcNetSource lists sockets from /proc/net/{tcp,tcp6,udp,udp6} of the
+// scanning process's network namespace.
+type ProcNetSource struct {
+	ProcRoot string
+}
+
+// Name implements SocketSource.
+func (*ProcNetSource) Name() string { return "procfs" }
+
+// Sockets implements SocketSource.
+func (s *ProcNetSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
+	var out []Socket
+	for _, p := range []Proto{TCP, UDP} {
+		if !q.WantsProto(p) {
+			continue
+		}
+		for _, f := range []Family{IPv4, IPv6} {
+			if !q.WantsFamily(f) {
+				continue
+			}
+			name := string(p)
+			if f == IPv6 {
+				name += "6"
+			}
+			path := filepath.Join(s.ProcRoot, "net", name)
+			fh, err := os.Open(path)
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) && f == IPv6 {
+					continue // IPv6 disabled
+				}
+				return nil, fmt.Errorf("opening %s: %w", path, err)
+			}
+			err = procnet.Parse(fh, uint32(q.Mask(p)), func(e procnet.Entry) {
+				so := newSocket(p, f, e.State, e.Local, e.Remote, e.UID, e.Inode)
+				if p == UDP && so.Local.Port == 0 {
+					return
+				}
+				if f == IPv6 && so.Local.Address.IsUnspecified() {
+					so.DualStack = !bindV6Only()
+				}
+				out = append(out, so)
+			})
+			fh.Close()
+			if err != nil {
+				return nil, fmt.Errorf("parsing %s: %w", path, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ProcResolver finds socket owners by walking ProcRoot/*/fd.
+type ProcResolver struct {
+	ProcRoot string
+	// Workers bounds the walk's parallelism; 0 means GOMAXPROCS.
+	Workers int
+
+	once  sync.Once
+	btime int64
+	users sync.Map // uid -> name
+}
+
+// Resolve implements OwnerResolver.
+func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
+	r.once.Do(func() {
+		r.btime, _ = procfs.BootTime(r.ProcRoot)
+	})
+	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers}
+	res, err := w.Walk(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	own := &Owners{
+		Holders:   make(map[uint64][]Holder, len(res.Holders)),
+		Processes: map[int]*Process{},
+		Denied:    res.Denied,
+		Scanned:   res.Scanned,
+	}
+	pidSet := map[int]struct{}{}
+	for ino, hs := range res.Holders {
+		out := make([]Holder, len(hs))
+		for i, h := range hs {
+			out[i] = Holder{PID: h.PID, FD: h.FD}
+			pidSet[h.PID] = struct{}{}
+		}
+		own.Holders[ino] = out
+	}
+	pids := make([]int, 0, len(pidSet))
+	for p := range pidSet {
+		pids = append(pids, p)
+	}
+	procs := make([]*Process, len(pids))
+	now := time.Now()
+	parallel(len(pids), func(i int) {
+		procs[i] = r.process(pids[i], now)
+	})
+	for i, p := range procs {
+		if p != nil {
+			own.Processes[pids[i]] = p
+		}
+	}
+	return own, nil
+}
+
+// parallel runs fn(0..n-1) on up to two goroutines per CPU.
+func parallel(n int, fn func(i int)) {
+	if n < 16 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	workers := 4
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+func (r *ProcResolver) process(pid int, now time.Time) *Process {
+	info, err := procfs.ReadProcess(r.ProcRoot, pid)
+	if err != nil {
+		return nil // exited between the walk and now
+	}
+	st := info.Stat
+	p := &Process{
+		PID:        pid,
+		PPID:       st.PPID,
+		Name:       st.Comm,
+		Exe:        info.Exe,
+		ExeDeleted: info.ExeDeleted,
+		Cmdline:    info.Cmdline,
+		UID:        info.UID,
+		StartTicks: st.StartTicks,
+		Unit:       info.Cgroup.Unit,
+		Container:  info.Cgroup.Container,
+		State:      st.State,
+		RSSBytes:   uint64(max(st.RSSPages, 0)) * uint64(os.Getpagesize()),
+	}
+	if info.UIDKnown {
+		p.User = r.userName(info.UID)
+	}
+	if r.btime > 0 {
+		start := time.Unix(r.btime, 0).Add(time.Duration(st.StartTicks) * time.Second / userHZ)
+		p.StartTime = start
+		if el := now.Sub(start).Seconds(); el > 0 {
+			p.CPUPercent = float64(st.UTime+st.STime) / userHZ / el * 100
+		}
+	}
+	return p
+}
+
+func (r *ProcResolver) userName(uid uint32) string {
+	if v, ok := r.users.Load(uid); ok {
+		return v.(string)
+	}
+	name := strconv.Itoa(int(uid))
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	r.users.Store(uid, name)
+	return name
+}
+
+func selfNetNS(procRoot string) uint64 {
+	v, _ := procfs.NetNS(procRoot, "self")
+	return v
+}
+
+func processAlive(procRoot string, pid int, startTicks uint64) bool {
+	t, ok := procfs.StartTicks(procRoot, pid)
+	return ok && t == startTicks
+}
