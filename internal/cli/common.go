@@ -20,16 +20,16 @@ import (
 
 // sockFlags are the selection flags shared by list, who, pid and kill.
 type sockFlags struct {
-	tcp, udp   bool
-	v4, v6     bool
-	all        bool
-	state      string
-	ports      string
-	pids       []string
-	users      []string
-	output     string
-	procRoot   string
-	noOwners   bool
+	tcp, udp bool
+	v4, v6   bool
+	all      bool
+	state    string
+	ports    string
+	pids     []string
+	users    []string
+	output   string
+	procRoot string
+	noOwners bool
 }
 
 func (f *sockFlags) addProto(c *cobra.Command) {
