@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/porteiro/porteiro/bench/internal/load"
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// TestMain builds the load named by PORTEIRO_BENCH_LOAD, but only when
+// benchmarks run; plain `go test` never starts one.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	preset := os.Getenv("PORTEIRO_BENCH_LOAD")
+	if preset == "" || flag.Lookup("test.bench").Value.String() == "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(withLoad(m, preset))
+}
+
+func withLoad(m *testing.M, preset string) int {
+	cfg, err := load.Preset(preset)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "PORTEIRO_BENCH_LOAD:", err)
+		return 2
+	}
+	plan, err := load.NewPlan(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	l, err := load.Start(context.Background(), plan, load.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building the load:", err)
+		return 1
+	}
+	defer l.Stop()
+	fmt.Fprintf(os.Stderr, "load %s: %s\n", preset, l.Summary.String())
+	return m.Run()
+}
+
+var (
+	listeners = inventory.Query{}
+	all       = inventory.Query{States: inventory.MaskAll}
+)
+
+// benchScan times Scan with a scanner that lives across iterations, as in
+// the watch daemon. The first scan (not timed) fills its caches.
+func benchScan(b *testing.B, o inventory.Options, q inventory.Query) {
+	ctx := context.Background()
+	s := inventory.NewScanner(o)
+	snap, err := s.Scan(ctx, q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if snap, err = s.Scan(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(snap.Sockets)), "sockets")
+}
+
+// BenchmarkScanListeners is `porteiro list`: every listener and its owners,
+// with a full /proc walk each time.
+func BenchmarkScanListeners(b *testing.B) { benchScan(b, inventory.Options{}, listeners) }
+
+// BenchmarkScanAll is `porteiro list --all`.
+func BenchmarkScanAll(b *testing.B) { benchScan(b, inventory.Options{}, all) }
+
+// BenchmarkIncrementalScan is the watch daemon's scan: owners are cached by
+// inode, so with no new socket there is no /proc walk.
+func BenchmarkIncrementalScan(b *testing.B) {
+	benchScan(b, inventory.Options{Incremental: true}, listeners)
+}
+
+// BenchmarkScanListenersNoOwners is the sock_diag dump alone: the kernel's
+// share of BenchmarkScanListeners.
+func BenchmarkScanListenersNoOwners(b *testing.B) {
+	benchScan(b, inventory.Options{NoOwners: true}, listeners)
+}
+
+// BenchmarkScanAllNoOwners is the sock_diag dump of every state.
+func BenchmarkScanAllNoOwners(b *testing.B) {
+	benchScan(b, inventory.Options{NoOwners: true}, all)
+}
+
+// BenchmarkResolveOwners is the /proc/*/fd walk alone, for the inodes of
+// every listener.
+func BenchmarkResolveOwners(b *testing.B) {
+	ctx := context.Background()
+	snap, err := inventory.NewScanner(inventory.Options{NoOwners: true}).Scan(ctx, listeners)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := make(map[uint64]struct{}, len(snap.Sockets))
+	for _, so := range snap.Sockets {
+		want[so.Inode] = struct{}{}
+	}
+	r := inventory.DefaultResolver("/proc")
+	var own *inventory.Owners
+	b.ReportAllocs()
+	for b.Loop() {
+		if own, err = r.Resolve(ctx, want); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(own.Scanned), "procs")
+}
