@@ -83,3 +83,21 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
 }
+
+// Refresher is implemented by sinks whose receiver forgets a firing alert
+// unless it is re-sent (Alertmanager). The daemon calls Refresh every
+// RefreshInterval(sink) with every alert that is still firing.
+type Refresher interface {
+	Refresh(ctx context.Context, active []Alert) error
+}
+
+// RefreshInterval returns how often the daemon should call Refresh on s,
+// or 0 when s is not a Refresher.
+func RefreshInterval(s Sink) time.Duration {
+	if r, ok := s.(interface{ refreshInterval() time.Duration }); ok {
+		if _, ok := s.(Refresher); ok {
+			return r.refreshInterval()
+		}
+	}
+	return 0
+}
