@@ -130,7 +130,7 @@ func (s *alertmanagerSink) postChunk(ctx context.Context, batch []Alert) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := postJSON(ctx, s.client, s.url, body, s.header); err != nil {
-		return fmt.Errorf("alertmanager %s: %w", s.name, err)
+		return fmt.Errorf("alertmanager channel %q: %w", s.name, err)
 	}
 	return nil
 }

@@ -104,16 +104,16 @@ func (s *emailSink) Send(ctx context.Context, batch []Alert) error {
 	}
 	msg, err := s.message(batch)
 	if err != nil {
-		return Permanent(fmt.Errorf("email %s: building the message: %w", s.name, err))
+		return Permanent(fmt.Errorf("email channel %q: building the message: %w", s.name, err))
 	}
 	client, err := mail.NewClient(s.server, s.opts...)
 	if err != nil {
-		return Permanent(fmt.Errorf("email %s: configuring the smtp client: %w", s.name, err))
+		return Permanent(fmt.Errorf("email channel %q: configuring the smtp client: %w", s.name, err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
-		return classifySMTP(fmt.Errorf("email %s: sending via %s:%d: %w", s.name, s.server, s.port, err))
+		return classifySMTP(fmt.Errorf("email channel %q: sending via %s:%d: %w", s.name, s.server, s.port, err))
 	}
 	return nil
 }

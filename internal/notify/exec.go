@@ -116,22 +116,22 @@ func (s *execSink) Send(ctx context.Context, batch []Alert) error {
 	}
 	name := s.argv[0]
 	if ctx.Err() != nil {
-		return fmt.Errorf("exec %s: %s killed after %s: %w", s.name, name, s.timeout, context.DeadlineExceeded)
+		return fmt.Errorf("exec channel %q: %s killed after %s: %w", s.name, name, s.timeout, context.DeadlineExceeded)
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		xe := &ExitError{Command: name, Code: ee.ExitCode(), Stderr: truncate(oneLine(strings.TrimSpace(stderr.String())), 512)}
 		if s.permanent[xe.Code] {
-			return Permanent(fmt.Errorf("exec %s: %w", s.name, xe))
+			return Permanent(fmt.Errorf("exec channel %q: %w", s.name, xe))
 		}
-		return fmt.Errorf("exec %s: %w", s.name, xe)
+		return fmt.Errorf("exec channel %q: %w", s.name, xe)
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) || errors.Is(err, exec.ErrNotFound) {
 		// A missing or non-executable program is a config error.
-		return Permanent(fmt.Errorf("exec %s: starting %s: %w", s.name, name, err))
+		return Permanent(fmt.Errorf("exec channel %q: starting %s: %w", s.name, name, err))
 	}
-	return fmt.Errorf("exec %s: running %s: %w", s.name, name, err)
+	return fmt.Errorf("exec channel %q: running %s: %w", s.name, name, err)
 }
 
 // limitedWriter keeps the first n bytes and drops the rest, so a chatty

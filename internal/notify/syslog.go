@@ -82,7 +82,7 @@ func (s *syslogSink) Send(ctx context.Context, batch []Alert) error {
 	}
 	for _, a := range withHost(batch, s.host) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("syslog %s: %w", s.name, err)
+			return fmt.Errorf("syslog channel %q: %w", s.name, err)
 		}
 		line := s.frame(a)
 		var err error
@@ -97,7 +97,7 @@ func (s *syslogSink) Send(ctx context.Context, batch []Alert) error {
 			s.conn = nil
 		}
 		if err != nil {
-			return fmt.Errorf("syslog %s: writing to %s %s: %w", s.name, s.network, s.address, err)
+			return fmt.Errorf("syslog channel %q: writing to %s %s: %w", s.name, s.network, s.address, err)
 		}
 	}
 	return nil

@@ -89,7 +89,7 @@ func (s *webhookSink) Send(ctx context.Context, batch []Alert) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := postJSON(ctx, s.client, s.url, body, h); err != nil {
-		return fmt.Errorf("webhook %s: %w", s.name, err)
+		return fmt.Errorf("webhook channel %q: %w", s.name, err)
 	}
 	return nil
 }

@@ -1,0 +1,362 @@
+package notify
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/testenv"
+)
+
+// mailpit is a real SMTP server for one test.
+type mailpit struct {
+	smtpPort int
+	api      string
+}
+
+func startMailpit(t *testing.T, args ...string) *mailpit {
+	t.Helper()
+	bin := testenv.RequireCommand(t, "mailpit")
+	dir := t.TempDir()
+	m := &mailpit{smtpPort: testenv.FreePort(t), api: "http://" + testenv.Addr(t)}
+	argv := append([]string{
+		"--smtp", "127.0.0.1:" + strconv.Itoa(m.smtpPort),
+		"--listen", strings.TrimPrefix(m.api, "http://"),
+		"--database", filepath.Join(dir, "mailpit.db"),
+		"--disable-version-check", "--smtp-disable-rdns", "--quiet",
+	}, args...)
+	cmd := exec.Command(bin, argv...)
+	logFile, err := os.Create(filepath.Join(dir, "mailpit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting mailpit: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logFile.Close()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(m.api + "/api/v1/messages")
+		if err == nil {
+			resp.Body.Close()
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(m.smtpPort)); err == nil {
+				c.Close()
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("mailpit did not come up: %v\n%s", err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type mpSummary struct {
+	ID      string
+	Subject string
+	To      []struct{ Address string }
+}
+
+func (m *mailpit) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(m.api + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+func (m *mailpit) messages(t *testing.T) []mpSummary {
+	t.Helper()
+	var r struct {
+		Total    int
+		Messages []mpSummary
+	}
+	m.getJSON(t, "/api/v1/messages", &r)
+	return r.Messages
+}
+
+type mpMessage struct {
+	Subject   string
+	Text      string
+	MessageID string
+}
+
+func (m *mailpit) message(t *testing.T, id string) (mpMessage, map[string][]string) {
+	t.Helper()
+	var msg mpMessage
+	m.getJSON(t, "/api/v1/message/"+id, &msg)
+	var headers map[string][]string
+	m.getJSON(t, "/api/v1/message/"+id+"/headers", &headers)
+	return msg, headers
+}
+
+// chaos sets mailpit's SMTP fault triggers (mailpit --enable-chaos):
+// stage is Sender, Recipient or Authentication.
+func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
+	t.Helper()
+	body := fmt.Sprintf(`{%q:{"ErrorCode":%d,"Probability":%d}}`, stage, code, probability)
+	req, _ := http.NewRequest(http.MethodPut, m.api+"/api/v1/chaos", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("setting chaos: %s: %s", resp.Status, b)
+	}
+}
+
+func newEmail(t *testing.T, c EmailConfig) Sink {
+	t.Helper()
+	if c.From == "" {
+		c.From = "porteiro@web1.example"
+	}
+	if len(c.To) == 0 {
+		c.To = []string{"ops@example.com"}
+	}
+	sinks, err := Build(ChannelsConfig{Email: []EmailConfig{c}}, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sinks[0]
+}
+
+func TestEmailOneBatchIsOneMessage(t *testing.T) {
+	mp := startMailpit(t)
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none", To: []string{"ops@example.com", "night@example.com"}})
+	a, b, c := sampleAlert(t, "ev-1", 4444), sampleAlert(t, "ev-2", 5555), sampleAlert(t, "ev-3", 6666)
+	c.Kind, c.Severity, c.Resolved, c.Summary = "resolved", SeverityInfo, true, "resolved: tcp 0.0.0.0:6666 is gone"
+	if err := s.Send(context.Background(), []Alert{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := mp.messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages for one batch, want 1", len(msgs))
+	}
+	if len(msgs[0].To) != 2 {
+		t.Errorf("recipients = %v", msgs[0].To)
+	}
+	msg, headers := mp.message(t, msgs[0].ID)
+	if want := "[porteiro] web1: 3 alerts (1 resolved, 2 violation): unexpected listener tcp 0.0.0.0:4444 held by nc"; msg.Subject != want {
+		t.Errorf("subject = %q, want %q", msg.Subject, want)
+	}
+	for _, want := range []string{
+		"porteiro on web1 reports 3 alerts",
+		"Port:      4444/tcp on 0.0.0.0 (all interfaces)",
+		"Process:   nc (pid 31337, unit session-4.scope)",
+		"User:      mallory (uid 1001)",
+		"Command:   nc -lk -p 4444",
+		`Policy:    rule "default-deny"`,
+		"porteiro who 4444/tcp", "porteiro who 5555/tcp",
+		"Event id:  ev-1", "Event id:  ev-2", "Event id:  ev-3",
+		"RESOLVED [info] resolved: tcp 0.0.0.0:6666 is gone",
+	} {
+		if !strings.Contains(msg.Text, want) {
+			t.Errorf("body lacks %q:\n%s", want, msg.Text)
+		}
+	}
+	ids := strings.Join(headers["X-Porteiro-Event-Id"], ",")
+	for _, id := range []string{"ev-1", "ev-2", "ev-3"} {
+		if !strings.Contains(ids, id) {
+			t.Errorf("X-Porteiro-Event-Id %q lacks %s", ids, id)
+		}
+	}
+	if got := headers["X-Porteiro-Batch-Id"]; len(got) != 1 || !strings.HasPrefix(msg.MessageID, got[0]+"@") {
+		t.Errorf("Message-ID %q is not derived from batch id %v", msg.MessageID, got)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "porteiro test smtp"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestEmailStartTLSWithAuth(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	const password = "correct-horse-battery"
+	authFile := filepath.Join(dir, "smtp-users")
+	os.WriteFile(authFile, []byte("porteiro:"+password+"\n"), 0o600)
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
+	mp := startMailpit(t, "--smtp-auth-file", authFile, "--smtp-require-starttls", "--smtp-tls-cert", cert, "--smtp-tls-key", key)
+
+	base := EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "starttls", Username: "porteiro", PasswordFile: pwFile, CAFile: cert}
+	for _, auth := range []string{"", "plain", "login"} {
+		c := base
+		c.Auth = auth
+		if err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-"+auth, 4444)}); err != nil {
+			t.Fatalf("auth %q over STARTTLS: %v", auth, err)
+		}
+	}
+	if n := len(mp.messages(t)); n != 3 {
+		t.Errorf("%d messages, want 3", n)
+	}
+
+	// tls_skip_verify also gets through a certificate nobody signed.
+	c := base
+	c.CAFile, c.TLSSkipVerify = "", true
+	if err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-skip", 4444)}); err != nil {
+		t.Errorf("tls_skip_verify: %v", err)
+	}
+
+	// Without the CA the certificate does not verify: permanent, with a hint.
+	c = base
+	c.CAFile = ""
+	err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-x", 4444)})
+	t.Logf("without ca_file: %v", err)
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("unverified certificate: err = %v, permanent = %v", err, IsPermanent(err))
+	}
+
+	// A wrong password is a 535: permanent, and never in the error.
+	wrong := filepath.Join(dir, "wrong")
+	os.WriteFile(wrong, []byte("hunter2-not-it"), 0o600)
+	c = base
+	c.PasswordFile = wrong
+	err = newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-y", 4444)})
+	t.Logf("wrong password: %v", err)
+	if err == nil || !IsPermanent(err) {
+		t.Errorf("wrong password: err = %v, permanent = %v", err, IsPermanent(err))
+	} else if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), password) {
+		t.Errorf("the password leaked into the error: %v", err)
+	}
+
+	// Plain SMTP to a server that requires STARTTLS is refused for good.
+	c = base
+	c.TLS, c.Username, c.PasswordFile = "none", "", ""
+	err = newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-z", 4444)})
+	t.Logf("plain to a STARTTLS-only server: %v", err)
+	if err == nil || !IsPermanent(err) {
+		t.Errorf("plain to a STARTTLS-only server: err = %v, permanent = %v", err, IsPermanent(err))
+	}
+	if n := len(mp.messages(t)); n != 4 {
+		t.Errorf("%d messages after the failures, want 4", n)
+	}
+}
+
+func TestEmailImplicitTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	mp := startMailpit(t, "--smtp-require-tls", "--smtp-tls-cert", cert, "--smtp-tls-key", key)
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "implicit", CAFile: cert})
+	if err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mp.messages(t)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+func TestEmailTransient451IsRetriedOnce(t *testing.T) {
+	mp := startMailpit(t, "--enable-chaos")
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none"})
+	batch := []Alert{sampleAlert(t, "ev-1", 4444)}
+
+	mp.chaos(t, "Sender", 451, 100)
+	err := s.Send(context.Background(), batch)
+	t.Logf("451: %v", err)
+	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "451") {
+		t.Fatalf("451: err = %v, permanent = %v; want transient", err, IsPermanent(err))
+	}
+	if n := len(mp.messages(t)); n != 0 {
+		t.Fatalf("%d messages stored despite the 451", n)
+	}
+	mp.chaos(t, "Sender", 451, 0)
+	if err := s.Send(context.Background(), batch); err != nil {
+		t.Fatalf("retry after the 451 cleared: %v", err)
+	}
+	msgs := mp.messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after the retry, want exactly 1", len(msgs))
+	}
+	if _, h := mp.message(t, msgs[0].ID); strings.Join(h["X-Porteiro-Event-Id"], "") != "ev-1" {
+		t.Errorf("event id header = %v", h["X-Porteiro-Event-Id"])
+	}
+}
+
+func TestEmail5xxIsPermanent(t *testing.T) {
+	mp := startMailpit(t, "--enable-chaos")
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none"})
+	mp.chaos(t, "Recipient", 550, 100)
+	err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
+	t.Logf("550: %v", err)
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "550") {
+		t.Errorf("550: err = %v, permanent = %v; want permanent", err, IsPermanent(err))
+	}
+}
+
+func TestEmailConnectionRefusedIsTransient(t *testing.T) {
+	port := testenv.FreePort(t) // nothing listens there
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: port, TLS: "none", Timeout: 2 * time.Second})
+	err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
+	t.Logf("refused: %v", err)
+	if err == nil || IsPermanent(err) {
+		t.Errorf("refused: err = %v, permanent = %v; want transient", err, IsPermanent(err))
+	}
+}
