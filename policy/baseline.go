@@ -1,0 +1,416 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// BaselineOptions configures Baseline. The zero value writes allow rules
+// and no ephemeral grouping.
+type BaselineOptions struct {
+	// Require writes the rules under require: instead of allow:, so that a
+	// service that stops is a finding too.
+	Require bool
+	// Ephemeral is the kernel's ephemeral port range
+	// (net.ipv4.ip_local_port_range). A UDP listener of a known process in
+	// that range gets a rule over the whole range, because such ports
+	// (resolvers, NTP clients) change at every restart. Zero: no grouping.
+	Ephemeral PortRange
+	// Host and Time go into the header comment.
+	Host string
+	Time time.Time
+}
+
+// DefaultEphemeral is Linux's default ephemeral port range.
+var DefaultEphemeral = PortRange{Lo: 32768, Hi: 60999}
+
+// ParseLocalPortRange parses /proc/sys/net/ipv4/ip_local_port_range
+// ("32768\t60999\n").
+func ParseLocalPortRange(data []byte) (PortRange, error) {
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return PortRange{}, fmt.Errorf("parsing ip_local_port_range %q: want two numbers", data)
+	}
+	lo, err1 := parsePort(f[0], string(data))
+	hi, err2 := parsePort(f[1], string(data))
+	if err1 != nil || err2 != nil || lo > hi {
+		return PortRange{}, fmt.Errorf("parsing ip_local_port_range %q: want two ports, low first", data)
+	}
+	return PortRange{Lo: lo, Hi: hi}, nil
+}
+
+// baseRule is a rule being built by Baseline.
+type baseRule struct {
+	protos    []inventory.Proto
+	ports     []PortRange
+	bind      []string // "any", "loopback" or addresses
+	names     []string
+	users     []string
+	ephemeral bool
+	sockets   []*inventory.Socket
+}
+
+func (r *baseRule) ownerKey() string {
+	return strings.Join(r.names, "\x00") + "\x01" + strings.Join(r.users, "\x00")
+}
+
+// Baseline writes a policy that allows exactly what listens in snap,
+// commented, one rule per service: sockets of the same processes on the same
+// protocol and bind scope share a rule, so SO_REUSEPORT groups and worker
+// processes do not multiply rules. Checking snap against the result gives no
+// findings. When snap could not see every process, the rules name no owners,
+// so that the same unprivileged check stays clean.
+func Baseline(w io.Writer, snap *inventory.Snapshot, o BaselineOptions) error {
+	rules := baselineRules(snap, o)
+	var b bytes.Buffer
+	writeBaseline(&b, snap, o, rules)
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("writing baseline: %w", err)
+	}
+	return nil
+}
+
+func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
+	owners := snap != nil && snap.Privileged
+	// Stage 1: one group per (proto, port, owners).
+	type k1 struct {
+		proto inventory.Proto
+		port  PortRange
+		owner string
+	}
+	groups := map[k1]*baseRule{}
+	var order []k1
+	if snap != nil {
+		for i := range snap.Sockets {
+			so := &snap.Sockets[i]
+			if !so.Listening {
+				continue
+			}
+			r := &baseRule{protos: []inventory.Proto{so.Proto}}
+			if owners {
+				for _, p := range so.Processes {
+					if p.Name != "" && !slices.Contains(r.names, p.Name) {
+						r.names = append(r.names, p.Name)
+					}
+					u := p.User
+					if u == "" {
+						u = strconv.FormatUint(uint64(p.UID), 10)
+					}
+					if !slices.Contains(r.users, u) {
+						r.users = append(r.users, u)
+					}
+				}
+				slices.Sort(r.names)
+				slices.Sort(r.users)
+			}
+			port := PortRange{Lo: so.Local.Port, Hi: so.Local.Port}
+			if so.Proto == inventory.UDP && len(r.names) > 0 && o.Ephemeral.Lo != 0 && o.Ephemeral.Contains(so.Local.Port) {
+				port = o.Ephemeral
+				r.ephemeral = true
+			}
+			key := k1{so.Proto, port, r.ownerKey()}
+			g, ok := groups[key]
+			if !ok {
+				r.ports = []PortRange{port}
+				groups[key] = r
+				order = append(order, key)
+				g = r
+			}
+			g.sockets = append(g.sockets, so)
+			g.bind = addBind(g.bind, so)
+		}
+	}
+	// Stage 2: merge the ports of groups with the same proto, owners and
+	// bind scope: one rule per service.
+	var merged []*baseRule
+	byKey := map[string]*baseRule{}
+	for _, k := range order {
+		g := groups[k]
+		slices.Sort(g.bind)
+		key := string(g.protos[0]) + "\x02" + g.ownerKey() + "\x02" + strings.Join(g.bind, ",")
+		if m, ok := byKey[key]; ok {
+			m.ports = append(m.ports, g.ports...)
+			m.sockets = append(m.sockets, g.sockets...)
+			m.ephemeral = m.ephemeral || g.ephemeral
+			continue
+		}
+		byKey[key] = g
+		merged = append(merged, g)
+	}
+	for _, m := range merged {
+		slices.SortFunc(m.ports, func(a, b PortRange) int { return int(a.Lo) - int(b.Lo) })
+		m.ports = slices.Compact(m.ports)
+	}
+	// Stage 3: a service on the same ports over TCP and UDP (DNS) is one
+	// rule without a protocol.
+	var out []*baseRule
+	byKey = map[string]*baseRule{}
+	for _, m := range merged {
+		key := joinStrings(m.ports, ",") + "\x02" + m.ownerKey() + "\x02" + strings.Join(m.bind, ",")
+		if x, ok := byKey[key]; ok && !slices.Contains(x.protos, m.protos[0]) {
+			x.protos = append(x.protos, m.protos...)
+			x.sockets = append(x.sockets, m.sockets...)
+			x.ephemeral = x.ephemeral || m.ephemeral
+			continue
+		}
+		byKey[key] = m
+		out = append(out, m)
+	}
+	slices.SortStableFunc(out, func(a, b *baseRule) int {
+		if a.ports[0].Lo != b.ports[0].Lo {
+			return int(a.ports[0].Lo) - int(b.ports[0].Lo)
+		}
+		return strings.Compare(string(a.protos[0]), string(b.protos[0]))
+	})
+	return out
+}
+
+// addBind adds the socket's bind scope: any for the wildcard, loopback for
+// 127.0.0.0/8 and ::1, else the address itself.
+func addBind(bind []string, so *inventory.Socket) []string {
+	var s string
+	a := so.Local.Address
+	switch {
+	case !a.IsValid() || a.IsUnspecified():
+		s = "any"
+	case a.Unmap().IsLoopback():
+		s = "loopback"
+	default:
+		s = a.Unmap().WithZone("").String()
+	}
+	if slices.Contains(bind, "any") || slices.Contains(bind, s) {
+		return bind
+	}
+	if s == "any" {
+		return []string{"any"}
+	}
+	return append(bind, s)
+}
+
+func writeBaseline(b *bytes.Buffer, snap *inventory.Snapshot, o BaselineOptions, rules []*baseRule) {
+	n := 0
+	privileged := false
+	if snap != nil {
+		n = len(snap.Listeners())
+		privileged = snap.Privileged
+	}
+	host := o.Host
+	if host == "" {
+		host = "this host"
+	}
+	b.WriteString("# porteiro policy, written by \"porteiro baseline\"")
+	if !o.Time.IsZero() {
+		b.WriteString(" at " + o.Time.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(b, "\n# from the %d listening socket(s) of %s.\n", n, commentText(host))
+	b.WriteString("#\n# Each rule allows what listened then; edit freely (docs/policy.md). Anything\n")
+	b.WriteString("# that no rule allows is an \"unexpected\" finding. Check with: porteiro check -p FILE\n")
+	if !privileged {
+		b.WriteString("#\n# This scan could not see every process (run as root, or with CAP_SYS_PTRACE\n")
+		b.WriteString("# and CAP_DAC_READ_SEARCH), so the rules name no process or user.\n")
+	}
+	b.WriteString("version: 1\ndefault: deny\n\n")
+	b.WriteString("# Listeners that are never a finding. Examples:\n")
+	b.WriteString("#  - name: ephemeral-udp\n#    reason: resolver and NTP client sockets\n#    proto: udp\n#    port: 32768-60999\n")
+	b.WriteString("ignore: []\n\n")
+	sec := Allow
+	if o.Require {
+		sec = Require
+		b.WriteString("# Each of these must be listening: a stopped service is a \"missing\" finding.\n")
+	}
+	if len(rules) == 0 {
+		fmt.Fprintf(b, "%s: []\n", sec)
+		return
+	}
+	fmt.Fprintf(b, "%s:\n", sec)
+	used := map[string]int{}
+	for i, r := range rules {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		writeRuleComment(b, r, o)
+		fmt.Fprintf(b, "  - name: %s\n", yamlQuote(uniqueName(used, r)))
+		if len(r.protos) == 1 {
+			fmt.Fprintf(b, "    proto: %s\n", r.protos[0])
+		}
+		fmt.Fprintf(b, "    port: %s\n", yamlPorts(r.ports))
+		fmt.Fprintf(b, "    bind: %s\n", yamlList(r.bind, func(s string) string {
+			if s == "any" || s == "loopback" {
+				return s
+			}
+			return yamlQuote(s)
+		}))
+		if len(r.names) > 0 {
+			fmt.Fprintf(b, "    process: %s\n", yamlList(r.names, func(s string) string { return yamlQuote(globLiteral(s)) }))
+		}
+		if len(r.users) > 0 {
+			fmt.Fprintf(b, "    user: %s\n", yamlList(r.users, func(s string) string { return yamlQuote(globLiteral(s)) }))
+		}
+	}
+}
+
+func uniqueName(used map[string]int, r *baseRule) string {
+	owner := "unknown"
+	if len(r.names) > 0 {
+		owner = r.names[0]
+	}
+	proto := "tcp-udp"
+	if len(r.protos) == 1 {
+		proto = string(r.protos[0])
+	}
+	port := r.ports[0].String()
+	if r.ephemeral && len(r.ports) == 1 {
+		port = "ephemeral"
+	}
+	name := commentText(owner) + "-" + proto + "-" + port
+	used[name]++
+	if n := used[name]; n > 1 {
+		name += "-" + strconv.Itoa(n)
+		used[name]++
+	}
+	return name
+}
+
+// writeRuleComment names the processes behind a rule and the sockets it
+// covers, so the admin editing the file knows what each rule is for.
+func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
+	type proc struct {
+		name, user, unit, cmd string
+		pids                  []int
+	}
+	var procs []*proc
+	noOwner := inventory.ReasonNone
+	for _, so := range r.sockets {
+		if len(so.Processes) == 0 && noOwner == inventory.ReasonNone {
+			noOwner = so.UnattributedReason
+		}
+		for _, p := range so.Processes {
+			cmd := p.CommandLine()
+			i := slices.IndexFunc(procs, func(x *proc) bool { return x.name == p.Name && x.user == p.User && x.cmd == cmd })
+			if i < 0 {
+				procs = append(procs, &proc{name: p.Name, user: p.User, unit: p.Unit, cmd: cmd})
+				i = len(procs) - 1
+			}
+			if !slices.Contains(procs[i].pids, p.PID) {
+				procs[i].pids = append(procs[i].pids, p.PID)
+			}
+		}
+	}
+	const maxProcs = 4
+	for i, p := range procs {
+		if i == maxProcs {
+			fmt.Fprintf(b, "  # ... and %d more\n", len(procs)-maxProcs)
+			break
+		}
+		slices.Sort(p.pids)
+		var ids []string
+		for j, pid := range p.pids {
+			if j == 6 {
+				ids = append(ids, fmt.Sprintf("+%d", len(p.pids)-6))
+				break
+			}
+			ids = append(ids, strconv.Itoa(pid))
+		}
+		label := "pid"
+		if len(p.pids) > 1 {
+			label = "pids"
+		}
+		detail := label + " " + strings.Join(ids, ",")
+		if p.user != "" {
+			detail += ", user " + p.user
+		}
+		if p.unit != "" {
+			detail += ", unit " + p.unit
+		}
+		fmt.Fprintf(b, "  # %s (%s): %s\n", commentText(p.name), commentText(detail), commentText(oneLine(p.cmd, 100)))
+	}
+	if len(procs) == 0 {
+		hint := noOwner.Hint()
+		if hint == "" {
+			hint = "owners not resolved"
+		}
+		fmt.Fprintf(b, "  # no process: %s\n", commentText(hint))
+	}
+	var socks []string
+	for _, so := range r.sockets {
+		s := listenerName(so)
+		if !slices.Contains(socks, s) {
+			socks = append(socks, s)
+		}
+	}
+	if len(socks) > 6 {
+		socks = append(socks[:6], fmt.Sprintf("and %d more", len(socks)-6))
+	}
+	fmt.Fprintf(b, "  # listening: %s (%d socket(s))\n", strings.Join(socks, ", "), len(r.sockets))
+	if r.ephemeral {
+		fmt.Fprintf(b, "  # UDP ports in the ephemeral range %s change at every restart: the whole range is allowed.\n", o.Ephemeral)
+	}
+}
+
+// commentText makes s safe inside a YAML comment: one line, printable.
+func commentText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			b.WriteByte('?')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// globLiteral turns a name into a pattern that matches exactly that name:
+// shell metacharacters are escaped, and bytes that are not UTF-8 become ?
+// (which path.Match lets match one such byte).
+func globLiteral(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			b.WriteByte('?')
+			i++
+			continue
+		}
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String()
+}
+
+// yamlQuote writes a YAML double-quoted string. Go's escapes (\n, \x07,
+// \u2028...) are a subset of YAML's, and the input is valid UTF-8.
+func yamlQuote(s string) string { return strconv.Quote(strings.ToValidUTF8(s, "?")) }
+
+func yamlList(xs []string, f func(string) string) string {
+	if len(xs) == 1 {
+		return f(xs[0])
+	}
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = f(x)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func yamlPorts(ps []PortRange) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.String() // a bare 8000-8100 reads as a YAML string
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}

@@ -1,0 +1,540 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// Error is one problem in a policy file, at a position.
+type Error struct {
+	File         string
+	Line, Column int
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
+}
+
+// ErrorList is every problem found in a policy file, in file order. Its
+// message has one line per problem.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.As find each *Error.
+func (l ErrorList) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+// maxErrors bounds the list so that a binary file fed by mistake does not
+// print a page per byte.
+const maxErrors = 20
+
+var topKeys = []string{"version", "default", "ignore", "allow", "require"}
+var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "exe", "user", "unit", "container"}
+
+// Parse parses and validates a policy. filename is used in error messages
+// only. A non-nil error is an ErrorList.
+func Parse(data []byte, filename string) (*Policy, error) {
+	ps := &parseState{file: filename, anchors: map[string]ast.Node{}}
+	pol := ps.parse(data)
+	if len(ps.errs) > 0 {
+		sort.SliceStable(ps.errs, func(i, j int) bool {
+			a, b := ps.errs[i], ps.errs[j]
+			if a.Line != b.Line {
+				return a.Line < b.Line
+			}
+			return a.Column < b.Column
+		})
+		if len(ps.errs) > maxErrors {
+			ps.errs = ps.errs[:maxErrors]
+		}
+		return nil, ps.errs
+	}
+	pol.idx = buildIndex(pol.Rules)
+	return pol, nil
+}
+
+type parseState struct {
+	file    string
+	errs    ErrorList
+	anchors map[string]ast.Node
+}
+
+func (ps *parseState) errorAt(line, col int, format string, a ...any) {
+	if line < 1 {
+		line = 1
+	}
+	if col < 1 {
+		col = 1
+	}
+	ps.errs = append(ps.errs, &Error{File: ps.file, Line: line, Column: col, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (ps *parseState) errorf(n ast.Node, format string, a ...any) {
+	l, c := nodePos(n)
+	ps.errorAt(l, c, format, a...)
+}
+
+// nodePos returns where a node starts. A mapping's own token is the colon
+// of its first entry, so it is located by its first key instead.
+func nodePos(n ast.Node) (int, int) {
+	if n == nil {
+		return 1, 1
+	}
+	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
+		return nodePos(m.Values[0].Key)
+	}
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return 1, 1
+	}
+	return tk.Position.Line, tk.Position.Column
+}
+
+func (ps *parseState) parse(data []byte) *Policy {
+	pol := &Policy{File: ps.file}
+	if strings.TrimSpace(string(data)) == "" {
+		ps.errorAt(1, 1, "empty policy: write at least \"version: 1\" and an allow list (porteiro baseline writes one)")
+		return pol
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
+			p := ye.GetToken().Position
+			ps.errorAt(p.Line, p.Column, "not valid YAML: %s", ye.GetMessage())
+		} else {
+			ps.errorAt(1, 1, "not valid YAML: %v", err)
+		}
+		return pol
+	}
+	var docs []*ast.DocumentNode
+	for _, d := range f.Docs {
+		if d != nil && d.Body != nil {
+			docs = append(docs, d)
+		}
+	}
+	switch {
+	case len(docs) == 0:
+		ps.errorAt(1, 1, "empty policy: the file has only comments; write at least \"version: 1\" and an allow list")
+		return pol
+	case len(docs) > 1:
+		ps.errorf(docs[1].Body, "a policy is one YAML document; this is a second one")
+		return pol
+	}
+	body := ps.resolve(docs[0].Body)
+	m, ok := ps.mapping(body, "the policy")
+	if !ok {
+		return pol
+	}
+	seen := map[string]*Rule{}
+	for _, kv := range m {
+		switch kv.key {
+		case "version":
+			v, ok := ps.scalar(kv.value, "version")
+			if ok && v != "1" {
+				ps.errorf(kv.value, "unsupported policy version %s: this porteiro reads version 1", v)
+			}
+		case "default":
+			v, ok := ps.scalar(kv.value, "default")
+			if !ok {
+				break
+			}
+			switch v {
+			case "deny":
+				pol.DefaultAllow = false
+			case "allow":
+				pol.DefaultAllow = true
+			default:
+				ps.errorf(kv.value, "bad default %q: want deny (anything not allowed is a finding) or allow", v)
+			}
+		case "ignore", "allow", "require":
+			ps.rules(pol, Section(kv.key), kv.value, seen)
+		default:
+			ps.errorf(kv.keyNode, "unknown key %q: want one of %s", kv.key, strings.Join(topKeys, ", "))
+		}
+	}
+	return pol
+}
+
+// resolve follows anchors, aliases and tags to the node that holds the value.
+func (ps *parseState) resolve(n ast.Node) ast.Node {
+	for i := 0; i < 64 && n != nil; i++ {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			if v.Name != nil && v.Name.GetToken() != nil {
+				ps.anchors[v.Name.GetToken().Value] = v.Value
+			}
+			n = v.Value
+		case *ast.AliasNode:
+			name := ""
+			if v.Value != nil && v.Value.GetToken() != nil {
+				name = v.Value.GetToken().Value
+			}
+			target, ok := ps.anchors[name]
+			if !ok {
+				ps.errorf(v, "unknown alias *%s: define the anchor &%s first", name, name)
+				return nil
+			}
+			n = target
+		case *ast.TagNode:
+			n = v.Value
+		case *ast.CommentGroupNode, *ast.CommentNode:
+			return nil
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+type keyValue struct {
+	key     string
+	keyNode ast.Node
+	value   ast.Node
+}
+
+// mapping returns the entries of a mapping node, or reports what it got.
+func (ps *parseState) mapping(n ast.Node, what string) ([]keyValue, bool) {
+	var entries []*ast.MappingValueNode
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		entries = v.Values
+	case *ast.MappingValueNode:
+		entries = []*ast.MappingValueNode{v}
+	default:
+		ps.errorf(n, "%s must be a mapping of keys to values, not %s", what, describeNode(n))
+		return nil, false
+	}
+	out := make([]keyValue, 0, len(entries))
+	for _, e := range entries {
+		if _, ok := e.Key.(*ast.MergeKeyNode); ok {
+			ps.errorf(e.Key, "merge keys (<<) are not supported in a policy; repeat the keys, or use an alias for the whole value")
+			continue
+		}
+		k, ok := ps.scalar(e.Key, "a key")
+		if !ok {
+			continue
+		}
+		out = append(out, keyValue{key: k, keyNode: e.Key, value: ps.resolve(e.Value)})
+	}
+	return out, true
+}
+
+func describeNode(n ast.Node) string {
+	switch n.(type) {
+	case nil, *ast.NullNode:
+		return "nothing"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.StringNode, *ast.LiteralNode:
+		return "a string"
+	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	}
+	return "a " + n.Type().String()
+}
+
+// scalar returns the text of a scalar node. Numbers and booleans keep the
+// text they were written with, so "user: 0" reads as "0".
+func (ps *parseState) scalar(n ast.Node, what string) (string, bool) {
+	n = ps.resolve(n)
+	switch v := n.(type) {
+	case nil:
+		return "", false // an unknown alias, already reported
+	case *ast.StringNode:
+		return v.Value, true
+	case *ast.LiteralNode:
+		if v.Value != nil {
+			return strings.TrimRight(v.Value.Value, "\n"), true
+		}
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		if tk := v.GetToken(); tk != nil {
+			return tk.Value, true
+		}
+	}
+	ps.errorf(n, "%s must be a single value, not %s", what, describeNode(n))
+	return "", false
+}
+
+// list returns the items of a value that may be one scalar or a list.
+func (ps *parseState) list(n ast.Node, what string) []ast.Node {
+	switch v := n.(type) {
+	case *ast.SequenceNode:
+		if len(v.Values) == 0 {
+			ps.errorf(n, "%s is an empty list: remove the key to match anything", what)
+			return nil
+		}
+		out := make([]ast.Node, 0, len(v.Values))
+		for _, x := range v.Values {
+			out = append(out, ps.resolve(x))
+		}
+		return out
+	case nil:
+		return nil // an unknown alias, already reported
+	case *ast.NullNode:
+		ps.errorf(n, "%s has no value: remove the key to match anything", what)
+		return nil
+	}
+	return []ast.Node{n}
+}
+
+func (ps *parseState) rules(pol *Policy, sec Section, n ast.Node, seen map[string]*Rule) {
+	var items []ast.Node
+	switch v := n.(type) {
+	case nil, *ast.NullNode:
+		return // "allow:" alone is an empty list
+	case *ast.SequenceNode:
+		for _, x := range v.Values {
+			items = append(items, ps.resolve(x))
+		}
+	default:
+		ps.errorf(n, "%s must be a list of rules (each starting with \"- \"), not %s", sec, describeNode(n))
+		return
+	}
+	for i, item := range items {
+		r := ps.rule(sec, i+1, item)
+		if r == nil {
+			continue
+		}
+		if prev, ok := seen[r.Name]; ok {
+			ps.errorAt(r.Line, r.Column, "duplicate rule name %q (first used at line %d): rule names must be unique", r.Name, prev.Line)
+			continue
+		}
+		seen[r.Name] = r
+		pol.Rules = append(pol.Rules, r)
+	}
+}
+
+func (ps *parseState) rule(sec Section, idx int, n ast.Node) *Rule {
+	kvs, ok := ps.mapping(n, fmt.Sprintf("%s rule %d", sec, idx))
+	if !ok {
+		return nil
+	}
+	r := &Rule{Section: sec, Name: fmt.Sprintf("%s[%d]", sec, idx)}
+	r.Line, r.Column = nodePos(n)
+	nerr := len(ps.errs)
+	for _, kv := range kvs {
+		switch kv.key {
+		case "name":
+			if v, ok := ps.scalar(kv.value, "name"); ok {
+				if strings.TrimSpace(v) == "" {
+					ps.errorf(kv.value, "empty rule name")
+					break
+				}
+				if strings.ContainsAny(v, "\n\r") {
+					ps.errorf(kv.value, "a rule name must be one line")
+					break
+				}
+				r.Name = v
+				r.Line, r.Column = nodePos(kv.value)
+			}
+		case "reason":
+			if v, ok := ps.scalar(kv.value, "reason"); ok {
+				r.Reason = strings.Join(strings.Fields(v), " ")
+			}
+		case "proto":
+			for _, x := range ps.list(kv.value, "proto") {
+				v, ok := ps.scalar(x, "proto")
+				if !ok {
+					continue
+				}
+				p, err := inventory.ParseProto(strings.ToLower(v))
+				if err != nil {
+					ps.errorf(x, "%v", err)
+					continue
+				}
+				r.Protos = append(r.Protos, p)
+			}
+		case "port":
+			for _, x := range ps.list(kv.value, "port") {
+				if pr, ok := ps.port(x); ok {
+					r.Ports = append(r.Ports, pr)
+				}
+			}
+		case "bind":
+			for _, x := range ps.list(kv.value, "bind") {
+				if b, ok := ps.bind(x); ok {
+					r.Bind = append(r.Bind, b)
+				}
+			}
+		case "process":
+			r.Process = ps.patterns(kv.value, "process")
+		case "exe":
+			r.Exe = ps.patterns(kv.value, "exe")
+		case "user":
+			r.User = ps.patterns(kv.value, "user")
+		case "unit":
+			r.Unit = ps.patterns(kv.value, "unit")
+		case "container":
+			r.Container = ps.patterns(kv.value, "container")
+		default:
+			ps.errorf(kv.keyNode, "unknown key %q in %s rule: want one of %s", kv.key, sec, strings.Join(ruleKeys, ", "))
+		}
+	}
+	if len(ps.errs) > nerr {
+		return nil
+	}
+	return r
+}
+
+// port parses 22, "22", "8000-8100" or 8000-8100 (a YAML string).
+func (ps *parseState) port(n ast.Node) (PortRange, bool) {
+	if in, ok := n.(*ast.IntegerNode); ok {
+		var v int64
+		switch x := in.Value.(type) {
+		case int64:
+			v = x
+		case uint64:
+			if x > math.MaxInt32 {
+				v = math.MaxInt32
+			} else {
+				v = int64(x)
+			}
+		}
+		if v < 1 || v > 65535 {
+			ps.errorf(n, "port %s is out of range: ports are 1-65535", in.GetToken().Value)
+			return PortRange{}, false
+		}
+		return PortRange{Lo: uint16(v), Hi: uint16(v)}, true
+	}
+	s, ok := ps.scalar(n, "port")
+	if !ok {
+		return PortRange{}, false
+	}
+	pr, err := ParsePortRange(s)
+	if err != nil {
+		ps.errorf(n, "%v", err)
+		return PortRange{}, false
+	}
+	return pr, true
+}
+
+// ParsePortRange parses "22" or "8000-8100".
+func ParsePortRange(s string) (PortRange, error) {
+	s = strings.TrimSpace(s)
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := parsePort(lo, s)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if !isRange {
+		return PortRange{Lo: a, Hi: a}, nil
+	}
+	b, err := parsePort(hi, s)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if a > b {
+		return PortRange{}, fmt.Errorf("port range %d-%d is reversed: write %d-%d", a, b, b, a)
+	}
+	return PortRange{Lo: a, Hi: b}, nil
+}
+
+func parsePort(s, whole string) (uint16, error) {
+	s = strings.TrimSpace(s)
+	if !isDigits(s) {
+		return 0, fmt.Errorf("bad port %q: want a number 1-65535 or a range such as 8000-8100", whole)
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || v < 1 || v > 65535 {
+		return 0, fmt.Errorf("port %s is out of range: ports are 1-65535", s)
+	}
+	return uint16(v), nil
+}
+
+func (ps *parseState) bind(n ast.Node) (Bind, bool) {
+	s, ok := ps.scalar(n, "bind")
+	if !ok {
+		return Bind{}, false
+	}
+	b, err := ParseBind(s)
+	if err != nil {
+		ps.errorf(n, "%v", err)
+		return Bind{}, false
+	}
+	return b, true
+}
+
+// ParseBind parses loopback, any, an address or a CIDR.
+func ParseBind(s string) (Bind, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "any":
+		return Bind{Kind: BindAny}, nil
+	case "loopback":
+		return Bind{Kind: BindLoopback}, nil
+	case "*":
+		return Bind{}, fmt.Errorf("bad bind %q: write any (every address) or 0.0.0.0 / :: (the wildcard address only)", s)
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return Bind{}, fmt.Errorf("bad bind CIDR %q: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", s)
+		}
+		if p.Addr().Is4In6() {
+			return Bind{}, fmt.Errorf("bad bind CIDR %q: write IPv4 CIDRs in dotted form", s)
+		}
+		if p.Masked() != p {
+			return Bind{}, fmt.Errorf("bad bind CIDR %q: it has host bits set; did you mean %s?", s, p.Masked())
+		}
+		return Bind{Kind: BindPrefix, Prefix: p}, nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return Bind{}, fmt.Errorf("bad bind %q: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", s)
+	}
+	a = a.Unmap().WithZone("")
+	return Bind{Kind: BindPrefix, Prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+}
+
+func (ps *parseState) patterns(n ast.Node, what string) []string {
+	var out []string
+	for _, x := range ps.list(n, what) {
+		v, ok := ps.scalar(x, what)
+		if !ok {
+			continue
+		}
+		if v == "" {
+			ps.errorf(x, "empty %s: remove the key to match anything", what)
+			continue
+		}
+		if _, err := path.Match(v, ""); err != nil {
+			ps.errorf(x, "bad %s pattern %q: %v (escape a literal *, ? or [ with a backslash)", what, v, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}

@@ -1,0 +1,350 @@
+// Package policy says what may listen on a host, and checks a snapshot
+// against it.
+//
+// A policy is a YAML file with three lists of rules: ignore (never a
+// finding), allow (may listen) and require (may listen, and must). Anything
+// no rule allows is a finding unless the policy's default is "allow". A rule
+// matches a listening socket when every condition it names holds: protocol,
+// port, bind address, and the owning process, executable, user, systemd unit
+// or container. The file format is documented in docs/policy.md.
+//
+// Parse and Load read a policy strictly: an unknown key, a bad port or a bad
+// address is an error of the form FILE:LINE:COLUMN: message. Check is cheap
+// enough to run on every poll: rules are indexed by protocol and port.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// DefaultPath is where porteiro looks for the policy when -p is not given.
+const DefaultPath = "/etc/porteiro/policy.yaml"
+
+// Section is the list a rule belongs to.
+type Section string
+
+// Sections of a policy file.
+const (
+	Ignore  Section = "ignore"
+	Allow   Section = "allow"
+	Require Section = "require"
+)
+
+// Policy is a parsed, validated policy file.
+type Policy struct {
+	// File is the name the policy was parsed under, for messages.
+	File string
+	// DefaultAllow is true when the file says "default: allow": a listener
+	// that no rule names is then not a finding.
+	DefaultAllow bool
+	// Rules are every rule in file order, whatever their section.
+	Rules []*Rule
+
+	idx index
+}
+
+// Rule is one entry of the ignore, allow or require list. An empty condition
+// list means "any".
+type Rule struct {
+	// Name is the rule's name; rules without one are named after their
+	// section and position, such as "allow[3]".
+	Name   string
+	Reason string
+	// Section is ignore, allow or require.
+	Section Section
+	// Line and Column locate the rule in the file.
+	Line, Column int
+
+	Protos []inventory.Proto
+	Ports  []PortRange
+	Bind   []Bind
+	// Owner conditions: shell patterns (path.Match). A socket satisfies them
+	// when one of its processes satisfies all of them together.
+	Process   []string
+	Exe       []string
+	User      []string
+	Unit      []string
+	Container []string
+}
+
+// PortRange is an inclusive range of ports; a single port has Lo == Hi.
+type PortRange struct {
+	Lo, Hi uint16
+}
+
+// Contains reports whether port p is in the range.
+func (r PortRange) Contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
+
+func (r PortRange) String() string {
+	if r.Lo == r.Hi {
+		return strconv.Itoa(int(r.Lo))
+	}
+	return strconv.Itoa(int(r.Lo)) + "-" + strconv.Itoa(int(r.Hi))
+}
+
+// BindKind says how a Bind matches an address.
+type BindKind int
+
+// Bind kinds.
+const (
+	// BindAny matches every address, the wildcard included.
+	BindAny BindKind = iota
+	// BindLoopback matches 127.0.0.0/8 and ::1.
+	BindLoopback
+	// BindPrefix matches the addresses of a CIDR; a plain address is a
+	// prefix of full length, so "0.0.0.0" matches only the IPv4 wildcard.
+	BindPrefix
+)
+
+// Bind is one allowed bind scope.
+type Bind struct {
+	Kind   BindKind
+	Prefix netip.Prefix
+}
+
+func (b Bind) String() string {
+	switch b.Kind {
+	case BindAny:
+		return "any"
+	case BindLoopback:
+		return "loopback"
+	}
+	if b.Prefix.IsSingleIP() {
+		return b.Prefix.Addr().String()
+	}
+	return b.Prefix.String()
+}
+
+// Matches reports whether the local address a is within the scope.
+func (b Bind) Matches(a netip.Addr) bool {
+	switch b.Kind {
+	case BindAny:
+		return true
+	case BindLoopback:
+		return a.IsValid() && a.Unmap().IsLoopback()
+	}
+	if !a.IsValid() {
+		return false
+	}
+	return b.Prefix.Contains(a.Unmap().WithZone(""))
+}
+
+// Load reads and parses the policy file at path.
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// NeedsOwners reports whether some rule matches on the owning process
+// (process, exe, user, unit or container). Checking such a policy needs a
+// scan that could see every process's file descriptors.
+func (p *Policy) NeedsOwners() bool {
+	for _, r := range p.Rules {
+		if r.hasOwnerConds() {
+			return true
+		}
+	}
+	return false
+}
+
+// Count returns how many rules the section has.
+func (p *Policy) Count(s Section) int {
+	n := 0
+	for _, r := range p.Rules {
+		if r.Section == s {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Rule) hasOwnerConds() bool {
+	return len(r.Process)+len(r.Exe)+len(r.User)+len(r.Unit)+len(r.Container) > 0
+}
+
+func (r *Rule) matchProto(p inventory.Proto) bool {
+	if len(r.Protos) == 0 {
+		return true
+	}
+	for _, x := range r.Protos {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Rule) matchPort(port uint16) bool {
+	if len(r.Ports) == 0 {
+		return true
+	}
+	for _, pr := range r.Ports {
+		if pr.Contains(port) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Rule) matchBind(a netip.Addr) bool {
+	if len(r.Bind) == 0 {
+		return true
+	}
+	for _, b := range r.Bind {
+		if b.Matches(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerResult is the outcome of the owner conditions on one socket.
+type ownerResult int
+
+const (
+	ownerYes ownerResult = iota
+	ownerNo
+	// ownerUnknown: the socket's owners could not be seen (no permission).
+	ownerUnknown
+)
+
+func (r *Rule) matchOwners(so *inventory.Socket) ownerResult {
+	if !r.hasOwnerConds() {
+		return ownerYes
+	}
+	for i := range so.Processes {
+		if r.matchProcess(&so.Processes[i]) {
+			return ownerYes
+		}
+	}
+	if len(so.Processes) == 0 && so.UnattributedReason == inventory.ReasonNotPermitted {
+		return ownerUnknown
+	}
+	return ownerNo
+}
+
+// matchProcess reports whether one process satisfies every owner condition.
+func (r *Rule) matchProcess(p *inventory.Process) bool {
+	return matchAny(r.Process, func(pat string) bool {
+		// comm is cut at 15 bytes, so a long name is also tried against
+		// the executable's file name.
+		return globMatch(pat, p.Name) || (p.Exe != "" && globMatch(pat, filepath.Base(p.Exe)))
+	}) && matchAny(r.Exe, func(pat string) bool {
+		return globMatch(pat, p.Exe)
+	}) && matchAny(r.User, func(pat string) bool {
+		// A number is a uid, unless a user really has that name.
+		if isDigits(pat) && pat == strconv.FormatUint(uint64(p.UID), 10) {
+			return true
+		}
+		return globMatch(pat, p.User)
+	}) && matchAny(r.Unit, func(pat string) bool {
+		return globMatch(pat, p.Unit)
+	}) && matchAny(r.Container, func(pat string) bool {
+		// Short container ids (docker ps shows 12 characters) match as
+		// prefixes.
+		return globMatch(pat, p.Container) ||
+			(p.Container != "" && !hasMeta(pat) && strings.HasPrefix(p.Container, pat))
+	})
+}
+
+func matchAny(pats []string, f func(string) bool) bool {
+	if len(pats) == 0 {
+		return true
+	}
+	for _, p := range pats {
+		if f(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch never matches an empty value: an unknown unit or executable
+// must not satisfy "*".
+func globMatch(pat, s string) bool {
+	if s == "" {
+		return false
+	}
+	ok, _ := path.Match(pat, s)
+	return ok
+}
+
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// describeWhere says which listeners a rule names, for "missing" messages:
+// "tcp port 22 on loopback".
+func (r *Rule) describeWhere() string {
+	var b strings.Builder
+	switch len(r.Protos) {
+	case 1:
+		b.WriteString(string(r.Protos[0]))
+	default:
+		b.WriteString("tcp or udp")
+	}
+	switch {
+	case len(r.Ports) == 0:
+		b.WriteString(" on any port")
+	case len(r.Ports) == 1 && r.Ports[0].Lo == r.Ports[0].Hi:
+		b.WriteString(" port " + r.Ports[0].String())
+	default:
+		b.WriteString(" port " + joinStrings(r.Ports, ", "))
+	}
+	if len(r.Bind) > 0 && !(len(r.Bind) == 1 && r.Bind[0].Kind == BindAny) {
+		b.WriteString(" on " + joinStrings(r.Bind, ", "))
+	}
+	return b.String()
+}
+
+// describeOwners says what owner a rule expects: "process sshd, user root".
+func (r *Rule) describeOwners() string {
+	var parts []string
+	add := func(label string, v []string) {
+		if len(v) > 0 {
+			parts = append(parts, label+" "+strings.Join(v, "|"))
+		}
+	}
+	add("process", r.Process)
+	add("exe", r.Exe)
+	add("user", r.User)
+	add("unit", r.Unit)
+	add("container", r.Container)
+	return strings.Join(parts, ", ")
+}
+
+func (r *Rule) describeBind() string {
+	return joinStrings(r.Bind, ", ")
+}
+
+func joinStrings[T fmt.Stringer](xs []T, sep string) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(x.String())
+	}
+	return b.String()
+}
