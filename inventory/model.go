@@ -60,6 +60,9 @@ const (
 	ReasonNoProcess Reason = "no_process_in_pid_namespace"
 	// ReasonExited: the holder exited while the scan ran.
 	ReasonExited Reason = "process_exited"
+	// ReasonKernel: the socket has no inode, so no process can hold it
+	// (TIME-WAIT, or an orphan the kernel is closing).
+	ReasonKernel Reason = "kernel"
 )
 
 // Hint is a one-line, user-facing explanation of a Reason.
@@ -71,6 +74,8 @@ func (r Reason) Hint() string {
 		return "no process in this PID namespace holds it (another PID namespace, or the kernel)"
 	case ReasonExited:
 		return "the process exited during the scan"
+	case ReasonKernel:
+		return "held by the kernel (TIME-WAIT or closing); no process owns it"
 	}
 	return ""
 }
@@ -267,4 +272,12 @@ func ParseProto(s string) (Proto, error) {
 		return UDP, nil
 	}
 	return "", fmt.Errorf("unknown protocol %q: want tcp or udp", s)
+}
+
+// NetNS returns the network namespace of the snapshot's sockets (0 if none).
+func (s *Snapshot) NetNS() uint64 {
+	if len(s.Sockets) == 0 {
+		return 0
+	}
+	return s.Sockets[0].NetNS
 }

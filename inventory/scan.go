@@ -161,7 +161,7 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 			}
 		}
 	}
-	for _, r := range []Reason{ReasonNotPermitted, ReasonNoProcess, ReasonExited} {
+	for _, r := range []Reason{ReasonNotPermitted, ReasonNoProcess, ReasonExited, ReasonKernel} {
 		if n := missing[r]; n > 0 {
 			snap.Notes = append(snap.Notes, fmt.Sprintf("%d socket(s) without a process: %s", n, r.Hint()))
 		}
@@ -170,6 +170,9 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 }
 
 func buildOwners(inode uint64, own *Owners) ownerEntry {
+	if inode == 0 {
+		return ownerEntry{reason: ReasonKernel}
+	}
 	hs := own.Holders[inode]
 	var procs []Process
 	exited := false

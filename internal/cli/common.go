@@ -212,6 +212,7 @@ func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
 		}
 	}
 	for _, r := range []inventory.Reason{inventory.ReasonNotPermitted, inventory.ReasonNoProcess, inventory.ReasonExited} {
+		// ReasonKernel (TIME-WAIT) is normal and needs no note.
 		if n := counts[r]; n > 0 {
 			fmt.Fprintf(env.Stderr, "porteiro: note: %d socket(s) shown without a process: %s\n", n, r.Hint())
 		}

@@ -153,6 +153,8 @@ func Unattributed(r inventory.Reason) string {
 		return "(no process in this pid namespace)"
 	case inventory.ReasonExited:
 		return "(process exited)"
+	case inventory.ReasonKernel:
+		return "(kernel)"
 	}
 	return "-"
 }

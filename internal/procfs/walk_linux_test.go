@@ -1,0 +1,189 @@
+package procfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/porteiro/porteiro/internal/procfs/procfstest"
+)
+
+func wantSet(inodes ...uint64) map[uint64]struct{} {
+	m := map[uint64]struct{}{}
+	for _, i := range inodes {
+		m[i] = struct{}{}
+	}
+	return m
+}
+
+func sorted(hs []Holder) []Holder {
+	sort.Slice(hs, func(i, j int) bool {
+		if hs[i].PID != hs[j].PID {
+			return hs[i].PID < hs[j].PID
+		}
+		return hs[i].FD < hs[j].FD
+	})
+	return hs
+}
+
+func TestWalkFixture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// As a normal user the mode-000 fd dir is denied, as it should be;
+		// the privileged expectations below need root's DAC override.
+		t.Skip("needs root: the fixture's mode-000 fd directory is readable only with CAP_DAC_OVERRIDE")
+	}
+	tr := procfstest.Standard(t)
+	for _, workers := range []int{1, 2, 7} {
+		w := &Walker{Root: tr.Root, Workers: workers}
+		res, err := w.Walk(context.Background(), wantSet(1000, 1001, 2000, 4000, 5000, 9000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[uint64][]Holder{
+			1000: {{100, 3}, {100, 7}, {101, 3}},
+			1001: {{100, 4}},
+			2000: {{200, 3}},
+			4000: {{400, 3}},
+			5000: {{500, 3}},
+		}
+		got := map[uint64][]Holder{}
+		for k, v := range res.Holders {
+			got[k] = sorted(v)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("workers=%d: holders = %v\nwant %v", workers, got, want)
+		}
+		if res.Scanned != 6 || res.Denied != 0 {
+			t.Errorf("workers=%d: scanned=%d denied=%d, want 6, 0", workers, res.Scanned, res.Denied)
+		}
+	}
+}
+
+// TestWalkUnprivileged runs the walk as an unprivileged user, in a child
+// process, so the mode-000 fd directory is really refused by the kernel.
+func TestWalkUnprivileged(t *testing.T) {
+	if os.Getenv("PORTEIRO_WALK_CHILD") != "" {
+		w := &Walker{Root: os.Getenv("PORTEIRO_WALK_CHILD")}
+		res, err := w.Walk(context.Background(), wantSet(1000, 5000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Denied != 1 || len(res.Holders[5000]) != 0 || len(res.Holders[1000]) != 3 {
+			t.Fatalf("as uid %d: denied=%d holders=%v; want denied=1, 5000 unseen, 1000 with 3 holders", os.Geteuid(), res.Denied, res.Holders)
+		}
+		return
+	}
+	tr := procfstest.Standard(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWalkUnprivileged$", "-test.v")
+	cmd.Env = append(os.Environ(), "PORTEIRO_WALK_CHILD="+tr.Root)
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		// The test binary lives in a private temp dir; let nobody run it.
+		exe, _ := os.Executable()
+		for d := exe; d != "/" && d != "."; d = parentDir(d) {
+			os.Chmod(parentDir(d), 0o755)
+			if parentDir(d) == os.TempDir() {
+				break
+			}
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walk as an unprivileged user: %v\n%s", err, out)
+	}
+}
+
+func parentDir(p string) string {
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return "/"
+}
+
+// TestWalkCancel proves that cancelling the context stops the walk: after
+// the cancel, no more process directories are opened.
+func TestWalkCancel(t *testing.T) {
+	tr := procfstest.New(t)
+	for pid := 1000; pid < 1200; pid++ {
+		tr.Add(t, procfstest.Proc{PID: pid, PPID: 1, Comm: "p" + strconv.Itoa(pid), FDs: map[int]string{3: "socket:[" + strconv.Itoa(pid) + "]"}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var visited atomic.Int64
+	w := &Walker{Root: tr.Root, Workers: 1, visit: func(int) {
+		if visited.Add(1) == 10 {
+			cancel()
+		}
+	}}
+	_, err := w.Walk(ctx, wantSet(1000))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if n := visited.Load(); n != 10 {
+		t.Errorf("visited %d processes after cancelling at 10 of 200", n)
+	}
+}
+
+func TestReadProcessFixture(t *testing.T) {
+	tr := procfstest.Standard(t)
+	p, err := ReadProcess(tr.Root, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stat.Comm != "my (odd) prog" || p.Exe != "/opt/app/server" || !p.ExeDeleted || p.UID != 1000 ||
+		!reflect.DeepEqual(p.Cmdline, []string{"/opt/app/server", "--port", "8080"}) || p.Cgroup.Container == "" {
+		t.Errorf("ReadProcess(200) = %+v", p)
+	}
+	z, err := ReadProcess(tr.Root, 300)
+	if err != nil || z.Stat.State != "Z" || z.Cmdline != nil {
+		t.Errorf("zombie = %+v, %v", z, err)
+	}
+	if _, err := ReadProcess(tr.Root, 400); !errors.Is(err, ErrExited) {
+		t.Errorf("vanished process: err = %v, want ErrExited", err)
+	}
+	if _, err := ReadProcess(tr.Root, 999); !errors.Is(err, ErrExited) {
+		t.Errorf("missing process: err = %v, want ErrExited", err)
+	}
+	if st, ok := StartTicks(tr.Root, 100); !ok || st != 500 {
+		t.Errorf("StartTicks(100) = %d, %v", st, ok)
+	}
+}
+
+// TestWalkSelf checks the walker on the real /proc: a socket this test
+// opens must be found under this process with the right fd.
+func TestWalkSelf(t *testing.T) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, ok := ParseSocketLink([]byte(link))
+	if !ok {
+		t.Fatalf("fd link %q", link)
+	}
+	res, err := (&Walker{Root: "/proc"}).Walk(context.Background(), wantSet(ino))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, h := range res.Holders[ino] {
+		if h.PID == os.Getpid() && h.FD == fd {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("holders of %d = %v, want pid %d fd %d", ino, res.Holders[ino], os.Getpid(), fd)
+	}
+}

@@ -1,0 +1,137 @@
+package inventory
+
+import (
+	"context"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/procfs/procfstest"
+)
+
+// tcpTable is a /proc/net/tcp fixture with listeners on inodes 1000, 1001,
+// 2000, 4000, 5000 and 9000, plus one established connection.
+const tcpTable = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1000 1 0 100 0 0 10 0
+   1: 0100007F:01BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0
+   2: 0A00000A:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 2000 1 0 100 0 0 10 0
+   3: 0100007F:0FA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4000 1 0 100 0 0 10 0
+   4: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5000 1 0 100 0 0 10 0
+   5: 0100007F:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9000 1 0 100 0 0 10 0
+   6: 0100007F:0050 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 20 4 30 10 -1
+`
+
+func fixtureScanner(t *testing.T, incremental bool) (*Scanner, *procfstest.Tree) {
+	tr := procfstest.Standard(t)
+	tr.File(t, "net/tcp", tcpTable)
+	tr.File(t, "net/tcp6", "header\n")
+	tr.File(t, "net/udp", "header\n")
+	tr.File(t, "net/udp6", "header\n")
+	sc := NewScanner(Options{
+		ProcRoot:    tr.Root,
+		Source:      &ProcNetSource{ProcRoot: tr.Root},
+		Incremental: incremental,
+	})
+	return sc, tr
+}
+
+func byInode(snap *Snapshot) map[uint64]Socket {
+	m := map[uint64]Socket{}
+	for _, s := range snap.Sockets {
+		m[s.Inode] = s
+	}
+	return m
+}
+
+func TestScanFixture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the fixture's mode-000 fd directory is readable only with CAP_DAC_OVERRIDE")
+	}
+	sc, _ := fixtureScanner(t, false)
+	snap, err := sc.Scan(context.Background(), Query{Protos: []Proto{TCP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Source != "procfs" || snap.NetNS() != 4026531840 {
+		t.Errorf("source %q netns %d", snap.Source, snap.NetNS())
+	}
+	got := byInode(snap)
+	if len(got) != 6 {
+		t.Fatalf("got %d listeners, want 6 (the established one excluded): %v", len(got), got)
+	}
+	shared := got[1000]
+	if pids := shared.PIDs(); !reflect.DeepEqual(pids, []int{100, 101}) {
+		t.Errorf("shared socket pids = %v, want [100 101]", pids)
+	}
+	if fds := shared.Processes[0].FDs; !reflect.DeepEqual(fds, []int{3, 7}) {
+		t.Errorf("master fds = %v, want [3 7]", fds)
+	}
+	if p := shared.Processes[1]; p.User == "" || p.UID != 33 || p.Unit != "nginx.service" || p.PPID != 100 {
+		t.Errorf("worker = %+v", p)
+	}
+	if shared.Exposure != ExposureAll || got[1001].Exposure != ExposureLoopback || got[2000].Exposure != ExposureSpecific {
+		t.Errorf("exposures: %s %s %s", shared.Exposure, got[1001].Exposure, got[2000].Exposure)
+	}
+	odd := got[2000].Processes[0]
+	if odd.Name != "my (odd) prog" || !odd.ExeDeleted || odd.Container == "" || odd.CommandLine() != "/opt/app/server --port 8080" {
+		t.Errorf("odd process = %+v", odd)
+	}
+	wantStart := time.Unix(1700000000, 0).Add(6 * time.Second)
+	if !odd.StartTime.Equal(wantStart) {
+		t.Errorf("start time = %v, want %v", odd.StartTime, wantStart)
+	}
+	if r := got[4000].UnattributedReason; r != ReasonExited {
+		t.Errorf("vanished holder: reason %q, want %q", r, ReasonExited)
+	}
+	if r := got[9000].UnattributedReason; r != ReasonNoProcess {
+		t.Errorf("no holder: reason %q, want %q", r, ReasonNoProcess)
+	}
+	if len(got[5000].Processes) != 1 {
+		t.Errorf("root sees the mode-000 fd dir's socket: %+v", got[5000])
+	}
+	if len(snap.Notes) != 2 {
+		t.Errorf("notes = %q, want one for the exited and one for the missing process", snap.Notes)
+	}
+}
+
+func TestScanIncremental(t *testing.T) {
+	sc, tr := fixtureScanner(t, true)
+	ctx := context.Background()
+	q := Query{Protos: []Proto{TCP}}
+	if _, err := sc.Scan(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Walks != 1 {
+		t.Fatalf("walks = %d after the first scan", sc.Walks)
+	}
+	// Nothing new: the cached owners are reused... except that inode 4000's
+	// holder is gone and 9000 has none, which are not cached as alive
+	// processes, so they don't force a walk either.
+	if _, err := sc.Scan(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Walks != 1 {
+		t.Errorf("walks = %d after an unchanged scan, want 1", sc.Walks)
+	}
+	// A new socket forces a walk.
+	tr.File(t, "net/tcp", tcpTable+"   7: 0100007F:2710 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0 100 0 0 10 0\n")
+	snap, err := sc.Scan(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Walks != 2 {
+		t.Errorf("walks = %d after a new socket, want 2", sc.Walks)
+	}
+	if r := byInode(snap)[7777].UnattributedReason; r != ReasonNoProcess {
+		t.Errorf("new socket reason = %q", r)
+	}
+	// A cached owner that exited forces a walk too.
+	os.Remove(tr.Root + "/101/stat")
+	if _, err := sc.Scan(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Walks != 3 {
+		t.Errorf("walks = %d after an owner exited, want 3", sc.Walks)
+	}
+}
