@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -49,9 +50,8 @@ type alertmanagerSink struct {
 	now       func() time.Time
 
 	// severities remembers the severity label each firing alert was sent
-	// with, so a resolved alert ends the same Alertmanager alert even if
-	// the daemon gives the resolution a different severity. Only an
-	// optimisation: after a restart the resolution's own severity is used.
+	// with, so a resolution (which may carry another severity) ends the
+	// same Alertmanager alert. After a restart it is empty; see toAM.
 	mu         sync.Mutex
 	severities map[string]Severity
 }
@@ -120,7 +120,7 @@ func (s *alertmanagerSink) postChunk(ctx context.Context, batch []Alert) error {
 	out := make([]amAlert, 0, len(batch))
 	s.mu.Lock()
 	for _, a := range withHost(batch, s.host) {
-		out = append(out, s.toAM(a, now))
+		out = append(out, s.toAM(a, now)...)
 	}
 	s.mu.Unlock()
 	body, err := json.Marshal(out)
@@ -135,20 +135,31 @@ func (s *alertmanagerSink) postChunk(ctx context.Context, batch []Alert) error {
 	return nil
 }
 
-// toAM converts one alert; s.mu is held.
-func (s *alertmanagerSink) toAM(a Alert, now time.Time) amAlert {
+// toAM converts one alert; s.mu is held. A resolution whose firing
+// severity is unknown (porteiro restarted in between) is sent once per
+// severity: Alertmanager matches alerts by their whole label set, and a
+// resolution for an alert that never fired is harmless (it is stored as
+// resolved and notifies no one).
+func (s *alertmanagerSink) toAM(a Alert, now time.Time) []amAlert {
 	labels := amLabels(a, s.labels)
 	key := identityKey(labels)
+	severities := []string{labels["severity"]}
 	if a.Resolved {
 		if sev, ok := s.severities[key]; ok {
-			labels["severity"] = string(sev)
+			severities = []string{string(sev)}
 			delete(s.severities, key)
+		} else {
+			for _, sev := range []Severity{SeverityInfo, SeverityWarning, SeverityCritical} {
+				if string(sev) != labels["severity"] {
+					severities = append(severities, string(sev))
+				}
+			}
 		}
 	} else {
 		if len(s.severities) > 100000 {
 			clear(s.severities) // bounded memory; see the field comment
 		}
-		s.severities[key] = a.Severity
+		s.severities[key] = Severity(labels["severity"])
 	}
 	starts := a.StartsAt
 	if starts.IsZero() {
@@ -169,13 +180,23 @@ func (s *alertmanagerSink) toAM(a Alert, now time.Time) amAlert {
 	} else {
 		ends = now.Add(3 * s.resend)
 	}
-	return amAlert{
-		Labels:       labels,
-		Annotations:  amAnnotations(a),
-		StartsAt:     starts.UTC(),
-		EndsAt:       ends.UTC(),
-		GeneratorURL: s.generator,
+	ann := amAnnotations(a)
+	out := make([]amAlert, 0, len(severities))
+	for _, sev := range severities {
+		l := labels
+		if sev != labels["severity"] {
+			l = maps.Clone(labels)
+			l["severity"] = sev
+		}
+		out = append(out, amAlert{
+			Labels:       l,
+			Annotations:  ann,
+			StartsAt:     starts.UTC(),
+			EndsAt:       ends.UTC(),
+			GeneratorURL: s.generator,
+		})
 	}
+	return out
 }
 
 // identityKey is the label set without severity.
