@@ -64,7 +64,7 @@ echo "== starting the $preset load" >&2
 bin/loadgen -preset "$preset" -duration 2h ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
 lgpid=$!
 for _ in $(seq 1200); do
-	grep -q '^ready' "$tmp/loadgen.out" && break
+	grep -qs '^ready' "$tmp/loadgen.out" && break
 	if ! kill -0 "$lgpid" 2>/dev/null; then
 		cat "$tmp/loadgen.err" >&2
 		echo "loadgen exited before it was ready" >&2
@@ -87,7 +87,7 @@ ss_all=$(ss -H -tuan | wc -l)
 pt_listen=$(bin/porteiro list -o ndjson | wc -l)
 pt_all=$(bin/porteiro list --all -o ndjson | wc -l)
 procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
-fds=$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+fds=$({ find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l)
 
 echo "== timing ($runs runs, lsof $lsof_runs)" >&2
 hf=(hyperfine -N --style basic)

@@ -232,15 +232,15 @@ func (l *Load) create(id int32) error {
 	return nil
 }
 
-// bindNext binds at the next free address of kind's allocator, skipping
-// addresses some other program already uses.
+// bindNext binds at the next free address of kind's allocator. An address
+// in use (another program, or a second loadgen) makes it skip to the next
+// IPv4 address, where the whole port span is likely free.
 func (l *Load) bindNext(k Kind, bind func(netip.AddrPort) (int, error)) (int, error) {
 	a := l.alloc[k]
-	var last error
-	for tries := 0; tries < 5000; tries++ {
+	for {
 		ap, ok := a.next()
 		if !ok {
-			return -1, fmt.Errorf("out of %v addresses", k)
+			return -1, fmt.Errorf("out of %v addresses (is another loadgen running?)", k)
 		}
 		fd, err := bind(ap)
 		if err == nil {
@@ -249,9 +249,8 @@ func (l *Load) bindNext(k Kind, bind func(netip.AddrPort) (int, error)) (int, er
 		if !errors.Is(err, unix.EADDRINUSE) {
 			return -1, fmt.Errorf("binding %v: %w", ap, err)
 		}
-		last = err
+		a.skipAddress()
 	}
-	return -1, fmt.Errorf("no free address for %v: %w", k, last)
 }
 
 // connectPair connects a client to the acceptor item acc and accepts it. The
@@ -388,6 +387,13 @@ func (a *allocator) next() (netip.AddrPort, bool) {
 	b[2] += byte(i / 250)
 	b[3] = byte(1 + i%250)
 	return netip.AddrPortFrom(netip.AddrFrom4(b), uint16(port)), true
+}
+
+// skipAddress moves to the first port of the next IPv4 address.
+func (a *allocator) skipAddress() {
+	if !a.base.Is6() {
+		a.n = (a.n + a.span - 1) / a.span * a.span
+	}
 }
 
 // CheckLimits checks the kernel and process limits against the plan and

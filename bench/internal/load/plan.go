@@ -89,7 +89,9 @@ type Config struct {
 	ReusePortFrac float64 // share of listeners in SO_REUSEPORT groups of 4; default 0.05
 
 	// PairsPerAcceptor bounds the connections to one acceptor, so that the
-	// client ends do not run out of ephemeral ports; default 20,000.
+	// client ends find a free ephemeral port at once; default 4,000. The
+	// kernel scans for a free port on connect, and that scan grows long once
+	// a destination has used about half of ip_local_port_range.
 	PairsPerAcceptor int
 }
 
@@ -105,7 +107,7 @@ func (c *Config) defaults() {
 	def(&c.SharedFrac, 0.05)
 	def(&c.ReusePortFrac, 0.05)
 	if c.PairsPerAcceptor <= 0 {
-		c.PairsPerAcceptor = 20000
+		c.PairsPerAcceptor = 4000
 	}
 }
 
