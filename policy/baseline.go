@@ -146,8 +146,7 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
 		merged = append(merged, g)
 	}
 	for _, m := range merged {
-		slices.SortFunc(m.ports, func(a, b PortRange) int { return int(a.Lo) - int(b.Lo) })
-		m.ports = slices.Compact(m.ports)
+		m.ports = mergeRanges(m.ports)
 	}
 	// Stage 3: a service on the same ports over TCP and UDP (DNS) is one
 	// rule without a protocol.
@@ -170,6 +169,23 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
 		}
 		return strings.Compare(string(a.protos[0]), string(b.protos[0]))
 	})
+	return out
+}
+
+// mergeRanges sorts ranges and joins those that overlap or touch, so that
+// a service on 20000, 20001, ... 20999 gets "20000-20999".
+func mergeRanges(rs []PortRange) []PortRange {
+	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.Lo) - int(b.Lo) })
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && int(r.Lo) <= int(out[n-1].Hi)+1 {
+			if r.Hi > out[n-1].Hi {
+				out[n-1].Hi = r.Hi
+			}
+			continue
+		}
+		out = append(out, r)
+	}
 	return out
 }
 
@@ -266,7 +282,7 @@ func uniqueName(used map[string]int, r *baseRule) string {
 	if len(r.protos) == 1 {
 		proto = string(r.protos[0])
 	}
-	port := r.ports[0].String()
+	port := strconv.Itoa(int(r.ports[0].Lo))
 	if r.ephemeral && len(r.ports) == 1 {
 		port = "ephemeral"
 	}

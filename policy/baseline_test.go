@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,13 @@ func TestBaselineRandomSnapshotsAreClean(t *testing.T) {
 		if rep := p.Check(snap); !rep.Clean() {
 			t.Fatalf("iteration %d: findings %q\n%s", iter, kinds(rep), text)
 		}
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	got := mergeRanges([]PortRange{{30, 30}, {10, 10}, {11, 11}, {12, 20}, {15, 16}, {40, 50}, {22, 22}, {51, 51}})
+	want := []PortRange{{10, 20}, {22, 22}, {30, 30}, {40, 51}}
+	if !slices.Equal(got, want) {
+		t.Errorf("mergeRanges = %v, want %v", got, want)
 	}
 }

@@ -268,7 +268,7 @@ func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bo
 		return &Finding{
 			Kind:       WrongOwner,
 			Key:        WrongOwner + " " + lk,
-			Message:    fmt.Sprintf("%s is held by %s; rule %q expects %s", lk, ownersSummary(so), r.Name, r.describeOwners()),
+			Message:    fmt.Sprintf("%s has the wrong owner: rule %q expects %s; held by %s", lk, r.Name, r.describeOwners(), ownersSummary(so)),
 			Socket:     &sockCopy,
 			Rule:       r.Name,
 			RuleReason: r.Reason,
@@ -279,7 +279,7 @@ func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bo
 		return &Finding{
 			Kind:       TooExposed,
 			Key:        TooExposed + " " + lk,
-			Message:    fmt.Sprintf("%s (%s) is bound %s; rule %q allows only %s", lk, ownersSummary(so), exposurePhrase(so), r.Name, r.describeBind()),
+			Message:    fmt.Sprintf("%s is bound %s: rule %q allows only %s; held by %s", lk, exposurePhrase(so), r.Name, r.describeBind(), ownersSummary(so)),
 			Socket:     &sockCopy,
 			Rule:       r.Name,
 			RuleReason: r.Reason,
@@ -341,8 +341,13 @@ func mergeOwners(a *inventory.Socket, b *inventory.Socket) *inventory.Socket {
 // "nginx (pids 10,11; user www-data, root)" or "no process (...)".
 func ownersSummary(so *inventory.Socket) string {
 	if len(so.Processes) == 0 {
-		if so.UnattributedReason != inventory.ReasonNone {
-			return "no visible process (" + so.UnattributedReason.Hint() + ")"
+		switch so.UnattributedReason {
+		case inventory.ReasonNotPermitted:
+			return "no visible process (not permitted: run as root)"
+		case inventory.ReasonNoProcess:
+			return "no process in this PID namespace (another namespace, or the kernel)"
+		case inventory.ReasonExited:
+			return "a process that exited during the scan"
 		}
 		return "no visible process"
 	}

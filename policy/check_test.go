@@ -234,7 +234,7 @@ func TestCheckFindingDetails(t *testing.T) {
 	if w.Rule != "ssh" || w.RuleReason != "remote administration" || w.Expected != "process sshd, user root" {
 		t.Errorf("wrong_owner finding = %+v", w)
 	}
-	if !strings.Contains(w.Message, `rule "ssh" expects process sshd, user root`) || !strings.Contains(w.Message, "held by nc (pid 4242") {
+	if !strings.Contains(w.Message, `tcp 0.0.0.0:22 has the wrong owner: rule "ssh" expects process sshd, user root; held by nc (pid 4242`) {
 		t.Errorf("wrong_owner message = %q", w.Message)
 	}
 	x := byKind[TooExposed]

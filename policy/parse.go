@@ -324,23 +324,29 @@ func (ps *parseState) rules(pol *Policy, sec Section, n ast.Node, seen map[strin
 		return
 	}
 	for i, item := range items {
-		r := ps.rule(sec, i+1, item)
+		r, ok := ps.rule(sec, i+1, item)
 		if r == nil {
 			continue
 		}
-		if prev, ok := seen[r.Name]; ok {
+		// Names are checked even on a rule with other errors, so that one
+		// run reports everything.
+		if prev, dup := seen[r.Name]; dup {
 			ps.errorAt(r.Line, r.Column, "duplicate rule name %q (first used at line %d): rule names must be unique", r.Name, prev.Line)
 			continue
 		}
 		seen[r.Name] = r
-		pol.Rules = append(pol.Rules, r)
+		if ok {
+			pol.Rules = append(pol.Rules, r)
+		}
 	}
 }
 
-func (ps *parseState) rule(sec Section, idx int, n ast.Node) *Rule {
+// rule parses one rule. It returns the rule, even a partial one, whenever
+// the entry is a mapping, and whether it is free of errors.
+func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 	kvs, ok := ps.mapping(n, fmt.Sprintf("%s rule %d", sec, idx))
 	if !ok {
-		return nil
+		return nil, false
 	}
 	r := &Rule{Section: sec, Name: fmt.Sprintf("%s[%d]", sec, idx)}
 	r.Line, r.Column = nodePos(n)
@@ -403,10 +409,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) *Rule {
 			ps.errorf(kv.keyNode, "unknown key %q in %s rule: want one of %s", kv.key, sec, strings.Join(ruleKeys, ", "))
 		}
 	}
-	if len(ps.errs) > nerr {
-		return nil
-	}
-	return r
+	return r, len(ps.errs) == nerr
 }
 
 // port parses 22, "22", "8000-8100" or 8000-8100 (a YAML string).
