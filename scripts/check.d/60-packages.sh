@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the .deb and .rpm (scripts/package.sh), installs the .deb with dpkg
+# and checks what an admin gets: the binary and its version, `porteiro list`
+# and `who` finding a real listener, the service user seeing root's processes
+# with only the unit's two capabilities, the conffiles, man pages,
+# completions and units. Then it purges the package and deletes the user it
+# created, leaving the machine as it was.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+if [ "$(id -u)" != 0 ]; then
+	echo "installing a package needs root; run the suite as root, as CI does" >&2
+	exit 1
+fi
+if dpkg-query -W -f='${Status}' porteiro 2>/dev/null | grep -q 'ok installed'; then
+	fail "a porteiro package is already installed here; this check will not replace it (dpkg --purge porteiro first)"
+fi
+
+user_existed=0
+getent passwd porteiro >/dev/null && user_existed=1
+work=$(mktemp -d)
+lpid=
+cleanup() {
+	[ -n "$lpid" ] && kill "$lpid" 2>/dev/null
+	dpkg --purge porteiro >/dev/null 2>&1 || true
+	if [ "$user_existed" = 0 ]; then
+		userdel porteiro 2>/dev/null || true
+		groupdel porteiro 2>/dev/null || true
+	fi
+	rm -rf "$work" dist
+}
+trap cleanup EXIT
+
+scripts/package.sh >"$work/package.log" 2>&1 || {
+	cat "$work/package.log" >&2
+	fail "scripts/package.sh"
+}
+deb=$(ls dist/porteiro_*.deb)
+rpm=$(ls dist/porteiro-*.rpm)
+[ -s "$rpm" ] || fail "no .rpm was built"
+version=$(dpkg-deb -f "$deb" Version)
+version=${version%-*}
+commit=$(git rev-parse HEAD)
+echo "built $deb and $rpm"
+
+dpkg -i "$deb" >/dev/null
+bin=/usr/bin/porteiro
+
+# The version the package says is the one the binary reports.
+out=$("$bin" version 2>&1) || fail "porteiro version: $out"
+head -1 <<<"$out" | grep -qxF "porteiro $version" || fail "porteiro version printed '$(head -1 <<<"$out")', want 'porteiro $version'"
+grep -qxF "  commit:   $commit" <<<"$out" || fail "porteiro version lacks commit $commit:"$'\n'"$out"
+echo "version: porteiro $version, commit $commit"
+
+# A real listener, held by root.
+cat >"$work/holdport.go" <<'GO'
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"time"
+)
+
+func main() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	os.WriteFile(os.Args[1], []byte(fmt.Sprint(l.Addr().(*net.TCPAddr).Port)), 0o644)
+	time.Sleep(5 * time.Minute)
+}
+GO
+(cd "$work" && go build -o holdport holdport.go)
+"$work/holdport" "$work/port" &
+lpid=$!
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port")
+
+out=$("$bin" list) || fail "porteiro list exited $?"
+grep -E "127\.0\.0\.1:$port .* $lpid +root +holdport" <<<"$out" >/dev/null ||
+	fail "porteiro list does not show holdport (pid $lpid) on 127.0.0.1:$port:"$'\n'"$out"
+"$bin" who "$port" | grep -q " $lpid " || fail "porteiro who $port does not name pid $lpid"
+echo "list and who: holdport (pid $lpid) on 127.0.0.1:$port"
+
+# The service user, with exactly the unit's capabilities, sees root's
+# process; without them it sees the socket but not the owner.
+getent passwd porteiro | grep -q ':/var/lib/porteiro:.*nologin$' || fail "porteiro user: $(getent passwd porteiro)"
+[ "$(id -u porteiro)" -lt 1000 ] || fail "porteiro is not a system user (uid $(id -u porteiro))"
+caps=+sys_ptrace,+dac_read_search
+setpriv --reuid=porteiro --regid=porteiro --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+	--bounding-set=-all,"$caps" "$bin" who "$port" | grep -q " $lpid " ||
+	fail "the porteiro user with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH cannot see pid $lpid"
+out=$(setpriv --reuid=porteiro --regid=porteiro --init-groups --inh-caps=-all --bounding-set=-all "$bin" who "$port" 2>&1) || true
+grep -q " $lpid " <<<"$out" && fail "the porteiro user without capabilities saw pid $lpid: the check above proves nothing"
+grep -q "not permitted" <<<"$out" || fail "without capabilities, who does not say 'not permitted':"$'\n'"$out"
+echo "service user: sees root's listener with the unit's two capabilities only"
+
+# Conffiles, man pages, completions, units.
+conf=$(dpkg-query -W -f='${Conffiles}\n' porteiro)
+for f in /etc/porteiro/porteiro.yaml /etc/porteiro/policy.yaml; do
+	grep -q "^ $f " <<<"$conf" || fail "$f is not a conffile"
+done
+for page in porteiro porteiro-list porteiro-version; do
+	p=$(man -w "$page" 2>/dev/null) || fail "man $page: no page"
+	warn=$(zcat "$p" | groff -man -Tutf8 -ww -z 2>&1) || fail "groff $p"
+	[ -z "$warn" ] || fail "groff warnings in $p: $warn"
+done
+bash -c 'source /usr/share/bash-completion/completions/porteiro && complete -p porteiro' >/dev/null ||
+	fail "the bash completion does not register"
+[ -s /usr/share/zsh/vendor-completions/_porteiro ] || fail "no zsh completion"
+[ -s /usr/share/fish/vendor_completions.d/porteiro.fish ] || fail "no fish completion"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	systemd-analyze verify --man=no /usr/lib/systemd/system/porteiro.service \
+		/usr/lib/systemd/system/porteiro-check.service /usr/lib/systemd/system/porteiro-check.timer ||
+		fail "systemd-analyze verify"
+fi
+echo "conffiles, man pages, completions and units: OK"
+
+# The installed defaults are valid, and the default policy reports nothing.
+"$bin" policy validate -p /etc/porteiro/policy.yaml >/dev/null || fail "the installed policy.yaml does not validate"
+"$bin" check -p /etc/porteiro/policy.yaml >/dev/null || fail "porteiro check with the installed policy exited $?, want 0"
+echo "installed policy: valid, and porteiro check is clean"
+
+# Removal keeps the admin's conffiles; purge deletes them.
+dpkg -r porteiro >/dev/null
+[ ! -e "$bin" ] || fail "dpkg -r left $bin"
+[ -e /etc/porteiro/policy.yaml ] || fail "dpkg -r removed a conffile"
+dpkg --purge porteiro >/dev/null
+[ ! -e /etc/porteiro ] || fail "dpkg --purge left /etc/porteiro"
+echo "package $version: installed, checked and purged"
