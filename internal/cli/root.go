@@ -95,6 +95,7 @@ what is missing.`,
 	if rootHook != nil {
 		rootHook(env, root)
 	}
+	setupVersion(root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
