@@ -91,7 +91,9 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
 	if snap != nil {
 		for i := range snap.Sockets {
 			so := &snap.Sockets[i]
-			if !so.Listening {
+			// Port 0 (an unbound UDP socket) cannot be written as a rule,
+			// and nobody can reach it.
+			if !so.Listening || so.Local.Port == 0 {
 				continue
 			}
 			r := &baseRule{protos: []inventory.Proto{so.Proto}}

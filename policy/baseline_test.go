@@ -221,3 +221,11 @@ func TestMergeRanges(t *testing.T) {
 		t.Errorf("mergeRanges = %v, want %v", got, want)
 	}
 }
+
+func TestBaselineSkipsPortZero(t *testing.T) {
+	snap := snapOf(sock(inventory.UDP, "0.0.0.0", 0, 1, ncat), sock(inventory.TCP, "0.0.0.0", 22, 2, sshd))
+	_, p := baseline(t, snap, BaselineOptions{})
+	if len(p.Rules) != 1 || p.Rules[0].Ports[0].Lo != 22 {
+		t.Errorf("rules %+v", p.Rules)
+	}
+}
