@@ -14,12 +14,12 @@ func sampleAlert(t testing.TB, id string, port uint16) Alert {
 	t.Helper()
 	at := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
 	so := &inventory.Socket{
-		Proto:    inventory.TCP,
-		Family:   inventory.IPv4,
-		State:    inventory.State("LISTEN"),
-		Local:    inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: port},
-		Inode:    4242,
-		Exposure: inventory.ExposureAll,
+		Proto:     inventory.TCP,
+		Family:    inventory.IPv4,
+		State:     inventory.State("LISTEN"),
+		Local:     inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: port},
+		Inode:     4242,
+		Exposure:  inventory.ExposureAll,
 		Listening: true,
 		Processes: []inventory.Process{{
 			PID: 31337, PPID: 1, Name: "nc", Exe: "/usr/bin/nc.openbsd",
