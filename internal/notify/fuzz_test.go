@@ -62,7 +62,9 @@ func FuzzOneLine(f *testing.F) {
 		if strings.ContainsAny(out, "\r\n\u2028\u2029\x00") || !utf8.ValidString(out) {
 			t.Fatalf("oneLine(%q) = %q", s, out)
 		}
-		if out != s && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == '\u2028' || r == '\u2029' }) {
+		if out != s && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+			return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == '\u2028' || r == '\u2029'
+		}) {
 			t.Fatalf("clean input %q changed to %q", s, out)
 		}
 	})
