@@ -59,15 +59,12 @@ func TestVersionBadOutput(t *testing.T) {
 
 func TestRootVersionFlag(t *testing.T) {
 	withLinkerVersion(t)
-	var out, errb bytes.Buffer
-	root := NewRoot(&Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
-	setupVersion(root)
-	root.SetArgs([]string{"--version"})
-	if err := root.Execute(); err != nil {
-		t.Fatalf("--version: %v (stderr %q)", err, errb.String())
+	out, errs, code := runCLI(t, "--version")
+	if code != ExitOK {
+		t.Fatalf("--version: exit %d, stderr %q", code, errs)
 	}
 	want := "porteiro 1.2.3 (commit 0123456789ab, built 2026-01-02T03:04:05Z, "
-	if !strings.HasPrefix(out.String(), want) || strings.Count(out.String(), "\n") != 1 {
-		t.Errorf("--version printed %q, want one line starting %q", out.String(), want)
+	if !strings.HasPrefix(out, want) || strings.Count(out, "\n") != 1 {
+		t.Errorf("--version printed %q, want one line starting %q", out, want)
 	}
 }

@@ -54,7 +54,12 @@ bin=/usr/bin/porteiro
 out=$("$bin" version 2>&1) || fail "porteiro version: $out"
 head -1 <<<"$out" | grep -qxF "porteiro $version" || fail "porteiro version printed '$(head -1 <<<"$out")', want 'porteiro $version'"
 grep -qxF "  commit:   $commit" <<<"$out" || fail "porteiro version lacks commit $commit:"$'\n'"$out"
-echo "version: porteiro $version, commit $commit"
+out=$("$bin" --version 2>&1) || fail "porteiro --version: $out"
+case "$out" in
+"porteiro $version (commit ${commit:0:12}, built "*) ;;
+*) fail "porteiro --version printed '$out', want 'porteiro $version (commit ${commit:0:12}, built ...'" ;;
+esac
+echo "version: $out"
 
 # A real listener, held by root.
 cat >"$work/holdport.go" <<'GO'
