@@ -3,6 +3,7 @@
 package render
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -81,8 +82,17 @@ func TerminalWidth(w io.Writer) int {
 	return int(ws.Col)
 }
 
-// Sockets writes socks in the given format.
+// Sockets writes socks in the given format. Output is buffered: a listing
+// of 100,000 sockets must not cost 100,000 write calls.
 func Sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inventory.Socket, o Options) error {
+	bw := bufio.NewWriterSize(w, 64*1024)
+	if err := sockets(bw, format, snap, socks, o); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inventory.Socket, o Options) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)

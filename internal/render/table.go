@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bufio"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -23,8 +24,16 @@ func (t *Table) Row(cells ...string) { t.rows = append(t.rows, cells) }
 // Len returns the number of rows.
 func (t *Table) Len() int { return len(t.rows) }
 
-// Write prints the table.
-func (t *Table) Write(w io.Writer, o Options) error {
+// Write prints the table, buffered.
+func (t *Table) Write(out io.Writer, o Options) error {
+	w := bufio.NewWriterSize(out, 64*1024)
+	if err := t.write(w, o); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func (t *Table) write(w io.Writer, o Options) error {
 	n := len(t.header)
 	width := make([]int, n)
 	all := append([][]string{t.header}, t.rows...)
