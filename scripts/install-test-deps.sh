@@ -7,7 +7,7 @@ set -euo pipefail
 need_apt=()
 for pair in ss:iproute2 fuser:psmisc netstat:net-tools lsof:lsof ps:procps \
 	prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-	hyperfine:hyperfine; do
+	hyperfine:hyperfine systemd-analyze:systemd; do
 	bin=${pair%%:*} pkg=${pair##*:}
 	command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
