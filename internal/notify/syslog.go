@@ -71,15 +71,20 @@ func newSyslogSink(c SyslogConfig, host string) *syslogSink {
 }
 
 // Send writes one record per alert: syslog has no multi-line messages.
-// The connection is kept open between batches and re-dialled once on a
-// write error, as the syslog daemon may have restarted.
+// It dials per batch, since alerts are rare and a held connection would
+// outlive a reload of the config; a failed write is re-dialled once, as
+// the syslog daemon may have just restarted.
 func (s *syslogSink) Send(ctx context.Context, batch []Alert) error {
+	if len(batch) == 0 {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	deadline := time.Now().Add(s.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	defer s.hangUp()
 	for _, a := range withHost(batch, s.host) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("syslog channel %q: %w", s.name, err)
@@ -93,8 +98,7 @@ func (s *syslogSink) Send(ctx context.Context, batch []Alert) error {
 			if err = s.write(line, deadline); err == nil {
 				break
 			}
-			s.conn.Close()
-			s.conn = nil
+			s.hangUp()
 		}
 		if err != nil {
 			return fmt.Errorf("syslog channel %q: writing to %s %s: %w", s.name, s.network, s.address, err)
@@ -128,16 +132,12 @@ func (s *syslogSink) write(line []byte, deadline time.Time) error {
 	return err
 }
 
-// Close releases the connection.
-func (s *syslogSink) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
+// hangUp closes the connection, if any; s.mu is held.
+func (s *syslogSink) hangUp() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
 	}
-	err := s.conn.Close()
-	s.conn = nil
-	return err
 }
 
 // syslogSeverity maps an alert's severity to a syslog severity code.

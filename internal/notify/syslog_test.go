@@ -19,9 +19,7 @@ func newSyslog(t *testing.T, c SyslogConfig) *syslogSink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := sinks[0].(*syslogSink)
-	t.Cleanup(func() { s.Close() })
-	return s
+	return sinks[0].(*syslogSink)
 }
 
 // listenUnixgram plays the syslog daemon on a socket of our own.
