@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../packaging/systemd"
 if ! command -v systemd-analyze >/dev/null 2>&1; then
+	if [ "${PORTEIRO_REQUIRE_SERVERS:-}" = 1 ]; then
+		echo "systemd-analyze is not installed; scripts/install-test-deps.sh installs it" >&2
+		exit 1
+	fi
 	echo "systemd-analyze is not installed; skipping the unit security report"
 	exit 0
 fi

@@ -112,10 +112,16 @@ for f in /etc/porteiro/porteiro.yaml /etc/porteiro/policy.yaml; do
 	grep -q "^ $f " <<<"$conf" || fail "$f is not a conffile"
 done
 for page in porteiro porteiro-list porteiro-version; do
-	p=$(man -w "$page" 2>/dev/null) || fail "man $page: no page"
-	warn=$(zcat "$p" | groff -man -Tutf8 -ww -z 2>&1) || fail "groff $p"
-	[ -z "$warn" ] || fail "groff warnings in $p: $warn"
+	p=/usr/share/man/man1/$page.1.gz
+	[ -s "$p" ] || fail "no man page $p"
+	if command -v groff >/dev/null 2>&1; then
+		warn=$(zcat "$p" | groff -man -Tutf8 -ww -z 2>&1) || fail "groff $p"
+		[ -z "$warn" ] || fail "groff warnings in $p: $warn"
+	fi
 done
+if command -v man >/dev/null 2>&1; then
+	man -w porteiro-who >/dev/null 2>&1 || fail "man cannot find porteiro-who"
+fi
 bash -c 'source /usr/share/bash-completion/completions/porteiro && complete -p porteiro' >/dev/null ||
 	fail "the bash completion does not register"
 [ -s /usr/share/zsh/vendor-completions/_porteiro ] || fail "no zsh completion"
