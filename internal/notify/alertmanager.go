@@ -59,13 +59,13 @@ type alertmanagerSink struct {
 func newAlertmanagerSink(c AlertmanagerConfig, host string) (*alertmanagerSink, error) {
 	tlsCfg, err := tlsConfig("", c.CAFile, c.TLSSkipVerify)
 	if err != nil {
-		return nil, err
+		return nil, &FieldError{Path: "ca_file", Err: err}
 	}
 	h := http.Header{}
 	if c.Username != "" {
 		pw, err := readSecret(c.PasswordFile, c.PasswordEnv)
 		if err != nil {
-			return nil, fmt.Errorf("loading the alertmanager password: %w", err)
+			return nil, &FieldError{Path: secretField("password", c.PasswordFile), Err: fmt.Errorf("loading the alertmanager password: %w", err)}
 		}
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.Username+":"+pw)))
 	}

@@ -484,21 +484,21 @@ func Build(c ChannelsConfig, host string) ([]Sink, error) {
 	for i, e := range c.Email {
 		s, err := newEmailSink(e, host)
 		if err != nil {
-			return nil, &FieldError{Path: fmt.Sprintf("email[%d]", i), Err: err}
+			return nil, underPath(fmt.Sprintf("email[%d]", i), err)
 		}
 		sinks = append(sinks, s)
 	}
 	for i, w := range c.Webhook {
 		s, err := newWebhookSink(w, host)
 		if err != nil {
-			return nil, &FieldError{Path: fmt.Sprintf("webhook[%d]", i), Err: err}
+			return nil, underPath(fmt.Sprintf("webhook[%d]", i), err)
 		}
 		sinks = append(sinks, s)
 	}
 	for i, a := range c.Alertmanager {
 		s, err := newAlertmanagerSink(a, host)
 		if err != nil {
-			return nil, &FieldError{Path: fmt.Sprintf("alertmanager[%d]", i), Err: err}
+			return nil, underPath(fmt.Sprintf("alertmanager[%d]", i), err)
 		}
 		sinks = append(sinks, s)
 	}
@@ -509,4 +509,23 @@ func Build(c ChannelsConfig, host string) ([]Sink, error) {
 		sinks = append(sinks, newExecSink(x, host))
 	}
 	return sinks, nil
+}
+
+// underPath places a sink constructor's error under the channel's path:
+// a *FieldError naming a field gets "email[0].ca_file", anything else
+// "email[0]".
+func underPath(prefix string, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &FieldError{Path: prefix + "." + fe.Path, Err: fe.Err}
+	}
+	return &FieldError{Path: prefix, Err: err}
+}
+
+// secretField names the config field a secret came from.
+func secretField(what, file string) string {
+	if file != "" {
+		return what + "_file"
+	}
+	return what + "_env"
 }

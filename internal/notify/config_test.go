@@ -111,7 +111,7 @@ func TestBuildReadsSecretsAndFailsClearly(t *testing.T) {
 		Webhook: []WebhookConfig{{URL: "http://127.0.0.1:1/x", SecretEnv: "PORTEIRO_TEST_UNSET_SECRET"}},
 	}
 	_, err := Build(c, "web1")
-	if err == nil || !strings.Contains(err.Error(), "webhook[0]") || !strings.Contains(err.Error(), "PORTEIRO_TEST_UNSET_SECRET") {
+	if err == nil || !strings.HasPrefix(err.Error(), "webhook[0].secret_env: ") || !strings.Contains(err.Error(), "PORTEIRO_TEST_UNSET_SECRET") {
 		t.Fatalf("Build with a missing secret: %v", err)
 	}
 	t.Setenv("PORTEIRO_TEST_SECRET", "k")
@@ -144,7 +144,7 @@ func TestBuildReadsSecretsAndFailsClearly(t *testing.T) {
 	bad := filepath.Join(dir, "ca.pem")
 	os.WriteFile(bad, []byte("not pem"), 0o600)
 	_, err = Build(ChannelsConfig{Webhook: []WebhookConfig{{URL: "https://x", CAFile: bad}}}, "h")
-	if err == nil || !strings.Contains(err.Error(), bad) {
+	if err == nil || !strings.HasPrefix(err.Error(), "webhook[0].ca_file: ") || !strings.Contains(err.Error(), bad) {
 		t.Errorf("bad ca_file: %v", err)
 	}
 }

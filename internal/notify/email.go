@@ -62,7 +62,7 @@ func newEmailSink(c EmailConfig, host string) (*emailSink, error) {
 	opts = append(opts, mail.WithPort(s.port))
 	tlsCfg, err := tlsConfig(c.Host, c.CAFile, c.TLSSkipVerify)
 	if err != nil {
-		return nil, err
+		return nil, &FieldError{Path: "ca_file", Err: err}
 	}
 	opts = append(opts, mail.WithTLSConfig(tlsCfg))
 	if c.HELO != "" {
@@ -71,7 +71,7 @@ func newEmailSink(c EmailConfig, host string) (*emailSink, error) {
 	if c.Username != "" {
 		pw, err := readSecret(c.PasswordFile, c.PasswordEnv)
 		if err != nil {
-			return nil, fmt.Errorf("loading the smtp password: %w", err)
+			return nil, &FieldError{Path: secretField("password", c.PasswordFile), Err: fmt.Errorf("loading the smtp password: %w", err)}
 		}
 		auth := mail.SMTPAuthAutoDiscover
 		switch strings.ToLower(c.Auth) {

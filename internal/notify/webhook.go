@@ -42,11 +42,11 @@ type webhookSink struct {
 func newWebhookSink(c WebhookConfig, host string) (*webhookSink, error) {
 	secret, err := readSecret(c.SecretFile, c.SecretEnv)
 	if err != nil {
-		return nil, fmt.Errorf("loading the webhook secret: %w", err)
+		return nil, &FieldError{Path: secretField("secret", c.SecretFile), Err: fmt.Errorf("loading the webhook secret: %w", err)}
 	}
 	tlsCfg, err := tlsConfig("", c.CAFile, c.TLSSkipVerify)
 	if err != nil {
-		return nil, err
+		return nil, &FieldError{Path: "ca_file", Err: err}
 	}
 	h := http.Header{}
 	for k, v := range c.Headers {
