@@ -1,0 +1,478 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/porteiro/porteiro/internal/notify"
+)
+
+// Defaults of the daemon's config; docs/config.md lists them for users.
+const (
+	DefaultConfigFile      = "/etc/porteiro/porteiro.yaml"
+	DefaultInterval        = 2 * time.Second
+	MinInterval            = 250 * time.Millisecond
+	DefaultGrace           = 10 * time.Second
+	DefaultBurst           = 5 * time.Second
+	DefaultFlapWindow      = time.Minute
+	DefaultPolicyFile      = "/etc/porteiro/policy.yaml"
+	DefaultStateDir        = "/var/lib/porteiro"
+	DefaultMaxAge          = 30 * 24 * time.Hour
+	DefaultMaxEvents       = 100000
+	DefaultListen          = "127.0.0.1:9466"
+	DefaultRetryInitial    = 5 * time.Second
+	DefaultRetryMax        = 5 * time.Minute
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Duration is a YAML duration: Go syntax ("90s", "1h30m") plus days ("30d").
+// It keeps the raw text so that a bad value is reported with its line and
+// column by the validation pass, which knows where it is.
+type Duration struct {
+	D   time.Duration
+	raw string
+	set bool
+}
+
+// UnmarshalYAML records the raw value; Config.validate parses it.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	d.raw = strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	d.set = true
+	return nil
+}
+
+// MarshalYAML writes the duration in Go syntax.
+func (d Duration) MarshalYAML() ([]byte, error) { return []byte(d.D.String()), nil }
+
+var dayRE = regexp.MustCompile(`^(\d+)d(.*)$`)
+
+// ParseDuration parses Go durations and a leading number of days ("30d",
+// "1d12h").
+func ParseDuration(s string) (time.Duration, error) {
+	var days time.Duration
+	if m := dayRE.FindStringSubmatch(s); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n > 100000 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = m[2]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: want a number and a unit, such as 500ms, 2s, 5m, 30d", s)
+	}
+	return days + d, nil
+}
+
+// Retention bounds the event history.
+type Retention struct {
+	MaxAge    Duration `yaml:"max_age"`
+	MaxEvents *int     `yaml:"max_events"`
+}
+
+// HTTPConfig is the daemon's HTTP listener.
+type HTTPConfig struct {
+	// Listen is host:port; an explicit empty string turns HTTP off.
+	Listen *string `yaml:"listen"`
+}
+
+// LogConfig sets the daemon's log output.
+type LogConfig struct {
+	// Format is text (the default) or json.
+	Format string `yaml:"format"`
+	// Level is debug, info (the default), warn or error.
+	Level string `yaml:"level"`
+}
+
+// RetryConfig sets the outbox backoff: the first retry after Initial, then
+// doubling up to Max.
+type RetryConfig struct {
+	Initial Duration `yaml:"initial"`
+	Max     Duration `yaml:"max"`
+}
+
+// Config is the daemon's configuration file. The zero value (an empty
+// file) works: every field has a default.
+type Config struct {
+	Interval        Duration              `yaml:"interval"`
+	Grace           Duration              `yaml:"grace"`
+	Burst           Duration              `yaml:"burst"`
+	FlapWindow      Duration              `yaml:"flap_window"`
+	Policy          *string               `yaml:"policy"`
+	StateDir        string                `yaml:"state_dir"`
+	Retention       Retention             `yaml:"retention"`
+	HTTP            HTTPConfig            `yaml:"http"`
+	Log             LogConfig             `yaml:"log"`
+	Retry           RetryConfig           `yaml:"retry"`
+	ShutdownTimeout Duration              `yaml:"shutdown_timeout"`
+	Host            string                `yaml:"host"`
+	Channels        notify.ChannelsConfig `yaml:"channels"`
+
+	// File is where the config was read from ("" for defaults).
+	File string `yaml:"-"`
+	src  []byte
+}
+
+// The effective values, with defaults applied.
+
+// IntervalD is the scan interval.
+func (c *Config) IntervalD() time.Duration { return orDur(c.Interval, DefaultInterval) }
+
+// GraceD is the restart grace period.
+func (c *Config) GraceD() time.Duration { return orDur(c.Grace, DefaultGrace) }
+
+// BurstD is the alert grouping window.
+func (c *Config) BurstD() time.Duration { return orDur(c.Burst, DefaultBurst) }
+
+// FlapWindowD is the window in which restarts of one listener are grouped.
+func (c *Config) FlapWindowD() time.Duration { return orDur(c.FlapWindow, DefaultFlapWindow) }
+
+// MaxAgeD is the retention age; 0 keeps events forever.
+func (c *Config) MaxAgeD() time.Duration { return orDur(c.Retention.MaxAge, DefaultMaxAge) }
+
+// MaxEventsN is the retention count; 0 keeps every event.
+func (c *Config) MaxEventsN() int {
+	if c.Retention.MaxEvents == nil {
+		return DefaultMaxEvents
+	}
+	return *c.Retention.MaxEvents
+}
+
+// RetryInitialD is the first retry delay.
+func (c *Config) RetryInitialD() time.Duration { return orDur(c.Retry.Initial, DefaultRetryInitial) }
+
+// RetryMaxD caps the retry delay.
+func (c *Config) RetryMaxD() time.Duration { return orDur(c.Retry.Max, DefaultRetryMax) }
+
+// ShutdownTimeoutD bounds how long SIGTERM waits for deliveries.
+func (c *Config) ShutdownTimeoutD() time.Duration {
+	return orDur(c.ShutdownTimeout, DefaultShutdownTimeout)
+}
+
+// PolicyPath returns the policy file and whether it was set explicitly. The
+// default file is optional; an explicit one must exist. An explicit empty
+// string means "no policy".
+func (c *Config) PolicyPath() (string, bool) {
+	if c.Policy == nil {
+		return DefaultPolicyFile, false
+	}
+	return *c.Policy, true
+}
+
+// StateDirPath is the directory of the event database.
+func (c *Config) StateDirPath() string {
+	if c.StateDir == "" {
+		return DefaultStateDir
+	}
+	return c.StateDir
+}
+
+// Listen is the HTTP address, "" when HTTP is off.
+func (c *Config) Listen() string {
+	if c.HTTP.Listen == nil {
+		return DefaultListen
+	}
+	return *c.HTTP.Listen
+}
+
+// HostName is the host name put in alerts.
+func (c *Config) HostName() string {
+	if c.Host != "" {
+		return c.Host
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// SlogLevel is the log level.
+func (c *Config) SlogLevel() slog.Level {
+	switch strings.ToLower(c.Log.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// NewLogger returns the logger the config asks for, writing to w.
+func (c *Config) NewLogger(w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	o := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if strings.ToLower(c.Log.Format) == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func orDur(d Duration, def time.Duration) time.Duration {
+	if !d.set {
+		return def
+	}
+	return d.D
+}
+
+// ConfigError is one problem in a config file, located by line and column
+// when they are known.
+type ConfigError struct {
+	File         string
+	Line, Column int
+	Msg          string
+}
+
+func (e *ConfigError) Error() string {
+	f := e.File
+	if f == "" {
+		f = "config"
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, e.Column, e.Msg)
+	}
+	return f + ": " + e.Msg
+}
+
+// LoadConfig reads and validates a config file. Errors are ConfigErrors
+// (several joined with errors.Join), each as "file:line:col: message".
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", path, err)
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig parses and validates a config held in b; name is used in
+// error messages.
+func ParseConfig(name string, b []byte) (*Config, error) {
+	cfg := &Config{File: name}
+	file, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return nil, yamlError(name, err, nil)
+	}
+	if err := decodeStrict(b, cfg); err != nil {
+		return nil, yamlError(name, err, file)
+	}
+	cfg.File = name
+	cfg.src = b
+	if errs := cfg.validate(); len(errs) > 0 {
+		out := make([]error, len(errs))
+		for i, fe := range errs {
+			ce := &ConfigError{File: name, Msg: fe.msg}
+			ce.Line, ce.Column = locate(file, fe.path)
+			out[i] = ce
+		}
+		return nil, errors.Join(out...)
+	}
+	return cfg, nil
+}
+
+// Locate turns a channel error (a *notify.FieldError, such as an unreadable
+// password file found when the channels are built) into a ConfigError at
+// the field's line and column. Other errors are returned unchanged.
+func (c *Config) Locate(err error) error {
+	var fe *notify.FieldError
+	if err == nil || !errors.As(err, &fe) {
+		return err
+	}
+	ce := &ConfigError{File: c.File, Msg: "channels." + fe.Error()}
+	if c.src != nil {
+		if file, perr := parser.ParseBytes(c.src, 0); perr == nil {
+			ce.Line, ce.Column = locate(file, "$.channels."+fe.Path)
+		}
+	}
+	return ce
+}
+
+// decodeStrict decodes b into cfg, rejecting unknown fields. go-yaml
+// v1.19.2 panics on some malformed input (a tag on a scalar where a list is
+// expected, found by FuzzParseConfig); a config file must give an error,
+// never crash the daemon on reload.
+func decodeStrict(b []byte, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot decode the file: a value does not have the expected type (%v)", r)
+		}
+	}()
+	return yaml.UnmarshalWithOptions(b, cfg, yaml.Strict())
+}
+
+type fieldErr struct {
+	path string // "$.retention.max_age"
+	msg  string
+}
+
+func (c *Config) validate() []fieldErr {
+	var errs []fieldErr
+	dur := func(d *Duration, path, name string, min time.Duration) {
+		if !d.set {
+			return
+		}
+		v, err := ParseDuration(d.raw)
+		if err != nil {
+			errs = append(errs, fieldErr{path, name + ": " + err.Error()})
+			return
+		}
+		if v < min {
+			errs = append(errs, fieldErr{path, fmt.Sprintf("%s: %s is too short: the minimum is %s", name, v, min)})
+			return
+		}
+		d.D = v
+	}
+	dur(&c.Interval, "$.interval", "interval", MinInterval)
+	dur(&c.Grace, "$.grace", "grace", 0)
+	dur(&c.Burst, "$.burst", "burst", 0)
+	dur(&c.FlapWindow, "$.flap_window", "flap_window", 0)
+	dur(&c.Retention.MaxAge, "$.retention.max_age", "retention.max_age", 0)
+	dur(&c.Retry.Initial, "$.retry.initial", "retry.initial", 10*time.Millisecond)
+	dur(&c.Retry.Max, "$.retry.max", "retry.max", 10*time.Millisecond)
+	dur(&c.ShutdownTimeout, "$.shutdown_timeout", "shutdown_timeout", 0)
+	if c.Retry.Initial.set && c.Retry.Max.set && c.Retry.Max.D < c.Retry.Initial.D && c.Retry.Max.D > 0 {
+		errs = append(errs, fieldErr{"$.retry.max", fmt.Sprintf("retry.max (%s) is shorter than retry.initial (%s)", c.Retry.Max.D, c.Retry.Initial.D)})
+	}
+	if c.Retention.MaxEvents != nil && *c.Retention.MaxEvents < 0 {
+		errs = append(errs, fieldErr{"$.retention.max_events", "retention.max_events: must be 0 (keep all) or more"})
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fieldErr{"$.log.format", fmt.Sprintf("log.format: unknown format %q: want text or json", c.Log.Format)})
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fieldErr{"$.log.level", fmt.Sprintf("log.level: unknown level %q: want debug, info, warn or error", c.Log.Level)})
+	}
+	if l := c.Listen(); l != "" {
+		if _, port, err := splitHostPort(l); err != nil || port == "" {
+			errs = append(errs, fieldErr{"$.http.listen", fmt.Sprintf("http.listen: %q is not host:port (use \"\" to turn HTTP off)", l)})
+		}
+	}
+	if err := c.Channels.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			var fe *notify.FieldError
+			if errors.As(e, &fe) {
+				errs = append(errs, fieldErr{"$.channels." + fe.Path, "channels." + fe.Error()})
+			} else {
+				errs = append(errs, fieldErr{"$.channels", "channels: " + e.Error()})
+			}
+		}
+	}
+	return errs
+}
+
+func splitHostPort(s string) (string, string, error) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return "", "", fmt.Errorf("missing port")
+	}
+	port := s[i+1:]
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", "", fmt.Errorf("bad port")
+	}
+	return s[:i], port, nil
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// locate finds the line and column of a path such as
+// "$.channels.email[0].host", falling back to its nearest existing parent.
+func locate(file *ast.File, path string) (int, int) {
+	if file == nil {
+		return 0, 0
+	}
+	for path != "$" && path != "" {
+		if p, err := yaml.PathString(path); err == nil {
+			if n, err := p.FilterFile(file); err == nil && n != nil {
+				if tk := n.GetToken(); tk != nil && tk.Position != nil {
+					return tk.Position.Line, tk.Position.Column
+				}
+			}
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0, 0
+}
+
+var quotedRE = regexp.MustCompile(`"([^"]+)"`)
+
+// yamlError turns a go-yaml error into a ConfigError. Syntax and type errors
+// carry a token; errors from nested decoders (such as a time.Duration in a
+// channel) do not, so the quoted bad value is looked up in the file.
+func yamlError(name string, err error, file *ast.File) error {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			return &ConfigError{File: name, Line: tk.Position.Line, Column: tk.Position.Column, Msg: ye.GetMessage()}
+		}
+		return &ConfigError{File: name, Msg: ye.GetMessage()}
+	}
+	ce := &ConfigError{File: name, Msg: err.Error()}
+	if file != nil {
+		// The bad value is usually the last quoted string ("unknown unit
+		// "x" in duration "5x"").
+		ms := quotedRE.FindAllStringSubmatch(err.Error(), -1)
+		for i := len(ms) - 1; i >= 0 && ce.Line == 0; i-- {
+			ce.Line, ce.Column = findValue(file, ms[i][1])
+		}
+	}
+	return ce
+}
+
+func findValue(file *ast.File, v string) (int, int) {
+	line, col := 0, 0
+	for _, doc := range file.Docs {
+		ast.Walk(visitFunc(func(n ast.Node) bool {
+			if line > 0 {
+				return false
+			}
+			if tk := n.GetToken(); tk != nil && tk.Value == v && tk.Position != nil {
+				if _, ok := n.(*ast.MappingValueNode); !ok {
+					line, col = tk.Position.Line, tk.Position.Column
+					return false
+				}
+			}
+			return true
+		}), doc)
+	}
+	return line, col
+}
+
+type visitFunc func(ast.Node) bool
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor {
+	if f(n) {
+		return f
+	}
+	return nil
+}

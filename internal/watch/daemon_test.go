@@ -1,0 +1,521 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/store"
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// fakeHost is a fake socket source and owner resolver, for determinism:
+// the test decides which listeners the "host" has at each moment, and can
+// inject scan failures.
+type fakeHost struct {
+	mu    sync.Mutex
+	socks []inventory.Socket
+	err   error
+}
+
+func (f *fakeHost) set(socks ...inventory.Socket) {
+	f.mu.Lock()
+	f.socks = socks
+	f.mu.Unlock()
+}
+
+func (f *fakeHost) Name() string { return "fake" }
+
+func (f *fakeHost) Sockets(ctx context.Context, q inventory.Query) ([]inventory.Socket, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]inventory.Socket, len(f.socks))
+	for i, so := range f.socks {
+		so.Processes = nil
+		out[i] = so
+	}
+	return out, nil
+}
+
+func (f *fakeHost) Resolve(ctx context.Context, want map[uint64]struct{}) (*inventory.Owners, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := &inventory.Owners{Holders: map[uint64][]inventory.Holder{}, Processes: map[int]*inventory.Process{}}
+	for _, so := range f.socks {
+		for _, p := range so.Processes {
+			p := p
+			o.Holders[so.Inode] = append(o.Holders[so.Inode], inventory.Holder{PID: p.PID, FD: 3})
+			o.Processes[p.PID] = &p
+		}
+	}
+	return o, nil
+}
+
+// recordingSink is a fake alert channel that records what it is sent and
+// fails on demand (fault injection).
+type recordingSink struct {
+	name   string
+	minSev notify.Severity
+	delay  time.Duration
+
+	mu      sync.Mutex
+	batches [][]notify.Alert
+	calls   int
+	fail    []error // returned by successive calls; nil entries succeed
+}
+
+func (s *recordingSink) Name() string { return s.name }
+
+func (s *recordingSink) Accepts(a notify.Alert) bool {
+	return notify.Filter{MinSeverity: s.minSev}.Accepts(a)
+}
+
+func (s *recordingSink) Send(ctx context.Context, batch []notify.Alert) error {
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.calls
+	s.calls++
+	if i < len(s.fail) && s.fail[i] != nil {
+		return s.fail[i]
+	}
+	s.batches = append(s.batches, batch)
+	return nil
+}
+
+func (s *recordingSink) sent() [][]notify.Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]notify.Alert(nil), s.batches...)
+}
+
+func (s *recordingSink) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func dur(d time.Duration) Duration { return Duration{D: d, set: true} }
+
+func testConfig(t *testing.T) *Config {
+	off := ""
+	none := ""
+	return &Config{
+		Interval: dur(MinInterval), Grace: dur(time.Second), Burst: dur(300 * time.Millisecond),
+		Retry:    RetryConfig{Initial: dur(50 * time.Millisecond), Max: dur(200 * time.Millisecond)},
+		StateDir: t.TempDir(), HTTP: HTTPConfig{Listen: &off}, Policy: &none, Host: "test-host",
+		ShutdownTimeout: dur(2 * time.Second),
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+type running struct {
+	d      *Daemon
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg *Config, host *fakeHost, pol Checker, sinks ...notify.Sink) *running {
+	t.Helper()
+	d, err := New(Options{Config: cfg, Source: host, Resolver: host, Policy: pol, Sinks: sinks,
+		Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- d.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) error {
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+		}
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func storedKinds(t *testing.T, st *store.Store) string {
+	t.Helper()
+	evs, err := st.Events(context.Background(), store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k []string
+	for _, e := range evs {
+		k = append(k, e.Kind)
+	}
+	return strings.Join(k, " ")
+}
+
+func alertKinds(batches [][]notify.Alert) [][]string {
+	var out [][]string
+	for _, b := range batches {
+		var ks []string
+		for _, a := range b {
+			ks = append(ks, a.Kind)
+		}
+		out = append(out, ks)
+	}
+	return out
+}
+
+func TestDaemonBurstBatching(t *testing.T) {
+	host := &fakeHost{}
+	host.set(sock(22, 100, "/usr/sbin/sshd"))
+	sink := &recordingSink{name: "rec"}
+	cfg := testConfig(t)
+	cfg.Burst = dur(1500 * time.Millisecond)
+	r := start(t, cfg, host, nil, sink)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"))
+	time.Sleep(600 * time.Millisecond)
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"), sock(5555, 201, "/tmp/nc"))
+	waitFor(t, "a batch", 5*time.Second, func() bool { return len(sink.sent()) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	got := sink.sent()
+	if len(got) != 1 || len(got[0]) != 2 {
+		t.Fatalf("batches = %v, want one batch of two opened alerts", alertKinds(got))
+	}
+	if got[0][0].Socket.Local.Port != 4444 || got[0][1].Socket.Local.Port != 5555 || got[0][0].Host != "test-host" {
+		t.Errorf("batch = %+v", got[0])
+	}
+	// Alert ids are the stored event uids.
+	evs, _ := r.d.Store().Events(context.Background(), store.Filter{Kind: KindOpened})
+	if len(evs) != 2 || evs[0].UID != got[0][0].ID {
+		t.Errorf("alert id %s does not match event uid (%+v)", got[0][0].ID, evs)
+	}
+	waitFor(t, "delivered state", 2*time.Second, func() bool {
+		n, _ := r.d.Store().PendingCount(context.Background())
+		return n == 0
+	})
+}
+
+func TestDaemonRestartWithinGraceGivesNoAlert(t *testing.T) {
+	host := &fakeHost{}
+	host.set(sock(80, 100, "/usr/sbin/nginx"))
+	warn := &recordingSink{name: "mail", minSev: notify.SeverityWarning}
+	all := &recordingSink{name: "log"}
+	cfg := testConfig(t)
+	cfg.Grace = dur(2 * time.Second)
+	cfg.Burst = dur(100 * time.Millisecond)
+	r := start(t, cfg, host, nil, warn, all)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set()
+	time.Sleep(700 * time.Millisecond)
+	host.set(sock(80, 101, "/usr/sbin/nginx"))
+	waitFor(t, "the restarted note", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "restarted" })
+	// Past the grace period: still nothing else.
+	time.Sleep(2500 * time.Millisecond)
+	if k := storedKinds(t, r.d.Store()); k != "restarted" {
+		t.Fatalf("events = %q, want only restarted", k)
+	}
+	if n := warn.callCount(); n != 0 {
+		t.Fatalf("warning channel got %d sends for a restart: %v", n, alertKinds(warn.sent()))
+	}
+	if got := alertKinds(all.sent()); len(got) != 1 || len(got[0]) != 1 || got[0][0] != "restarted" {
+		t.Fatalf("accept-all channel got %v, want one restarted note", got)
+	}
+}
+
+func TestDaemonRetriesTransientFailures(t *testing.T) {
+	host := &fakeHost{}
+	sink := &recordingSink{name: "rec", fail: []error{errors.New("451 try later"), errors.New("timeout")}}
+	cfg := testConfig(t)
+	cfg.Burst = dur(50 * time.Millisecond)
+	r := start(t, cfg, host, nil, sink)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set(sock(4444, 200, "/tmp/nc"))
+	waitFor(t, "delivery", 5*time.Second, func() bool { return len(sink.sent()) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := sink.callCount(); n != 3 {
+		t.Errorf("%d Send calls, want 3 (two failures, one success)", n)
+	}
+	rows, _ := r.d.Store().Outbox(context.Background())
+	if len(rows) != 1 || rows[0].State != store.StateDelivered || rows[0].Attempts != 3 {
+		t.Fatalf("outbox = %+v", rows)
+	}
+}
+
+func TestDaemonPermanentFailureIsNotRetried(t *testing.T) {
+	host := &fakeHost{}
+	sink := &recordingSink{name: "rec", fail: []error{notify.Permanent(errors.New("550 mailbox unavailable"))}}
+	cfg := testConfig(t)
+	cfg.Burst = dur(50 * time.Millisecond)
+	r := start(t, cfg, host, nil, sink)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set(sock(4444, 200, "/tmp/nc"))
+	waitFor(t, "failure", 5*time.Second, func() bool {
+		rows, _ := r.d.Store().Outbox(context.Background())
+		return len(rows) == 1 && rows[0].State == store.StateFailed
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := sink.callCount(); n != 1 {
+		t.Fatalf("%d Send calls after a permanent failure, want 1", n)
+	}
+	rows, _ := r.d.Store().Outbox(context.Background())
+	if !strings.Contains(rows[0].LastError, "550") {
+		t.Errorf("last error = %q", rows[0].LastError)
+	}
+}
+
+func TestDaemonShutdownDrainsInFlight(t *testing.T) {
+	host := &fakeHost{}
+	sink := &recordingSink{name: "slow", delay: 800 * time.Millisecond}
+	cfg := testConfig(t)
+	cfg.Burst = dur(10 * time.Millisecond)
+	r := start(t, cfg, host, nil, sink)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set(sock(4444, 200, "/tmp/nc"))
+	// Wait until the send is in flight, then stop.
+	waitFor(t, "a send in flight", 5*time.Second, func() bool {
+		r.d.disp.mu.Lock()
+		defer r.d.disp.mu.Unlock()
+		return r.d.disp.busy["slow"]
+	})
+	t0 := time.Now()
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run returned %v, want nil", err)
+	}
+	if len(sink.sent()) != 1 {
+		t.Fatal("the delivery in flight did not finish before exit")
+	}
+	if el := time.Since(t0); el > 1500*time.Millisecond {
+		t.Errorf("shutdown took %v", el)
+	}
+	st, err := store.OpenReadOnly(cfg.StateDirPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, _ := st.Outbox(context.Background())
+	if len(rows) != 1 || rows[0].State != store.StateDelivered {
+		t.Fatalf("outbox after shutdown = %+v", rows)
+	}
+}
+
+func TestDaemonShutdownTimeout(t *testing.T) {
+	host := &fakeHost{}
+	sink := &recordingSink{name: "stuck", delay: time.Hour}
+	cfg := testConfig(t)
+	cfg.Burst = dur(10 * time.Millisecond)
+	cfg.ShutdownTimeout = dur(300 * time.Millisecond)
+	r := start(t, cfg, host, nil, sink)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	host.set(sock(4444, 200, "/tmp/nc"))
+	waitFor(t, "a send in flight", 5*time.Second, func() bool {
+		r.d.disp.mu.Lock()
+		defer r.d.disp.mu.Unlock()
+		return r.d.disp.busy["stuck"]
+	})
+	t0 := time.Now()
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(t0); el > 2*time.Second {
+		t.Errorf("shutdown with a stuck channel took %v, want about the 300ms timeout", el)
+	}
+	// The alert is still owed, and due at once at the next start.
+	st, err := store.OpenReadOnly(cfg.StateDirPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, _ := st.Outbox(context.Background())
+	if len(rows) != 1 || rows[0].State != store.StatePending {
+		t.Fatalf("outbox after a cut-off send = %+v", rows)
+	}
+}
+
+func TestDaemonViolationSurvivesRestart(t *testing.T) {
+	host := &fakeHost{}
+	bad := sock(4444, 200, "/tmp/nc")
+	host.set(bad)
+	pol := CheckerFunc(func(snap *inventory.Snapshot) []Finding {
+		var out []Finding
+		for i := range snap.Sockets {
+			if snap.Sockets[i].Local.Port == 4444 {
+				out = append(out, Finding{Kind: "unexpected", Key: "unexpected tcp 0.0.0.0:4444", Message: "unexpected listener", Socket: &snap.Sockets[i]})
+			}
+		}
+		return out
+	})
+	sink := &recordingSink{name: "rec", minSev: notify.SeverityCritical}
+	cfg := testConfig(t)
+	cfg.Burst = dur(10 * time.Millisecond)
+	r := start(t, cfg, host, pol, sink)
+	waitFor(t, "the violation alert", 5*time.Second, func() bool { return len(sink.sent()) == 1 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// A new daemon on the same state: the violation is known, not news.
+	r2 := start(t, cfg, host, pol, sink)
+	waitFor(t, "scans", 5*time.Second, func() bool { ok, _ := r2.d.Healthy(); return ok })
+	time.Sleep(700 * time.Millisecond)
+	if n := len(sink.sent()); n != 1 {
+		t.Fatalf("after a restart the violation was sent %d times", n)
+	}
+	if k := storedKinds(t, r2.d.Store()); k != "violation" {
+		t.Fatalf("events = %q", k)
+	}
+	// It ends while the daemon runs: resolved after the grace period.
+	host.set()
+	waitFor(t, "resolved", 5*time.Second, func() bool { return storedKinds(t, r2.d.Store()) == "violation closed resolved" })
+	act, _ := r2.d.Store().ActiveFindings(context.Background())
+	if len(act) != 0 {
+		t.Fatalf("active after resolve = %+v", act)
+	}
+}
+
+func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "porteiro.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("interval: 300ms\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\n")
+	rt, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &fakeHost{}
+	r := start(t, rt.Config, host, rt.Policy, rt.Sinks...)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+
+	write("interval: 300ms\nstate_dir: " + dir + "\nintreval: 1s\n")
+	if err := r.d.ReloadFrom(path); err == nil || !strings.Contains(err.Error(), ":3:1:") {
+		t.Fatalf("bad reload: %v, want a file:line:col error", err)
+	}
+	if got := r.d.Config().IntervalD(); got != 300*time.Millisecond {
+		t.Fatalf("after a bad reload the interval is %v", got)
+	}
+	// Still scanning.
+	host.set(sock(4444, 1, "/tmp/nc"))
+	waitFor(t, "scans after a bad reload", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "opened" })
+
+	write("interval: 1s\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\n")
+	if err := r.d.ReloadFrom(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.d.Config().IntervalD(); got != time.Second {
+		t.Fatalf("after a good reload the interval is %v", got)
+	}
+}
+
+func TestDaemonScanErrorsKeepRunning(t *testing.T) {
+	host := &fakeHost{err: errors.New("netlink: permission denied")}
+	cfg := testConfig(t)
+	r := start(t, cfg, host, nil)
+	time.Sleep(600 * time.Millisecond)
+	if ok, _ := r.d.Healthy(); ok {
+		t.Fatal("healthy without a successful scan")
+	}
+	host.mu.Lock()
+	host.err = nil
+	host.mu.Unlock()
+	waitFor(t, "recovery", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+}
+
+func TestHTTPAPI(t *testing.T) {
+	host := &fakeHost{}
+	host.set(sock(22, 100, "/usr/sbin/sshd"))
+	cfg := testConfig(t)
+	d, err := New(Options{Config: cfg, Source: host, Resolver: host, Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode, body
+	}
+	if code, _ := get("/healthz"); code != 503 {
+		t.Errorf("healthz before a scan = %d, want 503", code)
+	}
+	ctx := context.Background()
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz after a scan = %d, want 200", code)
+	}
+	code, doc := get("/api/v1/listeners")
+	socks, _ := doc["sockets"].([]any)
+	if code != 200 || len(socks) != 1 || doc["schema_version"] != float64(1) {
+		t.Fatalf("listeners = %d %v", code, doc)
+	}
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"))
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, doc = get("/api/v1/events?since=1h&port=4444&kind=opened")
+	evs, _ := doc["events"].([]any)
+	if code != 200 || len(evs) != 1 {
+		t.Fatalf("events = %d %v", code, doc)
+	}
+	ev := evs[0].(map[string]any)
+	payload := ev["payload"].(map[string]any)
+	so := payload["socket"].(map[string]any)
+	procs := so["processes"].([]any)
+	if ev["kind"] != "opened" || procs[0].(map[string]any)["exe"] != "/tmp/nc" || !strings.Contains(ev["summary"].(string), "nc (pid 200") {
+		t.Errorf("event = %v", ev)
+	}
+	if _, doc := get("/api/v1/events?port=22"); len(doc["events"].([]any)) != 0 {
+		t.Errorf("port filter: %v", doc)
+	}
+	if code, doc := get("/api/v1/events?kind=exploded"); code != 400 || !strings.Contains(doc["error"].(string), "unknown event kind") {
+		t.Errorf("bad kind = %d %v", code, doc)
+	}
+}

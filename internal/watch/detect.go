@@ -1,0 +1,374 @@
+package watch
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// detector turns consecutive snapshots and policy verdicts into events. It
+// is pure: time comes in with each step, so tests drive it with a fake
+// clock and hand-built snapshots.
+//
+// Listeners are compared by ListenerKey (namespace, protocol, address,
+// port), not by inode, so that a restarted service is the same listener.
+// A listener that disappears is not reported at once: if it comes back
+// within the grace period it was a restart, one `restarted` note instead of
+// a closed/opened pair. Restarts of one listener within the flap window are
+// grouped: the first is reported, the rest are counted and reported once,
+// as a flapping note, when the window ends.
+type detector struct {
+	grace      time.Duration
+	flapWindow time.Duration
+
+	// known is every listener seen in the last scan, merged across the
+	// sockets that share its key (SO_REUSEPORT).
+	known  map[inventory.ListenerKey]*inventory.Socket
+	primed bool
+	// dirty says the listener set changed since it was last saved.
+	dirty   bool
+	closing map[inventory.ListenerKey]closing
+	flaps   map[inventory.ListenerKey]*flap
+
+	// active findings have been announced; pending ones wait to be
+	// confirmed (missing) and resolving ones to stay gone for the grace
+	// period before they are resolved.
+	active    map[string]*activeFinding
+	pending   map[string]time.Time
+	resolving map[string]time.Time
+}
+
+type closing struct {
+	at   time.Time
+	last *inventory.Socket
+}
+
+type flap struct {
+	first    time.Time
+	restarts int
+	last     *inventory.Socket
+}
+
+type activeFinding struct {
+	Finding Finding
+	Since   time.Time
+}
+
+func newDetector(grace, flapWindow time.Duration) *detector {
+	return &detector{
+		grace:      grace,
+		flapWindow: flapWindow,
+		known:      map[inventory.ListenerKey]*inventory.Socket{},
+		closing:    map[inventory.ListenerKey]closing{},
+		flaps:      map[inventory.ListenerKey]*flap{},
+		active:     map[string]*activeFinding{},
+		pending:    map[string]time.Time{},
+		resolving:  map[string]time.Time{},
+	}
+}
+
+// prime sets the listeners known from before the first scan (the set the
+// daemon saved before it stopped), so that changes while it was down are
+// reported.
+func (d *detector) prime(socks []inventory.Socket) {
+	for i := range socks {
+		so := socks[i]
+		d.known[so.ListenerKey()] = &so
+	}
+	d.primed = true
+}
+
+// listeners merges a snapshot's listening sockets by ListenerKey.
+func listeners(snap *inventory.Snapshot) map[inventory.ListenerKey]*inventory.Socket {
+	out := map[inventory.ListenerKey]*inventory.Socket{}
+	if snap == nil {
+		return out
+	}
+	for i := range snap.Sockets {
+		so := &snap.Sockets[i]
+		if !so.Listening {
+			continue
+		}
+		k := so.ListenerKey()
+		cur, ok := out[k]
+		if !ok {
+			cp := *so
+			out[k] = &cp
+			continue
+		}
+		// Several sockets share the key: keep every owner once.
+		seen := map[int]bool{}
+		for _, p := range cur.Processes {
+			seen[p.PID] = true
+		}
+		for _, p := range so.Processes {
+			if !seen[p.PID] {
+				cur.Processes = append(cur.Processes, p)
+			}
+		}
+	}
+	return out
+}
+
+// programs names the programs that hold a listener: their executables (or
+// names) and users. Worker processes come and go, and pids change on every
+// restart; a change of program is what matters. "" means unknown.
+func programs(so *inventory.Socket) string {
+	if so == nil || len(so.Processes) == 0 {
+		return ""
+	}
+	set := map[string]bool{}
+	for i := range so.Processes {
+		p := &so.Processes[i]
+		id := p.Exe
+		if id == "" {
+			id = "[" + p.Name + "]"
+		}
+		set[id+"|"+p.User] = true
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func sameProgram(a, b *inventory.Socket) bool {
+	pa, pb := programs(a), programs(b)
+	return pa == "" || pb == "" || pa == pb
+}
+
+// step takes one scan and returns the events it causes, in a stable order.
+// findings is nil when no policy is loaded.
+func (d *detector) step(now time.Time, snap *inventory.Snapshot, findings []Finding) []Event {
+	var out []Event
+	cur := listeners(snap)
+	if !d.primed {
+		// The first scan of a fresh daemon is the baseline, not a burst of
+		// "opened" events.
+		d.known = cur
+		d.primed = true
+		d.dirty = true
+	} else {
+		out = d.listenerEvents(now, cur)
+	}
+	out = append(out, d.expire(now)...)
+	out = append(out, d.findingEvents(now, findings)...)
+	return out
+}
+
+func sortedKeys[V any](m map[inventory.ListenerKey]V) []inventory.ListenerKey {
+	keys := make([]inventory.ListenerKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Proto != b.Proto {
+			return a.Proto < b.Proto
+		}
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		if c := a.Address.Compare(b.Address); c != 0 {
+			return c < 0
+		}
+		return a.NetNS < b.NetNS
+	})
+	return keys
+}
+
+func (d *detector) listenerEvents(now time.Time, cur map[inventory.ListenerKey]*inventory.Socket) []Event {
+	var out []Event
+	for _, k := range sortedKeys(d.known) {
+		if _, ok := cur[k]; !ok {
+			if _, already := d.closing[k]; !already {
+				d.closing[k] = closing{at: now, last: d.known[k]}
+				d.dirty = true
+			}
+		}
+	}
+	for _, k := range sortedKeys(cur) {
+		so := cur[k]
+		old, wasKnown := d.known[k]
+		if !wasKnown {
+			d.dirty = true
+			if c, ok := d.closing[k]; ok {
+				delete(d.closing, k)
+				if sameProgram(c.last, so) {
+					if e, ok := d.restarted(now, k, c, so); ok {
+						out = append(out, e)
+					}
+				} else {
+					// Another program took the port while it was free:
+					// not a restart, whatever the timing.
+					out = append(out, Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: c.last})
+				}
+				continue
+			}
+			out = append(out, Event{Kind: KindOpened, Time: now, Listener: k, Socket: so})
+			continue
+		}
+		if !sameProgram(old, so) {
+			d.dirty = true
+			out = append(out, Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: old})
+		}
+	}
+	// Keep the last known owners of a listener whose owners could not be
+	// seen this time, so an unreadable scan is not an owner change later.
+	for k, so := range cur {
+		if old, ok := d.known[k]; ok && len(so.Processes) == 0 && len(old.Processes) > 0 {
+			cp := *so
+			cp.Processes = old.Processes
+			cur[k] = &cp
+		}
+	}
+	d.known = cur
+	return out
+}
+
+// restarted handles a listener that came back within the grace period.
+func (d *detector) restarted(now time.Time, k inventory.ListenerKey, c closing, so *inventory.Socket) (Event, bool) {
+	f := d.flaps[k]
+	if f != nil && now.Sub(f.first) <= d.flapWindow {
+		f.restarts++
+		f.last = so
+		return Event{}, false
+	}
+	d.flaps[k] = &flap{first: now, restarts: 1, last: so}
+	return Event{Kind: KindRestarted, Time: now, Listener: k, Socket: so, Old: c.last, Down: now.Sub(c.at), Restarts: 1}, true
+}
+
+// expire emits what waited long enough: closes past the grace period and
+// the summaries of flap windows that ended.
+func (d *detector) expire(now time.Time) []Event {
+	var out []Event
+	for _, k := range sortedKeys(d.closing) {
+		c := d.closing[k]
+		if now.Sub(c.at) >= d.grace {
+			delete(d.closing, k)
+			d.dirty = true
+			// The listener was gone since c.at; that is when it closed.
+			out = append(out, Event{Kind: KindClosed, Time: c.at, Listener: k, Socket: c.last})
+		}
+	}
+	for _, k := range sortedKeys(d.flaps) {
+		f := d.flaps[k]
+		if now.Sub(f.first) <= d.flapWindow {
+			continue
+		}
+		delete(d.flaps, k)
+		if f.restarts > 1 {
+			out = append(out, Event{Kind: KindRestarted, Time: now, Listener: k, Socket: f.last, Restarts: f.restarts})
+		}
+	}
+	return out
+}
+
+func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
+	var out []Event
+	seen := make(map[string]bool, len(findings))
+	for i := range findings {
+		f := findings[i]
+		if seen[f.Key] {
+			continue
+		}
+		seen[f.Key] = true
+		if a, ok := d.active[f.Key]; ok {
+			delete(d.resolving, f.Key)
+			a.Finding = f
+			continue
+		}
+		kind := KindViolation
+		if f.Kind == KindMissing {
+			// A required listener is briefly absent while its service
+			// restarts: only a gap longer than the grace period counts.
+			first, ok := d.pending[f.Key]
+			if !ok {
+				d.pending[f.Key] = now
+				first = now
+			}
+			if now.Sub(first) < d.grace {
+				continue
+			}
+			delete(d.pending, f.Key)
+			kind = KindMissing
+		}
+		fc := f
+		d.active[f.Key] = &activeFinding{Finding: fc, Since: now}
+		e := Event{Kind: kind, Time: now, Finding: &fc, Socket: fc.Socket}
+		if fc.Socket != nil {
+			e.Listener = fc.Socket.ListenerKey()
+		}
+		out = append(out, e)
+	}
+	for k := range d.pending {
+		if !seen[k] {
+			delete(d.pending, k)
+		}
+	}
+	keys := make([]string, 0, len(d.active))
+	for k := range d.active {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		// Gone: resolved once it stays gone for the grace period, so a
+		// restart of the offending listener is not resolved-then-fired.
+		first, ok := d.resolving[k]
+		if !ok {
+			d.resolving[k] = now
+			first = now
+		}
+		if now.Sub(first) < d.grace {
+			continue
+		}
+		a := d.active[k]
+		delete(d.active, k)
+		delete(d.resolving, k)
+		fc := a.Finding
+		e := Event{Kind: KindResolved, Time: now, Finding: &fc, Since: a.Since}
+		if fc.Socket != nil {
+			e.Listener = fc.Socket.ListenerKey()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// knownSockets is the listener set to save: what is up, and what closed
+// but is still within its grace period (so a crash does not lose the
+// close).
+func (d *detector) knownSockets() []inventory.Socket {
+	out := make([]inventory.Socket, 0, len(d.known)+len(d.closing))
+	for _, k := range sortedKeys(d.known) {
+		out = append(out, *d.known[k])
+	}
+	for _, k := range sortedKeys(d.closing) {
+		if _, ok := d.known[k]; !ok {
+			out = append(out, *d.closing[k].last)
+		}
+	}
+	return out
+}
+
+// activeAlerts returns the firing findings, oldest first.
+func (d *detector) activeFindings() []*activeFinding {
+	out := make([]*activeFinding, 0, len(d.active))
+	for _, a := range d.active {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].Finding.Key < out[j].Finding.Key
+	})
+	return out
+}

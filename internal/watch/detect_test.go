@@ -1,0 +1,279 @@
+package watch
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porteiro/porteiro/inventory"
+)
+
+var inodeSeq uint64 = 1000
+
+// sock builds a listening TCP socket held by one process; each call is a
+// new socket (new inode), as a restarted service's would be.
+func sock(port uint16, pid int, exe string) inventory.Socket {
+	inodeSeq++
+	so := inventory.Socket{
+		Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN", Listening: true,
+		Local: inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: port},
+		Inode: inodeSeq, NetNS: 1, Exposure: inventory.ExposureAll,
+	}
+	if pid > 0 {
+		name := exe[strings.LastIndex(exe, "/")+1:]
+		so.Processes = []inventory.Process{{PID: pid, Name: name, Exe: exe, User: "root", StartTicks: uint64(pid) * 7, Cmdline: []string{exe}}}
+	}
+	return so
+}
+
+func snapOf(socks ...inventory.Socket) *inventory.Snapshot {
+	return &inventory.Snapshot{Sockets: socks, Source: "test"}
+}
+
+func kinds(evs []Event) string {
+	var out []string
+	for _, e := range evs {
+		s := e.Kind
+		if e.Kind == KindRestarted && e.Restarts > 1 {
+			s += fmt.Sprintf("x%d", e.Restarts)
+		}
+		if e.Listener.Port != 0 {
+			s += fmt.Sprintf(":%d", e.Listener.Port)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestDetectorListenerEvents(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	ssh := sock(22, 100, "/usr/sbin/sshd")
+	if got := kinds(d.step(t0, snapOf(ssh), nil)); got != "" {
+		t.Fatalf("first scan is the baseline, got %q", got)
+	}
+	bad := sock(4444, 200, "/tmp/nc")
+	evs := d.step(t0.Add(time.Second), snapOf(ssh, bad), nil)
+	if got := kinds(evs); got != "opened:4444" {
+		t.Fatalf("got %q, want opened:4444", got)
+	}
+	if evs[0].Socket == nil || evs[0].Socket.Processes[0].PID != 200 {
+		t.Errorf("opened event lacks the owner: %+v", evs[0].Socket)
+	}
+	// Gone: nothing yet, the grace period runs.
+	if got := kinds(d.step(t0.Add(2*time.Second), snapOf(ssh), nil)); got != "" {
+		t.Fatalf("close reported before the grace period: %q", got)
+	}
+	if got := kinds(d.step(t0.Add(11*time.Second), snapOf(ssh), nil)); got != "" {
+		t.Fatalf("close reported 9s into a 10s grace: %q", got)
+	}
+	evs = d.step(t0.Add(12*time.Second), snapOf(ssh), nil)
+	if got := kinds(evs); got != "closed:4444" {
+		t.Fatalf("got %q, want closed:4444", got)
+	}
+	if !evs[0].Time.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("closed at %v, want when it disappeared (%v)", evs[0].Time, t0.Add(2*time.Second))
+	}
+	if evs[0].Socket.Processes[0].Exe != "/tmp/nc" {
+		t.Errorf("closed event lost the last owner: %+v", evs[0].Socket)
+	}
+}
+
+func TestDetectorRestartWithinGrace(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	d.step(t0, snapOf(sock(80, 100, "/usr/sbin/nginx")), nil)
+	if got := kinds(d.step(t0.Add(time.Second), snapOf(), nil)); got != "" {
+		t.Fatalf("got %q", got)
+	}
+	// Back with a new pid and a new inode, same program: a restart.
+	evs := d.step(t0.Add(3*time.Second), snapOf(sock(80, 101, "/usr/sbin/nginx")), nil)
+	if got := kinds(evs); got != "restarted:80" {
+		t.Fatalf("got %q, want one restarted note", got)
+	}
+	if evs[0].Down != 2*time.Second || evs[0].Old.Processes[0].PID != 100 || evs[0].Socket.Processes[0].PID != 101 {
+		t.Errorf("restart = down %v, old %+v, new %+v", evs[0].Down, evs[0].Old, evs[0].Socket)
+	}
+	if sev := severityOf(evs[0].Kind, evs[0].Restarts); sev != "info" {
+		t.Errorf("a single restart has severity %s, want info (a note)", sev)
+	}
+	// And no late closed.
+	for i := 4; i < 30; i++ {
+		if got := kinds(d.step(t0.Add(time.Duration(i)*time.Second), snapOf(sock(80, 101, "/usr/sbin/nginx")), nil)); got != "" {
+			t.Fatalf("t+%ds: got %q after a restart", i, got)
+		}
+	}
+}
+
+func TestDetectorOtherProgramTakesPort(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	d.step(t0, snapOf(sock(80, 100, "/usr/sbin/nginx")), nil)
+	d.step(t0.Add(time.Second), snapOf(), nil)
+	evs := d.step(t0.Add(2*time.Second), snapOf(sock(80, 666, "/tmp/evil")), nil)
+	if got := kinds(evs); got != "owner_changed:80" {
+		t.Fatalf("another program on a freed port: got %q, want owner_changed", got)
+	}
+}
+
+func TestDetectorOwnerChange(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	a := sock(8080, 100, "/usr/bin/app")
+	d.step(t0, snapOf(a), nil)
+	// Same inode, a worker was replaced: same program, no event.
+	b := a
+	b.Processes = []inventory.Process{a.Processes[0], {PID: 101, Name: "app", Exe: "/usr/bin/app", User: "root"}}
+	if got := kinds(d.step(t0.Add(time.Second), snapOf(b), nil)); got != "" {
+		t.Fatalf("worker churn gave %q", got)
+	}
+	// Owners unreadable for one scan: not a change.
+	c := a
+	c.Processes = nil
+	c.UnattributedReason = inventory.ReasonNotPermitted
+	if got := kinds(d.step(t0.Add(2*time.Second), snapOf(c), nil)); got != "" {
+		t.Fatalf("unreadable owners gave %q", got)
+	}
+	if got := kinds(d.step(t0.Add(3*time.Second), snapOf(a), nil)); got != "" {
+		t.Fatalf("owners readable again gave %q", got)
+	}
+	// The socket passed to another program.
+	e := a
+	e.Processes = []inventory.Process{{PID: 300, Name: "python3", Exe: "/usr/bin/python3", User: "www-data"}}
+	evs := d.step(t0.Add(4*time.Second), snapOf(e), nil)
+	if got := kinds(evs); got != "owner_changed:8080" {
+		t.Fatalf("got %q, want owner_changed:8080", got)
+	}
+	if evs[0].Old.Processes[0].PID != 100 {
+		t.Errorf("owner_changed old = %+v", evs[0].Old)
+	}
+}
+
+func TestDetectorFlappingIsGrouped(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(5*time.Second, time.Minute)
+	d.step(t0, snapOf(sock(9000, 1, "/usr/bin/svc")), nil)
+	var all []Event
+	now := t0
+	// Ten restarts, one every 4 seconds, each down for one second.
+	for i := 0; i < 10; i++ {
+		now = now.Add(3 * time.Second)
+		all = append(all, d.step(now, snapOf(), nil)...)
+		now = now.Add(time.Second)
+		all = append(all, d.step(now, snapOf(sock(9000, 2+i, "/usr/bin/svc")), nil)...)
+	}
+	if got := kinds(all); got != "restarted:9000" {
+		t.Fatalf("during the flap window got %q, want only the first restart", got)
+	}
+	// The window ends: one summary.
+	up := snapOf(sock(9000, 50, "/usr/bin/svc"))
+	evs := d.step(t0.Add(2*time.Minute), up, nil)
+	if got := kinds(evs); got != "restartedx10:9000" {
+		t.Fatalf("after the window got %q, want one flapping summary of 10 restarts", got)
+	}
+	if sev := severityOf(evs[0].Kind, evs[0].Restarts); sev != "warning" {
+		t.Errorf("flapping severity = %s, want warning", sev)
+	}
+	if !strings.Contains(evs[0].Summary(), "flapping") {
+		t.Errorf("summary = %q", evs[0].Summary())
+	}
+}
+
+func finding(kind, key string, so *inventory.Socket) Finding {
+	return Finding{Kind: kind, Key: key, Message: kind + " " + key, Socket: so}
+}
+
+func TestDetectorFindings(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	bad := sock(4444, 200, "/tmp/nc")
+	unexp := finding("unexpected", "unexpected tcp 0.0.0.0:4444", &bad)
+	evs := d.step(t0, snapOf(bad), []Finding{unexp})
+	if got := kinds(evs); got != "violation:4444" {
+		t.Fatalf("got %q", got)
+	}
+	if got := kinds(d.step(t0.Add(time.Second), snapOf(bad), []Finding{unexp})); got != "" {
+		t.Fatalf("a lasting finding fired again: %q", got)
+	}
+	// Restart of the offending listener: neither resolved nor fired again.
+	d.step(t0.Add(2*time.Second), snapOf(), nil)
+	bad2 := sock(4444, 201, "/tmp/nc")
+	unexp2 := finding("unexpected", "unexpected tcp 0.0.0.0:4444", &bad2)
+	evs = d.step(t0.Add(3*time.Second), snapOf(bad2), []Finding{unexp2})
+	if got := kinds(evs); got != "restarted:4444" {
+		t.Fatalf("restart of a violating listener: got %q, want only the restarted note", got)
+	}
+	// Gone for good: resolved after the grace period, with its start.
+	d.step(t0.Add(4*time.Second), snapOf(), nil)
+	evs = d.step(t0.Add(15*time.Second), snapOf(), nil)
+	if got := kinds(evs); got != "closed:4444 resolved:4444" {
+		t.Fatalf("got %q, want closed and resolved", got)
+	}
+	if !evs[1].Since.Equal(t0) {
+		t.Errorf("resolved since %v, want %v", evs[1].Since, t0)
+	}
+	a := evs[1].Alert("h")
+	if !a.Resolved || !a.StartsAt.Equal(t0) || a.Listener != "tcp *:4444" && a.Listener != "tcp 0.0.0.0:4444" {
+		t.Errorf("resolved alert = %+v", a)
+	}
+}
+
+func TestDetectorMissingWaitsForGrace(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	miss := finding("missing", "missing ssh", nil)
+	d.step(t0, snapOf(), nil)
+	// sshd restarting: missing for 3 seconds, no alert.
+	for i := 1; i <= 3; i++ {
+		if got := kinds(d.step(t0.Add(time.Duration(i)*time.Second), snapOf(), []Finding{miss})); got != "" {
+			t.Fatalf("missing fired after %ds: %q", i, got)
+		}
+	}
+	d.step(t0.Add(4*time.Second), snapOf(), nil)
+	for i := 5; i < 15; i++ {
+		if got := kinds(d.step(t0.Add(time.Duration(i)*time.Second), snapOf(), []Finding{miss})); got != "" {
+			t.Fatalf("missing fired %ds after it began: %q", i-5, got)
+		}
+	}
+	evs := d.step(t0.Add(15*time.Second), snapOf(), []Finding{miss})
+	if got := kinds(evs); got != "missing" {
+		t.Fatalf("got %q, want missing once it lasted the grace period", got)
+	}
+	if evs[0].listenerName() != "missing ssh" {
+		t.Errorf("listener = %q", evs[0].listenerName())
+	}
+}
+
+func TestDetectorPrimedReportsChangesWhileDown(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	d.prime([]inventory.Socket{sock(22, 100, "/usr/sbin/sshd"), sock(25, 50, "/usr/sbin/exim")})
+	// After a reboot: new inodes and pids, sshd the same program; exim
+	// gone; something new on 8080.
+	evs := d.step(t0, snapOf(sock(22, 900, "/usr/sbin/sshd"), sock(8080, 901, "/usr/bin/app")), nil)
+	if got := kinds(evs); got != "opened:8080" {
+		t.Fatalf("got %q", got)
+	}
+	evs = d.step(t0.Add(11*time.Second), snapOf(sock(22, 900, "/usr/sbin/sshd"), sock(8080, 901, "/usr/bin/app")), nil)
+	if got := kinds(evs); got != "closed:25" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestDetectorKnownKeepsClosing(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	d.step(t0, snapOf(sock(22, 100, "/usr/sbin/sshd"), sock(25, 50, "/usr/sbin/exim")), nil)
+	d.step(t0.Add(time.Second), snapOf(sock(22, 100, "/usr/sbin/sshd")), nil)
+	// Port 25 is within its grace period: it must be saved, so that a crash
+	// now still reports the close after a restart.
+	var ports []uint16
+	for _, so := range d.knownSockets() {
+		ports = append(ports, so.Local.Port)
+	}
+	if fmt.Sprint(ports) != "[22 25]" {
+		t.Fatalf("known = %v, want [22 25]", ports)
+	}
+}
