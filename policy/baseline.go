@@ -304,22 +304,31 @@ func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
 		name, user, unit, cmd string
 		pids                  []int
 	}
+	type procKey struct{ name, user, cmd string }
+	// Maps keep this linear: a rule can cover thousands of sockets held
+	// by hundreds of workers.
 	var procs []*proc
+	byKey := map[procKey]*proc{}
+	seenPID := map[int]bool{}
 	noOwner := inventory.ReasonNone
 	for _, so := range r.sockets {
 		if len(so.Processes) == 0 && noOwner == inventory.ReasonNone {
 			noOwner = so.UnattributedReason
 		}
-		for _, p := range so.Processes {
-			cmd := p.CommandLine()
-			i := slices.IndexFunc(procs, func(x *proc) bool { return x.name == p.Name && x.user == p.User && x.cmd == cmd })
-			if i < 0 {
-				procs = append(procs, &proc{name: p.Name, user: p.User, unit: p.Unit, cmd: cmd})
-				i = len(procs) - 1
+		for i := range so.Processes {
+			p := &so.Processes[i]
+			if seenPID[p.PID] {
+				continue
 			}
-			if !slices.Contains(procs[i].pids, p.PID) {
-				procs[i].pids = append(procs[i].pids, p.PID)
+			seenPID[p.PID] = true
+			k := procKey{p.Name, p.User, p.CommandLine()}
+			g := byKey[k]
+			if g == nil {
+				g = &proc{name: p.Name, user: p.User, unit: p.Unit, cmd: k.cmd}
+				byKey[k] = g
+				procs = append(procs, g)
 			}
+			g.pids = append(g.pids, p.PID)
 		}
 	}
 	const maxProcs = 4
@@ -358,14 +367,19 @@ func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
 		fmt.Fprintf(b, "  # no process: %s\n", commentText(hint))
 	}
 	var socks []string
+	seen := map[inventory.ListenerKey]bool{}
 	for _, so := range r.sockets {
-		s := listenerName(so)
-		if !slices.Contains(socks, s) {
-			socks = append(socks, s)
+		k := so.ListenerKey()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if len(socks) < 6 {
+			socks = append(socks, listenerName(so))
 		}
 	}
-	if len(socks) > 6 {
-		socks = append(socks[:6], fmt.Sprintf("and %d more", len(socks)-6))
+	if len(seen) > 6 {
+		socks = append(socks, fmt.Sprintf("and %d more", len(seen)-6))
 	}
 	fmt.Fprintf(b, "  # listening: %s (%d socket(s))\n", strings.Join(socks, ", "), len(r.sockets))
 	if r.ephemeral {

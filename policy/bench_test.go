@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"io"
 	"math/rand"
 	"strings"
 	"testing"
@@ -105,6 +106,16 @@ func BenchmarkParse1kRules(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := Parse(data, "b.yaml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBaseline10kSockets(b *testing.B) {
+	snap := benchSnap(true)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := Baseline(io.Discard, snap, BaselineOptions{Ephemeral: DefaultEphemeral}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -217,23 +217,18 @@ func (p *Policy) Check(snap *inventory.Snapshot) *Report {
 // checkSocket decides one listener. It marks the require rules the socket
 // satisfies, and reports whether owner conditions could not be decided.
 func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bool) (*Finding, bool) {
-	// Ignore rules win over everything, as their name says.
-	for _, ri := range cands {
-		r := p.Rules[ri]
-		if r.Section == Ignore && r.matchBind(so.Local.Address) && r.matchOwners(so) == ownerYes {
-			return nil, false
-		}
-	}
-	allowed, unknown := false, false
+	ignored, allowed, unknown := false, false, false
 	var wrongOwner, tooExposed, both *Rule
 	for _, ri := range cands {
 		r := p.Rules[ri]
-		if r.Section == Ignore {
-			continue
-		}
 		bindOK := r.matchBind(so.Local.Address)
 		own := r.matchOwners(so)
 		switch {
+		case r.Section == Ignore:
+			// Ignore rules win over everything, as their name says, but
+			// the loop goes on: an ignored listener still satisfies the
+			// require rules that match it.
+			ignored = ignored || (bindOK && own == ownerYes)
 		case bindOK && own == ownerYes:
 			allowed = true
 			satisfied[ri] = true
@@ -251,7 +246,7 @@ func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bo
 			both = r
 		}
 	}
-	if allowed {
+	if ignored || allowed {
 		return nil, false
 	}
 	if unknown {

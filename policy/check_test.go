@@ -449,3 +449,14 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		}
 	}
 }
+
+// An ignored listener still counts for the require rules it matches.
+func TestCheckIgnoredSatisfiesRequire(t *testing.T) {
+	p := mustParse(t, "ignore:\n  - bind: loopback\nrequire:\n  - name: dns\n    port: 53\n    bind: loopback\n")
+	if rep := p.Check(snapOf(sock(inventory.UDP, "127.0.0.53", 53, 1))); !rep.Clean() {
+		t.Errorf("findings %q", kinds(rep))
+	}
+	if rep := p.Check(snapOf(sock(inventory.UDP, "127.0.0.53", 54, 1))); len(rep.Findings) != 1 || rep.Findings[0].Kind != Missing {
+		t.Errorf("findings %q, want missing dns", kinds(rep))
+	}
+}

@@ -276,6 +276,9 @@ func globMatch(pat, s string) bool {
 	if s == "" {
 		return false
 	}
+	if !hasMeta(pat) {
+		return pat == s // the common case, without path.Match's cost
+	}
 	ok, _ := path.Match(pat, s)
 	return ok
 }

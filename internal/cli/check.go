@@ -113,6 +113,11 @@ func runCheck(env *Env, f *checkFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("unknown output format %q: want table or json", f.output)
 	}
+	// Refuse before scanning: a cron job asked for alerts that this build
+	// cannot send, and should hear so rather than get a report nobody reads.
+	if f.notify && checkNotify == nil {
+		return usageErrorf("notifications are not available in this build")
+	}
 	pol, err := loadPolicyOrExit(f.policyPath)
 	if err != nil {
 		return err
@@ -139,9 +144,6 @@ func runCheck(env *Env, f *checkFlags) error {
 		fmt.Fprintf(env.Stderr, "porteiro: note: %s\n", n)
 	}
 	if f.notify {
-		if checkNotify == nil {
-			return usageErrorf("notifications are not available in this build")
-		}
 		if err := checkNotify(env, f.configPath, snap, rep); err != nil {
 			return usageErrorf("sending notifications: %v", err)
 		}
