@@ -52,19 +52,10 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 			if err != nil {
 				return usageErrorf("--signal: %v", err)
 			}
-			q, err := f.query()
+			_, snap, socks, err := scanTargets(f, args)
 			if err != nil {
 				return err
 			}
-			tgts, err := whoTargets(args, &q)
-			if err != nil {
-				return err
-			}
-			snap, err := scan(f, q)
-			if err != nil {
-				return err
-			}
-			socks := selectTargets(snap, tgts)
 			procs := map[inventory.Identity]inventory.Process{}
 			hidden := 0
 			for i := range socks {

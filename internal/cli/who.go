@@ -49,17 +49,26 @@ Exit status: 0 when something holds the port, 1 when nothing does,
 	return c
 }
 
-// whoTargets parses the arguments and narrows the query's protocols.
-func whoTargets(args []string, q *inventory.Query) ([]target.Target, error) {
+// scanTargets parses PORT arguments, scans, and returns the sockets that
+// match any of them.
+func scanTargets(f *sockFlags, args []string) ([]target.Target, *inventory.Snapshot, []inventory.Socket, error) {
+	q, err := f.query()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	var tgts []target.Target
 	for _, a := range args {
 		t, err := target.Parse(a, services.System())
 		if err != nil {
-			return nil, usageErrorf("%v", err)
+			return nil, nil, nil, usageErrorf("%v", err)
 		}
 		tgts = append(tgts, t)
 	}
-	return tgts, nil
+	snap, err := scan(f, q)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tgts, snap, selectTargets(snap, tgts), nil
 }
 
 func selectTargets(snap *inventory.Snapshot, tgts []target.Target) []inventory.Socket {
@@ -78,19 +87,10 @@ func selectTargets(snap *inventory.Snapshot, tgts []target.Target) []inventory.S
 }
 
 func runWho(env *Env, f *sockFlags, args []string) error {
-	q, err := f.query()
+	tgts, snap, socks, err := scanTargets(f, args)
 	if err != nil {
 		return err
 	}
-	tgts, err := whoTargets(args, &q)
-	if err != nil {
-		return err
-	}
-	snap, err := scan(f, q)
-	if err != nil {
-		return err
-	}
-	socks := selectTargets(snap, tgts)
 	if len(socks) == 0 {
 		if f.output == "json" {
 			render.Sockets(env.Stdout, f.output, snap, socks, render.Options{})
