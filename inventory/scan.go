@@ -115,11 +115,26 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 	}
 	needWalk := !s.opts.Incremental || s.cache == nil || now.Sub(s.lastFull) >= s.opts.FullEvery
 	if !needWalk {
+		// Check each cached owner once, however many sockets it holds.
+		checked := make(map[Identity]bool)
+	outer:
 		for i := range socks {
 			e, ok := s.cache[socks[i].Inode]
-			if !ok || !s.stillAlive(e.procs) {
+			if !ok {
 				needWalk = true
 				break
+			}
+			for j := range e.procs {
+				id := e.procs[j].Identity()
+				alive, seen := checked[id]
+				if !seen {
+					alive = processAlive(s.opts.ProcRoot, id.PID, id.StartTicks)
+					checked[id] = alive
+				}
+				if !alive {
+					needWalk = true
+					break outer
+				}
 			}
 		}
 	}
@@ -213,15 +228,6 @@ func buildOwners(inode uint64, own *Owners) ownerEntry {
 		}
 	}
 	return e
-}
-
-func (s *Scanner) stillAlive(procs []Process) bool {
-	for i := range procs {
-		if !processAlive(s.opts.ProcRoot, procs[i].PID, procs[i].StartTicks) {
-			return false
-		}
-	}
-	return true
 }
 
 func sortSockets(socks []Socket) {

@@ -341,7 +341,7 @@ func TestRaceWithExitingProcesses(t *testing.T) {
 		}
 	}()
 	sc := NewScanner(Options{})
-	for i := 0; i < 30; i++ {
+	for i := 0; i < 10; i++ {
 		if _, err := sc.Scan(context.Background(), Query{}); err != nil {
 			t.Fatalf("scan %d failed while processes exit: %v", i, err)
 		}
