@@ -360,3 +360,20 @@ func TestEmailConnectionRefusedIsTransient(t *testing.T) {
 		t.Errorf("refused: err = %v, permanent = %v; want transient", err, IsPermanent(err))
 	}
 }
+
+func TestEmailTLSModesAgainstAPlainServer(t *testing.T) {
+	mp := startMailpit(t)
+	// starttls (the default) refuses a server that does not offer it.
+	err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort}).Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
+	t.Logf("starttls to a plain server: %v", err)
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "tls: opportunistic") {
+		t.Errorf("starttls to a plain server: err = %v, permanent = %v; want permanent with a hint", err, IsPermanent(err))
+	}
+	// opportunistic falls back to clear text.
+	if err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "opportunistic"}).Send(context.Background(), []Alert{sampleAlert(t, "ev-2", 4444)}); err != nil {
+		t.Errorf("opportunistic: %v", err)
+	}
+	if n := len(mp.messages(t)); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}
