@@ -254,12 +254,19 @@ func TestEmailStartTLSWithAuth(t *testing.T) {
 			t.Fatalf("auth %q over STARTTLS: %v", auth, err)
 		}
 	}
-	if n := len(mp.messages(t)); n != 3 {
-		t.Errorf("%d messages, want 3", n)
+	// The password may come from the environment instead.
+	t.Setenv("PORTEIRO_TEST_SMTP_PASSWORD", password)
+	c := base
+	c.PasswordFile, c.PasswordEnv = "", "PORTEIRO_TEST_SMTP_PASSWORD"
+	if err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-env", 4444)}); err != nil {
+		t.Fatalf("password_env: %v", err)
+	}
+	if n := len(mp.messages(t)); n != 4 {
+		t.Errorf("%d messages, want 4", n)
 	}
 
 	// tls_skip_verify also gets through a certificate nobody signed.
-	c := base
+	c = base
 	c.CAFile, c.TLSSkipVerify = "", true
 	if err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-skip", 4444)}); err != nil {
 		t.Errorf("tls_skip_verify: %v", err)
@@ -295,8 +302,8 @@ func TestEmailStartTLSWithAuth(t *testing.T) {
 	if err == nil || !IsPermanent(err) {
 		t.Errorf("plain to a STARTTLS-only server: err = %v, permanent = %v", err, IsPermanent(err))
 	}
-	if n := len(mp.messages(t)); n != 4 {
-		t.Errorf("%d messages after the failures, want 4", n)
+	if n := len(mp.messages(t)); n != 5 {
+		t.Errorf("%d messages after the failures, want 5", n)
 	}
 }
 
@@ -375,5 +382,35 @@ func TestEmailTLSModesAgainstAPlainServer(t *testing.T) {
 	}
 	if n := len(mp.messages(t)); n != 1 {
 		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+func TestEmailSilentServerTimesOutTransiently(t *testing.T) {
+	// A server that accepts the connection and never greets, like a
+	// relay stuck under load.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: port, TLS: "none", Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	err = s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
+	t.Logf("silent server: %v after %v", err, time.Since(start))
+	if err == nil || IsPermanent(err) || !isTimeout(err) {
+		t.Errorf("silent server: err = %v, permanent = %v; want a transient timeout", err, IsPermanent(err))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("gave up after %v, want about the 300ms timeout", d)
 	}
 }
