@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -142,13 +143,11 @@ func retryableStatus(code int) bool {
 }
 
 // stripURLError drops the *url.Error wrapper, whose message repeats the
-// (possibly unredacted) URL.
+// URL unredacted; the caller names the redacted URL instead.
 func stripURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil && strings.HasPrefix(err.Error(), "Post ") {
-			return inner
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
 	}
 	return err
 }

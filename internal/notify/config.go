@@ -423,15 +423,9 @@ func validateHTTPURL(p, raw string) error {
 		return fieldErrorf(p, "invalid url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fieldErrorf(p, "url %q must be http:// or https:// with a host", redactURL(u))
+		return fieldErrorf(p, "url %q must be http:// or https:// with a host", u.Redacted())
 	}
 	return nil
-}
-
-// redactURL hides a password in a URL's user info: URLs end up in errors
-// and logs.
-func redactURL(u *url.URL) string {
-	return u.Redacted()
 }
 
 func validHeaderName(k string) bool {

@@ -163,10 +163,13 @@ func TestWebhookTimeoutAndRefusedAreTransient(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	s = newWebhook(t, WebhookConfig{URL: "http://" + addr + "/"})
+	s = newWebhook(t, WebhookConfig{URL: "http://hook:topsecret@" + addr + "/"})
 	err = s.Send(context.Background(), []Alert{sampleAlert(t, "e", 1)})
 	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("refused: err = %v, permanent = %v", err, IsPermanent(err))
+	}
+	if err != nil && strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("the URL's password leaked into the error: %v", err)
 	}
 }
 
