@@ -156,7 +156,7 @@ func newEmail(t *testing.T, c EmailConfig) Sink {
 
 func TestEmailOneBatchIsOneMessage(t *testing.T) {
 	mp := startMailpit(t)
-	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none", To: []string{"ops@example.com", "night@example.com"}})
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none", To: []string{"ops@example.com", "Night Shift <night@example.com>"}, From: "porteiro on web1 <porteiro@web1.example>"})
 	a, b, c := sampleAlert(t, "ev-1", 4444), sampleAlert(t, "ev-2", 5555), sampleAlert(t, "ev-3", 6666)
 	c.Kind, c.Severity, c.Resolved, c.Summary = "resolved", SeverityInfo, true, "resolved: tcp 0.0.0.0:6666 is gone"
 	if err := s.Send(context.Background(), []Alert{a, b, c}); err != nil {
@@ -166,7 +166,7 @@ func TestEmailOneBatchIsOneMessage(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages for one batch, want 1", len(msgs))
 	}
-	if len(msgs[0].To) != 2 {
+	if len(msgs[0].To) != 2 || msgs[0].To[0].Address != "ops@example.com" || msgs[0].To[1].Address != "night@example.com" {
 		t.Errorf("recipients = %v", msgs[0].To)
 	}
 	msg, headers := mp.message(t, msgs[0].ID)
