@@ -43,7 +43,13 @@ var Kinds = []string{"opened", "closed", "owner_changed", "restarted", "violatio
 
 // Accepts reports whether the filter takes a.
 func (f Filter) Accepts(a Alert) bool {
-	if a.Severity.rank() < f.MinSeverity.rank() {
+	r := a.Severity.rank()
+	if r < 0 {
+		// An unknown severity is a bug upstream; deliver rather than
+		// silently drop what may be important.
+		r = SeverityCritical.rank()
+	}
+	if r < f.MinSeverity.rank() {
 		return false
 	}
 	if len(f.Kinds) == 0 {

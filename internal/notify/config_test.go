@@ -172,6 +172,9 @@ func TestFilter(t *testing.T) {
 	if (Filter{MinSeverity: SeverityWarning}).Accepts(Alert{Kind: "opened"}) {
 		t.Error("severity-less alert passed a warning filter")
 	}
+	if !(Filter{MinSeverity: SeverityCritical}).Accepts(Alert{Kind: "opened", Severity: "bogus"}) {
+		t.Error("an alert of unknown severity was dropped")
+	}
 	if _, err := ParseSeverity("loud"); err == nil {
 		t.Error("ParseSeverity accepted loud")
 	}
