@@ -44,6 +44,9 @@ type Duration struct {
 	set bool
 }
 
+// NewDuration returns a Duration that counts as set (a flag override).
+func NewDuration(d time.Duration) Duration { return Duration{D: d, raw: d.String(), set: true} }
+
 // UnmarshalYAML records the raw value; Config.validate parses it.
 func (d *Duration) UnmarshalYAML(b []byte) error {
 	d.raw = strings.Trim(strings.TrimSpace(string(b)), `"'`)

@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/porteiro/porteiro/internal/metrics"
+	"github.com/porteiro/porteiro/internal/version"
+	"github.com/porteiro/porteiro/internal/watch"
+)
+
+func init() { register(60, newWatchCmd) }
+
+type watchFlags struct {
+	config   string
+	interval time.Duration
+	stateDir string
+	http     string
+}
+
+func newWatchCmd(env *Env) *cobra.Command {
+	f := &watchFlags{}
+	c := &cobra.Command{
+		Use:   "watch",
+		Short: "Run the daemon: notice port changes within seconds, record them, alert",
+		Long: `Run porteiro as a daemon, in the foreground (systemd runs it this way).
+
+Every interval (2s by default) it scans the listening sockets and records
+what changed in its event database (` + watch.DefaultStateDir + `), with the
+process as it was at that moment:
+
+  opened         a new listener
+  closed         a listener gone for longer than the grace period (10s)
+  owner_changed  another program now holds the listener
+  restarted      closed and back within the grace period: a note, not an alert;
+                 many restarts within a minute are grouped into one
+  violation      the policy flags a listener (unexpected, wrong_owner, too_exposed)
+  missing        a listener the policy requires is gone for the grace period
+  resolved       a violation or a missing listener ended
+
+Events go to the alert channels of the configuration (email, webhook,
+Alertmanager, syslog, exec), grouped within the burst window (5s) and
+retried with backoff; undelivered alerts survive restarts.
+
+Without -c it reads ` + watch.DefaultConfigFile + ` if that exists, and runs
+with the defaults otherwise. The policy is ` + watch.DefaultPolicyFile + `, if
+present. Flags override the file.
+
+It serves http://` + watch.DefaultListen + `: /healthz, /metrics,
+/api/v1/listeners and /api/v1/events.
+
+Signals:
+  SIGHUP   reload the configuration and the policy; a broken new file is
+           logged and the running configuration stays
+  SIGTERM  stop scanning, let deliveries in flight finish (up to
+           shutdown_timeout, 10s), exit 0
+
+Run it as root, or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, to see every
+process. "porteiro events" reads the history; docs/watch.md has the details.
+
+Exit status: 0 after SIGTERM or SIGINT; 2 when it cannot start (a broken
+configuration, as FILE:LINE:COLUMN; an unusable state directory; the HTTP
+address in use).`,
+		Example: `  porteiro watch -c /etc/porteiro/porteiro.yaml
+  porteiro watch --interval 1s --state-dir /tmp/porteiro --http 127.0.0.1:9466
+  systemctl reload porteiro     # sends SIGHUP`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runWatch(env, c, f)
+		},
+	}
+	c.Flags().StringVarP(&f.config, "config", "c", watch.DefaultConfigFile, "configuration file")
+	c.Flags().DurationVar(&f.interval, "interval", 0, "scan interval, overriding the file (at least 250ms)")
+	c.Flags().StringVar(&f.stateDir, "state-dir", "", "directory of the event database, overriding the file")
+	c.Flags().StringVar(&f.http, "http", "", `HTTP listen address, overriding the file ("off" turns HTTP off)`)
+	return c
+}
+
+// loadWatchRuntime reads the config (optional when it is the default and
+// absent), applies the flag overrides, and builds the policy and channels.
+func loadWatchRuntime(c *cobra.Command, f *watchFlags) (*watch.Runtime, error) {
+	var cfg *watch.Config
+	loaded, err := watch.LoadConfig(f.config)
+	switch {
+	case err == nil:
+		cfg = loaded
+	case errors.Is(err, fs.ErrNotExist) && !c.Flags().Changed("config"):
+		cfg = &watch.Config{}
+	default:
+		return nil, err
+	}
+	if c.Flags().Changed("interval") {
+		if f.interval < watch.MinInterval {
+			return nil, usageErrorf("--interval %s is too short: the minimum is %s", f.interval, watch.MinInterval)
+		}
+		cfg.Interval = watch.NewDuration(f.interval)
+	}
+	if f.stateDir != "" {
+		cfg.StateDir = f.stateDir
+	}
+	if c.Flags().Changed("http") {
+		l := f.http
+		if l == "off" {
+			l = ""
+		}
+		cfg.HTTP.Listen = &l
+	}
+	return watch.Build(cfg)
+}
+
+func runWatch(env *Env, c *cobra.Command, f *watchFlags) error {
+	rt, err := loadWatchRuntime(c, f)
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return usageErrorf("%v", err)
+	}
+	level := new(slog.LevelVar)
+	level.Set(rt.Config.SlogLevel())
+	log := newWatchLogger(env, rt.Config, level)
+	if rt.PolicyFile != "" {
+		log.Info("policy loaded", "file", rt.PolicyFile)
+	} else {
+		log.Info("no policy: reporting listener changes only")
+	}
+	d, err := watch.New(watch.Options{
+		Config: rt.Config, Policy: rt.Policy, Sinks: rt.Sinks,
+		Metrics: metrics.New(version.Get().Version), Logger: log, LogLevel: level,
+	})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s != syscall.SIGHUP {
+					log.Info("signal received: stopping", "signal", s.String())
+					cancel()
+					return
+				}
+				log.Info("SIGHUP: reloading", "file", f.config)
+				nrt, err := loadWatchRuntime(c, f)
+				if err != nil {
+					log.Error("reload rejected; keeping the running configuration", "file", f.config, "err", err)
+					continue
+				}
+				d.Reload(nrt.Config, nrt.Policy, nrt.Sinks)
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		return usageErrorf("%v", err)
+	}
+	return nil
+}
+
+// newWatchLogger writes the daemon's log to stderr (the journal, under
+// systemd), as text or JSON.
+func newWatchLogger(env *Env, cfg *watch.Config, level *slog.LevelVar) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(env.Stderr, o))
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, o))
+}
