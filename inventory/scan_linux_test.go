@@ -259,13 +259,17 @@ func TestReusePort(t *testing.T) {
 	checkAgainstSS(t, snap, map[uint64]bool{ia: true, ib: true}, runSS(t, nil, "-l"))
 }
 
-// TestHelperListen is not a test: it is the body of a child process that
-// listens inside a network namespace for TestOtherNetNS.
-func TestHelperListen(t *testing.T) {
-	addr := os.Getenv("PORTEIRO_HELPER_LISTEN")
-	if addr == "" {
-		t.Skip("helper process only")
+// TestMain lets the test binary double as a child process that listens
+// inside a network namespace, for TestOtherNetNS.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("PORTEIRO_HELPER_LISTEN"); addr != "" {
+		helperListen(addr)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+func helperListen(addr string) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Println("listen error:", err)
@@ -286,7 +290,7 @@ func TestOtherNetNS(t *testing.T) {
 	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
 	exec.Command(ip, "-n", ns, "link", "set", "lo", "up").Run()
 	port := 47000 + os.Getpid()%1000
-	cmd := exec.Command(ip, "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperListen$")
+	cmd := exec.Command(ip, "netns", "exec", ns, os.Args[0])
 	cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_LISTEN=127.0.0.1:"+strconv.Itoa(port))
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

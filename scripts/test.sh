@@ -11,13 +11,27 @@ export PORTEIRO_REQUIRE_SERVERS=1
 go vet ./...
 go build -o bin/porteiro ./cmd/porteiro
 export PORTEIRO_BIN="$PWD/bin/porteiro"
+log=$(mktemp /tmp/porteiro-test.XXXXXX.log)
 set +e
-go test -race -count=1 -timeout 40m ./...
+# -v goes to the log, for the counts below; the terminal gets the package
+# lines and every failure.
+go test -race -count=1 -timeout 40m -v ./... > "$log" 2>&1
 status=$?
 set -e
+grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' "$log" || true
+if [ "$status" -ne 0 ]; then
+	echo "go test failed; full log: $log"
+	grep -B2 -A30 -E '^(--- FAIL|panic:)' "$log" | head -300 || true
+fi
 for f in scripts/check.d/*.sh; do
 	[ -e "$f" ] || continue
 	echo "== $f"
 	bash "$f"
 done
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+echo "skipped tests:"
+grep -A1 -E '^\s*--- SKIP' "$log" | grep -vE '^(--|\s*--- SKIP)' | sort | uniq -c | head -20 || true
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
