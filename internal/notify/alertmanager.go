@@ -219,7 +219,9 @@ func identityKey(labels map[string]string) string {
 }
 
 // alertName names the Alertmanager alert. A violation and its resolution
-// get the same name, so the resolution ends the firing alert.
+// get the same name, so the resolution ends the firing alert. No name may
+// be PorteiroPolicyViolation: that is the aggregate alert of the
+// Prometheus rules, which the detailed alerts inhibit.
 func alertName(a Alert) string {
 	switch a.Finding {
 	case "unexpected":
@@ -232,11 +234,11 @@ func alertName(a Alert) string {
 		return "PorteiroTooExposed"
 	case "":
 	default:
-		return "PorteiroPolicyViolation"
+		return "PorteiroListenerViolation"
 	}
 	switch a.Kind {
 	case "violation", "resolved":
-		return "PorteiroPolicyViolation"
+		return "PorteiroListenerViolation"
 	case "missing":
 		return "PorteiroMissingListener"
 	case "opened":

@@ -224,3 +224,26 @@ func TestAlertmanagerErrors(t *testing.T) {
 		t.Errorf("invalid alert: err = %v, permanent = %v; want a permanent 400", err, IsPermanent(err))
 	}
 }
+
+func TestAlertNames(t *testing.T) {
+	cases := []struct {
+		kind, finding, want string
+	}{
+		{"violation", "unexpected", "PorteiroUnexpectedListener"},
+		{"resolved", "unexpected", "PorteiroUnexpectedListener"},
+		{"missing", "missing", "PorteiroMissingListener"},
+		{"missing", "", "PorteiroMissingListener"},
+		{"violation", "wrong_owner", "PorteiroWrongOwner"},
+		{"violation", "too_exposed", "PorteiroTooExposed"},
+		{"violation", "something_new", "PorteiroListenerViolation"},
+		{"resolved", "", "PorteiroListenerViolation"},
+		{"opened", "", "PorteiroListenerOpened"},
+		{"owner_changed", "", "PorteiroListenerOwnerChanged"},
+		{"weird", "", "PorteiroEvent"},
+	}
+	for _, c := range cases {
+		if got := alertName(Alert{Kind: c.kind, Finding: c.finding}); got != c.want {
+			t.Errorf("alertName(%s, %s) = %s, want %s", c.kind, c.finding, got, c.want)
+		}
+	}
+}
