@@ -11,7 +11,6 @@ package watch
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/notify"
@@ -155,22 +154,20 @@ func (e *Event) pid() int {
 	return 0
 }
 
-// detail says what to do next, in an alert body.
+// detail says what to do next, in an alert body. The channels add the
+// `porteiro who` and `porteiro events` lines themselves.
 func (e *Event) detail() string {
-	port := e.Listener.Port
-	who := ""
-	if port != 0 {
-		who = fmt.Sprintf("Run `porteiro who %d` on the host to see who holds it now.", port)
-	}
 	switch e.Kind {
 	case KindViolation:
-		return strings.TrimSpace("Check whether this listener should exist. If it should, add a rule to the policy and reload porteiro (systemctl reload porteiro); if not, stop the process. " + who)
+		return "Check whether this listener should exist. If it should, add a rule to the policy and reload porteiro (systemctl reload porteiro); if not, stop the process."
 	case KindMissing:
 		return "A required listener is not there. Check the service (systemctl status) and its logs."
 	case KindOwnerChanged:
-		return strings.TrimSpace("Another program now holds this port. Check that the change was intended. " + who)
+		return "Another program now holds this port. Check that the change was intended."
 	case KindOpened:
-		return strings.TrimSpace("A new listener appeared. " + who)
+		return "A new listener appeared. Check that it was intended."
+	case KindClosed:
+		return "The listener is gone. If a service should be behind it, check the service."
 	case KindRestarted:
 		if e.Restarts > 1 {
 			return "The service keeps restarting; check its logs (journalctl -u UNIT)."

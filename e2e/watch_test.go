@@ -1,0 +1,708 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/testenv"
+)
+
+// These tests run the real porteiro binary as a daemon against real
+// servers on loopback: mailpit for email, Alertmanager for API v2 alerts.
+// The policy ignores every port but one, chosen free beforehand, so that
+// listeners other tests open meanwhile cannot cause or hide a finding.
+
+// watchEnv is one test's directory, daemon config and policy.
+type watchEnv struct {
+	t        *testing.T
+	dir      string
+	bin      string
+	port     int // the one port under policy
+	smtpPort int
+	conf     string
+	stateDir string
+	httpAddr string
+}
+
+func newWatchEnv(t *testing.T) *watchEnv {
+	t.Helper()
+	w := &watchEnv{t: t, dir: t.TempDir(), bin: testenv.Binary(t), port: testenv.FreePort(t)}
+	w.stateDir = filepath.Join(w.dir, "state")
+	w.httpAddr = testenv.Addr(t)
+	w.write("policy.yaml", fmt.Sprintf(`version: 1
+default: deny
+ignore:
+  - name: every-other-port
+    reason: only port %[1]d is under test
+    port: [1-%[2]d, %[3]d-65535]
+`, w.port, w.port-1, w.port+1))
+	return w
+}
+
+func (w *watchEnv) write(name, content string) string {
+	w.t.Helper()
+	p := filepath.Join(w.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+// config writes the daemon config with the given channels section.
+func (w *watchEnv) config(extra, channels string) {
+	w.conf = w.write("porteiro.yaml", fmt.Sprintf(`interval: 300ms
+grace: 2s
+burst: 1s
+policy: %s
+state_dir: %s
+http:
+  listen: %s
+retry:
+  initial: 200ms
+  max: 1s
+shutdown_timeout: 3s
+%s
+channels:
+%s`, filepath.Join(w.dir, "policy.yaml"), w.stateDir, w.httpAddr, extra, channels))
+}
+
+// emailChannel is a plain SMTP channel to mailpit on smtpPort.
+func (w *watchEnv) emailChannel(filter string) string {
+	w.smtpPort = testenv.FreePort(w.t)
+	return fmt.Sprintf(`  email:
+    - name: ops-mail
+      host: 127.0.0.1
+      port: %d
+      tls: none
+      from: porteiro@example.com
+      to: [ops@example.com]
+      timeout: 2s
+      filter: %s
+`, w.smtpPort, filter)
+}
+
+// watchProc is a running daemon.
+type watchProc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+// start runs `porteiro watch` and waits for its first scan (/healthz).
+func (w *watchEnv) start() *watchProc {
+	w.t.Helper()
+	logf, err := os.CreateTemp(w.dir, "watch-*.log")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(w.bin, "watch", "-c", w.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	p := &watchProc{cmd: cmd, log: logf.Name(), done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); logf.Close(); close(p.done) }()
+	w.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+		if w.t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			w.t.Logf("daemon log (%s):\n%s", p.log, b)
+		}
+	})
+	watchEventually(w.t, 30*time.Second, "the daemon's first scan", func() (bool, string) {
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(p.log)
+			w.t.Fatalf("porteiro watch exited: %v\n%s", p.err, b)
+		default:
+		}
+		code, body := watchGet("http://" + w.httpAddr + "/healthz")
+		return code == 200, fmt.Sprintf("healthz %d %s", code, body)
+	})
+	return p
+}
+
+func (p *watchProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// kill9 kills the daemon without warning, as a crash or the OOM killer would.
+func (p *watchProc) kill9(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+// signalAndWait sends sig and returns the exit status.
+func (p *watchProc) signalAndWait(t *testing.T, sig syscall.Signal, timeout time.Duration) (int, time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("porteiro watch did not exit within %v of %v", timeout, sig)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), time.Since(t0)
+	}
+	return 0, time.Since(t0)
+}
+
+func watchGet(u string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func watchEventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(150 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
+}
+
+// watchEvent is one event of `porteiro events -o json`.
+type watchEvent struct {
+	ID       int64  `json:"id"`
+	UID      string `json:"uid"`
+	Kind     string `json:"kind"`
+	Severity string `json:"severity"`
+	Listener string `json:"listener"`
+	Port     int    `json:"port"`
+	PID      int    `json:"pid"`
+	Summary  string `json:"summary"`
+	Payload  struct {
+		Socket *struct {
+			Processes []struct {
+				PID     int      `json:"pid"`
+				Name    string   `json:"name"`
+				Cmdline []string `json:"cmdline"`
+			} `json:"processes"`
+		} `json:"socket"`
+		Finding *struct {
+			Kind string `json:"kind"`
+			Key  string `json:"key"`
+		} `json:"finding"`
+	} `json:"payload"`
+}
+
+// events runs `porteiro events` on the state directory for our port.
+func (w *watchEnv) events(args ...string) ([]watchEvent, int) {
+	w.t.Helper()
+	all := append([]string{"events", "--state-dir", w.stateDir, "--port", strconv.Itoa(w.port), "-o", "json"}, args...)
+	cmd := exec.Command(w.bin, all...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		w.t.Fatal(err)
+	}
+	var doc struct {
+		Events []watchEvent `json:"events"`
+	}
+	if code != 2 {
+		if err := json.Unmarshal([]byte(out.String()), &doc); err != nil {
+			w.t.Fatalf("porteiro %v: %v\n%s\n%s", all, err, out.String(), errb.String())
+		}
+	}
+	return doc.Events, code
+}
+
+func eventKinds(evs []watchEvent) string {
+	var k []string
+	for _, e := range evs {
+		k = append(k, e.Kind)
+	}
+	return strings.Join(k, " ")
+}
+
+// --- mailpit ---
+
+type mailpit struct {
+	api string
+}
+
+// startMailpit runs mailpit with its SMTP server on smtpPort.
+func (w *watchEnv) startMailpit() *mailpit {
+	w.t.Helper()
+	bin := testenv.RequireCommand(w.t, "mailpit")
+	api := testenv.Addr(w.t)
+	logf, err := os.Create(filepath.Join(w.dir, "mailpit.log"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--smtp", "127.0.0.1:"+strconv.Itoa(w.smtpPort), "--listen", api,
+		"--database", filepath.Join(w.dir, "mailpit.db"), "--disable-version-check")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	w.t.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	m := &mailpit{api: "http://" + api}
+	watchEventually(w.t, 30*time.Second, "mailpit", func() (bool, string) {
+		code, body := watchGet(m.api + "/api/v1/messages")
+		if code != 200 {
+			return false, body
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(w.smtpPort), time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		c.Close()
+		return true, ""
+	})
+	return m
+}
+
+type mailMessage struct {
+	ID      string
+	Subject string
+	Text    string
+}
+
+// messages returns every message mailpit holds, with its text body.
+func (m *mailpit) messages(t *testing.T) []mailMessage {
+	t.Helper()
+	code, body := watchGet(m.api + "/api/v1/messages?limit=500")
+	if code != 200 {
+		t.Fatalf("mailpit messages: %d %s", code, body)
+	}
+	var list struct {
+		Messages []struct {
+			ID      string `json:"ID"`
+			Subject string `json:"Subject"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatalf("mailpit messages: %v", err)
+	}
+	var out []mailMessage
+	for _, s := range list.Messages {
+		code, body := watchGet(m.api + "/api/v1/message/" + s.ID)
+		if code != 200 {
+			t.Fatalf("mailpit message %s: %d %s", s.ID, code, body)
+		}
+		var msg struct {
+			Text string `json:"Text"`
+		}
+		if err := json.Unmarshal([]byte(body), &msg); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, mailMessage{ID: s.ID, Subject: s.Subject, Text: msg.Text})
+	}
+	return out
+}
+
+// about keeps the messages that mention port.
+func about(msgs []mailMessage, port int) []mailMessage {
+	p := ":" + strconv.Itoa(port)
+	var out []mailMessage
+	for _, m := range msgs {
+		if strings.Contains(m.Subject, p) || strings.Contains(m.Text, p) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// listenOn opens the unexpected listener in this test process.
+func (w *watchEnv) listenOn() net.Listener {
+	w.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(w.port))
+	if err != nil {
+		w.t.Fatalf("port %d was taken meanwhile: %v", w.port, err)
+	}
+	return l
+}
+
+// TestWatchEmailOnce: an unexpected listener gives exactly one email, which
+// names the host, the port, the process and what to do next.
+func TestWatchEmailOnce(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("host: e2e-host", w.emailChannel("{kinds: [violation]}"))
+	mp := w.startMailpit()
+	d := w.start()
+
+	l := w.listenOn()
+	defer l.Close()
+	opened := time.Now()
+	watchEventually(t, 30*time.Second, "the violation email", func() (bool, string) {
+		return len(mp.messages(t)) > 0, ""
+	})
+	t.Logf("listen() -> email in mailpit: %v", time.Since(opened).Round(10*time.Millisecond))
+	// Scans go on; the violation lasts; no second email.
+	time.Sleep(3 * time.Second)
+	msgs := mp.messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d emails, want exactly 1: %+v", len(msgs), msgs)
+	}
+	m := msgs[0]
+	t.Logf("Subject: %s\n%s", m.Subject, m.Text)
+	self := filepath.Base(os.Args[0])
+	if len(self) > 15 {
+		self = self[:15] // comm
+	}
+	for _, want := range []string{strconv.Itoa(w.port), "e2e-host", "porteiro who", strconv.Itoa(os.Getpid()), self} {
+		if !strings.Contains(m.Subject+"\n"+m.Text, want) {
+			t.Errorf("the email lacks %q:\nSubject: %s\n%s", want, m.Subject, m.Text)
+		}
+	}
+	// The history has it, with the owner as seen at the time.
+	evs, code := w.events("--kind", "violation")
+	if code != 0 || len(evs) != 1 {
+		t.Fatalf("porteiro events --kind violation: exit %d, %+v", code, evs)
+	}
+	if evs[0].PID != os.Getpid() || evs[0].Payload.Finding == nil || evs[0].Payload.Finding.Kind != "unexpected" {
+		t.Errorf("stored violation = %+v", evs[0])
+	}
+	if _, code := w.events("--kind", "missing"); code != 1 {
+		t.Errorf("porteiro events with no match: exit %d, want 1", code)
+	}
+	// The same history over HTTP.
+	code, body := watchGet(fmt.Sprintf("http://%s/api/v1/events?since=1h&port=%d&kind=violation", w.httpAddr, w.port))
+	if code != 200 || !strings.Contains(body, evs[0].UID) {
+		t.Errorf("/api/v1/events = %d %s", code, body)
+	}
+	code, body = watchGet("http://" + w.httpAddr + "/api/v1/listeners")
+	if code != 200 || !strings.Contains(body, fmt.Sprintf(`"port": %d`, w.port)) {
+		t.Errorf("/api/v1/listeners lacks port %d: %d", w.port, code)
+	}
+	if st, el := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second); st != 0 {
+		t.Errorf("SIGTERM: exit %d after %v, want 0", st, el)
+	}
+}
+
+// TestWatchDurability: with SMTP down, a violation happens; the daemon is
+// killed with SIGKILL and started again; then SMTP comes up. The email
+// arrives, once.
+func TestWatchDurability(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", w.emailChannel("{kinds: [violation]}"))
+	d := w.start()
+
+	l := w.listenOn()
+	defer l.Close()
+	watchEventually(t, 30*time.Second, "the stored violation", func() (bool, string) {
+		evs, _ := w.events("--kind", "violation")
+		return len(evs) == 1, eventKinds(evs)
+	})
+	// Let it try and fail at least once (SMTP refused).
+	watchEventually(t, 30*time.Second, "a failed delivery attempt", func() (bool, string) {
+		return strings.Contains(d.logText(), "will retry"), ""
+	})
+	d.kill9(t)
+
+	w.start()
+	mp := w.startMailpit()
+	watchEventually(t, 30*time.Second, "the email after the crash", func() (bool, string) {
+		return len(mp.messages(t)) > 0, ""
+	})
+	time.Sleep(3 * time.Second)
+	if msgs := mp.messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
+		t.Fatalf("%d emails after kill -9 and restart, want exactly 1: %+v", len(msgs), msgs)
+	}
+	// The restarted daemon knew the violation: it was not recorded twice.
+	if evs, _ := w.events("--kind", "violation"); len(evs) != 1 {
+		t.Fatalf("violation recorded %d times", len(evs))
+	}
+}
+
+// TestWatchRestartSuppression: a listener that closes and reopens within
+// the grace period gives a restarted note and no alert.
+func TestWatchRestartSuppression(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", w.emailChannel("{min_severity: warning}"))
+	mp := w.startMailpit()
+	w.start()
+
+	l := w.listenOn()
+	watchEventually(t, 30*time.Second, "the violation email", func() (bool, string) {
+		return len(about(mp.messages(t), w.port)) > 0, ""
+	})
+	time.Sleep(1500 * time.Millisecond) // the burst window, for late batches
+	before := len(about(mp.messages(t), w.port))
+
+	// A restart: closed, and back 700ms later (grace is 2s).
+	l.Close()
+	time.Sleep(700 * time.Millisecond)
+	l2 := w.listenOn()
+	defer l2.Close()
+	watchEventually(t, 30*time.Second, "the restarted note", func() (bool, string) {
+		evs, _ := w.events()
+		return strings.Contains(eventKinds(evs), "restarted"), eventKinds(evs)
+	})
+	// Well past the grace period and the burst window.
+	time.Sleep(4 * time.Second)
+	evs, _ := w.events()
+	if k := eventKinds(evs); k != "opened violation restarted" {
+		t.Fatalf("events for port %d = %q, want opened, violation, restarted (no closed, no resolved)", w.port, k)
+	}
+	if after := len(about(mp.messages(t), w.port)); after != before {
+		t.Fatalf("the restart sent %d more email(s) about port %d", after-before, w.port)
+	}
+}
+
+// TestWatchAlertmanager: the violation is an alert in Alertmanager while it
+// lasts (re-sent so that it stays), and is resolved when the listener
+// closes.
+func TestWatchAlertmanager(t *testing.T) {
+	amBin := testenv.RequireCommand(t, "prometheus-alertmanager")
+	w := newWatchEnv(t)
+	amAddr := testenv.Addr(t)
+	amConf := w.write("alertmanager.yml", `route:
+  receiver: blackhole
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: blackhole
+`)
+	logf, err := os.Create(filepath.Join(w.dir, "alertmanager.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := exec.Command(amBin, "--config.file="+amConf, "--storage.path="+filepath.Join(w.dir, "am"),
+		"--web.listen-address="+amAddr, "--cluster.listen-address=")
+	am.Stdout, am.Stderr = logf, logf
+	if err := am.Start(); err != nil {
+		t.Fatal(err)
+	}
+	amDone := make(chan struct{})
+	go func() { _ = am.Wait(); logf.Close(); close(amDone) }()
+	t.Cleanup(func() { _ = syscall.Kill(am.Process.Pid, syscall.SIGKILL); <-amDone })
+	watchEventually(t, 30*time.Second, "alertmanager", func() (bool, string) {
+		code, body := watchGet("http://" + amAddr + "/-/ready")
+		return code == 200, body
+	})
+
+	w.config("host: e2e-host", fmt.Sprintf(`  alertmanager:
+    - url: http://%s
+      resend_interval: 1s
+      filter: {kinds: [violation, resolved]}
+`, amAddr))
+	w.start()
+
+	type amAlert struct {
+		Labels map[string]string `json:"labels"`
+		EndsAt time.Time         `json:"endsAt"`
+		Status struct {
+			State string `json:"state"`
+		} `json:"status"`
+	}
+	ours := func() []amAlert {
+		code, body := watchGet("http://" + amAddr + "/api/v2/alerts")
+		if code != 200 {
+			t.Fatalf("GET /api/v2/alerts: %d %s", code, body)
+		}
+		var all, out []amAlert
+		if err := json.Unmarshal([]byte(body), &all); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range all {
+			if a.Labels["port"] == strconv.Itoa(w.port) && a.Labels["instance"] == "e2e-host" {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if a := ours(); len(a) != 0 {
+		t.Fatalf("alerts before the violation: %+v", a)
+	}
+	l := w.listenOn()
+	watchEventually(t, 30*time.Second, "the alert in Alertmanager", func() (bool, string) {
+		a := ours()
+		return len(a) == 1 && a[0].Status.State == "active", fmt.Sprintf("%+v", a)
+	})
+	a := ours()[0]
+	if a.Labels["alertname"] != "PorteiroUnexpectedListener" || a.Labels["pid"] != "" {
+		t.Errorf("labels = %v", a.Labels)
+	}
+	// While it lasts it stays firing: the daemon re-sends it.
+	time.Sleep(4 * time.Second)
+	if a := ours(); len(a) != 1 || a[0].Status.State != "active" || !a[0].EndsAt.After(time.Now()) {
+		t.Fatalf("the alert did not stay firing: %+v", a)
+	}
+	// The listener closes: resolved after the grace period.
+	l.Close()
+	closed := time.Now()
+	watchEventually(t, 30*time.Second, "the alert resolved", func() (bool, string) {
+		for _, a := range ours() {
+			if a.EndsAt.After(time.Now()) {
+				return false, fmt.Sprintf("%+v", a)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("listener closed -> alert resolved in Alertmanager: %v", time.Since(closed).Round(10*time.Millisecond))
+	evs, _ := w.events()
+	if k := eventKinds(evs); k != "opened violation closed resolved" {
+		t.Errorf("events = %q", k)
+	}
+}
+
+// TestWatchSignalsAndConfig: SIGHUP with a broken file keeps the running
+// config; SIGHUP with a good one applies it; SIGTERM exits 0; `config
+// validate` reports file:line:column and exit 2.
+func TestWatchSignalsAndConfig(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", "  {}\n")
+	good, _ := os.ReadFile(w.conf)
+	out, err := exec.Command(w.bin, "config", "validate", "-c", w.conf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("config validate on a good file: %v\n%s", err, out)
+	}
+	d := w.start()
+
+	bad := strings.Replace(string(good), "grace: 2s", "grace: 2s\ngarce: 3s", 1)
+	if err := os.WriteFile(w.conf, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(w.bin, "config", "validate", "-c", w.conf)
+	out, err = cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), w.conf+":3:1: unknown field \"garce\"") {
+		t.Fatalf("config validate on a bad file: %v\n%s", err, out)
+	}
+	if err := syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	watchEventually(t, 10*time.Second, "the rejected reload in the log", func() (bool, string) {
+		return strings.Contains(d.logText(), "reload rejected"), ""
+	})
+	if code, body := watchGet("http://" + w.httpAddr + "/healthz"); code != 200 {
+		t.Fatalf("after a bad reload: healthz %d %s", code, body)
+	}
+	if err := os.WriteFile(w.conf, []byte(strings.Replace(string(good), "interval: 300ms", "interval: 400ms", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	watchEventually(t, 10*time.Second, "the reload in the log", func() (bool, string) {
+		return strings.Contains(d.logText(), "configuration reloaded") && strings.Contains(d.logText(), "interval=400ms"), ""
+	})
+	st, el := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second)
+	if st != 0 {
+		t.Fatalf("SIGTERM: exit %d", st)
+	}
+	t.Logf("SIGTERM -> exit 0 in %v", el.Round(time.Millisecond))
+}
+
+// TestWatchSystemdNotify: under systemd (Type=notify, WatchdogSec) the
+// daemon says READY=1 after its first scan, WATCHDOG=1 at every scan and
+// STOPPING=1 on SIGTERM. The test plays systemd's notify socket.
+func TestWatchSystemdNotify(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", "  {}\n")
+	sockPath := filepath.Join(w.dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	cmd := exec.Command(w.bin, "watch", "-c", w.conf)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=5000000")
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	}()
+	want := []string{"READY=1", "WATCHDOG=1", "WATCHDOG=1"}
+	var seen []string
+	deadline := time.After(20 * time.Second)
+	for len(want) > 0 {
+		select {
+		case m := <-got:
+			seen = append(seen, m)
+			if m == want[0] {
+				want = want[1:]
+			}
+		case <-deadline:
+			t.Fatalf("notifications so far %q, still waiting for %q\n%s", seen, want, logb.String())
+		}
+	}
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	for {
+		select {
+		case m := <-got:
+			if m == "STOPPING=1" {
+				return
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no STOPPING=1 after SIGTERM")
+		}
+	}
+}
