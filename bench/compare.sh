@@ -63,6 +63,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+base_socks=$(ss -H -tuan | wc -l)
+base_procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+if pgrep -x loadgen >/dev/null; then
+	echo "warning: another loadgen is running; its load adds to this one" >&2
+fi
 echo "== starting the $preset load" >&2
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
 bin/loadgen -preset "$preset" -duration 2h ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
@@ -133,6 +138,7 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	echo "- host: $(uname -r), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
 		"load average $load_before before, $load_after after"
 	echo "- load: \`$ready\`"
+	echo "- on the host before the load: $base_procs processes, $base_socks TCP/UDP sockets"
 	echo "- on the host during the run: $procs processes, $fds fds;" \
 		"ss sees $ss_listen listening and $ss_all TCP/UDP sockets, porteiro $pt_listen and $pt_all"
 	echo "- $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_runs), output to /dev/null (\`bench/timeit\`)"
