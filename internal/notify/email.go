@@ -112,7 +112,18 @@ func (s *emailSink) Send(ctx context.Context, batch []Alert) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+	conn, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return classifySMTP(fmt.Errorf("email channel %q: connecting to %s:%d: %w", s.name, s.server, s.port, err))
+	}
+	defer func() {
+		// Once the server has answered 250 to the message, it is delivered:
+		// a failed QUIT must not make the daemon send the email again.
+		if err := client.CloseWithSMTPClient(conn); err != nil {
+			conn.Close()
+		}
+	}()
+	if err := client.SendWithSMTPClient(conn, msg); err != nil {
 		return classifySMTP(fmt.Errorf("email channel %q: sending via %s:%d: %w", s.name, s.server, s.port, err))
 	}
 	return nil

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -412,5 +413,65 @@ func TestEmailSilentServerTimesOutTransiently(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("gave up after %v, want about the 300ms timeout", d)
+	}
+}
+
+// TestEmailLostQuitIsStillDelivered: a relay that accepts the message and
+// then drops the connection instead of answering QUIT has the email; a
+// retry would send it twice. The server here is a fake, for the fault
+// injection only (mailpit always answers QUIT).
+func TestEmailLostQuitIsStillDelivered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		fmt.Fprint(c, "220 fake ESMTP\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				fmt.Fprint(c, "250-fake\r\n250 8BITMIME\r\n")
+			case cmd == "DATA":
+				fmt.Fprint(c, "354 go ahead\r\n")
+				var body strings.Builder
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil || l == ".\r\n" {
+						break
+					}
+					body.WriteString(l)
+				}
+				fmt.Fprint(c, "250 queued\r\n")
+				got <- body.String()
+			case cmd == "QUIT":
+				return // the fault: no 221, the connection just drops
+			default:
+				fmt.Fprint(c, "250 ok\r\n")
+			}
+		}
+	}()
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: "none", Timeout: 2 * time.Second})
+	if err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)}); err != nil {
+		t.Errorf("message accepted but Send failed (the daemon would send it again): %v", err)
+	}
+	select {
+	case body := <-got:
+		if !strings.Contains(body, "X-Porteiro-Event-Id: ev-1") {
+			t.Errorf("the fake server got no porteiro message:\n%s", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message never reached the server")
 	}
 }
