@@ -27,6 +27,10 @@ type detector struct {
 	// sockets that share its key (SO_REUSEPORT).
 	known  map[inventory.ListenerKey]*inventory.Socket
 	primed bool
+	// last is the previous snapshot: when the new one holds the same
+	// sockets with the same owners, as on most scans, the listener
+	// comparison is skipped.
+	last *inventory.Snapshot
 	// dirty says the listener set changed since it was last saved.
 	dirty   bool
 	closing map[inventory.ListenerKey]closing
@@ -145,19 +149,43 @@ func sameProgram(a, b *inventory.Socket) bool {
 // findings is nil when no policy is loaded.
 func (d *detector) step(now time.Time, snap *inventory.Snapshot, findings []Finding) []Event {
 	var out []Event
-	cur := listeners(snap)
-	if !d.primed {
+	switch {
+	case d.primed && d.last != nil && sameSockets(d.last, snap):
+		// Nothing moved: no listener event is possible.
+	case !d.primed:
 		// The first scan of a fresh daemon is the baseline, not a burst of
 		// "opened" events.
-		d.known = cur
+		d.known = listeners(snap)
 		d.primed = true
 		d.dirty = true
-	} else {
-		out = d.listenerEvents(now, cur)
+	default:
+		out = d.listenerEvents(now, listeners(snap))
 	}
+	d.last = snap
 	out = append(out, d.expire(now)...)
 	out = append(out, d.findingEvents(now, findings)...)
 	return out
+}
+
+// sameSockets reports whether two snapshots hold the same sockets (by
+// identity) with the same owner processes (pid and start time). Snapshots
+// are sorted, so this is one pass without allocation.
+func sameSockets(a, b *inventory.Snapshot) bool {
+	if b == nil || len(a.Sockets) != len(b.Sockets) {
+		return false
+	}
+	for i := range a.Sockets {
+		x, y := &a.Sockets[i], &b.Sockets[i]
+		if x.Inode != y.Inode || x.NetNS != y.NetNS || x.Listening != y.Listening || len(x.Processes) != len(y.Processes) {
+			return false
+		}
+		for j := range x.Processes {
+			if x.Processes[j].PID != y.Processes[j].PID || x.Processes[j].StartTicks != y.Processes[j].StartTicks {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func sortedKeys[V any](m map[inventory.ListenerKey]V) []inventory.ListenerKey {
