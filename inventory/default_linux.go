@@ -60,6 +60,12 @@ func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 type NetlinkSource struct {
 	mu   sync.Mutex
 	conn *sockdiag.Conn
+	msgs []diagMsg // reused: the compact form, before Sockets are built
+}
+
+type diagMsg struct {
+	proto Proto
+	m     sockdiag.Msg
 }
 
 // Name implements SocketSource.
@@ -76,7 +82,10 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		}
 		n.conn = c
 	}
-	var out []Socket
+	// Collect the small messages first, then build exactly as many Sockets
+	// as needed: growing a slice of large structs would copy them over and
+	// over on a host with 100,000 sockets.
+	msgs := n.msgs[:0]
 	for _, p := range []Proto{TCP, UDP} {
 		if !q.WantsProto(p) {
 			continue
@@ -90,15 +99,20 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 				return nil, err
 			}
 			err := n.conn.Dump(familyNum(f), protoNum(p), uint32(mask), func(m sockdiag.Msg) {
-				if so, ok := fromDiag(p, m); ok {
-					out = append(out, so)
-				}
+				msgs = append(msgs, diagMsg{proto: p, m: m})
 			})
 			if err != nil {
 				n.conn.Close()
 				n.conn = nil
 				return nil, err
 			}
+		}
+	}
+	n.msgs = msgs
+	out := make([]Socket, 0, len(msgs))
+	for i := range msgs {
+		if so, ok := fromDiag(msgs[i].proto, msgs[i].m); ok {
+			out = append(out, so)
 		}
 	}
 	return out, nil
@@ -253,19 +267,16 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 		return nil, err
 	}
 	own := &Owners{
-		Holders:   make(map[uint64][]Holder, len(res.Holders)),
+		Holders:   res.Holders,
 		Processes: map[int]*Process{},
 		Denied:    res.Denied,
 		Scanned:   res.Scanned,
 	}
 	pidSet := map[int]struct{}{}
-	for ino, hs := range res.Holders {
-		out := make([]Holder, len(hs))
-		for i, h := range hs {
-			out[i] = Holder{PID: h.PID, FD: h.FD}
+	for _, hs := range res.Holders {
+		for _, h := range hs {
 			pidSet[h.PID] = struct{}{}
 		}
-		own.Holders[ino] = out
 	}
 	pids := make([]int, 0, len(pidSet))
 	for p := range pidSet {
@@ -273,8 +284,9 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 	}
 	procs := make([]*Process, len(pids))
 	now := time.Now()
-	parallel(len(pids), func(i int) {
-		procs[i] = r.process(pids[i], now)
+	var bufs [4][]byte
+	parallel(len(pids), func(w, i int) {
+		procs[i] = r.process(pids[i], now, &bufs[w])
 	})
 	for i, p := range procs {
 		if p != nil {
@@ -284,30 +296,31 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 	return own, nil
 }
 
-// parallel runs fn(0..n-1) on up to two goroutines per CPU.
-func parallel(n int, fn func(i int)) {
+// parallel runs fn(worker, 0..n-1) on up to four goroutines: reading
+// /proc files is syscall-bound, so a little more than one per core helps.
+func parallel(n int, fn func(w, i int)) {
 	if n < 16 {
 		for i := 0; i < n; i++ {
-			fn(i)
+			fn(0, i)
 		}
 		return
 	}
-	workers := 4
+	const workers = 4
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				fn(i)
+				fn(w, i)
 			}
 		}(w)
 	}
 	wg.Wait()
 }
 
-func (r *ProcResolver) process(pid int, now time.Time) *Process {
-	info, err := procfs.ReadProcess(r.ProcRoot, pid)
+func (r *ProcResolver) process(pid int, now time.Time, buf *[]byte) *Process {
+	info, err := procfs.ReadProcessBuf(r.ProcRoot, pid, buf)
 	if err != nil {
 		return nil // exited between the walk and now
 	}

@@ -1,9 +1,10 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -150,8 +151,12 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 		s.Walks++
 		s.lastFull = now
 		cache := make(map[uint64]ownerEntry, len(socks))
+		arena := newOwnerArena(socks, own)
 		for i := range socks {
-			cache[socks[i].Inode] = buildOwners(socks[i].Inode, own)
+			if _, dup := cache[socks[i].Inode]; dup && socks[i].Inode != 0 {
+				continue
+			}
+			cache[socks[i].Inode] = buildOwners(socks[i].Inode, own, arena)
 		}
 		s.cache = cache
 		if own.Denied > 0 {
@@ -184,40 +189,60 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 	return nil
 }
 
-func buildOwners(inode uint64, own *Owners) ownerEntry {
+// ownerArena holds every socket's Processes and FDs in two big slices, so
+// that attaching owners to 100,000 sockets costs two allocations, not
+// hundreds of thousands. Each socket gets a capped sub-slice.
+type ownerArena struct {
+	procs []Process
+	fds   []int
+}
+
+func newOwnerArena(socks []Socket, own *Owners) *ownerArena {
+	n := 0
+	for i := range socks {
+		n += len(own.Holders[socks[i].Inode])
+	}
+	return &ownerArena{procs: make([]Process, 0, n), fds: make([]int, 0, n)}
+}
+
+func buildOwners(inode uint64, own *Owners, a *ownerArena) ownerEntry {
 	if inode == 0 {
 		return ownerEntry{reason: ReasonKernel}
 	}
 	hs := own.Holders[inode]
-	var procs []Process
+	slices.SortFunc(hs, func(x, y Holder) int {
+		if x.PID != y.PID {
+			return cmp.Compare(x.PID, y.PID)
+		}
+		return cmp.Compare(x.FD, y.FD)
+	})
+	p0 := len(a.procs)
 	exited := false
-	for _, h := range hs {
-		p, ok := own.Processes[h.PID]
+	for i := 0; i < len(hs); {
+		j := i
+		for j < len(hs) && hs[j].PID == hs[i].PID {
+			j++
+		}
+		p, ok := own.Processes[hs[i].PID]
 		if !ok {
 			exited = true
+			i = j
 			continue
 		}
-		j := -1
-		for k := range procs {
-			if procs[k].PID == h.PID {
-				j = k
-				break
-			}
+		f0 := len(a.fds)
+		for k := i; k < j; k++ {
+			a.fds = append(a.fds, hs[k].FD)
 		}
-		if j < 0 {
-			cp := *p
-			cp.FDs = nil
-			procs = append(procs, cp)
-			j = len(procs) - 1
-		}
-		procs[j].FDs = append(procs[j].FDs, h.FD)
+		cp := *p
+		cp.FDs = a.fds[f0:len(a.fds):len(a.fds)]
+		a.procs = append(a.procs, cp)
+		i = j
 	}
-	sort.Slice(procs, func(a, b int) bool { return procs[a].PID < procs[b].PID })
-	for k := range procs {
-		sort.Ints(procs[k].FDs)
+	e := ownerEntry{}
+	if len(a.procs) > p0 {
+		e.procs = a.procs[p0:len(a.procs):len(a.procs)]
 	}
-	e := ownerEntry{procs: procs}
-	if len(procs) == 0 {
+	if len(e.procs) == 0 {
 		switch {
 		case exited:
 			e.reason = ReasonExited
@@ -231,23 +256,22 @@ func buildOwners(inode uint64, own *Owners) ownerEntry {
 }
 
 func sortSockets(socks []Socket) {
-	sort.SliceStable(socks, func(i, j int) bool {
-		a, b := &socks[i], &socks[j]
+	slices.SortStableFunc(socks, func(a, b Socket) int {
 		if a.Proto != b.Proto {
-			return a.Proto < b.Proto
+			return cmp.Compare(a.Proto, b.Proto)
 		}
 		if a.Local.Port != b.Local.Port {
-			return a.Local.Port < b.Local.Port
+			return cmp.Compare(a.Local.Port, b.Local.Port)
 		}
 		if c := a.Local.Address.Compare(b.Local.Address); c != 0 {
-			return c < 0
+			return c
 		}
 		if a.Remote.Port != b.Remote.Port {
-			return a.Remote.Port < b.Remote.Port
+			return cmp.Compare(a.Remote.Port, b.Remote.Port)
 		}
 		if c := a.Remote.Address.Compare(b.Remote.Address); c != 0 {
-			return c < 0
+			return c
 		}
-		return a.Inode < b.Inode
+		return cmp.Compare(a.Inode, b.Inode)
 	})
 }

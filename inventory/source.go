@@ -3,6 +3,8 @@ package inventory
 import (
 	"context"
 	"errors"
+
+	"github.com/porteiro/porteiro/internal/procfs"
 )
 
 // ErrUnsupported is returned on systems where porteiro cannot read sockets.
@@ -69,10 +71,7 @@ type SocketSource interface {
 }
 
 // Holder is one (pid, fd) that holds a socket inode.
-type Holder struct {
-	PID int
-	FD  int
-}
+type Holder = procfs.Holder
 
 // Owners is what an OwnerResolver found.
 type Owners struct {

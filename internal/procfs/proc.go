@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Info is what porteiro shows about one process.
@@ -27,8 +29,15 @@ type Info struct {
 // read for lack of permission (exe of another user's process) are left
 // empty rather than failing the whole read.
 func ReadProcess(root string, pid int) (*Info, error) {
+	var buf []byte
+	return ReadProcessBuf(root, pid, &buf)
+}
+
+// ReadProcessBuf is ReadProcess with a caller-owned scratch buffer, reused
+// across processes so that reading hundreds of them allocates little.
+func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 	dir := filepath.Join(root, strconv.Itoa(pid))
-	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	b, err := readFile(filepath.Join(dir, "stat"), buf)
 	if err != nil {
 		if gone(err) {
 			return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
@@ -40,29 +49,65 @@ func ReadProcess(root string, pid int) (*Info, error) {
 		return nil, fmt.Errorf("%s/stat: %w", dir, err)
 	}
 	info := &Info{Stat: st}
-	if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+	if b, err := readFile(filepath.Join(dir, "status"), buf); err == nil {
 		if uid, err := ParseStatusUID(b); err == nil {
 			info.UID, info.UIDKnown = uid, true
 		}
 	} else if gone(err) {
 		return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+	if b, err := readFile(filepath.Join(dir, "cmdline"), buf); err == nil {
 		info.Cmdline = ParseCmdline(b)
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 		info.Exe, info.ExeDeleted = strings.CutSuffix(exe, " (deleted)")
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+	if b, err := readFile(filepath.Join(dir, "cgroup"), buf); err == nil {
 		info.Cgroup = ParseCgroup(b)
 	}
 	return info, nil
 }
 
+// readFile reads a whole (procfs) file into *buf, growing it as needed.
+// procfs files report a size of 0, so os.ReadFile would start small and
+// reallocate; a reused buffer avoids that.
+func readFile(path string, buf *[]byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if cap(*buf) < 512 {
+		*buf = make([]byte, 4096)
+	}
+	b := (*buf)[:cap(*buf)]
+	n := 0
+	for {
+		if n == len(b) {
+			b = append(b, make([]byte, len(b))...)
+			b = b[:cap(b)]
+			*buf = b
+		}
+		m, err := unix.Read(fd, b[n:])
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			return b[:n], nil
+		}
+		n += m
+	}
+}
+
 // StartTicks reads just the start time of pid, to check a process's
 // identity cheaply. ok is false when the process is gone.
 func StartTicks(root string, pid int) (uint64, bool) {
-	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	var buf [1024]byte
+	s := buf[:0]
+	b, err := readFile(filepath.Join(root, strconv.Itoa(pid), "stat"), &s)
 	if err != nil {
 		return 0, false
 	}
