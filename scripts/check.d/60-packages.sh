@@ -24,18 +24,23 @@ user_existed=0
 getent passwd porteiro >/dev/null && user_existed=1
 work=$(mktemp -d)
 lpid=
+wpid=
 cleanup() {
-	[ -n "$lpid" ] && kill "$lpid" 2>/dev/null
+	set +e
+	for pid in $wpid $lpid; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
 	dpkg --purge porteiro >/dev/null 2>&1 || true
 	if [ "$user_existed" = 0 ]; then
-		userdel porteiro 2>/dev/null || true
-		groupdel porteiro 2>/dev/null || true
+		userdel porteiro 2>/dev/null
+		groupdel porteiro 2>/dev/null
 	fi
 	rm -rf "$work" dist
 }
 trap cleanup EXIT
 
-scripts/package.sh >"$work/package.log" 2>&1 || {
+commit=$(git rev-parse HEAD)
+PORTEIRO_COMMIT=$commit scripts/package.sh >"$work/package.log" 2>&1 || {
 	cat "$work/package.log" >&2
 	fail "scripts/package.sh"
 }
@@ -44,7 +49,6 @@ rpm=$(ls dist/porteiro-*.rpm)
 [ -s "$rpm" ] || fail "no .rpm was built"
 version=$(dpkg-deb -f "$deb" Version)
 version=${version%-*}
-commit=$(git rev-parse HEAD)
 echo "built $deb and $rpm"
 
 dpkg -i "$deb" >/dev/null
@@ -136,7 +140,47 @@ echo "conffiles, man pages, completions and units: OK"
 # The installed defaults are valid, and the default policy reports nothing.
 "$bin" policy validate -p /etc/porteiro/policy.yaml >/dev/null || fail "the installed policy.yaml does not validate"
 "$bin" check -p /etc/porteiro/policy.yaml >/dev/null || fail "porteiro check with the installed policy exited $?, want 0"
-echo "installed policy: valid, and porteiro check is clean"
+"$bin" config validate -c /etc/porteiro/porteiro.yaml >/dev/null || fail "the installed porteiro.yaml does not validate"
+echo "installed configuration and policy: valid, and porteiro check is clean"
+
+# The daemon as porteiro.service runs it: the porteiro user, the two ambient
+# capabilities, the installed configuration and the state directory systemd
+# would create. Only the HTTP port moves, to one that is free.
+install -d -o porteiro -g porteiro -m 0750 /var/lib/porteiro
+hport=
+for p in $(shuf -i 20000-29999 -n 50); do
+	if [ -z "$(ss -Htln "sport = :$p")" ]; then
+		hport=$p
+		break
+	fi
+done
+[ -n "$hport" ] || fail "no free port for the daemon"
+setpriv --reuid=porteiro --regid=porteiro --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+	--bounding-set=-all,"$caps" "$bin" watch -c /etc/porteiro/porteiro.yaml --http "127.0.0.1:$hport" >"$work/watch.log" 2>&1 &
+wpid=$!
+for _ in $(seq 100); do
+	curl -fsS "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
+	kill -0 "$wpid" 2>/dev/null || break
+	sleep 0.2
+done
+metrics=$(curl -fsS "http://127.0.0.1:$hport/metrics") || {
+	cat "$work/watch.log" >&2
+	fail "the daemon does not serve /metrics"
+}
+for want in \
+	"porteiro_build_info{goversion=\"$(go env GOVERSION)\",revision=\"$commit\",version=\"$version\"} 1" \
+	'porteiro_unattributed_sockets{reason="not_permitted"} 0' \
+	'porteiro_policy_violations{kind="unexpected"} 0'; do
+	grep -qF "$want" <<<"$metrics" || fail "the daemon's /metrics lacks: $want"
+done
+listeners=$(curl -fsS "http://127.0.0.1:$hport/api/v1/listeners") || fail "the daemon does not serve /api/v1/listeners"
+grep -qE "\"pid\": $lpid\b" <<<"$listeners" ||
+	fail "the daemon's /api/v1/listeners does not name holdport (pid $lpid)"
+kill -TERM "$wpid"
+wait "$wpid" || fail "the daemon exited $? on SIGTERM, want 0"
+wpid=
+[ -n "$(find /var/lib/porteiro -user porteiro -type f)" ] || fail "the daemon wrote nothing to /var/lib/porteiro"
+echo "daemon: runs as porteiro with the installed config, sees root's listener, stops cleanly on SIGTERM"
 
 # Removal keeps the admin's conffiles; purge deletes them.
 dpkg -r porteiro >/dev/null
