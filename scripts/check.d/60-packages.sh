@@ -131,7 +131,10 @@ bash -c 'source /usr/share/bash-completion/completions/porteiro && complete -p p
 [ -s /usr/share/zsh/vendor-completions/_porteiro ] || fail "no zsh completion"
 [ -s /usr/share/fish/vendor_completions.d/porteiro.fish ] || fail "no fish completion"
 if command -v systemd-analyze >/dev/null 2>&1; then
-	systemd-analyze verify --man=no /usr/lib/systemd/system/porteiro.service \
+	# With man-db, verify also resolves each unit's Documentation=man: page.
+	man_opt=--man=no
+	command -v man >/dev/null 2>&1 && man_opt=--man=yes
+	systemd-analyze verify "$man_opt" /usr/lib/systemd/system/porteiro.service \
 		/usr/lib/systemd/system/porteiro-check.service /usr/lib/systemd/system/porteiro-check.timer ||
 		fail "systemd-analyze verify"
 fi
