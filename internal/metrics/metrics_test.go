@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/porteiro/porteiro/internal/testenv"
 	"github.com/porteiro/porteiro/internal/version"
 	"github.com/porteiro/porteiro/inventory"
 )
@@ -290,18 +292,25 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// TestWriteExposition writes a full /metrics page to
-// $PORTEIRO_METRICS_EXPOSITION, for `promtool check metrics` in
-// scripts/check.d.
+// TestWriteExposition lints a full /metrics page with `promtool check
+// metrics`. With $PORTEIRO_METRICS_EXPOSITION set it also keeps the page
+// there, for scripts/check.d/41-metrics-exposition.sh.
 func TestWriteExposition(t *testing.T) {
+	promtool := testenv.RequireCommand(t, "promtool")
 	out := os.Getenv("PORTEIRO_METRICS_EXPOSITION")
 	if out == "" {
-		t.Skip("PORTEIRO_METRICS_EXPOSITION not set")
+		out = filepath.Join(t.TempDir(), "metrics.prom")
 	}
 	m := New("")
 	fill(m)
-	if err := os.WriteFile(out, []byte(scrape(t, m)), 0o644); err != nil {
+	page := scrape(t, m)
+	if err := os.WriteFile(out, []byte(page), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(page)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, b)
 	}
 }
 
