@@ -53,6 +53,9 @@ type Store struct {
 	// dropped beyond it, so a channel that is down for weeks cannot fill
 	// the disk.
 	MaxPending int
+	// OnDrop, when set, is told after each commit how many pending alerts
+	// of a channel the bound dropped, so they can be counted and logged.
+	OnDrop func(channel string, n int64)
 }
 
 const schema = `
@@ -291,19 +294,29 @@ func (s *Store) Record(ctx context.Context, b Batch) ([]int64, error) {
 			return nil, fmt.Errorf("saving state %s: %w", k, err)
 		}
 	}
+	dropped := map[string]int64{}
 	if s.MaxPending > 0 {
 		for ch := range touched {
-			// Drop the oldest beyond the bound; counted by the caller via
-			// the returned state, and visible as state 'dropped'.
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'dropped', last_error = 'outbox full', done = ?
+			// Drop the oldest beyond the bound; they stay visible as
+			// state 'dropped', and OnDrop counts them.
+			res, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'dropped', last_error = 'outbox full', done = ?
 				WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND channel = ? ORDER BY id DESC LIMIT -1 OFFSET ?)`,
-				time.Now().UnixNano(), ch, s.MaxPending); err != nil {
+				time.Now().UnixNano(), ch, s.MaxPending)
+			if err != nil {
 				return nil, fmt.Errorf("bounding outbox of %s: %w", ch, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				dropped[ch] = n
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing events to %s: %w", s.path, err)
+	}
+	if s.OnDrop != nil {
+		for ch, n := range dropped {
+			s.OnDrop(ch, n)
+		}
 	}
 	return ids, nil
 }

@@ -159,6 +159,13 @@ func TestOutboxBounded(t *testing.T) {
 	ctx := context.Background()
 	s := mustOpen(t, t.TempDir())
 	s.MaxPending = 3
+	var dropped int64
+	s.OnDrop = func(ch string, n int64) {
+		if ch != "a" {
+			t.Errorf("dropped from channel %q", ch)
+		}
+		dropped += n
+	}
 	t0 := time.Now()
 	for i := 0; i < 5; i++ {
 		if _, err := s.Record(ctx, Batch{Events: []NewEvent{ev("opened", uint16(i+1), t0, "a")}}); err != nil {
@@ -173,6 +180,9 @@ func TestOutboxBounded(t *testing.T) {
 	want := fmt.Sprint([]string{"dropped", "dropped", "pending", "pending", "pending"})
 	if fmt.Sprint(states) != want {
 		t.Errorf("states = %v, want %s (oldest dropped)", states, want)
+	}
+	if dropped != 2 {
+		t.Errorf("OnDrop counted %d, want 2", dropped)
 	}
 }
 

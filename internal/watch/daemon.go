@@ -91,6 +91,12 @@ func New(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.OnDrop = func(ch string, n int64) {
+		for i := int64(0); i < n; i++ {
+			o.Metrics.IncNotification(ch, "dropped")
+		}
+		o.Logger.Error("outbox full: dropped the oldest undelivered alerts", "channel", ch, "alerts", n, "bound", st.MaxPending)
+	}
 	d := &Daemon{
 		log: o.Logger, metrics: o.Metrics, store: st, now: o.Now, notify: o.Notify, level: o.LogLevel,
 		cfg: o.Config, policy: o.Policy, sinks: o.Sinks,
