@@ -24,7 +24,7 @@ import (
 // daemon, a real Prometheus (the Debian package) scraping it every second
 // with docs/prometheus/porteiro.rules.yml, and a real Alertmanager. An
 // unexpected listener must turn into a firing PorteiroPolicyViolation in
-// Alertmanager, and closing it must clear the violation.
+// Alertmanager, and closing it must resolve the alert.
 //
 // The policy ignores every port but one, chosen free beforehand, so the
 // listeners that other tests open meanwhile cannot cause or hide a finding.
@@ -178,11 +178,21 @@ scrape_configs:
 		t.Errorf("alert state = %q, want active", fired.Status.State)
 	}
 
-	// After: the listener closes, the violation clears.
+	// After: the listener closes, the violation clears, and Prometheus
+	// resolves the alert in Alertmanager.
 	l.Close()
 	promEventually(t, 30*time.Second, "the violation to clear in Prometheus", func() (bool, string) {
 		v, ok := promQuery(t, promAddr, unexpected)
 		return ok && v == 0, fmt.Sprintf("value %v, present %v", v, ok)
+	})
+	promEventually(t, 30*time.Second, "the alert to be resolved in Alertmanager", func() (bool, string) {
+		alerts := promAlerts(t, amAddr)
+		for _, a := range alerts {
+			if a.Labels["alertname"] == "PorteiroPolicyViolation" {
+				return false, fmt.Sprintf("alerts: %v", alerts)
+			}
+		}
+		return true, ""
 	})
 }
 
