@@ -265,7 +265,7 @@ type mailpit struct {
 }
 
 // startMailpit runs mailpit with its SMTP server on smtpPort.
-func (w *watchEnv) startMailpit() *mailpit {
+func (w *watchEnv) startMailpit(extra ...string) *mailpit {
 	w.t.Helper()
 	bin := testenv.RequireCommand(w.t, "mailpit")
 	api := testenv.Addr(w.t)
@@ -273,8 +273,9 @@ func (w *watchEnv) startMailpit() *mailpit {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--smtp", "127.0.0.1:"+strconv.Itoa(w.smtpPort), "--listen", api,
-		"--database", filepath.Join(w.dir, "mailpit.db"), "--disable-version-check")
+	args := append([]string{"--smtp", "127.0.0.1:" + strconv.Itoa(w.smtpPort), "--listen", api,
+		"--database", filepath.Join(w.dir, "mailpit.db"), "--disable-version-check"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -299,6 +300,41 @@ func (w *watchEnv) startMailpit() *mailpit {
 		return true, ""
 	})
 	return m
+}
+
+// chaos sets mailpit's SMTP fault triggers (with --enable-chaos).
+func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
+	t.Helper()
+	body := fmt.Sprintf(`{%q:{"ErrorCode":%d,"Probability":%d}}`, stage, code, probability)
+	req, _ := http.NewRequest(http.MethodPut, m.api+"/api/v1/chaos", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("setting mailpit chaos: %s: %s", resp.Status, b)
+	}
+}
+
+// metric reads one sample of the daemon's /metrics, -1 when absent.
+func (w *watchEnv) metric(series string) float64 {
+	w.t.Helper()
+	code, body := watchGet("http://" + w.httpAddr + "/metrics")
+	if code != 200 {
+		w.t.Fatalf("/metrics: %d", code)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, series)), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 type mailMessage struct {
@@ -704,5 +740,60 @@ func TestWatchSystemdNotify(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Fatalf("no STOPPING=1 after SIGTERM")
 		}
+	}
+}
+
+// TestWatchTransientAndPermanentSMTP: a 451 from the server is retried
+// until it clears, and the email then arrives once; a 550 is not retried.
+func TestWatchTransientAndPermanentSMTP(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", w.emailChannel("{kinds: [violation, resolved]}"))
+	mp := w.startMailpit("--enable-chaos")
+	mp.chaos(t, "Sender", 451, 100)
+	d := w.start()
+
+	l := w.listenOn()
+	retry := `porteiro_notifications_total{channel="ops-mail",result="retry"}`
+	sent := `porteiro_notifications_total{channel="ops-mail",result="sent"}`
+	failed := `porteiro_notifications_total{channel="ops-mail",result="failed"}`
+	watchEventually(t, 30*time.Second, "two retried attempts", func() (bool, string) {
+		v := w.metric(retry)
+		return v >= 2, fmt.Sprintf("%s = %v", retry, v)
+	})
+	if n := len(mp.messages(t)); n != 0 {
+		t.Fatalf("%d emails while the server answers 451", n)
+	}
+	mp.chaos(t, "Sender", 451, 0)
+	watchEventually(t, 30*time.Second, "the email after the 451 cleared", func() (bool, string) {
+		return len(mp.messages(t)) > 0, ""
+	})
+	time.Sleep(2 * time.Second)
+	if n := len(mp.messages(t)); n != 1 {
+		t.Fatalf("%d emails, want exactly 1", n)
+	}
+	if v := w.metric(sent); v != 1 {
+		t.Errorf("%s = %v, want 1", sent, v)
+	}
+
+	// Now the server refuses for good: the resolution fails, once.
+	mp.chaos(t, "Recipient", 550, 100)
+	l.Close()
+	watchEventually(t, 30*time.Second, "the permanent failure", func() (bool, string) {
+		v := w.metric(failed)
+		return v == 1, fmt.Sprintf("%s = %v", failed, v)
+	})
+	before := w.metric(retry)
+	time.Sleep(2 * time.Second)
+	if v := w.metric(failed); v != 1 {
+		t.Errorf("%s = %v after waiting, want 1 (no retries)", failed, v)
+	}
+	if v := w.metric(retry); v != before {
+		t.Errorf("a permanent failure was retried (%s went from %v to %v)", retry, before, v)
+	}
+	if !strings.Contains(d.logText(), "failed permanently") {
+		t.Errorf("no error logged for the permanent failure")
+	}
+	if v := w.metric("porteiro_outbox_pending"); v != 0 {
+		t.Errorf("porteiro_outbox_pending = %v, want 0", v)
 	}
 }
