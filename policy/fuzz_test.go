@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/porteiro/porteiro/inventory"
 )
@@ -61,6 +63,45 @@ func FuzzParseLocalPortRange(f *testing.F) {
 		r, err := ParseLocalPortRange(data)
 		if err == nil && (r.Lo < 1 || r.Lo > r.Hi) {
 			t.Fatalf("accepted bad range %v from %q", r, data)
+		}
+	})
+}
+
+// FuzzBaselineRoundTrip checks that any process name, user and address
+// written by Baseline reads back as a policy under which the same host is
+// clean, and another name is not allowed.
+func FuzzBaselineRoundTrip(f *testing.F) {
+	f.Add("sshd", "root", uint16(22), true, byte(0))
+	f.Add(`we"ird*[x`, "1000", uint16(53), false, byte(1))
+	f.Add("a\x00b\n\xff", "ü", uint16(40000), false, byte(2))
+	addrs := []string{"0.0.0.0", "::", "127.0.0.1", "::1", "10.0.0.1", "fe80::1", "::ffff:10.0.0.1"}
+	f.Fuzz(func(t *testing.T, name, user string, port uint16, tcp bool, a byte) {
+		if port == 0 {
+			return
+		}
+		proto := inventory.UDP
+		if tcp {
+			proto = inventory.TCP
+		}
+		snap := snapOf(sock(proto, addrs[int(a)%len(addrs)], port, 1, proc{pid: 7, name: name, user: user}))
+		var b bytes.Buffer
+		if err := Baseline(&b, snap, BaselineOptions{Ephemeral: DefaultEphemeral}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(b.Bytes(), "baseline.yaml")
+		if err != nil {
+			t.Fatalf("baseline does not parse: %v\n%s", err, b.String())
+		}
+		if rep := p.Check(snap); !rep.Clean() {
+			t.Fatalf("findings %q\n%s", kinds(rep), b.String())
+		}
+		if name == "" || !utf8.ValidString(name) {
+			return // empty names get no condition; bad bytes become "?"
+		}
+		snap.Sockets[0].Processes[0].Name = name + "x"
+		snap.Sockets[0].Processes[0].Exe = ""
+		if rep := p.Check(snap); rep.Clean() {
+			t.Fatalf("name %q: the rule also allows %q\n%s", name, name+"x", b.String())
 		}
 	})
 }
