@@ -34,11 +34,12 @@ type watchEnv struct {
 	conf     string
 	stateDir string
 	httpAddr string
+	grace    string
 }
 
 func newWatchEnv(t *testing.T) *watchEnv {
 	t.Helper()
-	w := &watchEnv{t: t, dir: t.TempDir(), bin: testenv.Binary(t), port: testenv.FreePort(t)}
+	w := &watchEnv{t: t, dir: t.TempDir(), bin: testenv.Binary(t), port: testenv.FreePort(t), grace: "2s"}
 	w.stateDir = filepath.Join(w.dir, "state")
 	w.httpAddr = testenv.Addr(t)
 	w.write("policy.yaml", fmt.Sprintf(`version: 1
@@ -63,7 +64,7 @@ func (w *watchEnv) write(name, content string) string {
 // config writes the daemon config with the given channels section.
 func (w *watchEnv) config(extra, channels string) {
 	w.conf = w.write("porteiro.yaml", fmt.Sprintf(`interval: 300ms
-grace: 2s
+grace: %s
 burst: 1s
 policy: %s
 state_dir: %s
@@ -75,7 +76,7 @@ retry:
 shutdown_timeout: 3s
 %s
 channels:
-%s`, filepath.Join(w.dir, "policy.yaml"), w.stateDir, w.httpAddr, extra, channels))
+%s`, w.grace, filepath.Join(w.dir, "policy.yaml"), w.stateDir, w.httpAddr, extra, channels))
 }
 
 // emailChannel is a plain SMTP channel to mailpit on smtpPort.
@@ -494,6 +495,9 @@ func TestWatchDurability(t *testing.T) {
 // the grace period gives a restarted note and no alert.
 func TestWatchRestartSuppression(t *testing.T) {
 	w := newWatchEnv(t)
+	// A generous grace, so that a slow scan on a busy machine cannot
+	// stretch the 700ms gap beyond it.
+	w.grace = "5s"
 	w.config("", w.emailChannel("{min_severity: warning}"))
 	mp := w.startMailpit()
 	w.start()
@@ -505,7 +509,7 @@ func TestWatchRestartSuppression(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the burst window, for late batches
 	before := len(about(mp.messages(t), w.port))
 
-	// A restart: closed, and back 700ms later (grace is 2s).
+	// A restart: closed, and back 700ms later (grace is 5s).
 	l.Close()
 	time.Sleep(700 * time.Millisecond)
 	l2 := w.listenOn()
@@ -515,7 +519,7 @@ func TestWatchRestartSuppression(t *testing.T) {
 		return strings.Contains(eventKinds(evs), "restarted"), eventKinds(evs)
 	})
 	// Well past the grace period and the burst window.
-	time.Sleep(4 * time.Second)
+	time.Sleep(6 * time.Second)
 	evs, _ := w.events()
 	if k := eventKinds(evs); k != "opened violation restarted" {
 		t.Fatalf("events for port %d = %q, want opened, violation, restarted (no closed, no resolved)", w.port, k)
@@ -795,5 +799,51 @@ func TestWatchTransientAndPermanentSMTP(t *testing.T) {
 	}
 	if v := w.metric("porteiro_outbox_pending"); v != 0 {
 		t.Errorf("porteiro_outbox_pending = %v, want 0", v)
+	}
+}
+
+// TestWatchCheckNotify: `porteiro check --notify` from cron sends a finding
+// once, however often it runs, and sends its resolution once.
+func TestWatchCheckNotify(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", w.emailChannel("{kinds: [violation, resolved]}"))
+	mp := w.startMailpit()
+	check := func() (int, string) {
+		cmd := exec.Command(w.bin, "check", "--notify", "-p", filepath.Join(w.dir, "policy.yaml"), "-c", w.conf)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := check(); code != 0 {
+		t.Fatalf("clean check: exit %d\n%s", code, out)
+	}
+	l := w.listenOn()
+	for i := 0; i < 3; i++ {
+		if code, out := check(); code != 1 {
+			t.Fatalf("check with a finding: exit %d, want 1\n%s", code, out)
+		}
+	}
+	if msgs := mp.messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
+		t.Fatalf("three runs with one finding sent %d emails, want 1", len(msgs))
+	}
+	l.Close()
+	for i := 0; i < 2; i++ {
+		if code, out := check(); code != 0 {
+			t.Fatalf("check after the listener closed: exit %d\n%s", code, out)
+		}
+	}
+	msgs := mp.messages(t)
+	if len(msgs) != 2 {
+		t.Fatalf("%d emails, want 2 (the finding, then its resolution)", len(msgs))
+	}
+	evs, _ := w.events()
+	if k := eventKinds(evs); k != "violation resolved" {
+		t.Errorf("events = %q", k)
 	}
 }

@@ -79,7 +79,6 @@ func BenchmarkScanCycle(b *testing.B) {
 // the store. The mean is about half the interval plus one scan.
 func BenchmarkDetectionLatency(b *testing.B) {
 	d := benchDaemon(b, time.Second)
-	d.cfg.Grace = NewDuration(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
