@@ -467,8 +467,11 @@ func ParsePortRange(s string) (PortRange, error) {
 
 func parsePort(s, whole string) (uint16, error) {
 	s = strings.TrimSpace(s)
+	if n, proto, ok := strings.Cut(whole, "/"); ok && isDigits(strings.TrimSpace(n)) {
+		return 0, fmt.Errorf("bad port %q: write the protocol apart, as port: %s and proto: %s", whole, strings.TrimSpace(n), strings.TrimSpace(proto))
+	}
 	if !isDigits(s) {
-		return 0, fmt.Errorf("bad port %q: want a number 1-65535 or a range such as 8000-8100", whole)
+		return 0, fmt.Errorf("bad port %q: want a number 1-65535 or a range such as 8000-8100 (not a service name)", whole)
 	}
 	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || v < 1 || v > 65535 {
