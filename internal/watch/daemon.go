@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,10 @@ type Daemon struct {
 	last    *inventory.Snapshot
 	lastOK  time.Time
 	reload  chan struct{}
+	// privileged is whether the last scan saw every process; the change is
+	// logged once, not at every scan.
+	privileged bool
+	sawScan    bool
 }
 
 // New opens the daemon's store and prepares it to run.
@@ -336,6 +341,16 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 			}
 		}
 		d.metrics.SetPolicy(counts, flagged)
+	} else {
+		d.metrics.ClearPolicy()
+	}
+	if snap.Privileged != d.privileged || !d.sawScan {
+		if !snap.Privileged {
+			d.log.Warn("some processes' sockets are not visible: run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; events may lack their process", "notes", strings.Join(snap.Notes, "; "))
+		} else if d.sawScan {
+			d.log.Info("every process's sockets are visible again")
+		}
+		d.privileged, d.sawScan = snap.Privileged, true
 	}
 	now := d.now()
 	events := append(d.unsaved, d.det.step(now, snap, findings)...)
