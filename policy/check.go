@@ -54,7 +54,9 @@ type Report struct {
 	// Checked counts the listeners compared with the policy.
 	Checked int
 	// Unverified counts listeners whose owners could not be seen (no
-	// permission) while a rule needed them; they gave no finding.
+	// permission, or the process exited during the scan) while a rule
+	// needed them; they gave no finding. A caller that cannot accept that
+	// refuses unprivileged snapshots when NeedsOwners is true, as check does.
 	Unverified int
 }
 

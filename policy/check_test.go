@@ -381,6 +381,10 @@ func TestCheckUnverifiedOwners(t *testing.T) {
 	if !rep.Clean() || rep.Unverified != 1 {
 		t.Errorf("findings %q, unverified %d; want none and 1", kinds(rep), rep.Unverified)
 	}
+	so.UnattributedReason = inventory.ReasonExited
+	if rep := p.Check(snapOf(so)); !rep.Clean() || rep.Unverified != 1 {
+		t.Errorf("exited owner: findings %q, unverified %d; want none and 1", kinds(rep), rep.Unverified)
+	}
 	// A kernel socket (no process in any namespace) does not satisfy an
 	// owner condition: that is a real wrong owner.
 	so.UnattributedReason = inventory.ReasonNoProcess

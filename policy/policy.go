@@ -215,7 +215,8 @@ type ownerResult int
 const (
 	ownerYes ownerResult = iota
 	ownerNo
-	// ownerUnknown: the socket's owners could not be seen (no permission).
+	// ownerUnknown: the socket's owners could not be seen (no permission,
+	// or the process exited during the scan).
 	ownerUnknown
 )
 
@@ -228,7 +229,9 @@ func (r *Rule) matchOwners(so *inventory.Socket) ownerResult {
 			return ownerYes
 		}
 	}
-	if len(so.Processes) == 0 && so.UnattributedReason == inventory.ReasonNotPermitted {
+	// Owners hidden by permissions, or gone mid-scan, prove nothing either
+	// way: a wrong_owner finding would be a false alarm.
+	if len(so.Processes) == 0 && (so.UnattributedReason == inventory.ReasonNotPermitted || so.UnattributedReason == inventory.ReasonExited) {
 		return ownerUnknown
 	}
 	return ownerNo
