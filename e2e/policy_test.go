@@ -325,6 +325,58 @@ func (ns *polNetns) Porteiro(uid int, args ...string) (stdout, stderr string, co
 	return out.String(), errb.String(), code
 }
 
+// PorteiroTTY runs the binary in the namespace with stdout on a
+// pseudo-terminal 200 columns wide, and returns what it printed there.
+func (ns *polNetns) PorteiroTTY(t *testing.T, args ...string) string {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlocking pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("opening pty: %v", err)
+	}
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 200}); err != nil {
+		t.Fatalf("pty size: %v", err)
+	}
+	argv, _ := json.Marshal(append([]string{ns.bin}, args...))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPolicyHelperProcess$")
+	cmd.Env = append(os.Environ(), polHelperEnv+"=exec", polNetnsEnv+"="+ns.path, polArgvEnv+"="+string(argv))
+	for i, kv := range cmd.Env {
+		if strings.HasPrefix(kv, "NO_COLOR=") {
+			cmd.Env[i] = "PORTEIRO_UNSET_NO_COLOR=1"
+		}
+	}
+	cmd.Stdout = tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() {
+		// Reading the master ends with EIO once the child has exited.
+		io.Copy(&out, master)
+		close(done)
+	}()
+	cmd.Wait()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading the pty did not end")
+	}
+	return out.String()
+}
+
 // WriteFile writes a file in the shared directory and returns its path.
 func (ns *polNetns) WriteFile(name, content string) string {
 	ns.t.Helper()
@@ -492,6 +544,15 @@ allow:
 	if got["wrong_owner"] != "ssh" || got["too_exposed"] != "metrics" {
 		t.Errorf("findings by kind = %v, want wrong_owner ssh and too_exposed metrics", got)
 	}
+	// On a terminal the kinds are coloured, and the columns still line up.
+	t.Run("terminal", func(t *testing.T) {
+		out := ns.PorteiroTTY(t, "check", "-p", pol)
+		for _, want := range []string{"\x1b[31mwrong_owner\x1b[0m  tcp", "\x1b[33mtoo_exposed\x1b[0m  tcp", "\x1b[1mKIND"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("terminal output lacks %q:\n%q", want, out)
+			}
+		}
+	})
 }
 
 // A policy that names owners cannot be checked by a user who cannot see
