@@ -23,6 +23,12 @@ import (
 // kvListeners is the store key of the last known listener set.
 const kvListeners = "listeners"
 
+// saveEvery spaces the saves of the known listener set. On a busy host it
+// is megabytes of JSON; events are written at once, the set at most this
+// often (and at shutdown). A crash loses at most this much of it, which can
+// only repeat an opened or closed event after the restart.
+const saveEvery = 30 * time.Second
+
 // retentionEvery is how often old events are pruned.
 const retentionEvery = time.Hour
 
@@ -73,6 +79,9 @@ type Daemon struct {
 	// logged once, not at every scan.
 	privileged bool
 	sawScan    bool
+	lastSave   time.Time
+	// final forces the listener set to be saved (at shutdown).
+	final bool
 }
 
 // New opens the daemon's store and prepares it to run.
@@ -289,8 +298,11 @@ loop:
 		cancel()
 	}
 	d.mu.Lock()
-	if len(d.unsaved) > 0 {
-		d.log.Error("events could not be saved before exit", "events", len(d.unsaved))
+	d.final = true
+	if len(d.unsaved) > 0 || d.saveDue(d.now()) {
+		if err := d.record(context.Background(), d.unsaved); err != nil {
+			d.log.Error("events could not be saved before exit", "events", len(d.unsaved), "err", err)
+		}
 	}
 	d.mu.Unlock()
 	d.log.Info("stopped")
@@ -357,7 +369,7 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	d.unsaved = nil
 	d.last = snap
 	d.lastOK = now
-	if len(events) == 0 && !d.det.dirty {
+	if len(events) == 0 && !d.saveDue(now) {
 		return nil
 	}
 	if err := d.record(ctx, events); err != nil {
@@ -369,6 +381,12 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	}
 	d.disp.poke()
 	return nil
+}
+
+// saveDue reports whether the known listener set should be saved now.
+// Called with d.mu held.
+func (d *Daemon) saveDue(now time.Time) bool {
+	return d.det.dirty && (d.final || d.lastSave.IsZero() || now.Sub(d.lastSave) >= saveEvery)
 }
 
 // record writes events, their alerts and the state they change in one
@@ -401,7 +419,8 @@ func (d *Daemon) record(ctx context.Context, events []Event) error {
 			b.ClearActive = append(b.ClearActive, e.Finding.Key)
 		}
 	}
-	if d.det.dirty {
+	saving := d.saveDue(d.now())
+	if saving {
 		js, err := json.Marshal(d.det.knownSockets())
 		if err != nil {
 			return fmt.Errorf("encoding the listener set: %w", err)
@@ -411,7 +430,10 @@ func (d *Daemon) record(ctx context.Context, events []Event) error {
 	if _, err := d.store.Record(ctx, b); err != nil {
 		return err
 	}
-	d.det.dirty = false
+	if saving {
+		d.det.dirty = false
+		d.lastSave = d.now()
+	}
 	for i := range events {
 		e := &events[i]
 		switch e.Kind {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -517,5 +518,35 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if code, doc := get("/api/v1/events?kind=exploded"); code != 400 || !strings.Contains(doc["error"].(string), "unknown event kind") {
 		t.Errorf("bad kind = %d %v", code, doc)
+	}
+}
+
+func TestDaemonReportsChangesWhileDown(t *testing.T) {
+	host := &fakeHost{}
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(25, 101, "/usr/sbin/exim"))
+	cfg := testConfig(t)
+	r := start(t, cfg, host, nil)
+	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	// A listener opens; the saved listener set only catches up at
+	// shutdown (saves are spaced by saveEvery).
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(25, 101, "/usr/sbin/exim"), sock(53, 102, "/usr/sbin/named"))
+	waitFor(t, "opened", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "opened" })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// While porteiro is down, exim and named go away and something new
+	// listens.
+	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(8080, 300, "/usr/bin/app"))
+	r2 := start(t, cfg, host, nil)
+	waitFor(t, "the changes while down", 5*time.Second, func() bool {
+		return storedKinds(t, r2.d.Store()) == "opened opened closed closed"
+	})
+	evs, _ := r2.d.Store().Events(context.Background(), store.Filter{})
+	var ports []uint16
+	for _, e := range evs {
+		ports = append(ports, e.Port)
+	}
+	if fmt.Sprint(ports) != "[53 8080 25 53]" {
+		t.Fatalf("event ports = %v, want [53 8080 25 53]", ports)
 	}
 }
