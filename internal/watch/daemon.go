@@ -25,8 +25,9 @@ const kvListeners = "listeners"
 
 // saveEvery spaces the saves of the known listener set. On a busy host it
 // is megabytes of JSON; events are written at once, the set at most this
-// often (and at shutdown). A crash loses at most this much of it, which can
-// only repeat an opened or closed event after the restart.
+// often (and at shutdown). A crash loses at most this much of it: after the
+// restart, a listener that changed in that window may be reported twice, or
+// one that opened and closed in it may miss its closed event.
 const saveEvery = 30 * time.Second
 
 // retentionEvery is how often old events are pruned.
