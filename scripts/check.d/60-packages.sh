@@ -185,6 +185,41 @@ wpid=
 [ -n "$(find /var/lib/porteiro -user porteiro -type f)" ] || fail "the daemon wrote nothing to /var/lib/porteiro"
 echo "daemon: runs as porteiro with the installed config, sees root's listener, stops cleanly on SIGTERM"
 
+# The timer's command, exactly as porteiro-check.service runs it, once the
+# admin has written a policy and an alert channel: holdport is unexpected,
+# so it exits 1 and the channel gets the alert.
+spool=$(mktemp -d -p "$work")
+chown porteiro: "$spool"
+cat >/etc/porteiro/policy.yaml <<YAML
+version: 1
+default: deny
+ignore:
+  - name: every-other-port
+    port: [1-$((port - 1)), $((port + 1))-65535]
+YAML
+cat >>/etc/porteiro/porteiro.yaml <<YAML
+channels:
+  exec:
+    - name: spool
+      command: [/bin/sh, -c, "cat > $spool/alert.json"]
+YAML
+execstart=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/porteiro-check.service)
+set +e
+# shellcheck disable=SC2086 # the unit's command line, split as systemd does
+setpriv --reuid=porteiro --regid=porteiro --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+	--bounding-set=-all,"$caps" $execstart >"$work/check.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || {
+	cat "$work/check.log" >&2
+	fail "'$execstart' exited $rc with an unexpected listener, want 1"
+}
+grep -qF "127.0.0.1:$port" "$spool/alert.json" 2>/dev/null || {
+	cat "$work/check.log" >&2
+	fail "the exec channel got no alert for 127.0.0.1:$port"
+}
+echo "timer: '$execstart' exits 1 and alerts about holdport"
+
 # Removal keeps the admin's conffiles; purge deletes them.
 dpkg -r porteiro >/dev/null
 [ ! -e "$bin" ] || fail "dpkg -r left $bin"
