@@ -146,9 +146,9 @@ echo "conffiles, man pages, completions and units: OK"
 "$bin" config validate -c /etc/porteiro/porteiro.yaml >/dev/null || fail "the installed porteiro.yaml does not validate"
 echo "installed configuration and policy: valid, and porteiro check is clean"
 
-# The daemon as porteiro.service runs it: the porteiro user, the two ambient
-# capabilities, the installed configuration and the state directory systemd
-# would create. Only the HTTP port moves, to one that is free.
+# The daemon as porteiro.service runs it: its ExecStart, the porteiro user,
+# the two ambient capabilities, the installed configuration and the state
+# directory systemd would create. Only the HTTP port moves, to a free one.
 install -d -o porteiro -g porteiro -m 0750 /var/lib/porteiro
 hport=
 for p in $(shuf -i 20000-29999 -n 50); do
@@ -158,8 +158,10 @@ for p in $(shuf -i 20000-29999 -n 50); do
 	fi
 done
 [ -n "$hport" ] || fail "no free port for the daemon"
+daemonstart=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/porteiro.service)
+# shellcheck disable=SC2086 # the unit's command line, split as systemd does
 setpriv --reuid=porteiro --regid=porteiro --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
-	--bounding-set=-all,"$caps" "$bin" watch -c /etc/porteiro/porteiro.yaml --http "127.0.0.1:$hport" >"$work/watch.log" 2>&1 &
+	--bounding-set=-all,"$caps" $daemonstart --http "127.0.0.1:$hport" >"$work/watch.log" 2>&1 &
 wpid=$!
 for _ in $(seq 100); do
 	curl -fsS "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
