@@ -206,7 +206,7 @@ func TestDaemonBurstBatching(t *testing.T) {
 	host.set(sock(22, 100, "/usr/sbin/sshd"))
 	sink := &recordingSink{name: "rec"}
 	cfg := testConfig(t)
-	cfg.Burst = dur(1500 * time.Millisecond)
+	cfg.Burst = dur(3 * time.Second)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"))
@@ -238,7 +238,7 @@ func TestDaemonRestartWithinGraceGivesNoAlert(t *testing.T) {
 	warn := &recordingSink{name: "mail", minSev: notify.SeverityWarning}
 	all := &recordingSink{name: "log"}
 	cfg := testConfig(t)
-	cfg.Grace = dur(2 * time.Second)
+	cfg.Grace = dur(3 * time.Second)
 	cfg.Burst = dur(100 * time.Millisecond)
 	r := start(t, cfg, host, nil, warn, all)
 	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
@@ -247,7 +247,7 @@ func TestDaemonRestartWithinGraceGivesNoAlert(t *testing.T) {
 	host.set(sock(80, 101, "/usr/sbin/nginx"))
 	waitFor(t, "the restarted note", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "restarted" })
 	// Past the grace period: still nothing else.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	if k := storedKinds(t, r.d.Store()); k != "restarted" {
 		t.Fatalf("events = %q, want only restarted", k)
 	}
