@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -548,5 +549,58 @@ func TestDaemonReportsChangesWhileDown(t *testing.T) {
 	}
 	if fmt.Sprint(ports) != "[53 8080 25 53]" {
 		t.Fatalf("event ports = %v, want [53 8080 25 53]", ports)
+	}
+}
+
+func TestDaemonHTTPAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := testConfig(t)
+	addr := l.Addr().String()
+	cfg.HTTP.Listen = &addr
+	host := &fakeHost{}
+	d, err := New(Options{Config: cfg, Source: host, Resolver: host, Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "http.listen") {
+		t.Fatalf("Run with the HTTP address taken = %v, want an error naming it", err)
+	}
+}
+
+func TestDaemonServesHTTP(t *testing.T) {
+	cfg := testConfig(t)
+	addr := "127.0.0.1:0"
+	// Find a free port, then give it to the daemon.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	cfg.HTTP.Listen = &addr
+	host := &fakeHost{}
+	host.set(sock(22, 100, "/usr/sbin/sshd"))
+	start(t, cfg, host, nil)
+	waitFor(t, "healthz 200", 5*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "porteiro_scan_duration_seconds") {
+		t.Fatalf("/metrics = %d, %.200s", resp.StatusCode, b)
 	}
 }
