@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -377,12 +378,12 @@ func (m *mailpit) messages(t *testing.T) []mailMessage {
 	return out
 }
 
-// about keeps the messages that mention port.
+// about keeps the messages that mention port (":4123", not ":41234").
 func about(msgs []mailMessage, port int) []mailMessage {
-	p := ":" + strconv.Itoa(port)
+	re := regexp.MustCompile(`:` + strconv.Itoa(port) + `\b`)
 	var out []mailMessage
 	for _, m := range msgs {
-		if strings.Contains(m.Subject, p) || strings.Contains(m.Text, p) {
+		if re.MatchString(m.Subject) || re.MatchString(m.Text) {
 			out = append(out, m)
 		}
 	}

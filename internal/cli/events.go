@@ -106,6 +106,9 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 		if errors.Is(err, store.ErrNotFound) {
 			return usageErrorf("%v: \"porteiro watch\" has not run with this state directory (--state-dir, or state_dir in %s)", err, f.config)
 		}
+		if errors.Is(err, fs.ErrPermission) {
+			return usageErrorf("%v: run as root (sudo porteiro events) or as the daemon's user", err)
+		}
 		return usageErrorf("%v", err)
 	}
 	defer st.Close()

@@ -138,6 +138,9 @@ func runWatch(env *Env, c *cobra.Command, f *watchFlags) error {
 		Metrics: metrics.New(version.Get().Version), Logger: log, LogLevel: level,
 	})
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return usageErrorf("%v: run as root, or choose a writable directory with --state-dir or state_dir", err)
+		}
 		return usageErrorf("%v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
