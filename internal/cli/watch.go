@@ -176,9 +176,18 @@ func runWatch(env *Env, c *cobra.Command, f *watchFlags) error {
 }
 
 // newWatchLogger writes the daemon's log to stderr (the journal, under
-// systemd), as text or JSON.
+// systemd), as text or JSON. The journal stamps every line itself, so under
+// systemd (JOURNAL_STREAM is set) the time is left out of text lines.
 func newWatchLogger(env *Env, cfg *watch.Config, level *slog.LevelVar) *slog.Logger {
 	o := &slog.HandlerOptions{Level: level}
+	if os.Getenv("JOURNAL_STREAM") != "" && cfg.Log.Format != "json" {
+		o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(env.Stderr, o))
 	}
