@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/render"
+	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/internal/watch"
 )
@@ -20,7 +21,7 @@ func init() { register(61, newEventsCmd) }
 
 type eventsFlags struct {
 	since    string
-	port     int
+	port     string
 	kind     string
 	limit    int
 	output   string
@@ -50,6 +51,7 @@ Exit status: 0 when events were found, 1 when none matched, 2 on bad usage
 or when there is no database (is "porteiro watch" running?).`,
 		Example: `  porteiro events --since 24h
   porteiro events --port 4444 --since 7d
+  porteiro events --port ssh --kind owner_changed
   porteiro events --kind violation -o json | jq '.events[].payload.socket.processes'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -57,7 +59,7 @@ or when there is no database (is "porteiro watch" running?).`,
 		},
 	}
 	c.Flags().StringVar(&f.since, "since", "24h", `show events from this long ago (24h, 7d) or this time; "" for all`)
-	c.Flags().IntVar(&f.port, "port", 0, "only events of this port")
+	c.Flags().StringVar(&f.port, "port", "", "only events of this port (a number or a service name: 22, ssh)")
 	c.Flags().StringVar(&f.kind, "kind", "", "only events of this kind")
 	c.Flags().IntVar(&f.limit, "limit", 1000, "show at most this many events (the newest)")
 	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
@@ -86,9 +88,16 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("unknown output format %q: want table or json", f.output)
 	}
-	port := ""
-	if f.port != 0 {
-		port = strconv.Itoa(f.port)
+	port := f.port
+	if port != "" {
+		if _, err := strconv.Atoi(port); err != nil {
+			// A service name from /etc/services, as `porteiro who` takes.
+			p, ok := services.System().Lookup(port, "")
+			if !ok {
+				return usageErrorf("--port %q is neither a port number nor a service name in /etc/services", port)
+			}
+			port = strconv.Itoa(int(p))
+		}
 	}
 	if f.limit < 1 {
 		return usageErrorf("--limit must be at least 1")
