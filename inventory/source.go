@@ -21,6 +21,10 @@ type Query struct {
 	// States is the set of kernel states; zero means listening only
 	// (TCP LISTEN, UDP unconnected).
 	States StateMask
+	// Keep, if set, drops sockets before their owners are looked up, so a
+	// question about one port reads the details of its holders only. It
+	// sees every field a SocketSource fills, and Exposure.
+	Keep func(*Socket) bool
 }
 
 // WantsProto reports whether the query includes protocol p.

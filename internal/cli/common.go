@@ -137,7 +137,9 @@ func lookupUser(u string) (uint32, error) {
 	return uint32(n), nil
 }
 
-func (sf *sockFilter) match(s *inventory.Socket) bool {
+// keep is the part of the filter that needs no owners; the scanner applies
+// it before looking owners up.
+func (sf *sockFilter) keep(s *inventory.Socket) bool {
 	if sf.ports != nil && !target.InRanges(s.Local.Port, sf.ports) {
 		return false
 	}
@@ -148,6 +150,13 @@ func (sf *sockFilter) match(s *inventory.Socket) bool {
 		if t.Addr.IsValid() && !addrMatches(t, s) {
 			return false
 		}
+	}
+	return true
+}
+
+func (sf *sockFilter) match(s *inventory.Socket) bool {
+	if !sf.keep(s) {
+		return false
 	}
 	if sf.pids != nil || sf.uids != nil {
 		ok := false

@@ -61,6 +61,7 @@ func runList(env *Env, f *sockFlags) error {
 	if err != nil {
 		return err
 	}
+	q.Keep = sf.keep
 	snap, err := scan(f, q)
 	if err != nil {
 		return err

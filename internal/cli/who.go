@@ -64,6 +64,14 @@ func scanTargets(f *sockFlags, args []string) ([]target.Target, *inventory.Snaps
 		}
 		tgts = append(tgts, t)
 	}
+	q.Keep = func(s *inventory.Socket) bool {
+		for j := range tgts {
+			if (&sockFilter{tgt: &tgts[j]}).keep(s) {
+				return true
+			}
+		}
+		return false
+	}
 	snap, err := scan(f, q)
 	if err != nil {
 		return nil, nil, nil, err
