@@ -41,7 +41,8 @@ process as it was at that moment:
   closed         a listener gone for longer than the grace period (10s)
   owner_changed  another program now holds the listener
   restarted      closed and back within the grace period: a note, not an alert;
-                 many restarts within a minute are grouped into one
+                 a listener that keeps coming back (flapping) gets one summary
+                 once it is stable, instead of an event per cycle
   violation      the policy flags a listener (unexpected, wrong_owner, too_exposed)
   missing        a listener the policy requires is gone for the grace period
   resolved       a violation or a missing listener ended

@@ -400,7 +400,7 @@ func (d *Daemon) record(ctx context.Context, events []Event) error {
 		if e.UID == "" {
 			e.UID = store.NewUID()
 		}
-		e.Severity = severityOf(e.Kind, e.Restarts)
+		e.Severity = severityOf(e.Kind, e.Flapping)
 		ne, err := e.record(host, d.sinks)
 		if err != nil {
 			return err
@@ -468,8 +468,8 @@ func (d *Daemon) logEvent(e *Event) {
 			attrs = append(attrs, "rule", e.Finding.Rule)
 		}
 	}
-	if e.Restarts > 1 {
-		attrs = append(attrs, "restarts", e.Restarts)
+	if e.Flapping {
+		attrs = append(attrs, "flapping", true, "restarts", e.Restarts)
 	}
 	lvl := slog.LevelInfo
 	if e.Severity == notify.SeverityWarning || e.Severity == notify.SeverityCritical {

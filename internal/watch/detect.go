@@ -16,9 +16,16 @@ import (
 // port), not by inode, so that a restarted service is the same listener.
 // A listener that disappears is not reported at once: if it comes back
 // within the grace period it was a restart, one `restarted` note instead of
-// a closed/opened pair. Restarts of one listener within the flap window are
-// grouped: the first is reported, the rest are counted and reported once,
-// as a flapping note, when the window ends.
+// a closed/opened pair.
+//
+// A listener that keeps coming back is flapping, whether each gap is
+// shorter than the grace period (a restart loop) or longer (a crash loop
+// with a slow restart). Its first comeback (a restart, or an opened soon
+// after a reported close) is reported; after that its comebacks and closes
+// are counted, not reported, until it has been stable for the flap window.
+// Then one summary says how often it came back and whether it is up
+// (`restarted`) or down (`closed`). While it keeps flapping, a summary goes
+// out every flapReportWindows windows.
 type detector struct {
 	grace      time.Duration
 	flapWindow time.Duration
@@ -35,6 +42,9 @@ type detector struct {
 	dirty   bool
 	closing map[inventory.ListenerKey]closing
 	flaps   map[inventory.ListenerKey]*flap
+	// closedAt remembers reported closes for a flap window, so that a
+	// listener opening again soon after is seen as a comeback.
+	closedAt map[inventory.ListenerKey]time.Time
 
 	// active findings have been announced; pending ones wait to be
 	// confirmed (missing) and resolving ones to stay gone for the grace
@@ -49,10 +59,24 @@ type closing struct {
 	last *inventory.Socket
 }
 
+// flapReportWindows spaces the summaries of a listener that never stops
+// flapping, in flap windows.
+const flapReportWindows = 10
+
+// flap tracks a listener that came back: its comebacks and closes are
+// counted instead of reported until it is stable.
 type flap struct {
-	first    time.Time
-	restarts int
-	last     *inventory.Socket
+	lastChange time.Time
+	lastReport time.Time
+	// restarts counts comebacks since the last report, the reported one
+	// included; suppressed counts the events not reported.
+	restarts   int
+	suppressed int
+	last       *inventory.Socket
+	up         bool
+	// flapping is set at the second comeback and stays until the
+	// listener is stable.
+	flapping bool
 }
 
 type activeFinding struct {
@@ -67,6 +91,7 @@ func newDetector(grace, flapWindow time.Duration) *detector {
 		known:      map[inventory.ListenerKey]*inventory.Socket{},
 		closing:    map[inventory.ListenerKey]closing{},
 		flaps:      map[inventory.ListenerKey]*flap{},
+		closedAt:   map[inventory.ListenerKey]time.Time{},
 		active:     map[string]*activeFinding{},
 		pending:    map[string]time.Time{},
 		resolving:  map[string]time.Time{},
@@ -227,13 +252,21 @@ func (d *detector) listenerEvents(now time.Time, cur map[inventory.ListenerKey]*
 			if c, ok := d.closing[k]; ok {
 				delete(d.closing, k)
 				if sameProgram(c.last, so) {
-					if e, ok := d.restarted(now, k, c, so); ok {
+					e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: so, Old: c.last, Down: now.Sub(c.at)}
+					if d.comeback(now, k, so) {
 						out = append(out, e)
 					}
 				} else {
 					// Another program took the port while it was free:
 					// not a restart, whatever the timing.
 					out = append(out, Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: c.last})
+				}
+				continue
+			}
+			if t, ok := d.closedAt[k]; d.flaps[k] != nil || ok && now.Sub(t) <= d.flapWindow {
+				// Back soon after a close: a comeback.
+				if d.comeback(now, k, so) {
+					out = append(out, Event{Kind: KindOpened, Time: now, Listener: k, Socket: so})
 				}
 				continue
 			}
@@ -258,39 +291,79 @@ func (d *detector) listenerEvents(now time.Time, cur map[inventory.ListenerKey]*
 	return out
 }
 
-// restarted handles a listener that came back within the grace period.
-func (d *detector) restarted(now time.Time, k inventory.ListenerKey, c closing, so *inventory.Socket) (Event, bool) {
-	f := d.flaps[k]
-	if f != nil && now.Sub(f.first) <= d.flapWindow {
+// comeback records that listener k came back, and reports whether to
+// announce it. The first comeback is announced; from the second within a
+// flap window of the last change, the listener is flapping and its
+// comebacks are counted instead.
+func (d *detector) comeback(now time.Time, k inventory.ListenerKey, so *inventory.Socket) bool {
+	if f := d.flaps[k]; f != nil && now.Sub(f.lastChange) <= d.flapWindow {
 		f.restarts++
-		f.last = so
-		return Event{}, false
+		f.lastChange, f.last, f.up = now, so, true
+		if !f.flapping && f.restarts < 2 {
+			return true
+		}
+		f.flapping = true
+		f.suppressed++
+		return false
 	}
-	d.flaps[k] = &flap{first: now, restarts: 1, last: so}
-	return Event{Kind: KindRestarted, Time: now, Listener: k, Socket: so, Old: c.last, Down: now.Sub(c.at), Restarts: 1}, true
+	d.flaps[k] = &flap{lastChange: now, lastReport: now, restarts: 1, last: so, up: true}
+	return true
 }
 
 // expire emits what waited long enough: closes past the grace period and
-// the summaries of flap windows that ended.
+// the summaries of flapping listeners.
 func (d *detector) expire(now time.Time) []Event {
 	var out []Event
 	for _, k := range sortedKeys(d.closing) {
 		c := d.closing[k]
-		if now.Sub(c.at) >= d.grace {
-			delete(d.closing, k)
-			d.dirty = true
-			// The listener was gone since c.at; that is when it closed.
-			out = append(out, Event{Kind: KindClosed, Time: c.at, Listener: k, Socket: c.last})
+		if now.Sub(c.at) < d.grace {
+			continue
 		}
+		delete(d.closing, k)
+		d.dirty = true
+		if f := d.flaps[k]; f != nil {
+			f.up, f.last = false, c.last
+			if c.at.After(f.lastChange) {
+				f.lastChange = c.at
+			}
+			if f.flapping {
+				// Counted, reported in the summary.
+				f.suppressed++
+				continue
+			}
+		}
+		// The listener was gone since c.at; that is when it closed.
+		d.closedAt[k] = c.at
+		out = append(out, Event{Kind: KindClosed, Time: c.at, Listener: k, Socket: c.last})
 	}
 	for _, k := range sortedKeys(d.flaps) {
 		f := d.flaps[k]
-		if now.Sub(f.first) <= d.flapWindow {
+		stable := now.Sub(f.lastChange) > d.flapWindow
+		due := now.Sub(f.lastReport) >= flapReportWindows*d.flapWindow
+		if _, down := d.closing[k]; down && stable {
+			// Wait for the pending close to be decided first.
 			continue
 		}
-		delete(d.flaps, k)
-		if f.restarts > 1 {
-			out = append(out, Event{Kind: KindRestarted, Time: now, Listener: k, Socket: f.last, Restarts: f.restarts})
+		if !stable && !due {
+			continue
+		}
+		if f.suppressed > 0 {
+			e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: f.last, Restarts: f.restarts, Flapping: true}
+			if !f.up {
+				e.Kind, e.Time = KindClosed, f.lastChange
+				d.closedAt[k] = f.lastChange
+			}
+			out = append(out, e)
+		}
+		if stable {
+			delete(d.flaps, k)
+		} else {
+			f.lastReport, f.restarts, f.suppressed = now, 0, 0
+		}
+	}
+	for k, t := range d.closedAt {
+		if now.Sub(t) > d.flapWindow {
+			delete(d.closedAt, k)
 		}
 	}
 	return out

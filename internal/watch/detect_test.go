@@ -36,7 +36,7 @@ func kinds(evs []Event) string {
 	var out []string
 	for _, e := range evs {
 		s := e.Kind
-		if e.Kind == KindRestarted && e.Restarts > 1 {
+		if e.Flapping {
 			s += fmt.Sprintf("x%d", e.Restarts)
 		}
 		if e.Listener.Port != 0 {
@@ -96,7 +96,7 @@ func TestDetectorRestartWithinGrace(t *testing.T) {
 	if evs[0].Down != 2*time.Second || evs[0].Old.Processes[0].PID != 100 || evs[0].Socket.Processes[0].PID != 101 {
 		t.Errorf("restart = down %v, old %+v, new %+v", evs[0].Down, evs[0].Old, evs[0].Socket)
 	}
-	if sev := severityOf(evs[0].Kind, evs[0].Restarts); sev != "info" {
+	if sev := severityOf(evs[0].Kind, evs[0].Flapping); sev != "info" {
 		t.Errorf("a single restart has severity %s, want info (a note)", sev)
 	}
 	// And no late closed.
@@ -173,7 +173,7 @@ func TestDetectorFlappingIsGrouped(t *testing.T) {
 	if got := kinds(evs); got != "restartedx10:9000" {
 		t.Fatalf("after the window got %q, want one flapping summary of 10 restarts", got)
 	}
-	if sev := severityOf(evs[0].Kind, evs[0].Restarts); sev != "warning" {
+	if sev := severityOf(evs[0].Kind, evs[0].Flapping); sev != "warning" {
 		t.Errorf("flapping severity = %s, want warning", sev)
 	}
 	if !strings.Contains(evs[0].Summary(), "flapping") {
@@ -275,5 +275,77 @@ func TestDetectorKnownKeepsClosing(t *testing.T) {
 	}
 	if fmt.Sprint(ports) != "[22 25]" {
 		t.Fatalf("known = %v, want [22 25]", ports)
+	}
+}
+
+// A crash loop whose gaps are longer than the grace period: closed and
+// opened each time, but grouped after the first comeback.
+func TestDetectorSlowFlappingIsGrouped(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	up := func(pid int) *inventory.Snapshot { return snapOf(sock(8080, pid, "/usr/bin/app")) }
+	d.step(t0, up(1), nil)
+	var all []Event
+	// Every 30s: up for 5s, then down for 25s (longer than grace), for
+	// 30 minutes, one scan a second.
+	pid := 2
+	for s := 0; s < 30*60; s++ {
+		now := t0.Add(time.Duration(s+1) * time.Second)
+		snap := snapOf()
+		if s%30 < 5 {
+			snap = up(pid)
+		} else if s%30 == 5 {
+			pid++
+		}
+		all = append(all, d.step(now, snap, nil)...)
+	}
+	// It stops for good, down.
+	for s := 0; s < 120; s++ {
+		all = append(all, d.step(t0.Add(31*time.Minute+time.Duration(s)*time.Second), snapOf(), nil)...)
+	}
+	got := kinds(all)
+	// The first close and comeback are reported; then one summary every
+	// 10 windows (10 minutes) while it flaps; then the final close.
+	parts := strings.Fields(got)
+	if len(parts) > 8 {
+		t.Fatalf("%d events for 60 crash cycles, want a handful: %q", len(parts), got)
+	}
+	if !strings.HasPrefix(got, "closed:8080 opened:8080 closed:8080 ") {
+		t.Fatalf("got %q, want the first close, comeback and close reported", got)
+	}
+	t.Logf("60 crash cycles in 30 minutes: %s", got)
+	last := all[len(all)-1]
+	if last.Kind != KindClosed || !last.Flapping || last.Restarts < 10 {
+		t.Fatalf("last event = %s flapping=%v restarts=%d, want a closed flapping summary: %q", last.Kind, last.Flapping, last.Restarts, got)
+	}
+	if !strings.Contains(last.Summary(), "closed after flapping") {
+		t.Errorf("summary = %q", last.Summary())
+	}
+	total := 0
+	for _, e := range all {
+		if e.Flapping {
+			total += e.Restarts
+		}
+	}
+	// 59 comebacks in all (every 30s after the first cycle); the
+	// summaries count them all, the reported first one included.
+	if total != 59 {
+		t.Errorf("summaries count %d comebacks, want 59", total)
+	}
+}
+
+// A listener that closes and opens again long after is not flapping.
+func TestDetectorSlowReopenIsNotFlapping(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	d.step(t0, snapOf(sock(8080, 1, "/usr/bin/app")), nil)
+	var all []Event
+	all = append(all, d.step(t0.Add(time.Second), snapOf(), nil)...)
+	all = append(all, d.step(t0.Add(12*time.Second), snapOf(), nil)...)
+	all = append(all, d.step(t0.Add(5*time.Minute), snapOf(sock(8080, 2, "/usr/bin/app")), nil)...)
+	all = append(all, d.step(t0.Add(5*time.Minute+time.Second), snapOf(), nil)...)
+	all = append(all, d.step(t0.Add(5*time.Minute+15*time.Second), snapOf(), nil)...)
+	if got := kinds(all); got != "closed:8080 opened:8080 closed:8080" {
+		t.Fatalf("got %q", got)
 	}
 }

@@ -47,7 +47,9 @@ type Event struct {
 	Old *inventory.Socket
 	// Finding is set for policy verdicts.
 	Finding *Finding
-	// Restarts counts the restarts grouped in one flapping note.
+	// Flapping marks the summary of a listener that kept coming back;
+	// Restarts counts its comebacks.
+	Flapping bool
 	Restarts int
 	// Down is how long the listener was gone before it came back.
 	Down time.Duration
@@ -63,6 +65,7 @@ type Payload struct {
 	Socket     *inventory.Socket `json:"socket,omitempty"`
 	Old        *inventory.Socket `json:"old,omitempty"`
 	Finding    *Finding          `json:"finding,omitempty"`
+	Flapping   bool              `json:"flapping,omitempty"`
 	Restarts   int               `json:"restarts,omitempty"`
 	DownMillis int64             `json:"down_ms,omitempty"`
 	Since      *time.Time        `json:"since,omitempty"`
@@ -70,7 +73,7 @@ type Payload struct {
 	Host       string            `json:"host"`
 }
 
-func severityOf(kind string, restarts int) notify.Severity {
+func severityOf(kind string, flapping bool) notify.Severity {
 	switch kind {
 	case KindViolation, KindMissing:
 		return notify.SeverityCritical
@@ -78,7 +81,7 @@ func severityOf(kind string, restarts int) notify.Severity {
 		return notify.SeverityInfo
 	case KindRestarted:
 		// One restart is a note; a flapping listener is worth a look.
-		if restarts > 1 {
+		if flapping {
 			return notify.SeverityWarning
 		}
 		return notify.SeverityInfo
@@ -127,12 +130,15 @@ func (e *Event) Summary() string {
 	case KindOpened:
 		return fmt.Sprintf("%s opened by %s", l, ownerPhrase(e.Socket))
 	case KindClosed:
+		if e.Flapping {
+			return fmt.Sprintf("%s closed after flapping: it came back %d times (was %s)", l, e.Restarts, ownerPhrase(e.Socket))
+		}
 		return fmt.Sprintf("%s closed (was %s)", l, ownerPhrase(e.Socket))
 	case KindOwnerChanged:
 		return fmt.Sprintf("%s changed owner: %s, was %s", l, ownerPhrase(e.Socket), ownerPhrase(e.Old))
 	case KindRestarted:
-		if e.Restarts > 1 {
-			return fmt.Sprintf("%s is flapping: restarted %d times, now %s", l, e.Restarts, ownerPhrase(e.Socket))
+		if e.Flapping {
+			return fmt.Sprintf("%s is flapping: it came back %d times, now %s", l, e.Restarts, ownerPhrase(e.Socket))
 		}
 		return fmt.Sprintf("%s restarted after %s: %s", l, e.Down.Round(time.Millisecond), ownerPhrase(e.Socket))
 	case KindViolation, KindMissing:
@@ -169,7 +175,7 @@ func (e *Event) detail() string {
 	case KindClosed:
 		return "The listener is gone. If a service should be behind it, check the service."
 	case KindRestarted:
-		if e.Restarts > 1 {
+		if e.Flapping {
 			return "The service keeps restarting; check its logs (journalctl -u UNIT)."
 		}
 	}
@@ -218,7 +224,7 @@ func findingListener(f *Finding) string {
 // record builds the store row of the event, with one delivery per sink
 // whose filter takes its alert.
 func (e *Event) record(host string, sinks []notify.Sink) (store.NewEvent, error) {
-	p := Payload{Socket: e.Socket, Old: e.Old, Finding: e.Finding, Restarts: e.Restarts, Summary: e.Summary(), Host: host}
+	p := Payload{Socket: e.Socket, Old: e.Old, Finding: e.Finding, Flapping: e.Flapping, Restarts: e.Restarts, Summary: e.Summary(), Host: host}
 	if e.Down > 0 {
 		p.DownMillis = e.Down.Milliseconds()
 	}
