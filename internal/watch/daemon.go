@@ -367,6 +367,14 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	}
 	now := d.now()
 	events := append(d.unsaved, d.det.step(now, snap, findings)...)
+	// Re-sent firing alerts describe the listener as it is now (a
+	// restarted offender has a new pid); id and start stay.
+	for key, f := range d.det.active {
+		if al, ok := d.alerts[key]; ok && f.Finding.Socket != nil && al.Socket != f.Finding.Socket {
+			al.Socket, al.Summary = f.Finding.Socket, f.Finding.Message
+			d.alerts[key] = al
+		}
+	}
 	d.unsaved = nil
 	d.last = snap
 	d.lastOK = now

@@ -604,3 +604,42 @@ func TestDaemonServesHTTP(t *testing.T) {
 		t.Fatalf("/metrics = %d, %.200s", resp.StatusCode, b)
 	}
 }
+
+func TestDaemonFiringAlertFollowsTheListener(t *testing.T) {
+	host := &fakeHost{}
+	host.set(sock(4444, 200, "/tmp/nc"))
+	pol := CheckerFunc(func(snap *inventory.Snapshot) []Finding {
+		var out []Finding
+		for i := range snap.Sockets {
+			so := &snap.Sockets[i]
+			out = append(out, Finding{Kind: "unexpected", Key: "unexpected tcp 0.0.0.0:4444", Message: "unexpected, pid " + fmt.Sprint(so.Processes[0].PID), Socket: so})
+		}
+		return out
+	})
+	cfg := testConfig(t)
+	d, err := New(Options{Config: cfg, Source: host, Resolver: host, Policy: pol, Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	ctx := context.Background()
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := d.alerts["unexpected tcp 0.0.0.0:4444"]
+	if first.ID == "" || first.Socket.Processes[0].PID != 200 {
+		t.Fatalf("firing alert = %+v", first)
+	}
+	// The offender restarts with a new pid.
+	host.set(sock(4444, 201, "/tmp/nc"))
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := d.alerts["unexpected tcp 0.0.0.0:4444"]
+	if now.ID != first.ID || !now.StartsAt.Equal(first.StartsAt) {
+		t.Errorf("the firing alert changed identity: %s/%v, was %s/%v", now.ID, now.StartsAt, first.ID, first.StartsAt)
+	}
+	if now.Socket.Processes[0].PID != 201 || now.Summary != "unexpected, pid 201" {
+		t.Errorf("the firing alert still describes pid %d: %q", now.Socket.Processes[0].PID, now.Summary)
+	}
+}
