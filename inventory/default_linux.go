@@ -261,7 +261,20 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 	r.once.Do(func() {
 		r.btime, _ = procfs.BootTime(r.ProcRoot)
 	})
+	// Each walk worker reads the details of the processes it finds, while
+	// the other workers keep walking: the two phases overlap.
 	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers}
+	now := time.Now()
+	found := make([]map[int]*Process, w.NumWorkers())
+	bufs := make([][]byte, w.NumWorkers())
+	w.OnMatch = func(wk, pid int) {
+		if found[wk] == nil {
+			found[wk] = map[int]*Process{}
+		}
+		if p := r.process(pid, now, &bufs[wk]); p != nil {
+			found[wk][pid] = p
+		}
+	}
 	res, err := w.Walk(ctx, want)
 	if err != nil {
 		return nil, err
@@ -272,51 +285,12 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 		Denied:    res.Denied,
 		Scanned:   res.Scanned,
 	}
-	pidSet := map[int]struct{}{}
-	for _, hs := range res.Holders {
-		for _, h := range hs {
-			pidSet[h.PID] = struct{}{}
-		}
-	}
-	pids := make([]int, 0, len(pidSet))
-	for p := range pidSet {
-		pids = append(pids, p)
-	}
-	procs := make([]*Process, len(pids))
-	now := time.Now()
-	var bufs [4][]byte
-	parallel(len(pids), func(w, i int) {
-		procs[i] = r.process(pids[i], now, &bufs[w])
-	})
-	for i, p := range procs {
-		if p != nil {
-			own.Processes[pids[i]] = p
+	for _, m := range found {
+		for pid, p := range m {
+			own.Processes[pid] = p
 		}
 	}
 	return own, nil
-}
-
-// parallel runs fn(worker, 0..n-1) on up to four goroutines: reading
-// /proc files is syscall-bound, so a little more than one per core helps.
-func parallel(n int, fn func(w, i int)) {
-	if n < 16 {
-		for i := 0; i < n; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	const workers = 4
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				fn(w, i)
-			}
-		}(w)
-	}
-	wg.Wait()
 }
 
 func (r *ProcResolver) process(pid int, now time.Time, buf *[]byte) *Process {
