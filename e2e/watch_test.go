@@ -530,12 +530,12 @@ func TestWatchRestartSuppression(t *testing.T) {
 	}
 }
 
-// TestWatchAlertmanager: the violation is an alert in Alertmanager while it
-// lasts (re-sent so that it stays), and is resolved when the listener
-// closes.
-func TestWatchAlertmanager(t *testing.T) {
+// startAlertmanager runs Alertmanager on loopback, clustering off, and
+// returns its address.
+func (w *watchEnv) startAlertmanager() string {
+	t := w.t
+	t.Helper()
 	amBin := testenv.RequireCommand(t, "prometheus-alertmanager")
-	w := newWatchEnv(t)
 	amAddr := testenv.Addr(t)
 	amConf := w.write("alertmanager.yml", `route:
   receiver: blackhole
@@ -561,6 +561,42 @@ receivers:
 		code, body := watchGet("http://" + amAddr + "/-/ready")
 		return code == 200, body
 	})
+	return amAddr
+}
+
+type amAlert struct {
+	Labels map[string]string `json:"labels"`
+	EndsAt time.Time         `json:"endsAt"`
+	Status struct {
+		State string `json:"state"`
+	} `json:"status"`
+}
+
+// amAlerts returns Alertmanager's alerts about our port from e2e-host.
+func (w *watchEnv) amAlerts(amAddr string) []amAlert {
+	w.t.Helper()
+	code, body := watchGet("http://" + amAddr + "/api/v2/alerts")
+	if code != 200 {
+		w.t.Fatalf("GET /api/v2/alerts: %d %s", code, body)
+	}
+	var all, out []amAlert
+	if err := json.Unmarshal([]byte(body), &all); err != nil {
+		w.t.Fatal(err)
+	}
+	for _, a := range all {
+		if a.Labels["port"] == strconv.Itoa(w.port) && a.Labels["instance"] == "e2e-host" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TestWatchAlertmanager: the violation is an alert in Alertmanager while it
+// lasts (re-sent so that it stays), and is resolved when the listener
+// closes.
+func TestWatchAlertmanager(t *testing.T) {
+	w := newWatchEnv(t)
+	amAddr := w.startAlertmanager()
 
 	w.config("host: e2e-host", fmt.Sprintf(`  alertmanager:
     - url: http://%s
@@ -569,29 +605,7 @@ receivers:
 `, amAddr))
 	w.start()
 
-	type amAlert struct {
-		Labels map[string]string `json:"labels"`
-		EndsAt time.Time         `json:"endsAt"`
-		Status struct {
-			State string `json:"state"`
-		} `json:"status"`
-	}
-	ours := func() []amAlert {
-		code, body := watchGet("http://" + amAddr + "/api/v2/alerts")
-		if code != 200 {
-			t.Fatalf("GET /api/v2/alerts: %d %s", code, body)
-		}
-		var all, out []amAlert
-		if err := json.Unmarshal([]byte(body), &all); err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range all {
-			if a.Labels["port"] == strconv.Itoa(w.port) && a.Labels["instance"] == "e2e-host" {
-				out = append(out, a)
-			}
-		}
-		return out
-	}
+	ours := func() []amAlert { return w.amAlerts(amAddr) }
 	if a := ours(); len(a) != 0 {
 		t.Fatalf("alerts before the violation: %+v", a)
 	}
@@ -847,4 +861,42 @@ func TestWatchCheckNotify(t *testing.T) {
 	if k := eventKinds(evs); k != "violation resolved" {
 		t.Errorf("events = %q", k)
 	}
+}
+
+// TestWatchCheckNotifyAlertmanager: from cron, a finding that lasts is
+// re-sent to Alertmanager at every run, so it stays firing between runs.
+func TestWatchCheckNotifyAlertmanager(t *testing.T) {
+	w := newWatchEnv(t)
+	amAddr := w.startAlertmanager()
+	w.config("host: e2e-host", fmt.Sprintf(`  alertmanager:
+    - url: http://%s
+      resend_interval: 2s
+      filter: {kinds: [violation, resolved]}
+`, amAddr))
+	check := func() {
+		t.Helper()
+		out, err := exec.Command(w.bin, "check", "--notify", "-p", filepath.Join(w.dir, "policy.yaml"), "-c", w.conf).CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+			t.Fatalf("check --notify: %v\n%s", err, out)
+		}
+	}
+	l := w.listenOn()
+	defer l.Close()
+	check()
+	var first time.Time
+	watchEventually(t, 20*time.Second, "the alert in Alertmanager", func() (bool, string) {
+		a := w.amAlerts(amAddr)
+		if len(a) == 1 && a[0].Status.State == "active" {
+			first = a[0].EndsAt
+			return true, ""
+		}
+		return false, fmt.Sprintf("%+v", a)
+	})
+	time.Sleep(2 * time.Second)
+	check()
+	watchEventually(t, 20*time.Second, "endsAt moved forward by the second run", func() (bool, string) {
+		a := w.amAlerts(amAddr)
+		return len(a) == 1 && a[0].EndsAt.After(first.Add(time.Second)), fmt.Sprintf("%+v, first endsAt %v", a, first)
+	})
 }

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -44,6 +46,10 @@ func NotifyOnce(ctx context.Context, cfg *Config, sinks []notify.Sink, snap *inv
 	// a check is as real as it will get.
 	d.det.grace = 0
 	d.mu.Lock()
+	before := make(map[string]bool, len(d.det.active))
+	for k := range d.det.active {
+		before[k] = true
+	}
 	evs := d.det.findingEvents(now, findings)
 	for _, e := range evs {
 		if e.Kind == KindResolved {
@@ -63,5 +69,29 @@ func NotifyOnce(ctx context.Context, cfg *Config, sinks []notify.Sink, snap *inv
 	d.failOrphans(ctx, sinks)
 	derr := d.disp.deliverAll(ctx)
 	res.Pending, _ = d.store.PendingCount(ctx)
-	return res, derr
+	// Findings that were already firing are re-sent to the channels that
+	// forget them otherwise (Alertmanager): there is no daemon to do it
+	// between runs. The new ones just went out with their event.
+	var still []notify.Alert
+	d.mu.Lock()
+	for _, a := range d.det.activeFindings() {
+		if al, ok := d.alerts[a.Finding.Key]; ok && before[a.Finding.Key] {
+			if a.Finding.Socket != nil {
+				al.Socket, al.Summary = a.Finding.Socket, a.Finding.Message
+			}
+			still = append(still, al)
+		}
+	}
+	d.mu.Unlock()
+	var rerrs []error
+	for _, s := range sinks {
+		r, ok := s.(notify.Refresher)
+		if !ok || notify.RefreshInterval(s) <= 0 || len(still) == 0 {
+			continue
+		}
+		if err := r.Refresh(ctx, still); err != nil {
+			rerrs = append(rerrs, fmt.Errorf("re-sending %d firing alert(s) to %s: %w", len(still), s.Name(), err))
+		}
+	}
+	return res, errors.Join(append([]error{derr}, rerrs...)...)
 }
