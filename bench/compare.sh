@@ -9,6 +9,7 @@
 #   LSOF_RUNS=N   timed runs of lsof, which is slow (default: 5; 3 at large)
 #   WARMUP=N      warm-up runs per command (default: 2)
 #   LOADGEN_ARGS  extra loadgen flags, e.g. "-holder self"
+#   ALLOW_OTHER_LOAD=1  run even though another loadgen is running
 #
 # The commands run in interleaved rounds (bench/timeit): each round runs every
 # command once, so a noisy neighbour slows all of them alike. Each pair that is
@@ -65,7 +66,12 @@ trap 'exit 130' INT TERM
 
 base_socks=$(ss -H -tuan | wc -l)
 base_procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
-if pgrep -x loadgen >/dev/null; then
+if others=$(pgrep -x loadgen); then
+	if [ -z "${ALLOW_OTHER_LOAD:-}" ]; then
+		echo "another loadgen is running (pid $(echo $others)): its load would add to this one." >&2
+		echo "Wait for it to end, or set ALLOW_OTHER_LOAD=1 to time the sum." >&2
+		exit 1
+	fi
 	echo "warning: another loadgen is running; its load adds to this one" >&2
 fi
 echo "== starting the $preset load" >&2
