@@ -292,11 +292,11 @@ func (d *detector) listenerEvents(now time.Time, cur map[inventory.ListenerKey]*
 }
 
 // comeback records that listener k came back, and reports whether to
-// announce it. The first comeback is announced; from the second within a
-// flap window of the last change, the listener is flapping and its
-// comebacks are counted instead.
+// announce it. The first comeback is announced; from the second while its
+// tracker lives (expire ends it once the listener is stable for a flap
+// window), the listener is flapping and its comebacks are counted instead.
 func (d *detector) comeback(now time.Time, k inventory.ListenerKey, so *inventory.Socket) bool {
-	if f := d.flaps[k]; f != nil && now.Sub(f.lastChange) <= d.flapWindow {
+	if f := d.flaps[k]; f != nil {
 		f.restarts++
 		f.lastChange, f.last, f.up = now, so, true
 		if !f.flapping && f.restarts < 2 {

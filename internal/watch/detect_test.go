@@ -349,3 +349,40 @@ func TestDetectorSlowReopenIsNotFlapping(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// A flapping listener that was stable for a window but then restarts
+// while its tracker waited for a pending close keeps its count.
+func TestDetectorFlapCountSurvivesPendingClose(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(10*time.Second, time.Minute)
+	up := func(pid int) *inventory.Snapshot { return snapOf(sock(9000, pid, "/usr/bin/svc")) }
+	d.step(t0, up(1), nil)
+	var all []Event
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	// Three quick restarts: the first reported, two counted.
+	all = append(all, d.step(at(1), snapOf(), nil)...)
+	all = append(all, d.step(at(2), up(2), nil)...)
+	all = append(all, d.step(at(3), snapOf(), nil)...)
+	all = append(all, d.step(at(4), up(3), nil)...)
+	all = append(all, d.step(at(5), snapOf(), nil)...)
+	all = append(all, d.step(at(6), up(4), nil)...)
+	// Stable until 60s, then down; the window (from the last comeback at
+	// 6s) ends at 66s while the close is pending; back at 68s, a restart
+	// within grace.
+	all = append(all, d.step(at(60), snapOf(), nil)...)
+	all = append(all, d.step(at(67), snapOf(), nil)...)
+	all = append(all, d.step(at(68), up(5), nil)...)
+	// Then stable for good.
+	for s := 69; s < 200; s++ {
+		all = append(all, d.step(at(s), up(5), nil)...)
+	}
+	total := 0
+	for _, e := range all {
+		if e.Flapping {
+			total += e.Restarts
+		}
+	}
+	if got := kinds(all); !strings.HasPrefix(got, "restarted:9000 ") || total != 4 {
+		t.Fatalf("events %q, comebacks in summaries %d; want the first restart, then summaries counting all 4", got, total)
+	}
+}
