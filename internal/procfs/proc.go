@@ -37,7 +37,17 @@ func ReadProcess(root string, pid int) (*Info, error) {
 // across processes so that reading hundreds of them allocates little.
 func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 	dir := filepath.Join(root, strconv.Itoa(pid))
-	b, err := readFile(filepath.Join(dir, "stat"), buf)
+	// One directory fd, and every file opened relative to it: the kernel
+	// resolves /proc/PID once instead of once per file.
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ESRCH {
+			return nil, fmt.Errorf("opening %s: %w", dir, ErrExited)
+		}
+		return nil, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	b, err := readFileAt(dfd, "stat", buf)
 	if err != nil {
 		if gone(err) {
 			return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
@@ -49,20 +59,21 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 		return nil, fmt.Errorf("%s/stat: %w", dir, err)
 	}
 	info := &Info{Stat: st}
-	if b, err := readFile(filepath.Join(dir, "status"), buf); err == nil {
+	if b, err := readFileAt(dfd, "status", buf); err == nil {
 		if uid, err := ParseStatusUID(b); err == nil {
 			info.UID, info.UIDKnown = uid, true
 		}
 	} else if gone(err) {
 		return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)
 	}
-	if b, err := readFile(filepath.Join(dir, "cmdline"), buf); err == nil {
+	if b, err := readFileAt(dfd, "cmdline", buf); err == nil {
 		info.Cmdline = ParseCmdline(b)
 	}
-	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		info.Exe, info.ExeDeleted = strings.CutSuffix(exe, " (deleted)")
+	var lbuf [4096]byte
+	if n, err := unix.Readlinkat(dfd, "exe", lbuf[:]); err == nil {
+		info.Exe, info.ExeDeleted = strings.CutSuffix(string(lbuf[:n]), " (deleted)")
 	}
-	if b, err := readFile(filepath.Join(dir, "cgroup"), buf); err == nil {
+	if b, err := readFileAt(dfd, "cgroup", buf); err == nil {
 		info.Cgroup = ParseCgroup(b)
 	}
 	return info, nil
@@ -72,7 +83,12 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 // procfs files report a size of 0, so os.ReadFile would start small and
 // reallocate; a reused buffer avoids that.
 func readFile(path string, buf *[]byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return readFileAt(unix.AT_FDCWD, path, buf)
+}
+
+// readFileAt is readFile relative to a directory fd.
+func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
