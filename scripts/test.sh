@@ -32,6 +32,6 @@ passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
 echo "skipped tests:"
-grep -A1 -E '^\s*--- SKIP' "$log" | grep -vE '^(--|\s*--- SKIP)' | sort | uniq -c | head -20 || true
+grep -B1 -E '^\s*--- SKIP' "$log" | grep -vE '^(--|\s*--- SKIP)' | sed 's/^ */  /' | head -20 || true
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
