@@ -4,12 +4,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"testing"
 
 	"github.com/porteiro/porteiro/bench/internal/load"
+	"github.com/porteiro/porteiro/internal/cli"
 	"github.com/porteiro/porteiro/inventory"
 )
+
+// whoPort is the port the CLI benchmarks ask `who` about: the load's, or a
+// listener of this process.
+var whoPort string
 
 // TestMain builds the load named by PORTEIRO_BENCH_LOAD, but only when
 // benchmarks run; plain `go test` never starts one.
@@ -39,6 +46,7 @@ func withLoad(m *testing.M, preset string) int {
 		return 1
 	}
 	defer l.Stop()
+	whoPort = fmt.Sprint(l.Summary.WhoAddr.Port())
 	fmt.Fprintf(os.Stderr, "load %s: %s\n", preset, l.Summary.String())
 	return m.Run()
 }
@@ -130,4 +138,35 @@ func countFDs() int {
 		n += len(ents)
 	}
 	return n
+}
+
+// benchCLI runs porteiro's command line in-process with its output
+// discarded: the scan plus flag parsing, filtering and rendering.
+func benchCLI(b *testing.B, args ...string) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if code := cli.Main(args, nil, io.Discard, io.Discard); code != cli.ExitOK {
+			b.Fatalf("porteiro %v: exit %d", args, code)
+		}
+	}
+}
+
+// BenchmarkCLIList is `porteiro list > /dev/null` without process start-up.
+func BenchmarkCLIList(b *testing.B) { benchCLI(b, "list") }
+
+// BenchmarkCLIListAll is `porteiro list --all > /dev/null`.
+func BenchmarkCLIListAll(b *testing.B) { benchCLI(b, "list", "--all") }
+
+// BenchmarkCLIWho is `porteiro who PORT > /dev/null`.
+func BenchmarkCLIWho(b *testing.B) {
+	port := whoPort
+	if port == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		port = fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	}
+	benchCLI(b, "who", port)
 }
