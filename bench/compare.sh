@@ -48,7 +48,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 mkdir -p bin bench/results
-go build -o bin/porteiro ./cmd/porteiro
+# Time the binary the package installs as /usr/bin/porteiro: the lite build,
+# stripped, as scripts/package.sh builds it.
+CGO_ENABLED=0 go build -trimpath -tags porteiro_lite -ldflags "-s -w" -o bin/porteiro-lite ./cmd/porteiro
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/porteiro-full ./cmd/porteiro
+cp bin/porteiro-lite bin/porteiro
 go build -o bin/loadgen ./bench/loadgen
 go build -o bin/timeit ./bench/timeit
 

@@ -32,16 +32,21 @@ mkdir -p dist/man dist/completions
 pkg=github.com/porteiro/porteiro/internal/version
 ldflags="-s -w -X $pkg.Version=$PORTEIRO_VERSION -X $pkg.Commit=$commit -X $pkg.Date=$date"
 echo "building porteiro $PORTEIRO_VERSION ($commit) for linux/$PORTEIRO_ARCH"
-CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -ldflags "$ldflags" -o dist/porteiro ./cmd/porteiro
+# Two builds of one command: /usr/bin/porteiro is the lite build (list, who,
+# pid, kill, check, baseline, policy), small and quick to start; it hands
+# watch, events, config and check --notify to the full build,
+# /usr/lib/porteiro/porteiro-full (see internal/cli/companion_lite.go).
+CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -tags porteiro_lite -ldflags "$ldflags" -o dist/porteiro ./cmd/porteiro
+CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -ldflags "$ldflags" -o dist/porteiro-full ./cmd/porteiro
 
-# The docs come from a binary that runs here, with the same version.
-docbin=dist/porteiro
+# The docs come from a full binary that runs here, with the same version.
+docbin=dist/porteiro-full
 if [ "$PORTEIRO_ARCH" != "$(go env GOHOSTARCH)" ]; then
 	docbin=dist/porteiro-host
 	CGO_ENABLED=0 GOOS=linux GOARCH= go build -trimpath -ldflags "$ldflags" -o "$docbin" ./cmd/porteiro
 fi
 "$docbin" gen-docs --man dist/man --completions dist/completions
-[ "$docbin" = dist/porteiro ] || rm -f "$docbin"
+[ "$docbin" = dist/porteiro-full ] || rm -f "$docbin"
 gzip -9n dist/man/*.1
 
 for packager in deb rpm; do

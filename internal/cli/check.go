@@ -30,6 +30,10 @@ const checkConfigDefault = "/etc/porteiro/porteiro.yaml"
 // build without it refuses --notify instead of dropping alerts silently.
 var checkNotify func(env *Env, configPath string, snap *inventory.Snapshot, rep *policy.Report) error
 
+// checkNotifyDelegate, set in the lite build, hands a whole `check --notify`
+// run (its arguments) to the full build.
+var checkNotifyDelegate func(args []string) error
+
 // CheckSchemaVersion is the version of the JSON that "check -o json" writes
 // (docs/check-json.md).
 const CheckSchemaVersion = 1
@@ -115,6 +119,9 @@ func runCheck(env *Env, f *checkFlags) error {
 	}
 	// Refuse before scanning: a cron job asked for alerts that this build
 	// cannot send, and should hear so rather than get a report nobody reads.
+	if f.notify && checkNotify == nil && checkNotifyDelegate != nil {
+		return checkNotifyDelegate(env.Args)
+	}
 	if f.notify && checkNotify == nil {
 		return usageErrorf("notifications are not available in this build")
 	}

@@ -1,3 +1,5 @@
+//go:build !porteiro_lite
+
 package cli
 
 import (

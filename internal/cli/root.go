@@ -46,6 +46,8 @@ func silentExit(code int) error { return &exitError{code: code} }
 // Env is what every command gets: its streams. Commands must not use
 // os.Stdout directly, so tests can run them in-process.
 type Env struct {
+	// Args are the command-line arguments, without the program name.
+	Args   []string
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -104,7 +106,7 @@ what is missing.`,
 
 // Main runs porteiro with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	env := &Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	root := NewRoot(env)
 	root.SetArgs(args)
 	err := root.Execute()
