@@ -86,6 +86,11 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	// as needed: growing a slice of large structs would copy them over and
 	// over on a host with 100,000 sockets.
 	msgs := n.msgs[:0]
+	if q.States == MaskAll && cap(msgs) == 0 {
+		// Size the buffer from the kernel's own count, so 100,000
+		// sockets don't cost a dozen reallocations and copies.
+		msgs = make([]diagMsg, 0, socketCount()+64)
+	}
 	for _, p := range []Proto{TCP, UDP} {
 		if !q.WantsProto(p) {
 			continue
@@ -192,6 +197,17 @@ func ifName(idx uint32) string {
 func bindV6Only() bool {
 	b, err := os.ReadFile("/proc/sys/net/ipv6/bindv6only")
 	return err == nil && len(b) > 0 && b[0] == '1'
+}
+
+// socketCount estimates the TCP and UDP sockets of this network namespace.
+func socketCount() int {
+	n := 0
+	for _, f := range []string{"/proc/net/sockstat", "/proc/net/sockstat6"} {
+		if b, err := os.ReadFile(f); err == nil {
+			n += procnet.CountSockets(b)
+		}
+	}
+	return min(n, 1<<22)
 }
 
 // ProcNetSource lists sockets from /proc/net/{tcp,tcp6,udp,udp6} of the

@@ -161,8 +161,16 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 		}
 		s.Walks++
 		s.lastFull = now
-		cache := make(map[uint64]ownerEntry, len(socks))
 		arena := newOwnerArena(socks, own)
+		if own.Denied > 0 {
+			snap.Privileged = false
+		}
+		if !s.opts.Incremental {
+			// A one-shot scan keeps no cache: attach owners directly,
+			// which saves a map of every socket on a big host.
+			return s.finish(snap, func(i int) ownerEntry { return buildOwners(socks[i].Inode, own, arena) })
+		}
+		cache := make(map[uint64]ownerEntry, len(socks))
 		for i := range socks {
 			if _, dup := cache[socks[i].Inode]; dup && socks[i].Inode != 0 {
 				continue
@@ -170,26 +178,28 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 			cache[socks[i].Inode] = buildOwners(socks[i].Inode, own, arena)
 		}
 		s.cache = cache
-		if own.Denied > 0 {
-			snap.Privileged = false
-		}
-	}
-	var missing = map[Reason]int{}
-	for i := range socks {
-		e := s.cache[socks[i].Inode]
-		socks[i].Processes = e.procs
-		socks[i].UnattributedReason = e.reason
-		if e.reason != ReasonNone {
-			missing[e.reason]++
-		}
-	}
-	if !needWalk {
+	} else {
 		// Privilege is a property of the last walk.
 		for _, e := range s.cache {
 			if e.reason == ReasonNotPermitted {
 				snap.Privileged = false
 				break
 			}
+		}
+	}
+	return s.finish(snap, func(i int) ownerEntry { return s.cache[socks[i].Inode] })
+}
+
+// finish attaches each socket's owners and writes the notes.
+func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
+	socks := snap.Sockets
+	var missing = map[Reason]int{}
+	for i := range socks {
+		e := entry(i)
+		socks[i].Processes = e.procs
+		socks[i].UnattributedReason = e.reason
+		if e.reason != ReasonNone {
+			missing[e.reason]++
 		}
 	}
 	for _, r := range []Reason{ReasonNotPermitted, ReasonNoProcess, ReasonExited, ReasonKernel} {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,15 +171,14 @@ func Unattributed(r inventory.Reason) string {
 }
 
 func joinUnique(ps []inventory.Process, f func(p *inventory.Process) string) string {
+	if len(ps) == 1 {
+		return f(&ps[0]) // the common case, and no allocation
+	}
 	var out []string
-	seen := map[string]bool{}
 	for i := range ps {
-		v := f(&ps[i])
-		if v == "" || seen[v] {
-			continue
+		if v := f(&ps[i]); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
-		seen[v] = true
-		out = append(out, v)
 	}
 	return strings.Join(out, ",")
 }

@@ -39,53 +39,79 @@ func (t *Table) write(w io.Writer, o Options) error {
 	all := append([][]string{t.header}, t.rows...)
 	for _, r := range all {
 		for i := 0; i < n-1 && i < len(r); i++ {
-			if l := utf8.RuneCountInString(r[i]); l > width[i] {
+			if l := runeLen(r[i]); l > width[i] {
 				width[i] = l
 			}
 		}
 	}
-	var b strings.Builder
+	// One reused line buffer; padding comes from a slice of spaces. A
+	// listing of 100,000 sockets allocates nothing per cell here.
+	var line []byte
+	spaces := []byte(strings.Repeat(" ", 256))
 	for k, r := range all {
-		b.Reset()
-		if k == 0 && o.Bold {
-			b.WriteString("\x1b[1m")
+		line = line[:0]
+		bold := k == 0 && o.Bold
+		if bold {
+			line = append(line, "\x1b[1m"...)
 		}
+		start := len(line)
 		for i := 0; i < n && i < len(r); i++ {
 			cell := sanitize(r[i])
 			if i < n-1 {
-				b.WriteString(cell)
-				b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(cell)+2))
+				line = append(line, cell...)
+				for pad := width[i] - runeLen(cell) + 2; pad > 0; {
+					m := min(pad, len(spaces))
+					line = append(line, spaces[:m]...)
+					pad -= m
+				}
 				continue
 			}
 			if o.Width > 0 {
-				room := o.Width - utf8.RuneCountInString(b.String())
-				if k == 0 && o.Bold {
-					room += 4
-				}
+				room := o.Width - (utf8.RuneCount(line[start:]))
 				if room < 10 {
 					room = 10
 				}
-				if utf8.RuneCountInString(cell) > room {
+				if runeLen(cell) > room {
 					cell = string([]rune(cell)[:room-1]) + "…"
 				}
 			}
-			b.WriteString(cell)
+			line = append(line, cell...)
 		}
-		line := strings.TrimRight(b.String(), " ")
-		if k == 0 && o.Bold {
-			line += "\x1b[0m"
+		for len(line) > 0 && line[len(line)-1] == ' ' {
+			line = line[:len(line)-1]
 		}
-		if _, err := io.WriteString(w, line+"\n"); err != nil {
+		if bold {
+			line = append(line, "\x1b[0m"...)
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// runeLen is utf8.RuneCountInString with a fast path for ASCII.
+func runeLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return utf8.RuneCountInString(s)
+		}
+	}
+	return len(s)
+}
+
 // sanitize keeps control characters in command lines from messing up the
 // terminal.
 func sanitize(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
