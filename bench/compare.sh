@@ -47,15 +47,16 @@ if [ "$(id -u)" != 0 ]; then
 	echo "warning: not root: porteiro, ss -p, lsof and fuser will miss other users' processes" >&2
 fi
 
-mkdir -p bin bench/results
-# Time the binary the package installs as /usr/bin/porteiro: the lite build,
-# stripped, as scripts/package.sh builds it.
-CGO_ENABLED=0 go build -trimpath -tags porteiro_lite -ldflags "-s -w" -o bin/porteiro-lite ./cmd/porteiro
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/porteiro-full ./cmd/porteiro
-cp bin/porteiro-lite bin/porteiro
-go build -o bin/loadgen ./bench/loadgen
-go build -o bin/timeit ./bench/timeit
-
+base_socks=$(ss -H -tuan | wc -l)
+base_procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+if others=$(pgrep -x loadgen); then
+	if [ -z "${ALLOW_OTHER_LOAD:-}" ]; then
+		echo "another loadgen is running (pid $(echo $others)): its load would add to this one." >&2
+		echo "Wait for it to end, or set ALLOW_OTHER_LOAD=1 to time the sum." >&2
+		exit 1
+	fi
+	echo "warning: another loadgen is running; its load adds to this one" >&2
+fi
 tmp=$(mktemp -d)
 lgpid=
 cleanup() {
@@ -68,19 +69,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-base_socks=$(ss -H -tuan | wc -l)
-base_procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
-if others=$(pgrep -x loadgen); then
-	if [ -z "${ALLOW_OTHER_LOAD:-}" ]; then
-		echo "another loadgen is running (pid $(echo $others)): its load would add to this one." >&2
-		echo "Wait for it to end, or set ALLOW_OTHER_LOAD=1 to time the sum." >&2
-		exit 1
-	fi
-	echo "warning: another loadgen is running; its load adds to this one" >&2
-fi
+# The binaries go to a private directory, so that a second run, or someone
+# using bin/, does not disturb this one.
+bin=$tmp/bin
+mkdir -p "$bin" bench/results
+# Time the binary the package installs as /usr/bin/porteiro: the lite build,
+# stripped, as scripts/package.sh builds it.
+CGO_ENABLED=0 go build -trimpath -tags porteiro_lite -ldflags "-s -w" -o "$bin/porteiro" ./cmd/porteiro
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/porteiro-full" ./cmd/porteiro
+go build -o "$bin/loadgen" ./bench/loadgen
+go build -o "$bin/timeit" ./bench/timeit
+
 echo "== starting the $preset load" >&2
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
-bin/loadgen -preset "$preset" -duration 2h ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
+"$bin/loadgen" -preset "$preset" -duration 2h ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
 lgpid=$!
 for _ in $(seq 1200); do
 	grep -qs '^ready' "$tmp/loadgen.out" && break
@@ -102,19 +104,19 @@ sleep 2
 # What is on the host now, counted by ss and by porteiro (one line per socket).
 ss_listen=$(ss -H -tuln | wc -l)
 ss_all=$(ss -H -tuan | wc -l)
-pt_listen=$(bin/porteiro list -o ndjson | wc -l)
-pt_all=$(bin/porteiro list --all -o ndjson | wc -l)
+pt_listen=$("$bin/porteiro" list -o ndjson | wc -l)
+pt_all=$("$bin/porteiro" list --all -o ndjson | wc -l)
 procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
 fds=$({ find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "== timing: $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_runs)" >&2
-bin/timeit -runs "$runs" -warmup "$warmup" -json "$tmp/t.json" \
-	-c "porteiro list::bin/porteiro list" \
+"$bin/timeit" -runs "$runs" -warmup "$warmup" -json "$tmp/t.json" \
+	-c "porteiro list::$bin/porteiro list" \
 	-c "ss -tlnp::ss -tlnp" \
-	-c "porteiro list --all::bin/porteiro list --all" \
+	-c "porteiro list --all::$bin/porteiro list --all" \
 	-c "ss -tunap::ss -tunap" \
-	-c "porteiro who PORT::bin/porteiro who $port" \
+	-c "porteiro who PORT::$bin/porteiro who $port" \
 	-c "fuser PORT/tcp::fuser $port/tcp" \
 	-c "netstat -tulpn::netstat -tulpn" \
 	-c "ss -tln (no owners)::ss -tln" \
