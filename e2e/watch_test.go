@@ -307,18 +307,7 @@ func (w *watchEnv) startMailpit(extra ...string) *mailpit {
 // chaos sets mailpit's SMTP fault triggers (with --enable-chaos).
 func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
 	t.Helper()
-	body := fmt.Sprintf(`{%q:{"ErrorCode":%d,"Probability":%d}}`, stage, code, probability)
-	req, _ := http.NewRequest(http.MethodPut, m.api+"/api/v1/chaos", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("setting mailpit chaos: %s: %s", resp.Status, b)
-	}
+	testenv.MailpitChaos(t, m.api, stage, code, probability)
 }
 
 // metric reads one sample of the daemon's /metrics, -1 when absent.
@@ -533,35 +522,8 @@ func TestWatchRestartSuppression(t *testing.T) {
 // startAlertmanager runs Alertmanager on loopback, clustering off, and
 // returns its address.
 func (w *watchEnv) startAlertmanager() string {
-	t := w.t
-	t.Helper()
-	amBin := testenv.RequireCommand(t, "prometheus-alertmanager")
-	amAddr := testenv.Addr(t)
-	amConf := w.write("alertmanager.yml", `route:
-  receiver: blackhole
-  group_wait: 1s
-  group_interval: 1s
-receivers:
-  - name: blackhole
-`)
-	logf, err := os.Create(filepath.Join(w.dir, "alertmanager.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	am := exec.Command(amBin, "--config.file="+amConf, "--storage.path="+filepath.Join(w.dir, "am"),
-		"--web.listen-address="+amAddr, "--cluster.listen-address=")
-	am.Stdout, am.Stderr = logf, logf
-	if err := am.Start(); err != nil {
-		t.Fatal(err)
-	}
-	amDone := make(chan struct{})
-	go func() { _ = am.Wait(); logf.Close(); close(amDone) }()
-	t.Cleanup(func() { _ = syscall.Kill(am.Process.Pid, syscall.SIGKILL); <-amDone })
-	watchEventually(t, 30*time.Second, "alertmanager", func() (bool, string) {
-		code, body := watchGet("http://" + amAddr + "/-/ready")
-		return code == 200, body
-	})
-	return amAddr
+	w.t.Helper()
+	return testenv.StartAlertmanager(w.t, w.dir)
 }
 
 type amAlert struct {

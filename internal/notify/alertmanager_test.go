@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,50 +16,7 @@ import (
 // without clustering, and returns its base URL.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
-	name := "prometheus-alertmanager" // Debian's name
-	if _, err := exec.LookPath(name); err != nil {
-		if _, err := exec.LookPath("alertmanager"); err == nil {
-			name = "alertmanager"
-		}
-	}
-	bin := testenv.RequireCommand(t, name)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := testenv.Addr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+dir,
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	logFile, err := os.Create(filepath.Join(dir, "am.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting alertmanager: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logFile.Close()
-	})
-	url := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("alertmanager did not come up: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return "http://" + testenv.StartAlertmanager(t, t.TempDir())
 }
 
 type gettableAlert struct {

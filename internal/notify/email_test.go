@@ -126,18 +126,7 @@ func (m *mailpit) message(t *testing.T, id string) (mpMessage, map[string][]stri
 // stage is Sender, Recipient or Authentication.
 func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
 	t.Helper()
-	body := fmt.Sprintf(`{%q:{"ErrorCode":%d,"Probability":%d}}`, stage, code, probability)
-	req, _ := http.NewRequest(http.MethodPut, m.api+"/api/v1/chaos", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("setting chaos: %s: %s", resp.Status, b)
-	}
+	testenv.MailpitChaos(t, m.api, stage, code, probability)
 }
 
 func newEmail(t *testing.T, c EmailConfig) Sink {
