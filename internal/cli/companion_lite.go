@@ -35,7 +35,7 @@ func init() {
 	for _, c := range companionCommands {
 		c := c
 		register(c.order, func(env *Env) *cobra.Command {
-			return &cobra.Command{
+			cmd := &cobra.Command{
 				Use:                c.use,
 				Short:              c.short,
 				Hidden:             c.hidden,
@@ -44,6 +44,13 @@ func init() {
 					return execFull(append([]string{c.use}, args...))
 				},
 			}
+			// `porteiro help watch` shows the full build's help too.
+			cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
+				if err := execFull([]string{c.use, "--help"}); err != nil {
+					fmt.Fprintf(env.Stderr, "porteiro: %v\n", err)
+				}
+			})
+			return cmd
 		})
 	}
 	// check --notify needs the alert channels: the whole command runs in
