@@ -59,7 +59,12 @@ if others=$(pgrep -x loadgen); then
 fi
 tmp=$(mktemp -d)
 lgpid=
+tipid=
 cleanup() {
+	if [ -n "$tipid" ] && kill -0 "$tipid" 2>/dev/null; then
+		kill -TERM "$tipid" 2>/dev/null || true
+		wait "$tipid" 2>/dev/null || true
+	fi
 	if [ -n "$lgpid" ] && kill -0 "$lgpid" 2>/dev/null; then
 		kill -TERM "$lgpid" 2>/dev/null || true
 		wait "$lgpid" 2>/dev/null || true
@@ -121,7 +126,11 @@ echo "== timing: $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_ru
 	-c "netstat -tulpn::netstat -tulpn" \
 	-c "ss -tln (no owners)::ss -tln" \
 	-c "ss -tuan (no owners)::ss -tuan" \
-	-c "lsof -i -P -n::lsof -i -P -n::$lsof_runs"
+	-c "lsof -i -P -n::lsof -i -P -n::$lsof_runs" &
+# In the background with wait, so that a signal stops the run at once.
+tipid=$!
+wait "$tipid"
+tipid=
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 j() { jq -r --arg a "$1" --arg b "${2:-}" "$3" "$tmp/t.json"; }
