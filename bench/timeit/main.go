@@ -23,12 +23,20 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// running is the command being timed, killed if timeit is stopped.
+var running struct {
+	sync.Mutex
+	cmd *exec.Cmd
+}
 
 type command struct {
 	name string
@@ -91,6 +99,18 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		running.Lock()
+		if running.cmd != nil && running.cmd.Process != nil {
+			_ = running.cmd.Process.Kill()
+		}
+		running.Unlock()
+		fmt.Fprintf(os.Stderr, "\ntimeit: stopped by %v\n", s)
+		os.Exit(130)
+	}()
 	res := make([]Result, len(cmds))
 	for i, c := range cmds {
 		res[i].Command = c.name
@@ -147,8 +167,12 @@ func runOnce(argv []string, null *os.File, timeout time.Duration) (wall, cpu flo
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.WaitDelay = time.Second
+	running.Lock()
 	t0 := time.Now()
-	if err = cmd.Start(); err != nil {
+	err = cmd.Start()
+	running.cmd = cmd
+	running.Unlock()
+	if err != nil {
 		return
 	}
 	timer := time.AfterFunc(timeout, func() { _ = cmd.Process.Kill() })
