@@ -1,12 +1,14 @@
 // Package bench holds porteiro's speed benchmarks: Go benchmarks of the
-// inventory engine on the real host (scan_linux_test.go), the load
-// generator (bench/loadgen) and the comparison with ss, netstat, lsof and
-// fuser (bench/compare.sh). See docs/performance.md.
+// inventory engine, the command line and the kernel's per-fd cost on the
+// real host (scan_linux_test.go, fdwalk_linux_test.go), the load generator
+// (bench/loadgen), the interleaved timer (bench/timeit) and the comparison
+// with ss, netstat, lsof and fuser (bench/compare.sh). See
+// docs/performance.md.
 //
 // The Go benchmarks run only with -bench:
 //
 //	go test ./bench -run '^$' -bench . -benchtime 20x
-//	PORTEIRO_BENCH_LOAD=medium go test ./bench -run '^$' -bench . -benchtime 20x
+//	PORTEIRO_BENCH_LOAD=medium go test -tags porteiro_lite ./bench -run '^$' -bench . -benchtime 20x
 //
 // With PORTEIRO_BENCH_LOAD set to small, medium or large, the benchmark
 // binary builds that load first (with sleep holders) and stops it at the end.
