@@ -34,8 +34,8 @@ func DefaultResolver(procRoot string) OwnerResolver {
 }
 
 type autoSource struct {
-	nl   *NetlinkSource
-	proc *ProcNetSource
+	nl   SocketSource // netlink
+	proc SocketSource // the /proc/net fallback
 	last string
 }
 
@@ -46,6 +46,9 @@ func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	if err == nil {
 		a.last = a.nl.Name()
 		return socks, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
 	}
 	socks, perr := a.proc.Sockets(ctx, q)
 	if perr != nil {
