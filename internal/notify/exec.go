@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -87,14 +86,7 @@ func (s *execSink) Send(ctx context.Context, batch []Alert) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(Payload{
-		Version: PayloadVersion,
-		Host:    s.host,
-		Channel: s.name,
-		BatchID: batchID(batch),
-		SentAt:  s.now().UTC(),
-		Alerts:  withHost(batch, s.host),
-	})
+	body, err := marshalPayload(s.host, s.name, s.now(), batch)
 	if err != nil {
 		return Permanent(fmt.Errorf("encoding exec payload: %w", err))
 	}

@@ -3,6 +3,7 @@ package notify
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -29,6 +30,18 @@ type Payload struct {
 	BatchID string    `json:"batch_id"`
 	SentAt  time.Time `json:"sent_at"`
 	Alerts  []Alert   `json:"alerts"`
+}
+
+// marshalPayload encodes one batch as the webhook and exec channels send it.
+func marshalPayload(host, channel string, sentAt time.Time, batch []Alert) ([]byte, error) {
+	return json.Marshal(Payload{
+		Version: PayloadVersion,
+		Host:    host,
+		Channel: channel,
+		BatchID: batchID(batch),
+		SentAt:  sentAt.UTC(),
+		Alerts:  withHost(batch, host),
+	})
 }
 
 // batchID derives a stable id from the alert ids: a retry of the same batch

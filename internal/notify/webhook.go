@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -70,14 +69,7 @@ func (s *webhookSink) Send(ctx context.Context, batch []Alert) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(Payload{
-		Version: PayloadVersion,
-		Host:    s.host,
-		Channel: s.name,
-		BatchID: batchID(batch),
-		SentAt:  s.now().UTC(),
-		Alerts:  withHost(batch, s.host),
-	})
+	body, err := marshalPayload(s.host, s.name, s.now(), batch)
 	if err != nil {
 		return Permanent(fmt.Errorf("encoding webhook payload: %w", err))
 	}

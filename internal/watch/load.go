@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/inventory"
@@ -73,10 +74,5 @@ func FromReport(rep *policy.Report) []Finding {
 	if rep == nil {
 		return nil
 	}
-	out := make([]Finding, len(rep.Findings))
-	for i, f := range rep.Findings {
-		out[i] = Finding{Kind: f.Kind, Key: f.Key, Message: f.Message, Socket: f.Socket,
-			Rule: f.Rule, RuleReason: f.RuleReason, Expected: f.Expected}
-	}
-	return out
+	return slices.Clone(rep.Findings)
 }

@@ -1,21 +1,13 @@
 package watch
 
-import "github.com/porteiro/porteiro/inventory"
+import (
+	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
+)
 
-// Finding is one policy finding as the daemon uses it: the same fields as
-// policy.Finding, so that the stored JSON matches `porteiro check -o json`.
-type Finding struct {
-	// Kind is unexpected, missing, wrong_owner or too_exposed.
-	Kind string `json:"kind"`
-	// Key is stable while the condition lasts; it decides when a
-	// violation starts and when it is resolved.
-	Key        string            `json:"key"`
-	Message    string            `json:"message"`
-	Socket     *inventory.Socket `json:"socket,omitempty"`
-	Rule       string            `json:"rule,omitempty"`
-	RuleReason string            `json:"rule_reason,omitempty"`
-	Expected   string            `json:"expected,omitempty"`
-}
+// Finding is one policy finding. It is policy.Finding itself, so that the
+// stored JSON matches `porteiro check -o json`.
+type Finding = policy.Finding
 
 // Checker judges a snapshot against a policy.
 type Checker interface {
