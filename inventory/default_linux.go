@@ -28,9 +28,16 @@ func DefaultSource(procRoot string) SocketSource {
 	return &autoSource{nl: &NetlinkSource{}, proc: &ProcNetSource{ProcRoot: procRoot}}
 }
 
-// DefaultResolver returns the /proc fd walker.
+// DefaultResolver returns the task-file iterator with the /proc walk as its
+// fallback for the live system, and the /proc walk alone for any other
+// procfs root (a fixture tree), which the kernel's iterator knows nothing
+// of. PORTEIRO_OWNERS=procfs in the environment forces the walk, to compare
+// the two.
 func DefaultResolver(procRoot string) OwnerResolver {
-	return &ProcResolver{ProcRoot: procRoot}
+	if procRoot != "/proc" || os.Getenv("PORTEIRO_OWNERS") == "procfs" {
+		return &ProcResolver{ProcRoot: procRoot}
+	}
+	return NewIterResolver(procRoot)
 }
 
 type autoSource struct {
@@ -303,6 +310,7 @@ func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*
 		Processes: map[int]*Process{},
 		Denied:    res.Denied,
 		Scanned:   res.Scanned,
+		Via:       "procfs",
 	}
 	for _, m := range found {
 		for pid, p := range m {

@@ -232,8 +232,12 @@ func (p *Process) CommandLine() string {
 type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Source names the socket source: "netlink" or "procfs".
-	Source  string   `json:"source"`
-	Sockets []Socket `json:"sockets"`
+	Source string `json:"source"`
+	// Resolver names how owners were found: "taskfd" (the kernel's
+	// task-file iterator) or "procfs" (the /proc walk); empty when no owner
+	// was looked up.
+	Resolver string   `json:"resolver,omitempty"`
+	Sockets  []Socket `json:"sockets"`
 	// Notes are honest remarks about what could not be seen, one line each.
 	Notes []string `json:"notes,omitempty"`
 	// Privileged is true when every process's fds could be read.

@@ -38,6 +38,7 @@ type Scanner struct {
 	netns    uint64
 	cache    map[uint64]ownerEntry
 	lastFull time.Time
+	via      string // Owners.Via of the last full resolution
 	// Walks counts full owner walks, for tests and metrics.
 	Walks int
 }
@@ -161,6 +162,7 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 		}
 		s.Walks++
 		s.lastFull = now
+		s.via = own.Via
 		arena := newOwnerArena(socks, own)
 		if own.Denied > 0 {
 			snap.Privileged = false
@@ -193,6 +195,7 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) err
 // finish attaches each socket's owners and writes the notes.
 func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 	socks := snap.Sockets
+	snap.Resolver = s.via
 	var missing = map[Reason]int{}
 	for i := range socks {
 		e := entry(i)

@@ -86,8 +86,11 @@ type Owners struct {
 	Processes map[int]*Process
 	// Denied counts processes whose fd directory could not be read.
 	Denied int
-	// Scanned counts processes whose fd directory was read.
+	// Scanned counts processes whose fds were read.
 	Scanned int
+	// Via names the method: "taskfd" (the kernel's task-file iterator) or
+	// "procfs" (the /proc/PID/fd walk).
+	Via string
 }
 
 // OwnerResolver finds the processes that hold socket inodes.

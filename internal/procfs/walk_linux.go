@@ -45,6 +45,9 @@ type Walker struct {
 	// process's details while the walk goes on, in parallel.
 	OnMatch func(w, pid int)
 
+	// Skip, if set, leaves out the pids it returns true for.
+	Skip func(pid int) bool
+
 	// visit, if set, is called for every pid the walk opens (tests use it
 	// to prove that cancellation stops the walk).
 	visit func(pid int)
@@ -111,6 +114,9 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 					break
 				}
 				pid := pids[k]
+				if w.Skip != nil && w.Skip(int(pid)) {
+					continue
+				}
 				if w.visit != nil {
 					w.visit(int(pid))
 				}

@@ -38,6 +38,7 @@ type Document struct {
 	Time          time.Time          `json:"time"`
 	Host          string             `json:"host"`
 	Source        string             `json:"source"`
+	Resolver      string             `json:"resolver,omitempty"`
 	Privileged    bool               `json:"privileged"`
 	Notes         []string           `json:"notes"`
 	Sockets       []inventory.Socket `json:"sockets"`
@@ -59,7 +60,7 @@ func NewDocument(snap *inventory.Snapshot, socks []inventory.Socket) Document {
 		}
 	}
 	return Document{SchemaVersion: inventory.SchemaVersion, Time: snap.Time, Host: host,
-		Source: snap.Source, Privileged: snap.Privileged, Notes: notes, Sockets: socks}
+		Source: snap.Source, Resolver: snap.Resolver, Privileged: snap.Privileged, Notes: notes, Sockets: socks}
 }
 
 // Options tunes table output.

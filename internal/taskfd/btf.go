@@ -1,0 +1,356 @@
+// Package taskfd lists every socket fd of every process in one pass, with a
+// BPF iterator over the kernel's task files (bpf_iter__task_file, Linux 5.8
+// and later). It is the fast owner resolver: where the /proc walk pays two
+// path lookups per fd (getdents and readlinkat), the iterator pays one
+// program run, and a 2,000-process host with 100,000 sockets is read in a
+// few milliseconds.
+//
+// The program is a few dozen instructions assembled here, so there is no
+// compiler or object file. What it reads (file->f_inode->i_ino, the task's
+// pid) lives at offsets that change between kernels, so they come from the
+// running kernel's BTF (/sys/kernel/btf/vmlinux). The BTF reader, the
+// assembler and the record decoder are pure and run anywhere; only
+// iter_linux.go makes system calls. It needs CAP_BPF and CAP_PERFMON (or
+// root); callers fall back to the /proc walk when it is refused.
+package taskfd
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// BTF kinds, from include/uapi/linux/btf.h.
+const (
+	kindInt      = 1
+	kindPtr      = 2
+	kindArray    = 3
+	kindStruct   = 4
+	kindUnion    = 5
+	kindEnum     = 6
+	kindFwd      = 7
+	kindTypedef  = 8
+	kindVolatile = 9
+	kindConst    = 10
+	kindRestrict = 11
+	kindFunc     = 12
+	kindFuncProt = 13
+	kindVar      = 14
+	kindDatasec  = 15
+	kindFloat    = 16
+	kindDeclTag  = 17
+	kindTypeTag  = 18
+	kindEnum64   = 19
+)
+
+const btfMagic = 0xeb9f
+
+// ErrLayout means the kernel's BTF lacks a type or field the iterator
+// program needs, or has it in a shape the program cannot read.
+var ErrLayout = errors.New("unexpected kernel type layout")
+
+// Layout is where the fields the iterator program reads live in the running
+// kernel, in bytes, and the BTF id of the iterator it attaches to.
+type Layout struct {
+	// AttachID is the BTF id of the function bpf_iter_task_file.
+	AttachID uint32
+
+	// The iterator context, struct bpf_iter__task_file.
+	CtxMeta, CtxTask, CtxFD, CtxFile int16
+	// MetaSeq is bpf_iter_meta.seq, the seq_file the program writes to.
+	MetaSeq int16
+
+	FileInode       int16 // file.f_inode
+	InodeMode       int16 // inode.i_mode (2 bytes)
+	InodeIno        int16 // inode.i_ino (8 bytes)
+	TaskGroupLeader int16 // task_struct.group_leader
+	TaskThreadPid   int16 // task_struct.thread_pid
+	PidNumbers      int16 // pid.numbers, an array of struct upid
+	UpidSize        int16 // sizeof(struct upid)
+	UpidNr          int16 // upid.nr (4 bytes)
+}
+
+// btf is a decoded BTF blob: the offset of every type's record, by id.
+type btf struct {
+	order binary.ByteOrder
+	types []byte
+	strs  []byte
+	offs  []uint32 // offs[id] is where type id starts in types; id 0 is void
+}
+
+// ParseLayout reads a kernel BTF blob, such as /sys/kernel/btf/vmlinux, and
+// returns the layout the iterator program needs.
+func ParseLayout(b []byte) (Layout, error) {
+	var l Layout
+	t, names, err := parseBTF(b)
+	if err != nil {
+		return l, err
+	}
+	id, ok := names[nameFuncIter]
+	if !ok {
+		return l, fmt.Errorf("%w: no function bpf_iter_task_file (kernel older than 5.8?)", ErrLayout)
+	}
+	l.AttachID = id
+
+	type field struct {
+		dst    *int16
+		strct  string
+		member string
+		kind   int    // kind after typedefs and qualifiers
+		size   uint32 // for kindInt; 0 means any
+	}
+	fields := []field{
+		{&l.CtxMeta, "bpf_iter__task_file", "meta", kindPtr, 0},
+		{&l.CtxTask, "bpf_iter__task_file", "task", kindPtr, 0},
+		{&l.CtxFD, "bpf_iter__task_file", "fd", kindInt, 4},
+		{&l.CtxFile, "bpf_iter__task_file", "file", kindPtr, 0},
+		{&l.MetaSeq, "bpf_iter_meta", "seq", kindPtr, 0},
+		{&l.FileInode, "file", "f_inode", kindPtr, 0},
+		{&l.InodeMode, "inode", "i_mode", kindInt, 2},
+		{&l.InodeIno, "inode", "i_ino", kindInt, 8},
+		{&l.TaskGroupLeader, "task_struct", "group_leader", kindPtr, 0},
+		{&l.TaskThreadPid, "task_struct", "thread_pid", kindPtr, 0},
+		{&l.UpidNr, "upid", "nr", kindInt, 4},
+	}
+	for _, f := range fields {
+		sid, ok := names[f.strct]
+		if !ok {
+			return l, fmt.Errorf("%w: no struct %s", ErrLayout, f.strct)
+		}
+		off, tid, err := t.member(sid, f.member, 0)
+		if err != nil {
+			return l, fmt.Errorf("%w: %s.%s: %v", ErrLayout, f.strct, f.member, err)
+		}
+		kind, size, err := t.resolve(tid)
+		if err != nil {
+			return l, fmt.Errorf("%w: %s.%s: %v", ErrLayout, f.strct, f.member, err)
+		}
+		if kind != f.kind || (f.size != 0 && size != f.size) {
+			return l, fmt.Errorf("%w: %s.%s has kind %d size %d", ErrLayout, f.strct, f.member, kind, size)
+		}
+		if off > 1<<15-1 {
+			return l, fmt.Errorf("%w: %s.%s at offset %d", ErrLayout, f.strct, f.member, off)
+		}
+		*f.dst = int16(off)
+	}
+
+	// pid.numbers is struct upid numbers[], the pid as seen from each
+	// namespace level.
+	pid, ok := names["pid"]
+	if !ok {
+		return l, fmt.Errorf("%w: no struct pid", ErrLayout)
+	}
+	off, tid, err := t.member(pid, "numbers", 0)
+	if err != nil {
+		return l, fmt.Errorf("%w: pid.numbers: %v", ErrLayout, err)
+	}
+	elem, err := t.arrayElem(tid)
+	if err != nil {
+		return l, fmt.Errorf("%w: pid.numbers: %v", ErrLayout, err)
+	}
+	kind, size, err := t.resolve(elem)
+	if err != nil || kind != kindStruct || size == 0 || size > 256 || off > 1<<14 {
+		return l, fmt.Errorf("%w: pid.numbers is not an array of struct upid", ErrLayout)
+	}
+	l.PidNumbers = int16(off)
+	l.UpidSize = int16(size)
+	return l, nil
+}
+
+const nameFuncIter = "func bpf_iter_task_file"
+
+// parseBTF checks the header, indexes every type, and returns the ids of
+// the named types ParseLayout needs (structs by name, the function as
+// nameFuncIter).
+func parseBTF(b []byte) (*btf, map[string]uint32, error) {
+	if len(b) < 24 {
+		return nil, nil, fmt.Errorf("btf: header too short (%d bytes)", len(b))
+	}
+	var order binary.ByteOrder
+	switch {
+	case binary.LittleEndian.Uint16(b) == btfMagic:
+		order = binary.LittleEndian
+	case binary.BigEndian.Uint16(b) == btfMagic:
+		order = binary.BigEndian
+	default:
+		return nil, nil, errors.New("btf: bad magic")
+	}
+	hdrLen := uint64(order.Uint32(b[4:]))
+	typeOff, typeLen := uint64(order.Uint32(b[8:])), uint64(order.Uint32(b[12:]))
+	strOff, strLen := uint64(order.Uint32(b[16:])), uint64(order.Uint32(b[20:]))
+	n := uint64(len(b))
+	if hdrLen < 24 || hdrLen+typeOff+typeLen > n || hdrLen+strOff+strLen > n {
+		return nil, nil, errors.New("btf: sections out of bounds")
+	}
+	t := &btf{
+		order: order,
+		types: b[hdrLen+typeOff : hdrLen+typeOff+typeLen],
+		strs:  b[hdrLen+strOff : hdrLen+strOff+strLen],
+		offs:  make([]uint32, 1, typeLen/16+1),
+	}
+	names := map[string]uint32{}
+	for p := 0; p < len(t.types); {
+		if len(t.types)-p < 12 {
+			return nil, nil, errors.New("btf: truncated type")
+		}
+		info := order.Uint32(t.types[p+4:])
+		kind, vlen := int(info>>24&0x1f), int(info&0xffff)
+		var extra int
+		switch kind {
+		case kindInt, kindVar, kindDeclTag:
+			extra = 4
+		case kindPtr, kindFwd, kindTypedef, kindVolatile, kindConst, kindRestrict,
+			kindFunc, kindFloat, kindTypeTag:
+		case kindArray:
+			extra = 12
+		case kindStruct, kindUnion, kindDatasec, kindEnum64:
+			extra = 12 * vlen
+		case kindEnum, kindFuncProt:
+			extra = 8 * vlen
+		default:
+			return nil, nil, fmt.Errorf("btf: unknown kind %d at type %d", kind, len(t.offs))
+		}
+		if len(t.types)-p-12 < extra {
+			return nil, nil, errors.New("btf: truncated type")
+		}
+		id := uint32(len(t.offs))
+		t.offs = append(t.offs, uint32(p))
+		if kind == kindStruct || kind == kindFunc {
+			name := t.name(order.Uint32(t.types[p:]))
+			if kind == kindFunc {
+				if string(name) == "bpf_iter_task_file" {
+					names[nameFuncIter] = id
+				}
+			} else {
+				switch string(name) {
+				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid":
+					if _, dup := names[string(name)]; !dup {
+						names[string(name)] = id
+					}
+				}
+			}
+		}
+		p += 12 + extra
+	}
+	return t, names, nil
+}
+
+// name returns the NUL-terminated string at off, or nil.
+func (t *btf) name(off uint32) []byte {
+	if uint64(off) >= uint64(len(t.strs)) {
+		return nil
+	}
+	s := t.strs[off:]
+	if i := bytes.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return nil
+}
+
+// typ returns the kind, vlen, kind_flag and size/type word of type id, and
+// the bytes that follow its header.
+func (t *btf) typ(id uint32) (kind, vlen int, kflag bool, sizeType uint32, rest []byte, err error) {
+	if id == 0 || uint64(id) >= uint64(len(t.offs)) {
+		return 0, 0, false, 0, nil, fmt.Errorf("type id %d out of range", id)
+	}
+	p := t.offs[id]
+	info := t.order.Uint32(t.types[p+4:])
+	return int(info >> 24 & 0x1f), int(info & 0xffff), info>>31 == 1,
+		t.order.Uint32(t.types[p+8:]), t.types[p+12:], nil
+}
+
+// member finds the named member of struct or union id, looking into
+// anonymous structs and unions too, and returns its byte offset (plus base)
+// and type id.
+func (t *btf) member(id uint32, name string, depth int) (uint32, uint32, error) {
+	if depth > 8 {
+		return 0, 0, errors.New("anonymous members nested too deep")
+	}
+	kind, vlen, kflag, _, rest, err := t.typ(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	if kind != kindStruct && kind != kindUnion {
+		return 0, 0, fmt.Errorf("type %d is not a struct or union", id)
+	}
+	for i := 0; i < vlen; i++ {
+		m := rest[12*i:]
+		mname, mtype, moff := t.order.Uint32(m), t.order.Uint32(m[4:]), t.order.Uint32(m[8:])
+		bitOff := moff
+		if kflag {
+			if moff>>24 != 0 {
+				if mname != 0 && string(t.name(mname)) == name {
+					return 0, 0, errors.New("is a bitfield")
+				}
+				continue
+			}
+			bitOff = moff & 0xffffff
+		}
+		if mname == 0 {
+			k, _, err := t.resolve(mtype)
+			if err != nil || (k != kindStruct && k != kindUnion) {
+				continue
+			}
+			inner, tid, err := t.member(t.skipQualifiers(mtype), name, depth+1)
+			if err == nil {
+				if bitOff%8 != 0 {
+					return 0, 0, errors.New("not byte-aligned")
+				}
+				return bitOff/8 + inner, tid, nil
+			}
+			continue
+		}
+		if string(t.name(mname)) != name {
+			continue
+		}
+		if bitOff%8 != 0 {
+			return 0, 0, errors.New("not byte-aligned")
+		}
+		return bitOff / 8, mtype, nil
+	}
+	return 0, 0, errors.New("no such member")
+}
+
+// skipQualifiers follows typedefs, const, volatile, restrict and type tags.
+func (t *btf) skipQualifiers(id uint32) uint32 {
+	for range 32 {
+		kind, _, _, next, _, err := t.typ(id)
+		if err != nil {
+			return id
+		}
+		switch kind {
+		case kindTypedef, kindVolatile, kindConst, kindRestrict, kindTypeTag:
+			id = next
+		default:
+			return id
+		}
+	}
+	return id
+}
+
+// resolve returns the kind and byte size of type id after qualifiers. The
+// size of a pointer is reported as 0.
+func (t *btf) resolve(id uint32) (int, uint32, error) {
+	kind, _, _, size, _, err := t.typ(t.skipQualifiers(id))
+	if err != nil {
+		return 0, 0, err
+	}
+	switch kind {
+	case kindInt, kindStruct, kindUnion, kindEnum, kindEnum64, kindFloat:
+		return kind, size, nil
+	}
+	return kind, 0, nil
+}
+
+// arrayElem returns the element type of array id.
+func (t *btf) arrayElem(id uint32) (uint32, error) {
+	kind, _, _, _, rest, err := t.typ(t.skipQualifiers(id))
+	if err != nil {
+		return 0, err
+	}
+	if kind != kindArray {
+		return 0, errors.New("not an array")
+	}
+	return t.order.Uint32(rest), nil
+}

@@ -1,0 +1,154 @@
+package taskfd
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// eBPF opcodes, from include/uapi/linux/bpf.h and bpf_common.h.
+const (
+	clsLDX   = 0x01
+	clsSTX   = 0x03
+	clsJMP   = 0x05
+	clsALU64 = 0x07
+
+	sizeW   = 0x00
+	sizeH   = 0x08
+	sizeDW  = 0x18
+	modeMem = 0x60
+
+	srcK = 0x00
+	srcX = 0x08
+
+	aluAdd = 0x00
+	aluAnd = 0x50
+	aluMov = 0xb0
+
+	jmpJEQ  = 0x10
+	jmpJNE  = 0x50
+	jmpCall = 0x80
+	jmpExit = 0x90
+
+	fnSeqWrite = 127 // BPF_FUNC_seq_write
+
+	sIFMT   = 0o170000
+	sIFSOCK = 0o140000
+)
+
+// Registers.
+const (
+	r0, r1, r2, r3 = 0, 1, 2, 3
+	r6, r7, r8     = 6, 7, 8
+	r10            = 10 // the frame pointer
+)
+
+// RecordSize is the size of one record the program writes:
+// struct { u32 pid; u32 fd; u64 inode; } in the kernel's byte order.
+const RecordSize = 16
+
+// MaxLevel is the deepest PID namespace the program can be built for
+// (the kernel's own limit is 32).
+const MaxLevel = 32
+
+type insn struct {
+	code     uint8
+	dst, src uint8
+	off      int16
+	imm      int32
+}
+
+func ldx(size uint8, dst, src uint8, off int16) insn {
+	return insn{code: clsLDX | modeMem | size, dst: dst, src: src, off: off}
+}
+
+func stx(size uint8, dst uint8, off int16, src uint8) insn {
+	return insn{code: clsSTX | modeMem | size, dst: dst, src: src, off: off}
+}
+
+func alu64K(op uint8, dst uint8, imm int32) insn {
+	return insn{code: clsALU64 | op | srcK, dst: dst, imm: imm}
+}
+
+func movX(dst, src uint8) insn { return insn{code: clsALU64 | aluMov | srcX, dst: dst, src: src} }
+
+// jmpK is a conditional jump to label exit, fixed up by Program.
+func jmpK(op uint8, dst uint8, imm int32) insn {
+	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: labelExit}
+}
+
+const labelExit = -0x7fff
+
+// Program assembles the iterator program for layout l. level is the depth
+// of the reader's PID namespace (0 for the initial one): the program reports
+// each process by its pid as seen from there, the number /proc shows. The
+// program runs once per open file of every process and writes one record for
+// each socket.
+func Program(l Layout, level int) ([]byte, error) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		return nil, errors.New("big-endian hosts are not supported")
+	}
+	if level < 0 || level > MaxLevel {
+		return nil, fmt.Errorf("pid namespace level %d out of range", level)
+	}
+	nr := int(l.PidNumbers) + level*int(l.UpidSize) + int(l.UpidNr)
+	if nr > 1<<15-1 {
+		return nil, errors.New("pid namespace level too deep for this layout")
+	}
+	p := []insn{
+		movX(r6, r1), // r6 = ctx
+		ldx(sizeDW, r7, r6, l.CtxTask),
+		jmpK(jmpJEQ, r7, 0), // the final call has no task
+		ldx(sizeDW, r8, r6, l.CtxFile),
+		jmpK(jmpJEQ, r8, 0),
+		ldx(sizeDW, r8, r8, l.FileInode),
+		jmpK(jmpJEQ, r8, 0),
+		ldx(sizeH, r2, r8, l.InodeMode),
+		alu64K(aluAnd, r2, sIFMT),
+		jmpK(jmpJNE, r2, sIFSOCK), // sockets only
+		ldx(sizeDW, r2, r8, l.InodeIno),
+		stx(sizeDW, r10, -8, r2), // record.inode
+		ldx(sizeW, r2, r6, l.CtxFD),
+		stx(sizeW, r10, -12, r2), // record.fd
+		// The process's pid: task->group_leader->thread_pid->numbers[level].nr.
+		ldx(sizeDW, r7, r7, l.TaskGroupLeader),
+		jmpK(jmpJEQ, r7, 0),
+		ldx(sizeDW, r7, r7, l.TaskThreadPid),
+		jmpK(jmpJEQ, r7, 0),
+		ldx(sizeW, r2, r7, int16(nr)),
+		stx(sizeW, r10, -16, r2), // record.pid
+		// bpf_seq_write(ctx->meta->seq, &record, 16)
+		ldx(sizeDW, r1, r6, l.CtxMeta),
+		ldx(sizeDW, r1, r1, l.MetaSeq),
+		movX(r2, r10),
+		alu64K(aluAdd, r2, -RecordSize),
+		alu64K(aluMov, r3, RecordSize),
+		{code: clsJMP | jmpCall, imm: fnSeqWrite},
+		// exit:
+		alu64K(aluMov, r0, 0),
+		{code: clsJMP | jmpExit},
+	}
+	exit := len(p) - 2
+	out := make([]byte, 0, 8*len(p))
+	for i, in := range p {
+		if in.off == labelExit {
+			in.off = int16(exit - i - 1)
+		}
+		out = append(out, in.code, in.dst&0xf|in.src<<4)
+		out = binary.LittleEndian.AppendUint16(out, uint16(in.off))
+		out = binary.LittleEndian.AppendUint32(out, uint32(in.imm))
+	}
+	return out, nil
+}
+
+// ParseRecords calls fn for every record in b, which holds what the program
+// wrote. A trailing partial record is an error.
+func ParseRecords(b []byte, fn func(pid, fd uint32, inode uint64)) error {
+	if len(b)%RecordSize != 0 {
+		return fmt.Errorf("iterator output of %d bytes is not a whole number of records", len(b))
+	}
+	for ; len(b) >= RecordSize; b = b[RecordSize:] {
+		fn(binary.NativeEndian.Uint32(b), binary.NativeEndian.Uint32(b[4:]), binary.NativeEndian.Uint64(b[8:]))
+	}
+	return nil
+}
