@@ -76,6 +76,13 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 		s.netns = selfNetNS(s.opts.ProcRoot)
 	}
 	now := s.opts.Now()
+	if pf, ok := s.opts.Resolver.(prefetcher); ok && !s.opts.NoOwners && !s.opts.Incremental {
+		// A one-shot scan always resolves owners: start now, beside the
+		// socket dump.
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		pf.Prefetch(pctx)
+	}
 	socks, err := s.opts.Source.Sockets(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("listing sockets: %w", err)

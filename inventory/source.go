@@ -93,6 +93,13 @@ type Owners struct {
 	Via string
 }
 
+// prefetcher is an OwnerResolver that can start its work before it knows
+// which inodes are wanted. A prefetch that no Resolve collects stops when
+// its context is cancelled.
+type prefetcher interface {
+	Prefetch(ctx context.Context)
+}
+
 // OwnerResolver finds the processes that hold socket inodes.
 type OwnerResolver interface {
 	// Resolve walks the processes and returns the holders of the inodes in

@@ -127,6 +127,14 @@ func (it *Iterator) Close() error {
 // Read runs the iterator once and returns what it wrote, appended to
 // buf[:0]: one record per socket fd of every process (see ParseRecords).
 func (it *Iterator) Read(ctx context.Context, buf []byte) ([]byte, error) {
+	return it.ReadFunc(ctx, buf, nil)
+}
+
+// ReadFunc is Read that also hands each batch of whole records to each as
+// it arrives, so the caller can work on them while the kernel produces the
+// rest. The batches are parts of the returned slice. If ReadFunc fails,
+// what each saw must be discarded.
+func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte)) ([]byte, error) {
 	attr := iterCreateAttr{linkFD: uint32(it.link)}
 	fd, err := bpf(unix.BPF_ITER_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	if err != nil {
@@ -137,6 +145,7 @@ func (it *Iterator) Read(ctx context.Context, buf []byte) ([]byte, error) {
 	if cap(out) < 64*1024 {
 		out = make([]byte, 0, 64*1024)
 	}
+	handed := 0 // out[:handed] went to each
 	for {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -161,6 +170,13 @@ func (it *Iterator) Read(ctx context.Context, buf []byte) ([]byte, error) {
 			return out, nil
 		}
 		out = out[:len(out)+n]
+		if each != nil {
+			// A read may end inside a record; hand over whole ones.
+			if end := len(out) - (len(out)-handed)%RecordSize; end > handed {
+				each(out[handed:end])
+				handed = end
+			}
+		}
 	}
 }
 

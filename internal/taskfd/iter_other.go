@@ -21,3 +21,8 @@ func (*Iterator) Close() error { return nil }
 
 // Read always fails here.
 func (*Iterator) Read(context.Context, []byte) ([]byte, error) { return nil, ErrUnsupported }
+
+// ReadFunc always fails here.
+func (*Iterator) ReadFunc(context.Context, []byte, func([]byte)) ([]byte, error) {
+	return nil, ErrUnsupported
+}
