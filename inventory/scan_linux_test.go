@@ -61,14 +61,66 @@ func v6only(on int) func(uintptr) {
 
 func reusePort(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }
 
+// testResolver is the owner resolver scanHost uses; eachResolver sets it.
+var testResolver = struct {
+	name string
+	make func() OwnerResolver
+}{"", func() OwnerResolver { return DefaultResolver("/proc") }}
+
+// eachResolver runs f once with each owner resolver: the task-file
+// iterator (which needs root, or CAP_BPF and CAP_PERFMON) and the /proc walk.
+func eachResolver(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, r := range []struct {
+		name string
+		make func() OwnerResolver
+	}{
+		{"taskfd", func() OwnerResolver { return NewIterResolver("/proc") }},
+		{"procfs", func() OwnerResolver { return &ProcResolver{ProcRoot: "/proc"} }},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			if r.name == "taskfd" {
+				requireIterator(t)
+			}
+			old := testResolver
+			testResolver.name, testResolver.make = r.name, r.make
+			t.Cleanup(func() { testResolver = old })
+			f(t)
+		})
+	}
+}
+
+// requireIterator skips the test when the task-file iterator cannot be
+// loaded for lack of privilege; as root, not loading it is a failure.
+func requireIterator(t *testing.T) {
+	t.Helper()
+	r := NewIterResolver("/proc")
+	defer r.Close()
+	r.Prefetch(context.Background())
+	if r.Err() == nil {
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skipf("the task-file iterator needs root (or CAP_BPF and CAP_PERFMON): %v", r.Err())
+	}
+	t.Fatalf("the task-file iterator does not load as root: %v", r.Err())
+}
+
 func scanHost(t *testing.T, q Query) *Snapshot {
 	t.Helper()
-	snap, err := NewScanner(Options{}).Scan(context.Background(), q)
+	r := testResolver.make()
+	if c, ok := r.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	snap, err := NewScanner(Options{Resolver: r}).Scan(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if snap.Source != "netlink" {
 		t.Errorf("source = %q, want netlink on a normal kernel", snap.Source)
+	}
+	if testResolver.name != "" && len(snap.Sockets) > 0 && snap.Resolver != testResolver.name {
+		t.Errorf("owners found by %q, want %q", snap.Resolver, testResolver.name)
 	}
 	return snap
 }
@@ -98,99 +150,103 @@ func checkAgainstSS(t *testing.T, snap *Snapshot, inodes map[uint64]bool, ss map
 }
 
 func TestListenersAgainstSS(t *testing.T) {
-	self := os.Getpid()
-	inodes := map[uint64]bool{}
-	want := map[uint64]struct {
-		exp  Exposure
-		dual bool
-		fam  Family
-	}{}
-	add := func(c syscall.Conn, exp Exposure, dual bool, fam Family) {
-		ino := inodeOf(t, c)
-		inodes[ino] = true
-		want[ino] = struct {
+	eachResolver(t, func(t *testing.T) {
+		self := os.Getpid()
+		inodes := map[uint64]bool{}
+		want := map[uint64]struct {
 			exp  Exposure
 			dual bool
 			fam  Family
-		}{exp, dual, fam}
-	}
-	add(listenTCP(t, "tcp4", "127.0.0.1:0"), ExposureLoopback, false, IPv4)
-	add(listenTCP(t, "tcp6", "[::1]:0"), ExposureLoopback, false, IPv6)
-	add(listenTCP(t, "tcp4", "0.0.0.0:0"), ExposureAll, false, IPv4)
-	dual := listenTCP(t, "tcp6", "[::]:0", v6only(0))
-	add(dual, ExposureAll, true, IPv6)
-	add(listenTCP(t, "tcp6", "[::]:0", v6only(1)), ExposureAll, false, IPv6)
-	u4, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u4.Close()
-	add(u4.(*net.UDPConn), ExposureLoopback, false, IPv4)
-	// Go sets IPV6_V6ONLY for "udp6"; clear it to get a dual-stack socket.
-	u6, err := (&net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { v6only(0)(fd) })
-	}}).ListenPacket(context.Background(), "udp6", "[::]:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u6.Close()
-	add(u6.(*net.UDPConn), ExposureAll, true, IPv6)
+		}{}
+		add := func(c syscall.Conn, exp Exposure, dual bool, fam Family) {
+			ino := inodeOf(t, c)
+			inodes[ino] = true
+			want[ino] = struct {
+				exp  Exposure
+				dual bool
+				fam  Family
+			}{exp, dual, fam}
+		}
+		add(listenTCP(t, "tcp4", "127.0.0.1:0"), ExposureLoopback, false, IPv4)
+		add(listenTCP(t, "tcp6", "[::1]:0"), ExposureLoopback, false, IPv6)
+		add(listenTCP(t, "tcp4", "0.0.0.0:0"), ExposureAll, false, IPv4)
+		dual := listenTCP(t, "tcp6", "[::]:0", v6only(0))
+		add(dual, ExposureAll, true, IPv6)
+		add(listenTCP(t, "tcp6", "[::]:0", v6only(1)), ExposureAll, false, IPv6)
+		u4, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u4.Close()
+		add(u4.(*net.UDPConn), ExposureLoopback, false, IPv4)
+		// Go sets IPV6_V6ONLY for "udp6"; clear it to get a dual-stack socket.
+		u6, err := (&net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { v6only(0)(fd) })
+		}}).ListenPacket(context.Background(), "udp6", "[::]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u6.Close()
+		add(u6.(*net.UDPConn), ExposureAll, true, IPv6)
 
-	ss := runSS(t, nil, "-l")
-	snap := scanHost(t, Query{})
-	checkAgainstSS(t, snap, inodes, ss)
-	got := byInode(snap)
-	for ino, w := range want {
-		s := got[ino]
-		if s.Exposure != w.exp || s.DualStack != w.dual || s.Family != w.fam || !s.Listening {
-			t.Errorf("inode %d %s: exposure %s dual %v family %s listening %v; want %s %v %s true",
-				ino, ssLocal(&s), s.Exposure, s.DualStack, s.Family, s.Listening, w.exp, w.dual, w.fam)
+		ss := runSS(t, nil, "-l")
+		snap := scanHost(t, Query{})
+		checkAgainstSS(t, snap, inodes, ss)
+		got := byInode(snap)
+		for ino, w := range want {
+			s := got[ino]
+			if s.Exposure != w.exp || s.DualStack != w.dual || s.Family != w.fam || !s.Listening {
+				t.Errorf("inode %d %s: exposure %s dual %v family %s listening %v; want %s %v %s true",
+					ino, ssLocal(&s), s.Exposure, s.DualStack, s.Family, s.Listening, w.exp, w.dual, w.fam)
+			}
+			if len(s.Processes) != 1 || s.Processes[0].PID != self || s.Processes[0].StartTime.IsZero() || len(s.Processes[0].Cmdline) == 0 {
+				t.Errorf("inode %d: processes %+v, want this test process with details", ino, s.Processes)
+			}
 		}
-		if len(s.Processes) != 1 || s.Processes[0].PID != self || s.Processes[0].StartTime.IsZero() || len(s.Processes[0].Cmdline) == 0 {
-			t.Errorf("inode %d: processes %+v, want this test process with details", ino, s.Processes)
-		}
-	}
 
-	// -4 keeps the dual-stack socket and drops the v6-only ones.
-	v4 := byInode(scanHost(t, Query{Families: []Family{IPv4}}))
-	dualIno := inodeOf(t, dual)
-	if _, ok := v4[dualIno]; !ok {
-		t.Error("an IPv4 query dropped the dual-stack [::] listener")
-	}
-	for ino, w := range want {
-		if _, ok := v4[ino]; ok != (w.fam == IPv4 || w.dual) {
-			t.Errorf("IPv4 query: inode %d present=%v", ino, ok)
+		// -4 keeps the dual-stack socket and drops the v6-only ones.
+		v4 := byInode(scanHost(t, Query{Families: []Family{IPv4}}))
+		dualIno := inodeOf(t, dual)
+		if _, ok := v4[dualIno]; !ok {
+			t.Error("an IPv4 query dropped the dual-stack [::] listener")
 		}
-	}
+		for ino, w := range want {
+			if _, ok := v4[ino]; ok != (w.fam == IPv4 || w.dual) {
+				t.Errorf("IPv4 query: inode %d present=%v", ino, ok)
+			}
+		}
+	})
 }
 
 // TestWholeHostAgainstSS compares every socket that ss reports twice in a
 // row (so it was stable during porteiro's scan) with porteiro's view.
 func TestWholeHostAgainstSS(t *testing.T) {
-	for _, flag := range []string{"-l", "-a"} {
-		t.Run(flag, func(t *testing.T) {
-			q := Query{}
-			if flag == "-a" {
-				q.States = MaskAll
-			}
-			before := runSS(t, nil, flag)
-			snap := scanHost(t, q)
-			after := runSS(t, nil, flag)
-			stable := map[uint64]bool{}
-			for ino, b := range before {
-				if a, ok := after[ino]; ok && reflect.DeepEqual(a, b) {
-					stable[ino] = true
+	eachResolver(t, func(t *testing.T) {
+		for _, flag := range []string{"-l", "-a"} {
+			t.Run(flag, func(t *testing.T) {
+				q := Query{}
+				if flag == "-a" {
+					q.States = MaskAll
 				}
-			}
-			// Connections owned by other tests' short-lived processes can
-			// change owners between the runs; compare only what ss saw
-			// stable, and require that there is something to compare.
-			if len(stable) == 0 {
-				t.Skip("no socket was stable across two ss runs")
-			}
-			checkAgainstSS(t, snap, stable, before)
-		})
-	}
+				before := runSS(t, nil, flag)
+				snap := scanHost(t, q)
+				after := runSS(t, nil, flag)
+				stable := map[uint64]bool{}
+				for ino, b := range before {
+					if a, ok := after[ino]; ok && reflect.DeepEqual(a, b) {
+						stable[ino] = true
+					}
+				}
+				// Connections owned by other tests' short-lived processes can
+				// change owners between the runs; compare only what ss saw
+				// stable, and require that there is something to compare.
+				if len(stable) == 0 {
+					t.Skip("no socket was stable across two ss runs")
+				}
+				checkAgainstSS(t, snap, stable, before)
+			})
+		}
+	})
 }
 
 // holdInChild starts `sleep` with the listener's fd inherited, so parent
@@ -212,51 +268,55 @@ func holdInChild(t *testing.T, l *net.TCPListener) *exec.Cmd {
 }
 
 func TestSharedWithChild(t *testing.T) {
-	l := listenTCP(t, "tcp4", "127.0.0.1:0")
-	child := holdInChild(t, l)
-	ino := inodeOf(t, l)
-	var snap *Snapshot
-	// The child needs a moment to exist in /proc with its fds.
-	for i := 0; i < 50; i++ {
-		snap = scanHost(t, Query{})
-		if s, ok := byInode(snap)[ino]; ok && len(s.Processes) == 2 {
-			break
+	eachResolver(t, func(t *testing.T) {
+		l := listenTCP(t, "tcp4", "127.0.0.1:0")
+		child := holdInChild(t, l)
+		ino := inodeOf(t, l)
+		var snap *Snapshot
+		// The child needs a moment to exist in /proc with its fds.
+		for i := 0; i < 50; i++ {
+			snap = scanHost(t, Query{})
+			if s, ok := byInode(snap)[ino]; ok && len(s.Processes) == 2 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s := byInode(snap)[ino]
-	want := []int{os.Getpid(), child.Process.Pid}
-	sort.Ints(want)
-	if !reflect.DeepEqual(s.PIDs(), want) {
-		t.Fatalf("pids = %v, want %v (parent and child)", s.PIDs(), want)
-	}
-	for _, p := range s.Processes {
-		if p.PID == child.Process.Pid && (p.Name != "sleep" || p.PPID != os.Getpid() || !reflect.DeepEqual(p.FDs, []int{3})) {
-			t.Errorf("child = %+v, want sleep with ppid %d holding fd 3", p, os.Getpid())
+		s := byInode(snap)[ino]
+		want := []int{os.Getpid(), child.Process.Pid}
+		sort.Ints(want)
+		if !reflect.DeepEqual(s.PIDs(), want) {
+			t.Fatalf("pids = %v, want %v (parent and child)", s.PIDs(), want)
 		}
-	}
-	checkAgainstSS(t, snap, map[uint64]bool{ino: true}, runSS(t, nil, "-l"))
+		for _, p := range s.Processes {
+			if p.PID == child.Process.Pid && (p.Name != "sleep" || p.PPID != os.Getpid() || !reflect.DeepEqual(p.FDs, []int{3})) {
+				t.Errorf("child = %+v, want sleep with ppid %d holding fd 3", p, os.Getpid())
+			}
+		}
+		checkAgainstSS(t, snap, map[uint64]bool{ino: true}, runSS(t, nil, "-l"))
+	})
 }
 
 func TestReusePort(t *testing.T) {
-	a := listenTCP(t, "tcp4", "127.0.0.1:0", reusePort)
-	port := a.Addr().(*net.TCPAddr).Port
-	b := listenTCP(t, "tcp4", "127.0.0.1:"+strconv.Itoa(port), reusePort)
-	ia, ib := inodeOf(t, a), inodeOf(t, b)
-	if ia == ib {
-		t.Fatal("two SO_REUSEPORT listeners share an inode")
-	}
-	snap := scanHost(t, Query{})
-	n := 0
-	for _, s := range snap.Sockets {
-		if s.Local.Port == uint16(port) && s.Proto == TCP {
-			n++
+	eachResolver(t, func(t *testing.T) {
+		a := listenTCP(t, "tcp4", "127.0.0.1:0", reusePort)
+		port := a.Addr().(*net.TCPAddr).Port
+		b := listenTCP(t, "tcp4", "127.0.0.1:"+strconv.Itoa(port), reusePort)
+		ia, ib := inodeOf(t, a), inodeOf(t, b)
+		if ia == ib {
+			t.Fatal("two SO_REUSEPORT listeners share an inode")
 		}
-	}
-	if n != 2 {
-		t.Errorf("found %d listeners on port %d, want 2", n, port)
-	}
-	checkAgainstSS(t, snap, map[uint64]bool{ia: true, ib: true}, runSS(t, nil, "-l"))
+		snap := scanHost(t, Query{})
+		n := 0
+		for _, s := range snap.Sockets {
+			if s.Local.Port == uint16(port) && s.Proto == TCP {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("found %d listeners on port %d, want 2", n, port)
+		}
+		checkAgainstSS(t, snap, map[uint64]bool{ia: true, ib: true}, runSS(t, nil, "-l"))
+	})
 }
 
 // TestMain lets the test binary double as a child process that listens
@@ -281,43 +341,45 @@ func helperListen(addr string) {
 }
 
 func TestOtherNetNS(t *testing.T) {
-	testenv.RequireRoot(t)
-	ip := testenv.RequireCommand(t, "ip")
-	ns := fmt.Sprintf("porteiro-test-%d", os.Getpid())
-	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
-	exec.Command(ip, "-n", ns, "link", "set", "lo", "up").Run()
-	port := 47000 + os.Getpid()%1000
-	cmd := exec.Command(ip, "netns", "exec", ns, os.Args[0])
-	cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_LISTEN=127.0.0.1:"+strconv.Itoa(port))
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	buf := make([]byte, 64)
-	n, _ := out.Read(buf)
-	if !strings.Contains(string(buf[:n]), "ready") {
-		t.Fatalf("helper in %s did not start: %q", ns, buf[:n])
-	}
-	inNS := runSS(t, []string{ip, "netns", "exec", ns}, "-l")
-	var nsIno uint64
-	for ino, s := range inNS {
-		if strings.HasSuffix(s.Local, ":"+strconv.Itoa(port)) {
-			nsIno = ino
+	eachResolver(t, func(t *testing.T) {
+		testenv.RequireRoot(t)
+		ip := testenv.RequireCommand(t, "ip")
+		ns := fmt.Sprintf("porteiro-test-%d", os.Getpid())
+		if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Skipf("cannot create a network namespace here: %v: %s", err, out)
 		}
-	}
-	if nsIno == 0 {
-		t.Fatalf("ss inside %s does not show the helper's listener: %v", ns, inNS)
-	}
-	snap := scanHost(t, Query{})
-	for _, s := range snap.Sockets {
-		if s.Inode == nsIno || (s.Local.Port == uint16(port) && s.Local.Address.String() == "127.0.0.1") {
-			t.Errorf("the host list shows a listener from namespace %s: %+v", ns, s)
+		t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
+		exec.Command(ip, "-n", ns, "link", "set", "lo", "up").Run()
+		port := 47000 + os.Getpid()%1000
+		cmd := exec.Command(ip, "netns", "exec", ns, os.Args[0])
+		cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		buf := make([]byte, 64)
+		n, _ := out.Read(buf)
+		if !strings.Contains(string(buf[:n]), "ready") {
+			t.Fatalf("helper in %s did not start: %q", ns, buf[:n])
+		}
+		inNS := runSS(t, []string{ip, "netns", "exec", ns}, "-l")
+		var nsIno uint64
+		for ino, s := range inNS {
+			if strings.HasSuffix(s.Local, ":"+strconv.Itoa(port)) {
+				nsIno = ino
+			}
+		}
+		if nsIno == 0 {
+			t.Fatalf("ss inside %s does not show the helper's listener: %v", ns, inNS)
+		}
+		snap := scanHost(t, Query{})
+		for _, s := range snap.Sockets {
+			if s.Inode == nsIno || (s.Local.Port == uint16(port) && s.Local.Address.String() == "127.0.0.1") {
+				t.Errorf("the host list shows a listener from namespace %s: %+v", ns, s)
+			}
+		}
+	})
 }
 
 // TestRaceWithExitingProcesses scans while children come and go: a scan

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -25,6 +26,11 @@ type IterResolver struct {
 	err  error // why the iterator is not in use
 	buf  []byte
 	pre  *iterPass
+
+	// hide, if set, drops the iterator's records of the pids it returns
+	// true for (fault injection: tests use it to stand for processes the
+	// iterator cannot see).
+	hide func(pid int) bool
 }
 
 // iterPass is one run of the iterator, in the background.
@@ -109,94 +115,112 @@ func (p *iterPass) next(k int) []byte {
 
 // Resolve implements OwnerResolver.
 func (r *IterResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
-	p := r.pre
-	if p == nil {
-		r.Prefetch(ctx)
-		if p = r.pre; p == nil {
-			return r.Proc.Resolve(ctx, want)
+	var (
+		c   *collected
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		p := r.pre
+		r.pre = nil
+		if p == nil {
+			if r.Prefetch(ctx); r.pre == nil {
+				return r.Proc.Resolve(ctx, want)
+			}
+			p, r.pre = r.pre, nil
 		}
-	}
-	r.pre = nil
-
-	holders := make(map[uint64][]Holder, len(want))
-	seen := make(map[int]struct{}, 256) // every process the iterator saw with a socket
-	pool := r.Proc.startDetails(ctx)
-	lastPID, lastMatched := -1, -1
-	for k := 0; ; k++ {
-		c := p.next(k)
-		if c == nil {
+		c, err = r.collect(ctx, p, want)
+		if err == nil {
 			break
 		}
-		taskfd.ParseRecords(c, func(pid, fd uint32, inode uint64) {
-			pi := int(pid)
-			if pi != lastPID {
-				seen[pi] = struct{}{}
-				lastPID = pi
-			}
-			if _, ok := want[inode]; !ok {
-				return
-			}
-			holders[inode] = append(holders[inode], Holder{PID: pi, FD: int(fd)})
-			if pi != lastMatched {
-				lastMatched = pi
-				pool.add(pi)
-			}
-		})
-	}
-	procs := pool.wait()
-	p.mu.Lock()
-	b, err := p.buf, p.err
-	p.mu.Unlock()
-	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if attempt == 0 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue // a prefetch whose own context ended: run a new pass
 		}
 		// A failed pass (a kernel that changed under us) is not retried.
 		r.it.Close()
 		r.it, r.err = nil, err
 		return r.Proc.Resolve(ctx, want)
 	}
-	r.buf = b
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	own := &Owners{Holders: holders, Processes: procs, Scanned: len(seen), Via: "taskfd"}
+	own := &Owners{Holders: c.holders, Processes: c.procs, Scanned: len(c.seen), Via: "taskfd"}
 
-	// A socket the iterator did not attribute may belong to a process it
-	// cannot see; walking the others says whether one is there or denied.
-	var missing map[uint64]struct{}
-	for ino := range want {
-		if _, ok := holders[ino]; !ok && ino != 0 {
-			if missing == nil {
-				missing = map[uint64]struct{}{}
-			}
-			missing[ino] = struct{}{}
-		}
-	}
-	if missing == nil {
-		return own, nil
-	}
+	// Walk the processes the iterator did not report, which have no open
+	// file or which it cannot see (then the walk finds their sockets, or
+	// counts them as denied). Kernel threads and zombies make up most of
+	// them, and their fd directories are empty.
 	w := &procfs.Walker{Root: r.Proc.ProcRoot, Workers: r.Proc.Workers,
-		Skip: func(pid int) bool { _, ok := seen[pid]; return ok }}
-	res, err := w.Walk(ctx, missing)
+		Skip: func(pid int) bool { _, ok := c.seen[pid]; return ok }}
+	res, err := w.Walk(ctx, want)
 	if err != nil {
 		return nil, err
 	}
-	more := r.Proc.startDetails(ctx)
-	for ino, hs := range res.Holders {
-		holders[ino] = hs
-		for _, h := range hs {
-			if _, ok := procs[h.PID]; !ok {
+	if len(res.Holders) > 0 {
+		more := r.Proc.startDetails(ctx)
+		for ino, hs := range res.Holders {
+			c.holders[ino] = append(c.holders[ino], hs...)
+			for _, h := range hs {
 				more.add(h.PID)
 			}
 		}
-	}
-	for pid, p := range more.wait() {
-		procs[pid] = p
+		for pid, p := range more.wait() {
+			c.procs[pid] = p
+		}
 	}
 	own.Scanned += res.Scanned
 	own.Denied = res.Denied
-	return own, nil
+	return own, ctx.Err()
+}
+
+// collected is what one pass of the iterator found.
+type collected struct {
+	holders map[uint64][]Holder
+	procs   map[int]*Process
+	seen    map[int]struct{} // every process the iterator reported
+}
+
+// collect reads pass p's records as they arrive, and the details of each
+// process that holds a wanted socket as soon as it shows up.
+func (r *IterResolver) collect(ctx context.Context, p *iterPass, want map[uint64]struct{}) (*collected, error) {
+	c := &collected{
+		holders: make(map[uint64][]Holder, len(want)),
+		seen:    make(map[int]struct{}, 256),
+	}
+	pool := r.Proc.startDetails(ctx)
+	lastPID, lastMatched := -1, -1
+	for k := 0; ; k++ {
+		b := p.next(k)
+		if b == nil {
+			break
+		}
+		taskfd.ParseRecords(b, func(pid, fd uint32, inode uint64) {
+			pi := int(pid)
+			if r.hide != nil && r.hide(pi) {
+				return
+			}
+			if pi != lastPID {
+				c.seen[pi] = struct{}{}
+				lastPID = pi
+			}
+			if _, ok := want[inode]; !ok || inode == 0 {
+				return
+			}
+			c.holders[inode] = append(c.holders[inode], Holder{PID: pi, FD: int(fd)})
+			if pi != lastMatched {
+				lastMatched = pi
+				pool.add(pi)
+			}
+		})
+	}
+	c.procs = pool.wait()
+	p.mu.Lock()
+	buf, err := p.buf, p.err
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	r.buf = buf
+	return c, ctx.Err()
 }
 
 // detailPool reads the details of processes on two workers per CPU, as
