@@ -1,9 +1,11 @@
 package taskfd
 
 import (
-	"golang.org/x/sys/unix"
+	"context"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func BenchmarkParseLayout(b *testing.B) {
@@ -44,4 +46,22 @@ func BenchmarkMmapBTF(b *testing.B) {
 		unix.Munmap(m)
 		f.Close()
 	}
+}
+
+// BenchmarkRead is one pass of the iterator over every process, reusing the
+// buffer as a caller would.
+func BenchmarkRead(b *testing.B) {
+	it := openIterator(b)
+	ctx := context.Background()
+	buf, err := it.Read(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = it.Read(ctx, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)/RecordSize), "records")
 }

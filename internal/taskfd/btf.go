@@ -1,17 +1,18 @@
 // Package taskfd lists every socket fd of every process in one pass, with a
-// BPF iterator over the kernel's task files (bpf_iter__task_file, Linux 5.8
-// and later). It is the fast owner resolver: where the /proc walk pays two
-// path lookups per fd (getdents and readlinkat), the iterator pays one
-// program run, and a 2,000-process host with 100,000 sockets is read in a
-// few milliseconds.
+// BPF iterator over the kernel's task files (bpf_iter__task_file; the
+// program needs Linux 5.11 or later). It is the fast owner resolver: where
+// the /proc walk pays two path lookups per fd (getdents and readlinkat), the
+// iterator pays one program run, and a 2,000-process host with 100,000
+// sockets is read in a few milliseconds.
 //
-// The program is a few dozen instructions assembled here, so there is no
-// compiler or object file. What it reads (file->f_inode->i_ino, the task's
-// pid) lives at offsets that change between kernels, so they come from the
-// running kernel's BTF (/sys/kernel/btf/vmlinux). The BTF reader, the
-// assembler and the record decoder are pure and run anywhere; only
-// iter_linux.go makes system calls. It needs CAP_BPF and CAP_PERFMON (or
-// root); callers fall back to the /proc walk when it is refused.
+// The program, at most a little over a hundred instructions, is assembled
+// here, so there is no compiler or object file. What it reads
+// (file->f_inode->i_ino, the task's pid) lives at offsets that change
+// between kernels, so they come from the running kernel's BTF
+// (/sys/kernel/btf/vmlinux). The BTF reader, the assembler and the record
+// decoder are pure and run anywhere; only iter_linux.go makes system calls.
+// It needs CAP_BPF and CAP_PERFMON (or root); callers fall back to the /proc
+// walk when it is refused.
 package taskfd
 
 import (
@@ -66,6 +67,7 @@ type Layout struct {
 	InodeIno        int16 // inode.i_ino (8 bytes)
 	TaskGroupLeader int16 // task_struct.group_leader
 	TaskThreadPid   int16 // task_struct.thread_pid
+	PidLevel        int16 // pid.level (4 bytes), the depth of its namespace
 	PidNumbers      int16 // pid.numbers, an array of struct upid
 	UpidSize        int16 // sizeof(struct upid)
 	UpidNr          int16 // upid.nr (4 bytes)
@@ -111,6 +113,7 @@ func ParseLayout(b []byte) (Layout, error) {
 		{&l.InodeIno, "inode", "i_ino", kindInt, 8},
 		{&l.TaskGroupLeader, "task_struct", "group_leader", kindPtr, 0},
 		{&l.TaskThreadPid, "task_struct", "thread_pid", kindPtr, 0},
+		{&l.PidLevel, "pid", "level", kindInt, 4},
 		{&l.UpidNr, "upid", "nr", kindInt, 4},
 	}
 	for _, f := range fields {
@@ -118,7 +121,7 @@ func ParseLayout(b []byte) (Layout, error) {
 		if !ok {
 			return l, fmt.Errorf("%w: no struct %s", ErrLayout, f.strct)
 		}
-		off, tid, err := t.member(sid, f.member, 0)
+		off, tid, err := t.member(sid, f.member)
 		if err != nil {
 			return l, fmt.Errorf("%w: %s.%s: %v", ErrLayout, f.strct, f.member, err)
 		}
@@ -141,7 +144,7 @@ func ParseLayout(b []byte) (Layout, error) {
 	if !ok {
 		return l, fmt.Errorf("%w: no struct pid", ErrLayout)
 	}
-	off, tid, err := t.member(pid, "numbers", 0)
+	off, tid, err := t.member(pid, "numbers")
 	if err != nil {
 		return l, fmt.Errorf("%w: pid.numbers: %v", ErrLayout, err)
 	}
@@ -261,9 +264,18 @@ func (t *btf) typ(id uint32) (kind, vlen int, kflag bool, sizeType uint32, rest 
 }
 
 // member finds the named member of struct or union id, looking into
-// anonymous structs and unions too, and returns its byte offset (plus base)
-// and type id.
-func (t *btf) member(id uint32, name string, depth int) (uint32, uint32, error) {
+// anonymous structs and unions too, and returns its byte offset and type id.
+func (t *btf) member(id uint32, name string) (uint64, uint32, error) {
+	return t.memberAt(id, name, 0, map[uint32]int{})
+}
+
+// memberAt is member for a struct or union nested depth anonymous levels
+// down. searched holds the anonymous types already searched in
+// vain, with the shallowest depth they were searched from: one met again as
+// deep or deeper holds nothing new. Without it, broken BTF whose anonymous
+// types contain themselves, or each other many times over, would take
+// exponential time.
+func (t *btf) memberAt(id uint32, name string, depth int, searched map[uint32]int) (uint64, uint32, error) {
 	if depth > 8 {
 		return 0, 0, errors.New("anonymous members nested too deep")
 	}
@@ -274,6 +286,7 @@ func (t *btf) member(id uint32, name string, depth int) (uint32, uint32, error) 
 	if kind != kindStruct && kind != kindUnion {
 		return 0, 0, fmt.Errorf("type %d is not a struct or union", id)
 	}
+	searched[id] = depth
 	for i := 0; i < vlen; i++ {
 		m := rest[12*i:]
 		mname, mtype, moff := t.order.Uint32(m), t.order.Uint32(m[4:]), t.order.Uint32(m[8:])
@@ -292,12 +305,16 @@ func (t *btf) member(id uint32, name string, depth int) (uint32, uint32, error) 
 			if err != nil || (k != kindStruct && k != kindUnion) {
 				continue
 			}
-			inner, tid, err := t.member(t.skipQualifiers(mtype), name, depth+1)
+			anon := t.skipQualifiers(mtype)
+			if d, ok := searched[anon]; ok && d <= depth+1 {
+				continue
+			}
+			inner, tid, err := t.memberAt(anon, name, depth+1, searched)
 			if err == nil {
 				if bitOff%8 != 0 {
 					return 0, 0, errors.New("not byte-aligned")
 				}
-				return bitOff/8 + inner, tid, nil
+				return uint64(bitOff/8) + inner, tid, nil
 			}
 			continue
 		}
@@ -307,7 +324,7 @@ func (t *btf) member(id uint32, name string, depth int) (uint32, uint32, error) 
 		if bitOff%8 != 0 {
 			return 0, 0, errors.New("not byte-aligned")
 		}
-		return bitOff / 8, mtype, nil
+		return uint64(bitOff / 8), mtype, nil
 	}
 	return 0, 0, errors.New("no such member")
 }
@@ -332,12 +349,19 @@ func (t *btf) skipQualifiers(id uint32) uint32 {
 // resolve returns the kind and byte size of type id after qualifiers. The
 // size of a pointer is reported as 0.
 func (t *btf) resolve(id uint32) (int, uint32, error) {
-	kind, _, _, size, _, err := t.typ(t.skipQualifiers(id))
+	kind, _, _, size, rest, err := t.typ(t.skipQualifiers(id))
 	if err != nil {
 		return 0, 0, err
 	}
 	switch kind {
-	case kindInt, kindStruct, kindUnion, kindEnum, kindEnum64, kindFloat:
+	case kindInt:
+		// In a struct without kind_flag, a bitfield's width is in its int
+		// type: fewer bits than the size, or an offset within it.
+		if enc := t.order.Uint32(rest); enc&0xff != size*8 || enc>>16&0xff != 0 {
+			return 0, 0, errors.New("is a bitfield")
+		}
+		return kind, size, nil
+	case kindStruct, kindUnion, kindEnum, kindEnum64, kindFloat:
 		return kind, size, nil
 	}
 	return kind, 0, nil

@@ -25,12 +25,14 @@ const (
 	aluAnd = 0x50
 	aluMov = 0xb0
 
+	jmpJA   = 0x00
 	jmpJEQ  = 0x10
 	jmpJNE  = 0x50
 	jmpCall = 0x80
 	jmpExit = 0x90
 
-	fnSeqWrite = 127 // BPF_FUNC_seq_write
+	fnSeqWrite          = 127 // BPF_FUNC_seq_write
+	fnGetCurrentTaskBTF = 158 // BPF_FUNC_get_current_task_btf
 
 	sIFMT   = 0o170000
 	sIFSOCK = 0o140000
@@ -77,13 +79,29 @@ func jmpK(op uint8, dst uint8, imm int32) insn {
 	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: labelExit}
 }
 
-const labelExit = -0x7fff
+// ja is an unconditional jump to a label, fixed up by Program.
+func ja(label int16) insn { return insn{code: clsJMP | jmpJA, off: label} }
 
-// Program assembles the iterator program for layout l. level is the depth
-// of the reader's PID namespace (0 for the initial one): the program reports
-// each process by its pid as seen from there, the number /proc shows. The
-// program runs once per open file of every process and writes one record for
-// each socket.
+func call(fn int32) insn { return insn{code: clsJMP | jmpCall, imm: fn} }
+
+// Jump targets, fixed up by Program.
+const (
+	labelExit  = -0x7fff
+	labelStore = -0x7ffe
+)
+
+// Program assembles the iterator program for layout l. The program runs
+// once per open file of every process and writes one record for each
+// socket, with the process's pid as the reader's PID namespace numbers it,
+// the number /proc shows there.
+//
+// level is the least depth the reader's PID namespace can have (0 for the
+// initial one): the number of pids on the NSpid line of /proc/self/status,
+// minus one. It is only a lower bound, as that line starts at the namespace
+// /proc was mounted from, which in a container is the reader's own. So the
+// program reads the actual depth from the reading task (the level of its
+// struct pid) and picks, among levels level to MaxLevel, the entry of the
+// process's pid.numbers for that depth.
 func Program(l Layout, level int) ([]byte, error) {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		return nil, errors.New("big-endian hosts are not supported")
@@ -91,8 +109,9 @@ func Program(l Layout, level int) ([]byte, error) {
 	if level < 0 || level > MaxLevel {
 		return nil, fmt.Errorf("pid namespace level %d out of range", level)
 	}
-	nr := int(l.PidNumbers) + level*int(l.UpidSize) + int(l.UpidNr)
-	if nr > 1<<15-1 {
+	// nr is the offset of numbers[lv].nr in struct pid.
+	nr := func(lv int) int { return int(l.PidNumbers) + lv*int(l.UpidSize) + int(l.UpidNr) }
+	if nr(level) > 1<<15-1 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
 	p := []insn{
@@ -110,12 +129,28 @@ func Program(l Layout, level int) ([]byte, error) {
 		stx(sizeDW, r10, -8, r2), // record.inode
 		ldx(sizeW, r2, r6, l.CtxFD),
 		stx(sizeW, r10, -12, r2), // record.fd
-		// The process's pid: task->group_leader->thread_pid->numbers[level].nr.
+		// The process's struct pid: task->group_leader->thread_pid.
 		ldx(sizeDW, r7, r7, l.TaskGroupLeader),
 		jmpK(jmpJEQ, r7, 0),
 		ldx(sizeDW, r7, r7, l.TaskThreadPid),
 		jmpK(jmpJEQ, r7, 0),
-		ldx(sizeW, r2, r7, int16(nr)),
+		// The depth of the reader's PID namespace: the level of the
+		// reading task's pid.
+		call(fnGetCurrentTaskBTF),
+		ldx(sizeDW, r0, r0, l.TaskThreadPid),
+		jmpK(jmpJEQ, r0, 0),
+		ldx(sizeW, r0, r0, l.PidLevel),
+	}
+	// The pid, numbers[depth].nr: one load per depth the reader may be at.
+	for lv := level; lv <= MaxLevel && nr(lv) <= 1<<15-1; lv++ {
+		p = append(p,
+			insn{code: clsJMP | jmpJNE | srcK, dst: r0, imm: int32(lv), off: 2},
+			ldx(sizeW, r2, r7, int16(nr(lv))),
+			ja(labelStore))
+	}
+	p = append(p,
+		ja(labelExit), // deeper than the program can read
+		// store:
 		stx(sizeW, r10, -16, r2), // record.pid
 		// bpf_seq_write(ctx->meta->seq, &record, 16)
 		ldx(sizeDW, r1, r6, l.CtxMeta),
@@ -123,16 +158,19 @@ func Program(l Layout, level int) ([]byte, error) {
 		movX(r2, r10),
 		alu64K(aluAdd, r2, -RecordSize),
 		alu64K(aluMov, r3, RecordSize),
-		{code: clsJMP | jmpCall, imm: fnSeqWrite},
+		call(fnSeqWrite),
 		// exit:
 		alu64K(aluMov, r0, 0),
-		{code: clsJMP | jmpExit},
-	}
-	exit := len(p) - 2
+		insn{code: clsJMP | jmpExit},
+	)
+	exit, store := len(p)-2, len(p)-9
 	out := make([]byte, 0, 8*len(p))
 	for i, in := range p {
-		if in.off == labelExit {
+		switch in.off {
+		case labelExit:
 			in.off = int16(exit - i - 1)
+		case labelStore:
+			in.off = int16(store - i - 1)
 		}
 		out = append(out, in.code, in.dst&0xf|in.src<<4)
 		out = binary.LittleEndian.AppendUint16(out, uint16(in.off))
