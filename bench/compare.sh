@@ -111,6 +111,7 @@ ss_listen=$(ss -H -tuln | wc -l)
 ss_all=$(ss -H -tuan | wc -l)
 pt_listen=$("$bin/porteiro" list -o ndjson | wc -l)
 pt_all=$("$bin/porteiro" list --all -o ndjson | wc -l)
+resolver=$("$bin/porteiro" list -o json | jq -r '.resolver // "none"')
 procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
 fds=$({ find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -122,6 +123,8 @@ echo "== timing: $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_ru
 	-c "porteiro list --all::$bin/porteiro list --all" \
 	-c "ss -tunap::ss -tunap" \
 	-c "porteiro who PORT::$bin/porteiro who $port" \
+	-c "porteiro list, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list" \
+	-c "porteiro list --all, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list --all" \
 	-c "fuser PORT/tcp::fuser $port/tcp" \
 	-c "netstat -tulpn::netstat -tulpn" \
 	-c "ss -tln (no owners)::ss -tln" \
@@ -162,6 +165,8 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	echo "- on the host before the load: $base_procs processes, $base_socks TCP/UDP sockets"
 	echo "- on the host during the run: $procs processes, $fds fds;" \
 		"ss sees $ss_listen listening and $ss_all TCP/UDP sockets, porteiro $pt_listen and $pt_all"
+	echo "- porteiro finds owners with: $resolver (\`taskfd\`: the kernel's task-file iterator;" \
+		"the \`/proc walk\` rows force the walk that runs without CAP_BPF)"
 	echo "- $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_runs), output to /dev/null (\`bench/timeit\`)"
 	echo
 	echo "| command | median | mean ± σ | min | CPU (median) | peak RSS |"
@@ -184,6 +189,8 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
 	row "porteiro list --all / ss -tunap" "porteiro list --all" "ss -tunap" "$t_all"
 	row "porteiro who / fuser" "porteiro who PORT" "fuser PORT/tcp" 0.5
+	row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" ""
+	row "porteiro list --all, /proc walk / ss -tunap" "porteiro list --all, /proc walk" "ss -tunap" ""
 	row "porteiro list / netstat -tulpn" "porteiro list" "netstat -tulpn" ""
 	row "porteiro list / lsof -i" "porteiro list" "lsof -i -P -n" ""
 	row "ss -tln / ss -tlnp (kernel share of ss)" "ss -tln (no owners)" "ss -tlnp" ""

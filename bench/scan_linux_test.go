@@ -98,9 +98,25 @@ func BenchmarkScanAllNoOwners(b *testing.B) {
 	benchScan(b, inventory.Options{NoOwners: true}, all)
 }
 
-// BenchmarkResolveOwners is the /proc/*/fd walk alone, for the inodes of
-// every listener.
+// BenchmarkResolveOwners finds the owners of every listener with the
+// task-file iterator (as root), with the walk of the processes it did not
+// report and the reading of the owners' details.
 func BenchmarkResolveOwners(b *testing.B) {
+	r := inventory.NewIterResolver("/proc")
+	defer r.Close()
+	benchResolve(b, r)
+	if r.Err() != nil {
+		b.Logf("the task-file iterator is not in use: %v", r.Err())
+	}
+}
+
+// BenchmarkResolveOwnersWalk is the same with the /proc/*/fd walk alone, as
+// without CAP_BPF.
+func BenchmarkResolveOwnersWalk(b *testing.B) {
+	benchResolve(b, &inventory.ProcResolver{ProcRoot: "/proc"})
+}
+
+func benchResolve(b *testing.B, r inventory.OwnerResolver) {
 	ctx := context.Background()
 	snap, err := inventory.NewScanner(inventory.Options{NoOwners: true}).Scan(ctx, listeners)
 	if err != nil {
@@ -111,7 +127,6 @@ func BenchmarkResolveOwners(b *testing.B) {
 		want[so.Inode] = struct{}{}
 	}
 	fds := countFDs()
-	r := inventory.DefaultResolver("/proc")
 	var own *inventory.Owners
 	b.ReportAllocs()
 	for b.Loop() {

@@ -3,9 +3,11 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +46,7 @@ func porteiro(t *testing.T, args ...string) result { return runAs(t, nil, args..
 // decoded as numbers: a string where a number belongs fails the decode.
 type document struct {
 	SchemaVersion int      `json:"schema_version"`
+	Resolver      string   `json:"resolver"`
 	Privileged    bool     `json:"privileged"`
 	Notes         []string `json:"notes"`
 	Sockets       []struct {
@@ -149,6 +152,10 @@ func TestWho(t *testing.T) {
 	d := decode(t, porteiro(t, "who", "127.0.0.1:"+strconv.Itoa(port), "-o", "json").stdout)
 	if d.SchemaVersion != 1 || len(d.Sockets) != 1 || len(d.Sockets[0].Processes) != 2 {
 		t.Fatalf("who -o json: %+v", d)
+	}
+	// As root, owners come from the kernel's task-file iterator.
+	if os.Geteuid() == 0 && d.Resolver != "taskfd" {
+		t.Errorf("as root, owners were found by %q, want taskfd", d.Resolver)
 	}
 	s := d.Sockets[0]
 	if s.Proto != "tcp" || s.Family != "ipv4" || s.State != "LISTEN" || s.Local.Port != port || s.Exposure != "loopback" || s.Inode == 0 || s.NetNS == 0 {
@@ -261,6 +268,10 @@ func TestUnprivileged(t *testing.T) {
 	if d.Privileged {
 		t.Error("privileged = true for nobody")
 	}
+	// nobody may not load BPF programs: the /proc walk takes over.
+	if d.Resolver != "procfs" {
+		t.Errorf("as nobody, owners were found by %q, want procfs", d.Resolver)
+	}
 	seen := 0
 	for _, s := range d.Sockets {
 		switch s.Local.Port {
@@ -323,5 +334,70 @@ func TestKill(t *testing.T) {
 	}
 	if r := porteiro(t, "kill", p, "--signal", "BOGUS"); r.code != 2 {
 		t.Errorf("bad signal: exit %d, want 2", r.code)
+	}
+}
+
+// TestMain lets the test binary double as a process that listens, for
+// TestInPIDNamespace.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("PORTEIRO_E2E_LISTEN"); addr != "" {
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			fmt.Println("listen error:", err)
+			os.Exit(1)
+		}
+		defer l.Close()
+		fmt.Println("ready", os.Getpid())
+		time.Sleep(60 * time.Second)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestInPIDNamespace runs porteiro in a new PID namespace, next to a
+// process there that holds a listener. porteiro must name that process by
+// its pid inside the namespace, and show the test's own listener, whose
+// process it cannot see from there, with that reason.
+func TestInPIDNamespace(t *testing.T) {
+	testenv.RequireRoot(t)
+	unshare := testenv.RequireCommand(t, "unshare")
+	bin := testenv.Binary(t)
+	_, outside := listen(t, "127.0.0.1:0")
+	inside := testenv.FreePort(t)
+	ready := filepath.Join(t.TempDir(), "ready")
+	script := fmt.Sprintf(`PORTEIRO_E2E_LISTEN=127.0.0.1:%d %s >%s &
+i=0; until grep -q ready %s; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.05; done
+%s list --port %d,%d -o json; echo; cat %s; kill $!`,
+		inside, os.Args[0], ready, ready, bin, inside, outside, ready)
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "sh", "-c", script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("in a new PID namespace: %v\n%s%s", err, out, stderr.String())
+	}
+	doc, readyLine, _ := strings.Cut(string(out), "\nready ")
+	helperPID, _ := strconv.Atoi(strings.TrimSpace(readyLine))
+	d := decode(t, doc)
+	if d.Resolver != "taskfd" {
+		t.Errorf("inside a PID namespace, owners were found by %q, want taskfd", d.Resolver)
+	}
+	seen := 0
+	for _, s := range d.Sockets {
+		switch s.Local.Port {
+		case outside:
+			seen++
+			if len(s.Processes) != 0 || s.UnattributedReason != "no_process_in_pid_namespace" {
+				t.Errorf("a listener held outside the namespace: %+v", s)
+			}
+		case inside:
+			seen++
+			if len(s.Processes) != 1 || s.Processes[0].PID != helperPID || helperPID <= 1 || helperPID > 100 {
+				t.Errorf("the listener held inside the namespace by pid %d: %+v", helperPID, s)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("saw %d of the 2 listeners:\n%s\n%s", seen, out, stderr.String())
 	}
 }

@@ -3,7 +3,6 @@ package taskfd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,11 +77,19 @@ func mapFile(path string) ([]byte, func(), error) {
 // caller should walk /proc instead, when the kernel has no BTF or no
 // task-file iterator, or when the caller lacks CAP_BPF and CAP_PERFMON.
 func Open() (*Iterator, error) {
-	l, err := kernelLayout()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, fmt.Errorf("reading pid namespace depth: %w", err)
+	}
+	status, err := ParseStatus(b)
 	if err != nil {
 		return nil, err
 	}
-	level, err := pidLevel()
+	if !status.CanLoad() {
+		return nil, ErrNoCapability // before the BTF is read, which takes time
+	}
+	level := status.Level
+	l, err := kernelLayout()
 	if err != nil {
 		return nil, err
 	}
@@ -196,25 +203,6 @@ func (it *Iterator) check(out []byte) error {
 		return fmt.Errorf("task-file iterator did not report this process's socket under pid %d (pid namespace level %d)", self, it.level)
 	}
 	return nil
-}
-
-// pidLevel returns the depth of this process's PID namespace: the number of
-// pids in the NSpid line of /proc/self/status, minus one.
-func pidLevel() (int, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, fmt.Errorf("reading pid namespace depth: %w", err)
-	}
-	for line := range bytes.Lines(b) {
-		if rest, ok := bytes.CutPrefix(line, []byte("NSpid:")); ok {
-			n := len(strings.Fields(string(rest)))
-			if n == 0 {
-				break
-			}
-			return n - 1, nil
-		}
-	}
-	return 0, errors.New("reading pid namespace depth: no NSpid in /proc/self/status")
 }
 
 // bpf(2) attributes, laid out as in include/uapi/linux/bpf.h.

@@ -20,8 +20,10 @@ var ErrNoCapability = errors.New("loading BPF iterators needs CAP_BPF and CAP_PE
 
 // Status is what Open needs from /proc/self/status.
 type Status struct {
-	// Level is the depth of the process's PID namespace, 0 for the
-	// initial one: the number of pids on the NSpid line, minus one.
+	// Level is the number of pids on the NSpid line, minus one: the depth
+	// of the process's PID namespace below the one /proc was mounted from.
+	// That is a lower bound of its real depth (a container's own /proc
+	// says 0), which the program reads from the kernel.
 	Level int
 	// CapEff is the effective capability set.
 	CapEff uint64
