@@ -4,6 +4,7 @@ import (
 	"math/rand"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -11,36 +12,41 @@ import (
 // plain stable sort of the values, on random sockets with many ties.
 func TestSortSockets(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
-	addrs := []netip.Addr{netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::"), netip.MustParseAddr("::1")}
+	addrs := []netip.Addr{{}, netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("127.0.0.1"),
+		netip.MustParseAddr("10.0.0.255"), netip.MustParseAddr("10.1.0.0"), netip.MustParseAddr("255.255.255.255"),
+		netip.MustParseAddr("::"), netip.MustParseAddr("::1"), netip.MustParseAddr("::ffff:127.0.0.1"),
+		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("2001:db8::ff00"), netip.MustParseAddr("2001:db8::1:0")}
 	for round := 0; round < 50; round++ {
 		n := r.Intn(300)
+		if round == 0 {
+			n = 3000
+		}
 		socks := make([]Socket, n)
 		for i := range socks {
 			socks[i] = Socket{
 				Proto:  []Proto{TCP, UDP}[r.Intn(2)],
 				Local:  Endpoint{Address: addrs[r.Intn(len(addrs))], Port: uint16(r.Intn(5))},
 				Remote: Endpoint{Address: addrs[r.Intn(len(addrs))], Port: uint16(r.Intn(3))},
-				Inode:  uint64(r.Intn(20)),
+				Inode:  uint64(r.Intn(20)) << (8 * r.Intn(8)),
 				UID:    uint32(i), // tells equal-keyed sockets apart
 			}
 		}
 		want := slices.Clone(socks)
 		slices.SortStableFunc(want, func(a, b Socket) int {
-			ka := sortKey{local: a.Local.Address, remote: a.Remote.Address, inode: a.Inode, lport: a.Local.Port, rport: a.Remote.Port, proto: a.Proto}
-			kb := sortKey{local: b.Local.Address, remote: b.Remote.Address, inode: b.Inode, lport: b.Local.Port, rport: b.Remote.Port, proto: b.Proto}
+			// The order porteiro promises, spelled out field by field.
 			switch {
-			case ka.proto != kb.proto:
-				return map[bool]int{true: -1, false: 1}[ka.proto < kb.proto]
-			case ka.lport != kb.lport:
-				return int(ka.lport) - int(kb.lport)
-			case ka.local != kb.local:
-				return ka.local.Compare(kb.local)
-			case ka.rport != kb.rport:
-				return int(ka.rport) - int(kb.rport)
-			case ka.remote != kb.remote:
-				return ka.remote.Compare(kb.remote)
-			case ka.inode != kb.inode:
-				return map[bool]int{true: -1, false: 1}[ka.inode < kb.inode]
+			case a.Proto != b.Proto:
+				return strings.Compare(string(a.Proto), string(b.Proto))
+			case a.Local.Port != b.Local.Port:
+				return int(a.Local.Port) - int(b.Local.Port)
+			case a.Local.Address != b.Local.Address:
+				return a.Local.Address.Compare(b.Local.Address)
+			case a.Remote.Port != b.Remote.Port:
+				return int(a.Remote.Port) - int(b.Remote.Port)
+			case a.Remote.Address != b.Remote.Address:
+				return a.Remote.Address.Compare(b.Remote.Address)
+			case a.Inode != b.Inode:
+				return map[bool]int{true: -1, false: 1}[a.Inode < b.Inode]
 			}
 			return 0
 		})
