@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // eBPF opcodes, from include/uapi/linux/bpf.h and bpf_common.h.
@@ -46,7 +47,8 @@ const (
 )
 
 // RecordSize is the size of one record the program writes:
-// struct { u32 pid; u32 fd; u64 inode; } in the kernel's byte order.
+// struct { u32 pid; u32 fd; u64 inode; } in the kernel's byte order, one
+// per open file, with inode 0 for a file that is not a socket.
 const RecordSize = 16
 
 // MaxLevel is the deepest PID namespace the program can be built for
@@ -74,6 +76,11 @@ func alu64K(op uint8, dst uint8, imm int32) insn {
 
 func movX(dst, src uint8) insn { return insn{code: clsALU64 | aluMov | srcX, dst: dst, src: src} }
 
+// jmpTo is a conditional jump to a label, fixed up by Program.
+func jmpTo(op uint8, dst uint8, imm int32, label int16) insn {
+	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: label}
+}
+
 // jmpK is a conditional jump to label exit, fixed up by Program.
 func jmpK(op uint8, dst uint8, imm int32) insn {
 	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: labelExit}
@@ -86,13 +93,15 @@ func call(fn int32) insn { return insn{code: clsJMP | jmpCall, imm: fn} }
 
 // Jump targets, fixed up by Program.
 const (
-	labelExit  = -0x7fff
-	labelStore = -0x7ffe
+	labelExit    = -0x7fff
+	labelStore   = -0x7ffe
+	labelNoInode = -0x7ffd
 )
 
 // Program assembles the iterator program for layout l. The program runs
-// once per open file of every process and writes one record for each
-// socket, with the process's pid as the reader's PID namespace numbers it,
+// once per open file of every process and writes one record for each: the
+// socket's inode number for a socket, 0 for any other file (so the reader
+// learns which processes it saw, sockets or not), with the process's pid as the reader's PID namespace numbers it,
 // the number /proc shows there.
 //
 // level is the least depth the reader's PID namespace can have (0 for the
@@ -120,12 +129,14 @@ func Program(l Layout, level int) ([]byte, error) {
 		jmpK(jmpJEQ, r7, 0), // the final call has no task
 		ldx(sizeDW, r8, r6, l.CtxFile),
 		jmpK(jmpJEQ, r8, 0),
+		alu64K(aluMov, r2, 0), // inode 0: not a socket
 		ldx(sizeDW, r8, r8, l.FileInode),
-		jmpK(jmpJEQ, r8, 0),
-		ldx(sizeH, r2, r8, l.InodeMode),
-		alu64K(aluAnd, r2, sIFMT),
-		jmpK(jmpJNE, r2, sIFSOCK), // sockets only
+		jmpTo(jmpJEQ, r8, 0, labelNoInode),
+		ldx(sizeH, r3, r8, l.InodeMode),
+		alu64K(aluAnd, r3, sIFMT),
+		jmpTo(jmpJNE, r3, sIFSOCK, labelNoInode),
 		ldx(sizeDW, r2, r8, l.InodeIno),
+		// noInode:
 		stx(sizeDW, r10, -8, r2), // record.inode
 		ldx(sizeW, r2, r6, l.CtxFD),
 		stx(sizeW, r10, -12, r2), // record.fd
@@ -164,11 +175,14 @@ func Program(l Layout, level int) ([]byte, error) {
 		insn{code: clsJMP | jmpExit},
 	)
 	exit, store := len(p)-2, len(p)-9
+	noInode := slices.IndexFunc(p, func(in insn) bool { return in.code == clsSTX|modeMem|sizeDW && in.off == -8 })
 	out := make([]byte, 0, 8*len(p))
 	for i, in := range p {
 		switch in.off {
 		case labelExit:
 			in.off = int16(exit - i - 1)
+		case labelNoInode:
+			in.off = int16(noInode - i - 1)
 		case labelStore:
 			in.off = int16(store - i - 1)
 		}

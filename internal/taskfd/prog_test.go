@@ -98,10 +98,10 @@ func TestProgramShape(t *testing.T) {
 		if testing.Verbose() && level == 3 {
 			t.Logf("level %d:\n%v", level, asm.Instructions(insns))
 		}
-		// 22 instructions up to the reader's depth, 3 per depth the
+		// 23 instructions up to the reader's depth, 3 per depth the
 		// reader may be at, a jump past the last, 9 to write the record.
 		depths := MaxLevel - level + 1
-		if want := 22 + 3*depths + 1 + 9; len(insns) != want {
+		if want := 23 + 3*depths + 1 + 9; len(insns) != want {
 			t.Errorf("level %d: %d instructions, want %d", level, len(insns), want)
 		}
 		last := len(insns) - 1
@@ -120,18 +120,37 @@ func TestProgramShape(t *testing.T) {
 			t.Errorf("instruction before exit is %v, want r0 = 0", ins)
 		}
 
-		// The checks before the pid lookup all jump to r0 = 0: the final
-		// call without a task, null pointers, files that are not sockets.
-		dispatch := 22 // the first depth test
-		checks := 0
+		// The checks before the pid lookup jump to r0 = 0 (the final
+		// call without a task, null pointers), except the two that find a
+		// file that is not a socket (no inode, or not S_IFSOCK): they skip
+		// to storing inode 0, which r2 holds from "r2 = 0" on.
+		dispatch := 23 // the first depth test
+		noInode := slices.IndexFunc(insns, func(ins asm.Instruction) bool {
+			return ins.OpCode.Class() == asm.StXClass && ins.Offset == -8
+		})
+		if ins := insns[noInode-7]; ins.OpCode != asm.Mov.Op(asm.ImmSource) || ins.Dst != asm.R2 || ins.Constant != 0 {
+			t.Errorf("level %d: instruction %d is %v, want r2 = 0", level, noInode-7, ins)
+		}
+		checks, toNoInode := 0, 0
 		for i, ins := range insns[:dispatch] {
 			if !isCondJump(ins) {
 				continue
 			}
 			checks++
-			if target := i + 1 + int(ins.Offset); target != exit {
+			target := i + 1 + int(ins.Offset)
+			if i > noInode-7 && i < noInode {
+				toNoInode++
+				if target != noInode {
+					t.Errorf("level %d: check %d (%v) jumps to %d, want %d (store inode 0)", level, i, ins, target, noInode)
+				}
+				continue
+			}
+			if target != exit {
 				t.Errorf("level %d: check %d (%v) jumps to %d, want %d (r0 = 0)", level, i, ins, target, exit)
 			}
+		}
+		if toNoInode != 2 {
+			t.Errorf("level %d: %d checks jump to store inode 0, want 2", level, toNoInode)
 		}
 		if checks != 7 {
 			t.Errorf("level %d: %d checks, want 7", level, checks)
@@ -139,7 +158,7 @@ func TestProgramShape(t *testing.T) {
 		sock := slices.IndexFunc(insns, func(ins asm.Instruction) bool {
 			return isCondJump(ins) && ins.OpCode.JumpOp() == asm.JNE
 		})
-		if sock < 1 || insns[sock].Constant != sIFSOCK || insns[sock].Dst != asm.R2 ||
+		if sock < 1 || insns[sock].Constant != sIFSOCK || insns[sock].Dst != asm.R3 ||
 			insns[sock-1].OpCode != asm.And.Op(asm.ImmSource) || insns[sock-1].Constant != sIFMT {
 			t.Errorf("level %d: no (mode & S_IFMT) != S_IFSOCK check", level)
 		}
@@ -198,7 +217,7 @@ func TestProgramShape(t *testing.T) {
 			{asm.R7, asm.R6, asm.DWord, l.CtxTask},
 			{asm.R8, asm.R6, asm.DWord, l.CtxFile},
 			{asm.R8, asm.R8, asm.DWord, l.FileInode},
-			{asm.R2, asm.R8, asm.Half, l.InodeMode},
+			{asm.R3, asm.R8, asm.Half, l.InodeMode},
 			{asm.R2, asm.R8, asm.DWord, l.InodeIno},
 			{asm.R2, asm.R6, asm.Word, l.CtxFD},
 			{asm.R7, asm.R7, asm.DWord, l.TaskGroupLeader},
@@ -393,7 +412,8 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 
 // TestProgramRun runs the program on fake kernel objects: it writes the
 // record of a socket, with the pid numbered for the reader's depth, and
-// nothing otherwise.
+// a record with inode 0 for any other file, and nothing when a pointer it
+// follows is missing.
 func TestProgramRun(t *testing.T) {
 	littleEndianHost(t)
 	l := testLayout
@@ -458,6 +478,12 @@ func TestProgramRun(t *testing.T) {
 		b = binary.NativeEndian.AppendUint32(b, 7)
 		return binary.NativeEndian.AppendUint64(b, 1<<40|12345)
 	}
+	// A file that is not a socket is reported too, with inode 0.
+	other := func(pid uint32) []byte {
+		b := binary.NativeEndian.AppendUint32(nil, pid)
+		b = binary.NativeEndian.AppendUint32(b, 7)
+		return binary.NativeEndian.AppendUint64(b, 0)
+	}
 	const sock = sIFSOCK | 0o777
 
 	for _, level := range []int{0, 1, 3} {
@@ -471,12 +497,12 @@ func TestProgramRun(t *testing.T) {
 			w    world
 			want []byte
 		}{
-			{"regular file", world{readerLevel: uint32(level), mode: 0o100644}, nil},
-			{"directory", world{readerLevel: uint32(level), mode: 0o040755}, nil},
-			{"fifo", world{readerLevel: uint32(level), mode: 0o010600}, nil},
-			{"socket with S_IFMT bits set elsewhere", world{readerLevel: uint32(level), mode: 0o170000}, nil},
+			{"regular file", world{readerLevel: uint32(level), mode: 0o100644}, other(uint32(1000 + level))},
+			{"directory", world{readerLevel: uint32(level), mode: 0o040755}, other(uint32(1000 + level))},
+			{"fifo", world{readerLevel: uint32(level), mode: 0o010600}, other(uint32(1000 + level))},
+			{"socket with S_IFMT bits set elsewhere", world{readerLevel: uint32(level), mode: 0o170000}, other(uint32(1000 + level))},
 			{"final call without a task", world{readerLevel: uint32(level), mode: sock, noTask: true}, nil},
-			{"file without an inode", world{readerLevel: uint32(level), mode: sock, noInode: true}, nil},
+			{"file without an inode", world{readerLevel: uint32(level), mode: sock, noInode: true}, other(uint32(1000 + level))},
 			{"task without a pid", world{readerLevel: uint32(level), mode: sock, noPid: true}, nil},
 			{"reader without a pid", world{readerLevel: uint32(level), mode: sock, noReaderPid: true}, nil},
 			{"reader shallower than level", world{readerLevel: uint32(level) - 1, mode: sock}, nil},
