@@ -11,9 +11,10 @@ import (
 )
 
 // IterResolver finds socket owners with the kernel's task-file iterator (a
-// BPF program that lists every socket fd of every process in one pass), and
-// walks /proc only for the sockets the iterator did not attribute. Without
-// CAP_BPF and CAP_PERFMON, or on a kernel without BTF, it is the /proc walk.
+// BPF program that lists every open file of every process in one pass,
+// with the inode of each socket), and walks /proc only for the processes
+// the iterator did not report. Without CAP_BPF and CAP_PERFMON, or on a
+// kernel without BTF, it is the /proc walk.
 //
 // The iterator runs on one CPU in the kernel, so the rest of the scan works
 // beside it: Prefetch starts it while the sockets are still being dumped,

@@ -1,11 +1,12 @@
-// Package taskfd lists every socket fd of every process in one pass, with a
-// BPF iterator over the kernel's task files (bpf_iter__task_file; the
-// program needs Linux 5.11 or later). It is the fast owner resolver: where
-// the /proc walk pays two path lookups per fd (getdents and readlinkat), the
-// iterator pays one program run, and a 2,000-process host with 100,000
-// sockets is read in a few milliseconds.
+// Package taskfd lists every open file of every process in one pass, with
+// the inode of each socket, through a BPF iterator over the kernel's task
+// files (bpf_iter__task_file; the program needs Linux 5.11 or later). It is
+// the fast owner resolver: where the /proc walk pays two path lookups per
+// fd (getdents and readlinkat, about 2 µs), the iterator pays one program
+// run (about 0.5 µs), and the 128,000 fds of a 2,000-process host with
+// 100,000 sockets are read in about 60 ms on one core.
 //
-// The program, at most a little over a hundred instructions, is assembled
+// The program, about 130 instructions, is assembled
 // here, so there is no compiler or object file. What it reads
 // (file->f_inode->i_ino, the task's pid) lives at offsets that change
 // between kernels, so they come from the running kernel's BTF

@@ -3,11 +3,10 @@ package taskfd
 import (
 	"encoding/binary"
 	"testing"
-	"time"
 )
 
 // FuzzParseLayout feeds ParseLayout arbitrary bytes: it must return, without
-// panicking, within a few seconds, and a layout it accepts must be one the
+// panicking, within seconds (parseWithin), and a layout it accepts must be one the
 // assembler can use. The corpus in testdata/fuzz/FuzzParseLayout holds a
 // valid synthetic kernel BTF among others.
 func FuzzParseLayout(f *testing.F) {
@@ -16,27 +15,10 @@ func FuzzParseLayout(f *testing.F) {
 	f.Add(b.encode(binary.BigEndian))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, blob []byte) {
-		type result struct {
-			l   Layout
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			l, err := ParseLayout(blob)
-			done <- result{l, err}
-		}()
-		var r result
-		timer := time.NewTimer(5 * time.Second)
-		defer timer.Stop()
-		select {
-		case r = <-done:
-		case <-timer.C:
-			t.Fatalf("ParseLayout did not return within 5s on %d bytes", len(blob))
-		}
-		if r.err != nil {
+		l, err := parseWithin(t, blob)
+		if err != nil {
 			return
 		}
-		l := r.l
 		if l.AttachID == 0 {
 			t.Errorf("accepted layout attaches to type 0: %+v", l)
 		}
