@@ -90,21 +90,9 @@ func eachResolver(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
-// requireIterator skips the test when the task-file iterator cannot be
-// loaded for lack of privilege; as root, not loading it is a failure.
-func requireIterator(t *testing.T) {
-	t.Helper()
-	r := NewIterResolver("/proc")
-	defer r.Close()
-	r.Prefetch(context.Background())
-	if r.Err() == nil {
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Skipf("the task-file iterator needs root (or CAP_BPF and CAP_PERFMON): %v", r.Err())
-	}
-	t.Fatalf("the task-file iterator does not load as root: %v", r.Err())
-}
+// requireIterator skips the test where the task-file iterator is not
+// offered, and fails it where it is offered but does not load.
+func requireIterator(t *testing.T) { t.Helper(); testenv.RequireIterator(t) }
 
 func scanHost(t *testing.T, q Query) *Snapshot {
 	t.Helper()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
+	"syscall"
 )
 
 // Capabilities, from include/uapi/linux/capability.h.
@@ -66,4 +68,15 @@ func ParseStatus(b []byte) (Status, error) {
 		return s, errors.New("status: no CapEff line")
 	}
 	return s, nil
+}
+
+// Unavailable reports whether err, from Open, means that this process or
+// machine does not offer the iterator: no CAP_BPF and CAP_PERFMON, a kernel
+// without BTF (ENOENT) or without bpf(2) (ENOSYS), or bpf(2) refused by a
+// sandbox or lockdown (EPERM). Other errors, such as the verifier rejecting
+// the program (EACCES, EINVAL) or a layout porteiro cannot read, are
+// porteiro's to fix.
+func Unavailable(err error) bool {
+	return errors.Is(err, ErrNoCapability) || errors.Is(err, fs.ErrNotExist) ||
+		errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EPERM)
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/porteiro/porteiro/internal/taskfd"
 )
 
 var (
@@ -103,4 +105,30 @@ func FreePort(t testing.TB) int {
 // Addr returns "127.0.0.1:PORT" for a free port.
 func Addr(t testing.TB) string {
 	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
+}
+
+// IteratorError says why the kernel's task-file iterator cannot be loaded
+// by this process, or is nil when it can.
+func IteratorError() error {
+	it, err := taskfd.Open()
+	if err == nil {
+		it.Close()
+	}
+	return err
+}
+
+// RequireIterator skips the test when this process or machine does not
+// offer the task-file iterator (not root, a kernel without BTF, bpf(2)
+// refused by a sandbox), and fails it when the iterator is offered but
+// does not load, which is porteiro's fault.
+func RequireIterator(t testing.TB) {
+	t.Helper()
+	err := IteratorError()
+	switch {
+	case err == nil:
+	case taskfd.Unavailable(err):
+		t.Skipf("the task-file iterator is not available here (it needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF): %v", err)
+	default:
+		t.Fatalf("the task-file iterator does not load: %v", err)
+	}
 }
