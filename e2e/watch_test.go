@@ -262,52 +262,10 @@ func eventKinds(evs []watchEvent) string {
 
 // --- mailpit ---
 
-type mailpit struct {
-	api string
-}
-
 // startMailpit runs mailpit with its SMTP server on smtpPort.
-func (w *watchEnv) startMailpit(extra ...string) *mailpit {
+func (w *watchEnv) startMailpit(extra ...string) *testenv.Mailpit {
 	w.t.Helper()
-	bin := testenv.RequireCommand(w.t, "mailpit")
-	api := testenv.Addr(w.t)
-	logf, err := os.Create(filepath.Join(w.dir, "mailpit.log"))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	args := append([]string{"--smtp", "127.0.0.1:" + strconv.Itoa(w.smtpPort), "--listen", api,
-		"--database", filepath.Join(w.dir, "mailpit.db"), "--disable-version-check"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	w.t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
-	m := &mailpit{api: "http://" + api}
-	watchEventually(w.t, 30*time.Second, "mailpit", func() (bool, string) {
-		code, body := watchGet(m.api + "/api/v1/messages")
-		if code != 200 {
-			return false, body
-		}
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(w.smtpPort), time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		c.Close()
-		return true, ""
-	})
-	return m
-}
-
-// chaos sets mailpit's SMTP fault triggers (with --enable-chaos).
-func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
-	t.Helper()
-	testenv.MailpitChaos(t, m.api, stage, code, probability)
+	return testenv.StartMailpit(w.t, w.dir, w.smtpPort, extra...)
 }
 
 // metric reads one sample of the daemon's /metrics, -1 when absent.
@@ -328,49 +286,10 @@ func (w *watchEnv) metric(series string) float64 {
 	return -1
 }
 
-type mailMessage struct {
-	ID      string
-	Subject string
-	Text    string
-}
-
-// messages returns every message mailpit holds, with its text body.
-func (m *mailpit) messages(t *testing.T) []mailMessage {
-	t.Helper()
-	code, body := watchGet(m.api + "/api/v1/messages?limit=500")
-	if code != 200 {
-		t.Fatalf("mailpit messages: %d %s", code, body)
-	}
-	var list struct {
-		Messages []struct {
-			ID      string `json:"ID"`
-			Subject string `json:"Subject"`
-		} `json:"messages"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); err != nil {
-		t.Fatalf("mailpit messages: %v", err)
-	}
-	var out []mailMessage
-	for _, s := range list.Messages {
-		code, body := watchGet(m.api + "/api/v1/message/" + s.ID)
-		if code != 200 {
-			t.Fatalf("mailpit message %s: %d %s", s.ID, code, body)
-		}
-		var msg struct {
-			Text string `json:"Text"`
-		}
-		if err := json.Unmarshal([]byte(body), &msg); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, mailMessage{ID: s.ID, Subject: s.Subject, Text: msg.Text})
-	}
-	return out
-}
-
 // about keeps the messages that mention port (":4123", not ":41234").
-func about(msgs []mailMessage, port int) []mailMessage {
+func about(msgs []testenv.MailpitMessage, port int) []testenv.MailpitMessage {
 	re := regexp.MustCompile(`:` + strconv.Itoa(port) + `\b`)
-	var out []mailMessage
+	var out []testenv.MailpitMessage
 	for _, m := range msgs {
 		if re.MatchString(m.Subject) || re.MatchString(m.Text) {
 			out = append(out, m)
@@ -401,12 +320,12 @@ func TestWatchEmailOnce(t *testing.T) {
 	defer l.Close()
 	opened := time.Now()
 	watchEventually(t, 30*time.Second, "the violation email", func() (bool, string) {
-		return len(mp.messages(t)) > 0, ""
+		return len(mp.Messages(t)) > 0, ""
 	})
 	t.Logf("listen() -> email in mailpit: %v", time.Since(opened).Round(10*time.Millisecond))
 	// Scans go on; the violation lasts; no second email.
 	time.Sleep(3 * time.Second)
-	msgs := mp.messages(t)
+	msgs := mp.Messages(t)
 	if len(msgs) != 1 {
 		t.Fatalf("%d emails, want exactly 1: %+v", len(msgs), msgs)
 	}
@@ -469,10 +388,10 @@ func TestWatchDurability(t *testing.T) {
 	w.start()
 	mp := w.startMailpit()
 	watchEventually(t, 30*time.Second, "the email after the crash", func() (bool, string) {
-		return len(mp.messages(t)) > 0, ""
+		return len(mp.Messages(t)) > 0, ""
 	})
 	time.Sleep(3 * time.Second)
-	if msgs := mp.messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
+	if msgs := mp.Messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
 		t.Fatalf("%d emails after kill -9 and restart, want exactly 1: %+v", len(msgs), msgs)
 	}
 	// The restarted daemon knew the violation: it was not recorded twice.
@@ -494,10 +413,10 @@ func TestWatchRestartSuppression(t *testing.T) {
 
 	l := w.listenOn()
 	watchEventually(t, 30*time.Second, "the violation email", func() (bool, string) {
-		return len(about(mp.messages(t), w.port)) > 0, ""
+		return len(about(mp.Messages(t), w.port)) > 0, ""
 	})
 	time.Sleep(1500 * time.Millisecond) // the burst window, for late batches
-	before := len(about(mp.messages(t), w.port))
+	before := len(about(mp.Messages(t), w.port))
 
 	// A restart: closed, and back 700ms later (grace is 5s).
 	l.Close()
@@ -514,7 +433,7 @@ func TestWatchRestartSuppression(t *testing.T) {
 	if k := eventKinds(evs); k != "opened violation restarted" {
 		t.Fatalf("events for port %d = %q, want opened, violation, restarted (no closed, no resolved)", w.port, k)
 	}
-	if after := len(about(mp.messages(t), w.port)); after != before {
+	if after := len(about(mp.Messages(t), w.port)); after != before {
 		t.Fatalf("the restart sent %d more email(s) about port %d", after-before, w.port)
 	}
 }
@@ -730,7 +649,7 @@ func TestWatchTransientAndPermanentSMTP(t *testing.T) {
 	w := newWatchEnv(t)
 	w.config("", w.emailChannel("{kinds: [violation, resolved]}"))
 	mp := w.startMailpit("--enable-chaos")
-	mp.chaos(t, "Sender", 451, 100)
+	mp.Chaos(t, "Sender", 451, 100)
 	d := w.start()
 
 	l := w.listenOn()
@@ -741,15 +660,15 @@ func TestWatchTransientAndPermanentSMTP(t *testing.T) {
 		v := w.metric(retry)
 		return v >= 2, fmt.Sprintf("%s = %v", retry, v)
 	})
-	if n := len(mp.messages(t)); n != 0 {
+	if n := len(mp.Messages(t)); n != 0 {
 		t.Fatalf("%d emails while the server answers 451", n)
 	}
-	mp.chaos(t, "Sender", 451, 0)
+	mp.Chaos(t, "Sender", 451, 0)
 	watchEventually(t, 30*time.Second, "the email after the 451 cleared", func() (bool, string) {
-		return len(mp.messages(t)) > 0, ""
+		return len(mp.Messages(t)) > 0, ""
 	})
 	time.Sleep(2 * time.Second)
-	if n := len(mp.messages(t)); n != 1 {
+	if n := len(mp.Messages(t)); n != 1 {
 		t.Fatalf("%d emails, want exactly 1", n)
 	}
 	if v := w.metric(sent); v != 1 {
@@ -757,7 +676,7 @@ func TestWatchTransientAndPermanentSMTP(t *testing.T) {
 	}
 
 	// Now the server refuses for good: the resolution fails, once.
-	mp.chaos(t, "Recipient", 550, 100)
+	mp.Chaos(t, "Recipient", 550, 100)
 	l.Close()
 	watchEventually(t, 30*time.Second, "the permanent failure", func() (bool, string) {
 		v := w.metric(failed)
@@ -806,7 +725,7 @@ func TestWatchCheckNotify(t *testing.T) {
 			t.Fatalf("check with a finding: exit %d, want 1\n%s", code, out)
 		}
 	}
-	if msgs := mp.messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
+	if msgs := mp.Messages(t); len(msgs) != 1 || len(about(msgs, w.port)) != 1 {
 		t.Fatalf("three runs with one finding sent %d emails, want 1", len(msgs))
 	}
 	l.Close()
@@ -815,7 +734,7 @@ func TestWatchCheckNotify(t *testing.T) {
 			t.Fatalf("check after the listener closed: exit %d\n%s", code, out)
 		}
 	}
-	msgs := mp.messages(t)
+	msgs := mp.Messages(t)
 	if len(msgs) != 2 {
 		t.Fatalf("%d emails, want 2 (the finding, then its resolution)", len(msgs))
 	}

@@ -8,17 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,107 +21,10 @@ import (
 	"github.com/porteiro/porteiro/internal/testenv"
 )
 
-// mailpit is a real SMTP server for one test.
-type mailpit struct {
-	smtpPort int
-	api      string
-}
-
-func startMailpit(t *testing.T, args ...string) *mailpit {
+// startMailpit runs mailpit for one test, on an SMTP port of its own.
+func startMailpit(t *testing.T, args ...string) *testenv.Mailpit {
 	t.Helper()
-	bin := testenv.RequireCommand(t, "mailpit")
-	dir := t.TempDir()
-	m := &mailpit{smtpPort: testenv.FreePort(t), api: "http://" + testenv.Addr(t)}
-	argv := append([]string{
-		"--smtp", "127.0.0.1:" + strconv.Itoa(m.smtpPort),
-		"--listen", strings.TrimPrefix(m.api, "http://"),
-		"--database", filepath.Join(dir, "mailpit.db"),
-		"--disable-version-check", "--smtp-disable-rdns", "--quiet",
-	}, args...)
-	cmd := exec.Command(bin, argv...)
-	logFile, err := os.Create(filepath.Join(dir, "mailpit.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting mailpit: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logFile.Close()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(m.api + "/api/v1/messages")
-		if err == nil {
-			resp.Body.Close()
-			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(m.smtpPort)); err == nil {
-				c.Close()
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("mailpit did not come up: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type mpSummary struct {
-	ID      string
-	Subject string
-	To      []struct{ Address string }
-}
-
-func (m *mailpit) getJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	resp, err := http.Get(m.api + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-}
-
-func (m *mailpit) messages(t *testing.T) []mpSummary {
-	t.Helper()
-	var r struct {
-		Total    int
-		Messages []mpSummary
-	}
-	m.getJSON(t, "/api/v1/messages", &r)
-	return r.Messages
-}
-
-type mpMessage struct {
-	Subject   string
-	Text      string
-	MessageID string
-}
-
-func (m *mailpit) message(t *testing.T, id string) (mpMessage, map[string][]string) {
-	t.Helper()
-	var msg mpMessage
-	m.getJSON(t, "/api/v1/message/"+id, &msg)
-	var headers map[string][]string
-	m.getJSON(t, "/api/v1/message/"+id+"/headers", &headers)
-	return msg, headers
-}
-
-// chaos sets mailpit's SMTP fault triggers (mailpit --enable-chaos):
-// stage is Sender, Recipient or Authentication.
-func (m *mailpit) chaos(t *testing.T, stage string, code, probability int) {
-	t.Helper()
-	testenv.MailpitChaos(t, m.api, stage, code, probability)
+	return testenv.StartMailpit(t, t.TempDir(), testenv.FreePort(t), args...)
 }
 
 func newEmail(t *testing.T, c EmailConfig) Sink {
@@ -146,20 +44,21 @@ func newEmail(t *testing.T, c EmailConfig) Sink {
 
 func TestEmailOneBatchIsOneMessage(t *testing.T) {
 	mp := startMailpit(t)
-	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none", To: []string{"ops@example.com", "Night Shift <night@example.com>"}, From: "porteiro on web1 <porteiro@web1.example>"})
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none", To: []string{"ops@example.com", "Night Shift <night@example.com>"}, From: "porteiro on web1 <porteiro@web1.example>"})
 	a, b, c := sampleAlert(t, "ev-1", 4444), sampleAlert(t, "ev-2", 5555), sampleAlert(t, "ev-3", 6666)
 	c.Kind, c.Severity, c.Resolved, c.Summary = "resolved", SeverityInfo, true, "resolved: tcp 0.0.0.0:6666 is gone"
 	if err := s.Send(context.Background(), []Alert{a, b, c}); err != nil {
 		t.Fatal(err)
 	}
-	msgs := mp.messages(t)
+	msgs := mp.Messages(t)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages for one batch, want 1", len(msgs))
 	}
 	if len(msgs[0].To) != 2 || msgs[0].To[0].Address != "ops@example.com" || msgs[0].To[1].Address != "night@example.com" {
 		t.Errorf("recipients = %v", msgs[0].To)
 	}
-	msg, headers := mp.message(t, msgs[0].ID)
+	msg := mp.Message(t, msgs[0].ID)
+	headers := msg.Headers
 	if want := "[porteiro] web1: 3 alerts (1 resolved, 2 violation): unexpected listener tcp 0.0.0.0:4444 held by nc"; msg.Subject != want {
 		t.Errorf("subject = %q, want %q", msg.Subject, want)
 	}
@@ -236,7 +135,7 @@ func TestEmailStartTLSWithAuth(t *testing.T) {
 	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
 	mp := startMailpit(t, "--smtp-auth-file", authFile, "--smtp-require-starttls", "--smtp-tls-cert", cert, "--smtp-tls-key", key)
 
-	base := EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "starttls", Username: "porteiro", PasswordFile: pwFile, CAFile: cert}
+	base := EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "starttls", Username: "porteiro", PasswordFile: pwFile, CAFile: cert}
 	for _, auth := range []string{"", "plain", "login"} {
 		c := base
 		c.Auth = auth
@@ -251,7 +150,7 @@ func TestEmailStartTLSWithAuth(t *testing.T) {
 	if err := newEmail(t, c).Send(context.Background(), []Alert{sampleAlert(t, "ev-env", 4444)}); err != nil {
 		t.Fatalf("password_env: %v", err)
 	}
-	if n := len(mp.messages(t)); n != 4 {
+	if n := len(mp.Messages(t)); n != 4 {
 		t.Errorf("%d messages, want 4", n)
 	}
 
@@ -292,7 +191,7 @@ func TestEmailStartTLSWithAuth(t *testing.T) {
 	if err == nil || !IsPermanent(err) {
 		t.Errorf("plain to a STARTTLS-only server: err = %v, permanent = %v", err, IsPermanent(err))
 	}
-	if n := len(mp.messages(t)); n != 5 {
+	if n := len(mp.Messages(t)); n != 5 {
 		t.Errorf("%d messages after the failures, want 5", n)
 	}
 }
@@ -301,46 +200,46 @@ func TestEmailImplicitTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 	mp := startMailpit(t, "--smtp-require-tls", "--smtp-tls-cert", cert, "--smtp-tls-key", key)
-	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "implicit", CAFile: cert})
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "implicit", CAFile: cert})
 	if err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(mp.messages(t)); n != 1 {
+	if n := len(mp.Messages(t)); n != 1 {
 		t.Errorf("%d messages, want 1", n)
 	}
 }
 
 func TestEmailTransient451IsRetriedOnce(t *testing.T) {
 	mp := startMailpit(t, "--enable-chaos")
-	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none"})
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none"})
 	batch := []Alert{sampleAlert(t, "ev-1", 4444)}
 
-	mp.chaos(t, "Sender", 451, 100)
+	mp.Chaos(t, "Sender", 451, 100)
 	err := s.Send(context.Background(), batch)
 	t.Logf("451: %v", err)
 	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "451") {
 		t.Fatalf("451: err = %v, permanent = %v; want transient", err, IsPermanent(err))
 	}
-	if n := len(mp.messages(t)); n != 0 {
+	if n := len(mp.Messages(t)); n != 0 {
 		t.Fatalf("%d messages stored despite the 451", n)
 	}
-	mp.chaos(t, "Sender", 451, 0)
+	mp.Chaos(t, "Sender", 451, 0)
 	if err := s.Send(context.Background(), batch); err != nil {
 		t.Fatalf("retry after the 451 cleared: %v", err)
 	}
-	msgs := mp.messages(t)
+	msgs := mp.Messages(t)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages after the retry, want exactly 1", len(msgs))
 	}
-	if _, h := mp.message(t, msgs[0].ID); strings.Join(h["X-Porteiro-Event-Id"], "") != "ev-1" {
+	if h := mp.Message(t, msgs[0].ID).Headers; strings.Join(h["X-Porteiro-Event-Id"], "") != "ev-1" {
 		t.Errorf("event id header = %v", h["X-Porteiro-Event-Id"])
 	}
 }
 
 func TestEmail5xxIsPermanent(t *testing.T) {
 	mp := startMailpit(t, "--enable-chaos")
-	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "none"})
-	mp.chaos(t, "Recipient", 550, 100)
+	s := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "none"})
+	mp.Chaos(t, "Recipient", 550, 100)
 	err := s.Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
 	t.Logf("550: %v", err)
 	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "550") {
@@ -361,16 +260,16 @@ func TestEmailConnectionRefusedIsTransient(t *testing.T) {
 func TestEmailTLSModesAgainstAPlainServer(t *testing.T) {
 	mp := startMailpit(t)
 	// starttls (the default) refuses a server that does not offer it.
-	err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort}).Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
+	err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort}).Send(context.Background(), []Alert{sampleAlert(t, "ev-1", 4444)})
 	t.Logf("starttls to a plain server: %v", err)
 	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "tls: opportunistic") {
 		t.Errorf("starttls to a plain server: err = %v, permanent = %v; want permanent with a hint", err, IsPermanent(err))
 	}
 	// opportunistic falls back to clear text.
-	if err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.smtpPort, TLS: "opportunistic"}).Send(context.Background(), []Alert{sampleAlert(t, "ev-2", 4444)}); err != nil {
+	if err := newEmail(t, EmailConfig{Host: "127.0.0.1", Port: mp.SMTPPort, TLS: "opportunistic"}).Send(context.Background(), []Alert{sampleAlert(t, "ev-2", 4444)}); err != nil {
 		t.Errorf("opportunistic: %v", err)
 	}
-	if n := len(mp.messages(t)); n != 1 {
+	if n := len(mp.Messages(t)); n != 1 {
 		t.Errorf("%d messages, want 1", n)
 	}
 }
