@@ -82,7 +82,8 @@ type Daemon struct {
 	sawScan    bool
 	lastSave   time.Time
 	// final forces the listener set to be saved (at shutdown).
-	final bool
+	final    bool
+	resolver string // how the last scan found owners, as last logged
 }
 
 // New opens the daemon's store and prepares it to run.
@@ -364,6 +365,15 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 			d.log.Info("every process's sockets are visible again")
 		}
 		d.privileged, d.sawScan = snap.Privileged, true
+	}
+	if snap.Resolver != "" && snap.Resolver != d.resolver {
+		// Said once, and again if it changes: how owners are found.
+		if snap.Resolver == "taskfd" {
+			d.log.Info("finding socket owners with the kernel's task-file iterator", "resolver", snap.Resolver)
+		} else {
+			d.log.Info("finding socket owners by walking /proc; with CAP_BPF and CAP_PERFMON the kernel's task-file iterator does it faster", "resolver", snap.Resolver)
+		}
+		d.resolver = snap.Resolver
 	}
 	now := d.now()
 	events := append(d.unsaved, d.det.step(now, snap, findings)...)

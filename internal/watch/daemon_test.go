@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ type fakeHost struct {
 	mu    sync.Mutex
 	socks []inventory.Socket
 	err   error
+	via   string // the Owners.Via it reports
 }
 
 func (f *fakeHost) set(socks ...inventory.Socket) {
@@ -56,7 +58,7 @@ func (f *fakeHost) Sockets(ctx context.Context, q inventory.Query) ([]inventory.
 func (f *fakeHost) Resolve(ctx context.Context, want map[uint64]struct{}) (*inventory.Owners, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o := &inventory.Owners{Holders: map[uint64][]inventory.Holder{}, Processes: map[int]*inventory.Process{}}
+	o := &inventory.Owners{Holders: map[uint64][]inventory.Holder{}, Processes: map[int]*inventory.Process{}, Via: f.via}
 	for _, so := range f.socks {
 		for _, p := range so.Processes {
 			p := p
@@ -641,5 +643,38 @@ func TestDaemonFiringAlertFollowsTheListener(t *testing.T) {
 	}
 	if now.Socket.Processes[0].PID != 201 || now.Summary != "unexpected, pid 201" {
 		t.Errorf("the firing alert still describes pid %d: %q", now.Socket.Processes[0].PID, now.Summary)
+	}
+}
+
+// TestLogsResolver: the daemon says once how it finds owners, and again
+// when that changes (the iterator dropped, or the walk replaced).
+func TestLogsResolver(t *testing.T) {
+	host := &fakeHost{via: "procfs"}
+	host.set(sock(22, 100, "/usr/sbin/sshd"))
+	var logs bytes.Buffer
+	d, err := New(Options{Config: testConfig(t), Source: host, Resolver: host,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	ctx := context.Background()
+	for range 3 {
+		if err := d.ScanOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "walking /proc"); n != 1 {
+		t.Errorf("%d lines about the /proc walk after three scans, want 1:\n%s", n, logs.String())
+	}
+	host.mu.Lock()
+	host.via = "taskfd"
+	host.socks = append(host.socks, sock(80, 200, "/usr/sbin/nginx")) // a new socket: owners are looked up
+	host.mu.Unlock()
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "task-file iterator\" resolver=taskfd"); n != 1 {
+		t.Errorf("%d lines about the task-file iterator, want 1:\n%s", n, logs.String())
 	}
 }
