@@ -24,8 +24,8 @@ type Iterator struct {
 	prog, link int
 	level      int
 	probe      int    // a socket of our own, to check the first pass
-	probeIno   uint64 //
-	checked    bool
+	probeIno   uint64 // its inode
+	checked    bool   // the first pass reported the probe right
 }
 
 var (
@@ -132,7 +132,8 @@ func (it *Iterator) Close() error {
 }
 
 // Read runs the iterator once and returns what it wrote, appended to
-// buf[:0]: one record per socket fd of every process (see ParseRecords).
+// buf[:0]: one record per open file of every process (see RecordSize and
+// ParseRecords).
 func (it *Iterator) Read(ctx context.Context, buf []byte) ([]byte, error) {
 	return it.ReadFunc(ctx, buf, nil)
 }
