@@ -78,10 +78,9 @@ trap 'exit 130' INT TERM
 # using bin/, does not disturb this one.
 bin=$tmp/bin
 mkdir -p "$bin" bench/results
-# Time the binary the package installs as /usr/bin/porteiro: the lite build,
-# stripped, as scripts/package.sh builds it.
-CGO_ENABLED=0 go build -trimpath -tags porteiro_lite -ldflags "-s -w" -o "$bin/porteiro" ./cmd/porteiro
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/porteiro-full" ./cmd/porteiro
+# Time the binary the package installs as /usr/bin/porteiro, stripped, as
+# scripts/package.sh builds it.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/porteiro" ./cmd/porteiro
 go build -o "$bin/loadgen" ./bench/loadgen
 go build -o "$bin/timeit" ./bench/timeit
 

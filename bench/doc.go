@@ -8,7 +8,7 @@
 // The Go benchmarks run only with -bench:
 //
 //	go test ./bench -run '^$' -bench . -benchtime 20x
-//	PORTEIRO_BENCH_LOAD=medium go test -tags porteiro_lite ./bench -run '^$' -bench . -benchtime 20x
+//	PORTEIRO_BENCH_LOAD=medium go test ./bench -run '^$' -bench . -benchtime 20x
 //
 // With PORTEIRO_BENCH_LOAD set to small, medium or large, the benchmark
 // binary builds that load first (with sleep holders) and stops it at the end.

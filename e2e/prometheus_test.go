@@ -35,7 +35,7 @@ func TestPrometheusAlertFires(t *testing.T) {
 	promBin := testenv.RequireCommand(t, "prometheus")
 	amBin := testenv.RequireCommand(t, "prometheus-alertmanager")
 	promtool := testenv.RequireCommand(t, "promtool")
-	bin := testenv.Binary(t)
+	bin := testenv.DaemonBinary(t)
 	dir := t.TempDir()
 	rules := filepath.Join(testenv.ModuleRoot(), "docs", "prometheus", "porteiro.rules.yml")
 
@@ -66,10 +66,11 @@ receivers:
 	conf := promWrite(t, dir, "porteiro.yaml", fmt.Sprintf(`interval: 500ms
 policy: %s
 state_dir: %s
+socket: %s
 http:
   listen: %s
-`, policy, filepath.Join(dir, "state"), daemonAddr))
-	promStart(t, dir, "porteiro", bin, "watch", "-c", conf)
+`, policy, filepath.Join(dir, "state"), filepath.Join(dir, "porteiro.sock"), daemonAddr))
+	promStart(t, dir, "porteirod", bin, "-c", conf)
 	promWaitHTTP(t, "http://"+daemonAddr+"/healthz", 30*time.Second)
 
 	// Its real /metrics page passes promtool's linter.

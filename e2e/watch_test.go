@@ -29,7 +29,8 @@ import (
 type watchEnv struct {
 	t        *testing.T
 	dir      string
-	bin      string
+	bin      string // porteiro
+	daemon   string // porteirod
 	port     int // the one port under policy
 	smtpPort int
 	conf     string
@@ -40,7 +41,7 @@ type watchEnv struct {
 
 func newWatchEnv(t *testing.T) *watchEnv {
 	t.Helper()
-	w := &watchEnv{t: t, dir: t.TempDir(), bin: testenv.Binary(t), port: testenv.FreePort(t), grace: "2s"}
+	w := &watchEnv{t: t, dir: t.TempDir(), bin: testenv.Binary(t), daemon: testenv.DaemonBinary(t), port: testenv.FreePort(t), grace: "2s"}
 	w.stateDir = filepath.Join(w.dir, "state")
 	w.httpAddr = testenv.Addr(t)
 	w.write("policy.yaml", fmt.Sprintf(`version: 1
@@ -69,6 +70,7 @@ grace: %s
 burst: 1s
 policy: %s
 state_dir: %s
+socket: %s
 http:
   listen: %s
 retry:
@@ -77,8 +79,11 @@ retry:
 shutdown_timeout: 3s
 %s
 channels:
-%s`, w.grace, filepath.Join(w.dir, "policy.yaml"), w.stateDir, w.httpAddr, extra, channels))
+%s`, w.grace, filepath.Join(w.dir, "policy.yaml"), w.stateDir, w.socket(), w.httpAddr, extra, channels))
 }
+
+// socket is the daemon's local API socket.
+func (w *watchEnv) socket() string { return filepath.Join(w.dir, "porteiro.sock") }
 
 // emailChannel is a plain SMTP channel to mailpit on smtpPort.
 func (w *watchEnv) emailChannel(filter string) string {
@@ -103,14 +108,14 @@ type watchProc struct {
 	err  error
 }
 
-// start runs `porteiro watch` and waits for its first scan (/healthz).
+// start runs `porteirod` and waits for its first scan (/healthz).
 func (w *watchEnv) start() *watchProc {
 	w.t.Helper()
 	logf, err := os.CreateTemp(w.dir, "watch-*.log")
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cmd := exec.Command(w.bin, "watch", "-c", w.conf)
+	cmd := exec.Command(w.daemon, "-c", w.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -133,7 +138,7 @@ func (w *watchEnv) start() *watchProc {
 		select {
 		case <-p.done:
 			b, _ := os.ReadFile(p.log)
-			w.t.Fatalf("porteiro watch exited: %v\n%s", p.err, b)
+			w.t.Fatalf("porteirod exited: %v\n%s", p.err, b)
 		default:
 		}
 		code, body := watchGet("http://" + w.httpAddr + "/healthz")
@@ -166,7 +171,7 @@ func (p *watchProc) signalAndWait(t *testing.T, sig syscall.Signal, timeout time
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
-		t.Fatalf("porteiro watch did not exit within %v of %v", timeout, sig)
+		t.Fatalf("porteirod did not exit within %v of %v", timeout, sig)
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
@@ -226,11 +231,25 @@ type watchEvent struct {
 	} `json:"payload"`
 }
 
-// events runs `porteiro events` on the state directory for our port.
+// events runs `porteirod events` on the state directory for our port: it
+// reads the database, whether or not the daemon runs.
 func (w *watchEnv) events(args ...string) ([]watchEvent, int) {
 	w.t.Helper()
 	all := append([]string{"events", "--state-dir", w.stateDir, "--port", strconv.Itoa(w.port), "-o", "json"}, args...)
-	cmd := exec.Command(w.bin, all...)
+	return w.runEvents(w.daemon, all)
+}
+
+// clientEvents runs `porteiro events`, which asks the running daemon
+// through its socket (found from the configuration).
+func (w *watchEnv) clientEvents(args ...string) ([]watchEvent, int) {
+	w.t.Helper()
+	all := append([]string{"events", "-c", w.conf, "--port", strconv.Itoa(w.port), "-o", "json"}, args...)
+	return w.runEvents(w.bin, all)
+}
+
+func (w *watchEnv) runEvents(bin string, all []string) ([]watchEvent, int) {
+	w.t.Helper()
+	cmd := exec.Command(bin, all...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -351,17 +370,43 @@ func TestWatchEmailOnce(t *testing.T) {
 	if _, code := w.events("--kind", "missing"); code != 1 {
 		t.Errorf("porteiro events with no match: exit %d, want 1", code)
 	}
-	// The same history over HTTP.
-	code, body := watchGet(fmt.Sprintf("http://%s/api/v1/events?since=1h&port=%d&kind=violation", w.httpAddr, w.port))
-	if code != 200 || !strings.Contains(body, evs[0].UID) {
-		t.Errorf("/api/v1/events = %d %s", code, body)
+	// The same history from the running daemon, through its socket, as
+	// porteiro asks for it.
+	cevs, code := w.clientEvents("--kind", "violation")
+	if code != 0 || len(cevs) != 1 || cevs[0].UID != evs[0].UID {
+		t.Errorf("porteiro events through the socket: exit %d, %+v; want the event %s", code, cevs, evs[0].UID)
 	}
-	code, body = watchGet("http://" + w.httpAddr + "/api/v1/listeners")
-	if code != 200 || !strings.Contains(body, fmt.Sprintf(`"port": %d`, w.port)) {
-		t.Errorf("/api/v1/listeners lacks port %d: %d", w.port, code)
+	if st, err := os.Lstat(w.socket()); err != nil || st.Mode().Type() != os.ModeSocket || st.Mode().Perm() != 0o660 {
+		t.Errorf("the local API socket: %v, %v; want a socket with mode 0660", st, err)
+	}
+	// The JSON API is not served on TCP by default (http.api), and TCP
+	// requests that name another host are refused (DNS rebinding).
+	code, body := watchGet(fmt.Sprintf("http://%s/api/v1/events?since=1h&port=%d&kind=violation", w.httpAddr, w.port))
+	if code != 404 || !strings.Contains(body, w.socket()) {
+		t.Errorf("/api/v1/events on TCP = %d %s; want 404 naming the socket", code, body)
+	}
+	req, _ := http.NewRequest("GET", "http://"+w.httpAddr+"/metrics", nil)
+	req.Host = "attacker.example:9466"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("a request with Host attacker.example: %v %v; want 421", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, _ := watchGet("http://" + w.httpAddr + "/metrics"); code != 200 {
+		t.Errorf("/metrics by address: %d", code)
 	}
 	if st, el := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second); st != 0 {
 		t.Errorf("SIGTERM: exit %d after %v, want 0", st, el)
+	}
+	// Stopped, the daemon cannot answer: porteiro says so and names the
+	// way to read the history offline.
+	out, err := exec.Command(w.bin, "events", "-c", w.conf).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "porteirod is not running") || !strings.Contains(string(out), "porteirod events") {
+		t.Errorf("porteiro events with the daemon stopped: %v\n%s", err, out)
+	}
+	if _, code := w.events("--kind", "violation"); code != 0 {
+		t.Errorf("porteirod events with the daemon stopped: exit %d", code)
 	}
 }
 
@@ -529,9 +574,9 @@ func TestWatchSignalsAndConfig(t *testing.T) {
 	w := newWatchEnv(t)
 	w.config("", "  {}\n")
 	good, _ := os.ReadFile(w.conf)
-	out, err := exec.Command(w.bin, "config", "validate", "-c", w.conf).CombinedOutput()
+	out, err := exec.Command(w.daemon, "validate", "-c", w.conf).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("config validate on a good file: %v\n%s", err, out)
+		t.Fatalf("porteirod validate on a good file: %v\n%s", err, out)
 	}
 	d := w.start()
 
@@ -539,11 +584,11 @@ func TestWatchSignalsAndConfig(t *testing.T) {
 	if err := os.WriteFile(w.conf, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(w.bin, "config", "validate", "-c", w.conf)
+	cmd := exec.Command(w.daemon, "validate", "-c", w.conf)
 	out, err = cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), w.conf+":3:1: unknown field \"garce\"") {
-		t.Fatalf("config validate on a bad file: %v\n%s", err, out)
+		t.Fatalf("porteirod validate on a bad file: %v\n%s", err, out)
 	}
 	if err := syscall.Kill(d.cmd.Process.Pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -594,7 +639,7 @@ func TestWatchSystemdNotify(t *testing.T) {
 			got <- string(buf[:n])
 		}
 	}()
-	cmd := exec.Command(w.bin, "watch", "-c", w.conf)
+	cmd := exec.Command(w.daemon, "-c", w.conf)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath, "WATCHDOG_USEC=5000000")
 	var logb strings.Builder
 	cmd.Stdout, cmd.Stderr = &logb, &logb
@@ -698,14 +743,14 @@ func TestWatchTransientAndPermanentSMTP(t *testing.T) {
 	}
 }
 
-// TestWatchCheckNotify: `porteiro check --notify` from cron sends a finding
+// TestWatchCheckNotify: `porteirod once` from cron sends a finding
 // once, however often it runs, and sends its resolution once.
 func TestWatchCheckNotify(t *testing.T) {
 	w := newWatchEnv(t)
 	w.config("", w.emailChannel("{kinds: [violation, resolved]}"))
 	mp := w.startMailpit()
 	check := func() (int, string) {
-		cmd := exec.Command(w.bin, "check", "--notify", "-p", filepath.Join(w.dir, "policy.yaml"), "-c", w.conf)
+		cmd := exec.Command(w.daemon, "once", "-c", w.conf)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -756,10 +801,10 @@ func TestWatchCheckNotifyAlertmanager(t *testing.T) {
 `, amAddr))
 	check := func() {
 		t.Helper()
-		out, err := exec.Command(w.bin, "check", "--notify", "-p", filepath.Join(w.dir, "policy.yaml"), "-c", w.conf).CombinedOutput()
+		out, err := exec.Command(w.daemon, "once", "-c", w.conf).CombinedOutput()
 		var ee *exec.ExitError
 		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-			t.Fatalf("check --notify: %v\n%s", err, out)
+			t.Fatalf("once: %v\n%s", err, out)
 		}
 	}
 	l := w.listenOn()

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine:
-# the oracles (ss, lsof, netstat, fuser), Prometheus, promtool, Alertmanager,
-# mailpit and nfpm. Safe to run again: it skips what is already there.
+# the oracles (ss, lsof, netstat, fuser, ps), Prometheus, promtool and
+# Alertmanager (the tests start their own on loopback), hyperfine (bench),
+# systemd-analyze (unit checks), mailpit and nfpm. Safe to run again: it
+# skips what is already there.
+#
+# Debian's packages of servers start and enable their service when
+# installed. Here they must not: a policy-rc.d refuses every start during
+# the install, and the services the install enabled are disabled again, so
+# the machine runs nothing at boot that it did not run before.
 set -euo pipefail
 
 need_apt=()
@@ -13,8 +20,25 @@ for pair in ss:iproute2 fuser:psmisc netstat:net-tools lsof:lsof ps:procps \
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
+	rcd=/usr/sbin/policy-rc.d
+	had_rcd=0
+	[ -e "$rcd" ] && had_rcd=1
+	if [ "$had_rcd" = 0 ]; then
+		printf '#!/bin/sh\n# porteiro install-test-deps.sh: no service starts during the install\nexit 101\n' >"$rcd"
+		chmod 0755 "$rcd"
+		trap 'rm -f "$rcd"' EXIT
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+	if command -v systemctl >/dev/null 2>&1; then
+		for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+			systemctl disable "$svc.service" >/dev/null 2>&1 || true
+		done
+	fi
+	if [ "$had_rcd" = 0 ]; then
+		rm -f "$rcd"
+		trap - EXIT
+	fi
 fi
 
 GOBIN=${GOBIN:-$(go env GOPATH)/bin}

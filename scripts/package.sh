@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds porteiro's .deb and .rpm into dist/: the binary with its version
+# Builds porteiro's .deb and .rpm into dist/: both programs with their version
 # baked in, the man pages and shell completions generated from the CLI, and
 # the packages from packaging/nfpm.yaml.
 #
@@ -32,22 +32,17 @@ mkdir -p dist/man dist/completions
 pkg=github.com/porteiro/porteiro/internal/version
 ldflags="-s -w -X $pkg.Version=$PORTEIRO_VERSION -X $pkg.Commit=$commit -X $pkg.Date=$date"
 echo "building porteiro $PORTEIRO_VERSION ($commit) for linux/$PORTEIRO_ARCH"
-# Two builds of one command: /usr/bin/porteiro is the lite build (list, who,
-# pid, kill, check, baseline, policy), small and quick to start; it hands
-# watch, events, config and check --notify to the full build,
-# /usr/lib/porteiro/porteiro-full (see internal/cli/companion_lite.go).
-CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -tags porteiro_lite -ldflags "$ldflags" -o dist/porteiro ./cmd/porteiro
-CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -ldflags "$ldflags" -o dist/porteiro-full ./cmd/porteiro
+# Two programs by role: /usr/bin/porteiro, the client admins type, small and
+# quick to start; /usr/sbin/porteirod, the daemon, with the event store,
+# the mail client and the metrics.
+for prog in porteiro porteirod; do
+	CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -ldflags "$ldflags" -o "dist/$prog" "./cmd/$prog"
+done
 
-# The docs come from a full binary that runs here, with the same version.
-docbin=dist/porteiro-full
-if [ "$PORTEIRO_ARCH" != "$(go env GOHOSTARCH)" ]; then
-	docbin=dist/porteiro-host
-	CGO_ENABLED=0 GOOS=linux GOARCH= go build -trimpath -ldflags "$ldflags" -o "$docbin" ./cmd/porteiro
-fi
-"$docbin" gen-docs --man dist/man --completions dist/completions
-[ "$docbin" = dist/porteiro-full ] || rm -f "$docbin"
-gzip -9n dist/man/*.1
+# Man pages and completions of both, from their command trees, with the
+# same version (the generator is a development tool, in neither program).
+CGO_ENABLED=0 go run -trimpath -ldflags "$ldflags" ./internal/tools/gendocs -man dist/man -completions dist/completions
+gzip -9n dist/man/*.1 dist/man/*.8
 
 for packager in deb rpm; do
 	nfpm package --config packaging/nfpm.yaml --packager "$packager" --target dist/

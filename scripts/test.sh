@@ -9,8 +9,8 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 # Missing servers fail the run instead of skipping tests.
 export PORTEIRO_REQUIRE_SERVERS=1
 go vet ./...
-go build -o bin/porteiro ./cmd/porteiro
-export PORTEIRO_BIN="$PWD/bin/porteiro"
+go build -o bin/ ./cmd/...
+export PORTEIRO_BIN="$PWD/bin/porteiro" PORTEIROD_BIN="$PWD/bin/porteirod"
 log=$(mktemp /tmp/porteiro-test.XXXXXX.log)
 set +e
 # -v goes to the log, for the counts below; the terminal gets the package
@@ -23,15 +23,26 @@ if [ "$status" -ne 0 ]; then
 	echo "go test failed; full log: $log"
 	grep -B2 -A30 -E '^(--- FAIL|panic:)' "$log" | head -300 || true
 fi
+# A failing check does not stop the others, nor the counts below.
+checks_failed=()
 for f in scripts/check.d/*.sh; do
 	[ -e "$f" ] || continue
 	echo "== $f"
-	bash "$f"
+	if ! bash "$f"; then
+		echo "FAIL: $f"
+		checks_failed+=("$f")
+	fi
 done
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
 echo "skipped tests:"
-grep -B1 -E '^\s*--- SKIP' "$log" | grep -vE '^(--|\s*--- SKIP)' | sed 's/^ */  /' | head -20 || true
+# go test -v prints the reason ("file_test.go:12: needs root") on the line
+# before "--- SKIP: TestName (0.00s)".
+awk '/^[[:space:]]*--- SKIP: /{sub(/^[[:space:]]+/, "", prev); print "  " $3 ": " prev} {prev=$0}' "$log" | head -40 || true
+echo "checks: $(( $(ls scripts/check.d/*.sh | wc -l) - ${#checks_failed[@]} )) passed, ${#checks_failed[@]} failed${checks_failed:+ (${checks_failed[*]})}"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$status" -eq 0 ] && [ ${#checks_failed[@]} -gt 0 ]; then
+	status=1
+fi
 exit "$status"

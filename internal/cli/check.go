@@ -22,18 +22,6 @@ import (
 	"github.com/porteiro/porteiro/policy"
 )
 
-// checkConfigDefault is porteiro's main configuration (alert channels).
-const checkConfigDefault = "/etc/porteiro/porteiro.yaml"
-
-// checkNotify sends a check's findings to the alert channels of the
-// configuration at configPath. It is set by the file that owns alerting; a
-// build without it refuses --notify instead of dropping alerts silently.
-var checkNotify func(env *Env, configPath string, snap *inventory.Snapshot, rep *policy.Report) error
-
-// checkNotifyDelegate, set in the lite build, hands a whole `check --notify`
-// run (its arguments) to the full build.
-var checkNotifyDelegate func(args []string) error
-
 // CheckSchemaVersion is the version of the JSON that "check -o json" writes
 // (docs/check-json.md).
 const CheckSchemaVersion = 1
@@ -44,7 +32,6 @@ type checkFlags struct {
 	policyPath string
 	output     string
 	notify     bool
-	configPath string
 	procRoot   string
 }
 
@@ -66,8 +53,8 @@ Each finding shows the socket as "porteiro list" does (protocol, address,
 exposure, pids, user, process, command line) and the rule it concerns.
 
 The policy format is described in docs/policy.md; "porteiro baseline" writes
-one from what listens now. With --notify, findings also go to the alert
-channels of the configuration file (-c).
+one from what listens now. To send findings to alert channels from a
+timer, use "porteirod once"; the daemon, porteirod, does it as they happen.
 
 Run as root: a policy that names processes, users, units or containers
 cannot be checked without seeing every process, and check then refuses
@@ -80,8 +67,7 @@ Exit status:
      FILE:LINE:COLUMN), sockets unreadable, or owners needed and not visible`,
 		Example: `  porteiro baseline > /etc/porteiro/policy.yaml
   porteiro check
-  porteiro check -p ./staging.yaml -o json | jq '.findings[] | .message'
-  porteiro check --notify     # from cron: also send the findings as alerts`,
+  porteiro check -p ./staging.yaml -o json | jq '.findings[] | .message'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runCheck(env, f)
@@ -89,8 +75,9 @@ Exit status:
 	}
 	c.Flags().StringVarP(&f.policyPath, "policy", "p", policy.DefaultPath, "policy file to check against")
 	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
-	c.Flags().BoolVar(&f.notify, "notify", false, "also send the findings to the alert channels of the configuration (-c)")
-	c.Flags().StringVarP(&f.configPath, "config", "c", checkConfigDefault, "porteiro configuration with the alert channels, for --notify")
+	// --notify moved to the daemon's program; the flag stays to say where.
+	c.Flags().BoolVar(&f.notify, "notify", false, "moved: use \"porteirod once\"")
+	c.Flags().MarkHidden("notify")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	return c
@@ -106,7 +93,7 @@ func loadPolicyOrExit(path string) (*policy.Policy, error) {
 	var list policy.ErrorList
 	switch {
 	case errors.As(err, &list):
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("invalid policy:\n%w", err)}
+		return nil, exitWith(ExitUsage, fmt.Errorf("invalid policy:\n%w", err))
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, usageErrorf("no policy at %s: write one with \"porteiro baseline > %s\", or pass -p FILE", path, path)
 	}
@@ -117,13 +104,10 @@ func runCheck(env *Env, f *checkFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("unknown output format %q: want table or json", f.output)
 	}
-	// Refuse before scanning: a cron job asked for alerts that this build
-	// cannot send, and should hear so rather than get a report nobody reads.
-	if f.notify && checkNotify == nil && checkNotifyDelegate != nil {
-		return checkNotifyDelegate(env.Args)
-	}
-	if f.notify && checkNotify == nil {
-		return usageErrorf("notifications are not available in this build")
+	// Refuse before scanning: a cron job asked for alerts, and should hear
+	// where they went rather than get a report nobody reads.
+	if f.notify {
+		return usageErrorf("check --notify moved: run \"porteirod once\" (it reads the alert channels and the policy of %s)", defaultConfigFile)
 	}
 	pol, err := loadPolicyOrExit(f.policyPath)
 	if err != nil {
@@ -149,11 +133,6 @@ func runCheck(env *Env, f *checkFlags) error {
 	}
 	for _, n := range snap.Notes {
 		fmt.Fprintf(env.Stderr, "porteiro: note: %s\n", n)
-	}
-	if f.notify {
-		if err := checkNotify(env, f.configPath, snap, rep); err != nil {
-			return usageErrorf("sending notifications: %v", err)
-		}
 	}
 	if !rep.Clean() {
 		return silentExit(ExitNotFound)

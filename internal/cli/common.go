@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/target"
@@ -207,7 +208,7 @@ func scan(f *sockFlags, q inventory.Query) (*inventory.Snapshot, error) {
 	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners})
 	snap, err := sc.Scan(ctx, q)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)}
+		return nil, exitWith(ExitUsage, fmt.Errorf("%w; porteiro needs the sock_diag netlink interface or a readable /proc/net", err))
 	}
 	return snap, nil
 }
@@ -234,7 +235,5 @@ func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
 	}
 }
 
-func tableOptions(env *Env) render.Options {
-	w := render.TerminalWidth(env.Stdout)
-	return render.Options{Width: w, Bold: w > 0 && os.Getenv("NO_COLOR") == ""}
-}
+// tableOptions fits tables to the terminal on stdout.
+func tableOptions(env *Env) render.Options { return cmdkit.TableOptions(env) }

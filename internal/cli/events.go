@@ -1,22 +1,19 @@
-//go:build !porteiro_lite
-
 package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io/fs"
-	"strconv"
+	"fmt"
+	"io"
+	"os"
 	"strings"
-	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 
-	"github.com/porteiro/porteiro/internal/render"
+	"github.com/porteiro/porteiro/internal/cmdkit"
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/services"
-	"github.com/porteiro/porteiro/internal/store"
-	"github.com/porteiro/porteiro/internal/watch"
 )
 
 func init() { register(61, newEventsCmd) }
@@ -27,8 +24,9 @@ type eventsFlags struct {
 	kind     string
 	limit    int
 	output   string
-	stateDir string
+	socket   string
 	config   string
+	stateDir string
 }
 
 func newEventsCmd(env *Env) *cobra.Command {
@@ -36,21 +34,22 @@ func newEventsCmd(env *Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "events",
 		Short: "Show the history the daemon recorded: what opened or closed, when, and who",
-		Long: `Show the events that "porteiro watch" recorded, oldest first: listeners that
-opened, closed, changed owner or restarted, and policy violations and their
+		Long: `Show the events that porteirod recorded, oldest first: listeners that opened,
+closed, changed owner or restarted, and policy violations and their
 resolution. Each event keeps the process as it was when the event happened
 (pid, user, command line), even if that process is long gone; -o json shows
 all of it.
 
-It reads the event database directly, read-only, while the daemon runs. The
-database is in the state directory: --state-dir, else state_dir of the
-configuration (-c, ` + watch.DefaultConfigFile + `), else ` + watch.DefaultStateDir + `.
+It asks the running daemon through its local socket (--socket, else socket:
+in the configuration -c, else ` + localapi.DefaultSocket + `). The socket is
+open to root and to the members of group ` + localapi.SocketGroup + `. When
+the daemon is stopped, "porteirod events" reads the database directly.
 
 --since takes a duration back from now (90m, 24h, 7d) or a time
-(2026-01-02T15:04:05Z). Kinds: ` + strings.Join(watch.Kinds, ", ") + `.
+(2026-01-02T15:04:05Z). Kinds: ` + strings.Join(localapi.Kinds, ", ") + `.
 
 Exit status: 0 when events were found, 1 when none matched, 2 on bad usage
-or when there is no database (is "porteiro watch" running?).`,
+or when the daemon is not running.`,
 		Example: `  porteiro events --since 24h
   porteiro events --port 4444 --since 7d
   porteiro events --port ssh --kind owner_changed
@@ -65,107 +64,87 @@ or when there is no database (is "porteiro watch" running?).`,
 	c.Flags().StringVar(&f.kind, "kind", "", "only events of this kind")
 	c.Flags().IntVar(&f.limit, "limit", 1000, "show at most this many events (the newest)")
 	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
-	c.Flags().StringVar(&f.stateDir, "state-dir", "", "directory of the event database")
-	c.Flags().StringVarP(&f.config, "config", "c", watch.DefaultConfigFile, "configuration file, for its state_dir")
+	c.Flags().StringVar(&f.socket, "socket", "", "porteirod's local API socket (default: socket: of the configuration, else "+localapi.DefaultSocket+")")
+	c.Flags().StringVarP(&f.config, "config", "c", defaultConfigFile, "porteirod's configuration, for its socket:")
+	// --state-dir reads the database, which only porteirod does.
+	c.Flags().StringVar(&f.stateDir, "state-dir", "", `moved: use "porteirod events --state-dir DIR"`)
+	c.Flags().MarkHidden("state-dir")
 	return c
 }
 
-// stateDirOf finds the state directory: the flag, else the config's, else
-// the default. A missing default config is not an error.
-func stateDirOf(c *cobra.Command, flagDir, configPath string) (string, error) {
-	if flagDir != "" {
-		return flagDir, nil
-	}
-	cfg, err := watch.LoadConfig(configPath)
-	switch {
-	case err == nil:
-		return cfg.StateDirPath(), nil
-	case errors.Is(err, fs.ErrNotExist) && !c.Flags().Changed("config"):
-		return watch.DefaultStateDir, nil
-	}
-	return "", err
-}
-
 func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
+	if f.stateDir != "" {
+		return usageErrorf("porteiro events asks the running daemon; to read a state directory's database, run \"porteirod events --state-dir %s\"", f.stateDir)
+	}
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("unknown output format %q: want table or json", f.output)
 	}
-	port := f.port
-	if port != "" {
-		if _, err := strconv.Atoi(port); err != nil {
-			// A service name from /etc/services, as `porteiro who` takes.
-			p, ok := services.System().Lookup(port, "")
-			if !ok {
-				return usageErrorf("--port %q is neither a port number nor a service name in /etc/services", port)
-			}
-			port = strconv.Itoa(int(p))
-		}
+	port, err := services.PortArg(f.port)
+	if err != nil {
+		return usageErrorf("--port: %v", err)
 	}
 	if f.limit < 1 {
 		return usageErrorf("--limit must be at least 1")
 	}
-	flt, err := watch.ParseFilter(f.since, port, f.kind, strconv.Itoa(f.limit), time.Now())
-	if err != nil {
+	sock := f.socket
+	if sock == "" {
+		sock, err = socketOf(f.config, c.Flags().Changed("config"))
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+	}
+	cl := &localapi.Client{Socket: sock}
+	doc, err := cl.Events(context.Background(), localapi.NewEventsQuery(f.since, port, f.kind, f.limit))
+	var ae *localapi.Error
+	switch {
+	case errors.Is(err, localapi.ErrNotRunning):
+		return usageErrorf("%v; to read the history while it is stopped, run \"porteirod events\" (as root, or as the daemon's user)", err)
+	case errors.As(err, &ae):
+		return usageErrorf("%v", ae)
+	case err != nil:
 		return usageErrorf("%v", err)
 	}
-	dir, err := stateDirOf(c, f.stateDir, f.config)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	st, err := store.OpenReadOnly(dir)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return usageErrorf("%v: \"porteiro watch\" has not run with this state directory (--state-dir, or state_dir in %s)", err, f.config)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return usageErrorf("%v: run as root (sudo porteiro events) or as the daemon's user", err)
-		}
-		return usageErrorf("%v", err)
-	}
-	defer st.Close()
-	evs, err := st.Events(context.Background(), flt)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	if f.output == "json" {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(watch.NewEventsDocument(evs)); err != nil {
-			return err
-		}
-	} else if len(evs) > 0 {
-		if err := writeEventsTable(env, evs); err != nil {
-			return err
-		}
-	}
-	if len(evs) == 0 {
-		if f.output == "table" {
-			env.Stderr.Write([]byte("porteiro: no events match\n"))
-		}
-		return silentExit(ExitNotFound)
-	}
-	return nil
+	return cmdkit.PrintEvents(env, f.output, doc, "porteiro")
 }
 
-func writeEventsTable(env *Env, evs []store.Event) error {
-	t := render.NewTable("TIME", "KIND", "SEVERITY", "LISTENER", "PID", "USER", "PROCESS", "SUMMARY")
-	for _, e := range evs {
-		var p watch.Payload
-		_ = json.Unmarshal(e.Payload, &p)
-		pid, user, proc := "-", "-", "-"
-		so := p.Socket
-		if so != nil && len(so.Processes) > 0 {
-			pr := so.Processes[0]
-			pid, user, proc = strconv.Itoa(pr.PID), pr.User, pr.Name
-		}
-		t.Row(e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Severity, e.Listener, pid, eventsDash(user), eventsDash(proc), p.Summary)
-	}
-	return t.Write(env.Stdout, tableOptions(env))
-}
+// maxConfigRead bounds how much of porteirod's configuration the client
+// reads to find the socket.
+const maxConfigRead = 4 << 20
 
-func eventsDash(s string) string {
-	if s == "" {
-		return "-"
+// socketOf reads socket: from porteirod's configuration. A missing default
+// configuration means the default socket; the daemon validates the file,
+// so anything else it holds is not porteiro's business here.
+func socketOf(path string, explicit bool) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return localapi.DefaultSocket, nil
+		}
+		return "", fmt.Errorf("reading the socket's path from %s: %w", path, err)
 	}
-	return s
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxConfigRead+1))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxConfigRead {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxConfigRead)
+	}
+	var cfg struct {
+		Socket *string `yaml:"socket"`
+	}
+	if err := yaml.UnmarshalWithOptions(b, &cfg, yaml.AllowDuplicateMapKey()); err != nil {
+		return "", fmt.Errorf("%s: %v (check it with \"porteirod validate -c %s\")", path, err, path)
+	}
+	switch {
+	case cfg.Socket == nil:
+		return localapi.DefaultSocket, nil
+	case *cfg.Socket == "":
+		return "", fmt.Errorf("%s turns the local API socket off (socket: \"\"); the daemon's history is then read with \"porteirod events\"", path)
+	}
+	return *cfg.Socket, nil
 }

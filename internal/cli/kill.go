@@ -69,9 +69,9 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 			if len(procs) == 0 {
 				if hidden > 0 {
 					printNotes(env, snap, socks)
-					return &exitError{code: ExitNotFound, err: fmt.Errorf("the port is held, but by no process porteiro can see")}
+					return exitWith(ExitNotFound, fmt.Errorf("the port is held, but by no process porteiro can see"))
 				}
-				return &exitError{code: ExitNotFound, err: fmt.Errorf("nothing listens on %s", strings.Join(args, ", "))}
+				return exitWith(ExitNotFound, fmt.Errorf("nothing listens on %s", strings.Join(args, ", ")))
 			}
 			list := make([]inventory.Process, 0, len(procs))
 			for _, p := range procs {

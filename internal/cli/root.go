@@ -1,57 +1,42 @@
-// Package cli holds porteiro's command-line interface. Each command lives in
-// its own file and registers itself with register() from init, so commands
-// can be added without touching this file.
+// Package cli holds porteiro's command-line interface: the client that
+// admins type (list, who, pid, kill, baseline, check, policy, events, ...).
+// Each command lives in its own file and registers itself with register()
+// from init, so commands can be added without touching this file.
+//
+// The daemon, porteirod, has its own package (internal/daemoncli); this one
+// must not link the daemon's store, mail or metrics code, so that porteiro
+// stays small and quick to start. TestClientLinksNoDaemonCode checks it.
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"io"
+
 	"sort"
 
 	"github.com/spf13/cobra"
+
+	"github.com/porteiro/porteiro/internal/cmdkit"
 )
 
 // Exit codes shared by every command.
 const (
-	ExitOK       = 0 // something was found / clean
-	ExitNotFound = 1 // nothing matched / findings
-	ExitUsage    = 2 // bad usage or input, or the command could not run
+	ExitOK       = cmdkit.ExitOK
+	ExitNotFound = cmdkit.ExitNotFound
+	ExitUsage    = cmdkit.ExitUsage
 )
 
-// exitError carries an exit code through cobra. A nil err with a code
-// just sets the code.
-type exitError struct {
-	code int
-	err  error
-}
+// Env is what every command gets: its streams.
+type Env = cmdkit.Env
 
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
+// defaultConfigFile is porteirod's configuration, which porteiro reads for
+// the local API socket's path.
+const defaultConfigFile = "/etc/porteiro/porteiro.yaml"
 
-func (e *exitError) Unwrap() error { return e.err }
-
-// usageErrorf returns an error that exits 2 with a one-line message.
-func usageErrorf(format string, a ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
-}
-
-// silentExit sets the exit code without printing anything more.
-func silentExit(code int) error { return &exitError{code: code} }
-
-// Env is what every command gets: its streams. Commands must not use
-// os.Stdout directly, so tests can run them in-process.
-type Env struct {
-	// Args are the command-line arguments, without the program name.
-	Args   []string
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-}
+var (
+	usageErrorf = cmdkit.UsageErrorf
+	silentExit  = cmdkit.SilentExit
+	exitWith    = cmdkit.Exit
+)
 
 type cmdFactory struct {
 	order int
@@ -82,14 +67,12 @@ Without a command it runs "porteiro list".
 
 Run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see the
 processes of other users; without them porteiro shows what it can and says
-what is missing.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+what is missing.
+
+The daemon that watches for changes and sends alerts is a separate program,
+porteirod (see "porteirod --help"); "porteiro events" asks it for its history.`,
 	}
-	root.SetIn(env.Stdin)
-	root.SetOut(env.Stdout)
-	root.SetErr(env.Stderr)
-	root.CompletionOptions.HiddenDefaultCmd = true
+	cmdkit.Setup(root, env)
 	sort.SliceStable(factories, func(i, j int) bool { return factories[i].order < factories[j].order })
 	for _, f := range factories {
 		root.AddCommand(f.make(env))
@@ -97,30 +80,32 @@ what is missing.`,
 	if rootHook != nil {
 		rootHook(env, root)
 	}
-	setupVersion(root)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
-	})
+	for _, m := range movedCommands {
+		root.AddCommand(movedCommand(m.use, m.to))
+	}
 	return root
+}
+
+// movedCommands are porteiro's former daemon commands. They stay, hidden,
+// to tell scripts and fingers where the command went.
+var movedCommands = []struct{ use, to string }{
+	{"watch", "porteirod (the daemon runs in the foreground; same flags)"},
+	{"config", "porteirod validate"},
+}
+
+func movedCommand(use, to string) *cobra.Command {
+	return &cobra.Command{
+		Use:                use,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			return usageErrorf("\"porteiro %s\" moved: run %s", use, to)
+		},
+	}
 }
 
 // Main runs porteiro with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr}
-	root := NewRoot(env)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err == nil {
-		return ExitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "porteiro: %v\n", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "porteiro: %v\n", err)
-	// Cobra's own errors (unknown command, bad args) are usage errors.
-	return ExitUsage
+	return cmdkit.Run(NewRoot(env), env)
 }

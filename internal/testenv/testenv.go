@@ -18,36 +18,52 @@ import (
 	"github.com/porteiro/porteiro/internal/taskfd"
 )
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// built is one program built once per test process.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var builds = map[string]*built{"porteiro": {}, "porteirod": {}}
 
 // Binary returns the path of a porteiro binary: $PORTEIRO_BIN if set,
 // otherwise one built once per test process.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("PORTEIRO_BIN"); p != "" {
+	return program(t, "porteiro", "PORTEIRO_BIN")
+}
+
+// DaemonBinary returns the path of a porteirod binary: $PORTEIROD_BIN if
+// set, otherwise one built once per test process.
+func DaemonBinary(t testing.TB) string {
+	t.Helper()
+	return program(t, "porteirod", "PORTEIROD_BIN")
+}
+
+func program(t testing.TB, name, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "porteiro-bin-")
+	b := builds[name]
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", name+"-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "porteiro")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/porteiro")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/"+name)
 		cmd.Dir = ModuleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = &buildError{out: string(out), err: err}
+			b.err = &buildError{out: string(out), err: err}
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("building porteiro: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("building %s: %v", name, b.err)
 	}
-	return buildPath
+	return b.path
 }
 
 type buildError struct {

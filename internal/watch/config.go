@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
 )
 
@@ -91,6 +92,9 @@ type Retention struct {
 type HTTPConfig struct {
 	// Listen is host:port; an explicit empty string turns HTTP off.
 	Listen *string `yaml:"listen"`
+	// API also serves /api/v1 on the TCP listener (off by default: the
+	// local socket serves it to those its permissions allow).
+	API bool `yaml:"api"`
 }
 
 // LogConfig sets the daemon's log output.
@@ -111,19 +115,22 @@ type RetryConfig struct {
 // Config is the daemon's configuration file. The zero value (an empty
 // file) works: every field has a default.
 type Config struct {
-	Interval        Duration              `yaml:"interval"`
-	Grace           Duration              `yaml:"grace"`
-	Burst           Duration              `yaml:"burst"`
-	FlapWindow      Duration              `yaml:"flap_window"`
-	Policy          *string               `yaml:"policy"`
-	StateDir        string                `yaml:"state_dir"`
-	Retention       Retention             `yaml:"retention"`
-	HTTP            HTTPConfig            `yaml:"http"`
-	Log             LogConfig             `yaml:"log"`
-	Retry           RetryConfig           `yaml:"retry"`
-	ShutdownTimeout Duration              `yaml:"shutdown_timeout"`
-	Host            string                `yaml:"host"`
-	Channels        notify.ChannelsConfig `yaml:"channels"`
+	Interval        Duration    `yaml:"interval"`
+	Grace           Duration    `yaml:"grace"`
+	Burst           Duration    `yaml:"burst"`
+	FlapWindow      Duration    `yaml:"flap_window"`
+	Policy          *string     `yaml:"policy"`
+	StateDir        string      `yaml:"state_dir"`
+	Retention       Retention   `yaml:"retention"`
+	HTTP            HTTPConfig  `yaml:"http"`
+	Log             LogConfig   `yaml:"log"`
+	Retry           RetryConfig `yaml:"retry"`
+	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
+	Host            string      `yaml:"host"`
+	// Socket is the local API socket; an explicit empty string turns it
+	// off.
+	Socket   *string               `yaml:"socket"`
+	Channels notify.ChannelsConfig `yaml:"channels"`
 
 	// File is where the config was read from ("" for defaults).
 	File string `yaml:"-"`
@@ -190,6 +197,14 @@ func (c *Config) Listen() string {
 		return DefaultListen
 	}
 	return *c.HTTP.Listen
+}
+
+// SocketPath is the local API socket's path; "" when turned off.
+func (c *Config) SocketPath() string {
+	if c.Socket == nil {
+		return localapi.DefaultSocket
+	}
+	return *c.Socket
 }
 
 // HostName is the host name put in alerts.

@@ -14,6 +14,7 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/metrics"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
@@ -55,7 +56,7 @@ type Options struct {
 	Notify func(state string)
 }
 
-// Daemon is `porteiro watch`. Create it with New and run it with Run.
+// Daemon is porteirod. Create it with New and run it with Run.
 type Daemon struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -219,20 +220,32 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sinks := d.sinks
 	d.mu.Unlock()
 
-	var srv *http.Server
+	var servers []*http.Server
+	serve := func(ln net.Listener, h http.Handler, what string) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("http server stopped", "listener", what, "err", err)
+			}
+		}()
+		d.log.Info("serving http", what, ln.Addr().String())
+	}
+	if path := cfg.SocketPath(); path != "" {
+		ln, err := localapi.Listen(path)
+		if err != nil {
+			d.store.Close()
+			return fmt.Errorf("local API socket (socket:): %w", err)
+		}
+		serve(ln, d.Handler(), "socket")
+	}
 	if addr := cfg.Listen(); addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			d.store.Close()
 			return fmt.Errorf("listening on %s (http.listen): %w", addr, err)
 		}
-		srv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("http server stopped", "err", err)
-			}
-		}()
-		d.log.Info("serving http", "addr", ln.Addr().String())
+		serve(ln, d.TCPHandler(cfg), "addr")
 	}
 	d.failOrphans(ctx, sinks)
 
@@ -294,7 +307,7 @@ loop:
 	}
 	cancelSends()
 	d.disp.drain(2 * time.Second)
-	if srv != nil {
+	for _, srv := range servers {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/inventory"
@@ -128,7 +129,7 @@ func testConfig(t *testing.T) *Config {
 		Interval: dur(MinInterval), Grace: dur(time.Second), Burst: dur(300 * time.Millisecond),
 		Retry:    RetryConfig{Initial: dur(50 * time.Millisecond), Max: dur(200 * time.Millisecond)},
 		StateDir: t.TempDir(), HTTP: HTTPConfig{Listen: &off}, Policy: &none, Host: "test-host",
-		ShutdownTimeout: dur(2 * time.Second),
+		ShutdownTimeout: dur(2 * time.Second), Socket: &off,
 	}
 }
 
@@ -585,6 +586,8 @@ func TestDaemonServesHTTP(t *testing.T) {
 	addr = l.Addr().String()
 	l.Close()
 	cfg.HTTP.Listen = &addr
+	sockPath := filepath.Join(t.TempDir(), "porteiro.sock")
+	cfg.Socket = &sockPath
 	host := &fakeHost{}
 	host.set(sock(22, 100, "/usr/sbin/sshd"))
 	start(t, cfg, host, nil)
@@ -604,6 +607,27 @@ func TestDaemonServesHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "porteiro_scan_duration_seconds") {
 		t.Fatalf("/metrics = %d, %.200s", resp.StatusCode, b)
+	}
+	// The JSON API is on the local socket, not on TCP (http.api is off).
+	resp, err = http.Get("http://" + addr + "/api/v1/listeners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/api/v1/listeners on TCP = %d, want 404", resp.StatusCode)
+	}
+	doc, err := (&localapi.Client{Socket: sockPath}).Events(context.Background(), localapi.EventsQuery{Since: "1h"})
+	if err != nil {
+		t.Fatalf("events through the socket: %v", err)
+	}
+	if doc.SchemaVersion != 1 || doc.Events == nil {
+		t.Errorf("events through the socket = %+v, want a document (the first scan records no event)", doc)
+	}
+	_, err = (&localapi.Client{Socket: sockPath}).Events(context.Background(), localapi.EventsQuery{Kind: "nope"})
+	var ae *localapi.Error
+	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "nope") {
+		t.Errorf("a bad query through the socket = %v, want a 400 naming the kind", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/inventory"
@@ -20,17 +21,17 @@ import (
 
 // Event kinds.
 const (
-	KindOpened       = "opened"
-	KindClosed       = "closed"
-	KindOwnerChanged = "owner_changed"
-	KindRestarted    = "restarted"
-	KindViolation    = "violation"
-	KindResolved     = "resolved"
-	KindMissing      = "missing"
+	KindOpened       = localapi.KindOpened
+	KindClosed       = localapi.KindClosed
+	KindOwnerChanged = localapi.KindOwnerChanged
+	KindRestarted    = localapi.KindRestarted
+	KindViolation    = localapi.KindViolation
+	KindResolved     = localapi.KindResolved
+	KindMissing      = localapi.KindMissing
 )
 
 // Kinds lists every event kind.
-var Kinds = []string{KindOpened, KindClosed, KindOwnerChanged, KindRestarted, KindViolation, KindResolved, KindMissing}
+var Kinds = localapi.Kinds
 
 // Event is one thing the daemon noticed.
 type Event struct {

@@ -3,20 +3,25 @@ package watch
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/inventory"
 )
 
-// Handler serves the daemon's HTTP API:
+// Handler serves the daemon's whole API. It is what the local API socket
+// serves, where the socket's permissions decide who may ask:
 //
-//	/healthz           200 when the last scan is recent, 503 otherwise
+//	/healthz           200 when the last scan is recent and events are
+//	                   being stored, 503 with the reason otherwise
 //	/metrics           Prometheus metrics
 //	/api/v1/listeners  the current listeners, as `porteiro list -o json`
 //	/api/v1/events     the event history (?since=24h&port=22&kind=opened&limit=100)
@@ -27,6 +32,63 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/listeners", d.serveListeners)
 	mux.HandleFunc("GET /api/v1/events", d.serveEvents)
 	return mux
+}
+
+// TCPHandler serves the TCP listener (http.listen): /healthz and /metrics
+// for monitoring, and the JSON API only when http.api is true. Anyone who
+// can reach a TCP port may ask, which on a host mounted with hidepid=2
+// would show command lines that /proc hides from them; the local socket
+// serves the API to those its permissions allow.
+//
+// Requests must name the daemon by a loopback name or the configured
+// address in their Host header, so that a web page cannot reach the API
+// through DNS rebinding.
+func (d *Daemon) TCPHandler(cfg *Config) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", d.serveHealth)
+	mux.Handle("GET /metrics", d.metrics.Handler())
+	if cfg.HTTP.API {
+		mux.HandleFunc("GET /api/v1/listeners", d.serveListeners)
+		mux.HandleFunc("GET /api/v1/events", d.serveEvents)
+	} else {
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the JSON API is served on the local socket (" + cfg.SocketPath() + "); set http.api: true to serve it on TCP too"})
+		})
+	}
+	allowed := allowedHosts(cfg.Listen())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host, allowed) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "unexpected Host header: use a loopback name or the address of http.listen"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// allowedHosts are the names a request may give in Host: loopback names
+// and the host part of the listen address.
+func allowedHosts(listen string) map[string]bool {
+	m := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		m[strings.ToLower(h)] = true
+	}
+	return m
+}
+
+func hostAllowed(hostHeader string, allowed map[string]bool) bool {
+	h := hostHeader
+	if host, _, err := net.SplitHostPort(hostHeader); err == nil {
+		h = host
+	}
+	h = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	if allowed[h] {
+		return true
+	}
+	// Any loopback or unspecified-bound address the admin typed by number.
+	if a, err := netip.ParseAddr(h); err == nil && a.Unmap().IsLoopback() {
+		return true
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -81,32 +143,11 @@ func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewEventsDocument(evs))
 }
 
-// EventJSON is one event in `porteiro events -o json` and /api/v1/events.
-type EventJSON struct {
-	ID       int64           `json:"id"`
-	UID      string          `json:"uid"`
-	Time     time.Time       `json:"time"`
-	Kind     string          `json:"kind"`
-	Severity string          `json:"severity"`
-	Listener string          `json:"listener"`
-	Proto    string          `json:"proto,omitempty"`
-	Port     uint16          `json:"port,omitempty"`
-	PID      int             `json:"pid,omitempty"`
-	Summary  string          `json:"summary"`
-	Payload  json.RawMessage `json:"payload"`
-}
-
-// EventsDocument is the JSON document of an event listing.
-type EventsDocument struct {
-	SchemaVersion int         `json:"schema_version"`
-	Events        []EventJSON `json:"events"`
-}
-
 // NewEventsDocument converts stored events for JSON output.
-func NewEventsDocument(evs []store.Event) EventsDocument {
-	doc := EventsDocument{SchemaVersion: inventory.SchemaVersion, Events: make([]EventJSON, 0, len(evs))}
+func NewEventsDocument(evs []store.Event) localapi.EventsDocument {
+	doc := localapi.EventsDocument{SchemaVersion: inventory.SchemaVersion, Events: make([]localapi.Event, 0, len(evs))}
 	for _, e := range evs {
-		doc.Events = append(doc.Events, EventJSON{
+		doc.Events = append(doc.Events, localapi.Event{
 			ID: e.ID, UID: e.UID, Time: e.Time, Kind: e.Kind, Severity: e.Severity, Listener: e.Listener,
 			Proto: e.Proto, Port: e.Port, PID: e.PID, Summary: PayloadSummary(e.Payload), Payload: e.Payload,
 		})

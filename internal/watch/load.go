@@ -19,7 +19,9 @@ type Runtime struct {
 	Policy Checker
 	// PolicyFile is the policy in use, "" for none.
 	PolicyFile string
-	Sinks      []notify.Sink
+	// PolicyRules is the policy behind Policy, nil for none.
+	PolicyRules *policy.Policy
+	Sinks       []notify.Sink
 }
 
 // Load reads a config file ("" for the defaults), its policy and builds its
@@ -47,6 +49,7 @@ func Build(cfg *Config) (*Runtime, error) {
 		case err == nil:
 			rt.Policy = PolicyChecker(pol)
 			rt.PolicyFile = path
+			rt.PolicyRules = pol
 		case !explicit && errors.Is(err, os.ErrNotExist):
 			// The default policy is optional: without it porteiro only
 			// reports changes.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the .deb and .rpm (scripts/package.sh), installs the .deb with dpkg
-# and checks what an admin gets: the binary and its version, `porteiro list`
+# and checks what an admin gets: both programs and their version, `porteiro list`
 # and `who` finding a real listener, the service user seeing root's processes
 # with only the unit's two capabilities, the conffiles, man pages,
 # completions and units. Then it purges the package and deletes the user it
@@ -53,6 +53,14 @@ echo "built $deb and $rpm"
 
 dpkg -i "$deb" >/dev/null
 bin=/usr/bin/porteiro
+dbin=/usr/sbin/porteirod
+[ -x "$dbin" ] || fail "the package has no $dbin"
+[ ! -e /usr/lib/porteiro ] || fail "the package still ships /usr/lib/porteiro"
+out=$("$dbin" --version 2>&1) || fail "porteirod --version: $out"
+case "$out" in
+"porteirod $version (commit ${commit:0:12}, built "*) ;;
+*) fail "porteirod --version printed '$out'" ;;
+esac
 
 # The version the package says is the one the binary reports.
 out=$("$bin" version 2>&1) || fail "porteiro version: $out"
@@ -115,8 +123,8 @@ conf=$(dpkg-query -W -f='${Conffiles}\n' porteiro)
 for f in /etc/porteiro/porteiro.yaml /etc/porteiro/policy.yaml; do
 	grep -q "^ $f " <<<"$conf" || fail "$f is not a conffile"
 done
-for page in porteiro porteiro-list porteiro-version; do
-	p=/usr/share/man/man1/$page.1.gz
+for page in porteiro.1 porteiro-list.1 porteiro-version.1 porteirod.8 porteirod-once.8 porteirod-events.8; do
+	p=/usr/share/man/man${page##*.}/$page.gz
 	[ -s "$p" ] || fail "no man page $p"
 	if command -v groff >/dev/null 2>&1; then
 		warn=$(zcat "$p" | groff -man -Tutf8 -ww -z 2>&1) || fail "groff $p"
@@ -126,10 +134,12 @@ done
 if command -v man >/dev/null 2>&1; then
 	man -w porteiro-who >/dev/null 2>&1 || fail "man cannot find porteiro-who"
 fi
-bash -c 'source /usr/share/bash-completion/completions/porteiro && complete -p porteiro' >/dev/null ||
-	fail "the bash completion does not register"
-[ -s /usr/share/zsh/vendor-completions/_porteiro ] || fail "no zsh completion"
-[ -s /usr/share/fish/vendor_completions.d/porteiro.fish ] || fail "no fish completion"
+for prog in porteiro porteirod; do
+	bash -c "source /usr/share/bash-completion/completions/$prog && complete -p $prog" >/dev/null ||
+		fail "the bash completion of $prog does not register"
+	[ -s /usr/share/zsh/vendor-completions/_$prog ] || fail "no zsh completion for $prog"
+	[ -s /usr/share/fish/vendor_completions.d/$prog.fish ] || fail "no fish completion for $prog"
+done
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# With man-db, verify also resolves each unit's Documentation=man: page.
 	man_opt=--man=no
@@ -143,13 +153,15 @@ echo "conffiles, man pages, completions and units: OK"
 # The installed defaults are valid, and the default policy reports nothing.
 "$bin" policy validate -p /etc/porteiro/policy.yaml >/dev/null || fail "the installed policy.yaml does not validate"
 "$bin" check -p /etc/porteiro/policy.yaml >/dev/null || fail "porteiro check with the installed policy exited $?, want 0"
-"$bin" config validate -c /etc/porteiro/porteiro.yaml >/dev/null || fail "the installed porteiro.yaml does not validate"
+"$dbin" validate -c /etc/porteiro/porteiro.yaml >/dev/null || fail "the installed porteiro.yaml does not validate"
 echo "installed configuration and policy: valid, and porteiro check is clean"
 
 # The daemon as porteiro.service runs it: its ExecStart, the porteiro user,
 # the two ambient capabilities, the installed configuration and the state
 # directory systemd would create. Only the HTTP port moves, to a free one.
 install -d -o porteiro -g porteiro -m 0750 /var/lib/porteiro
+# RuntimeDirectory=porteiro, as systemd would create it.
+install -d -o porteiro -g porteiro -m 0755 /run/porteiro
 hport=
 for p in $(shuf -i 20000-29999 -n 50); do
 	if [ -z "$(ss -Htln "sport = :$p")" ]; then
@@ -178,13 +190,22 @@ for want in \
 	'porteiro_policy_violations{kind="unexpected"} 0'; do
 	grep -qF "$want" <<<"$metrics" || fail "the daemon's /metrics lacks: $want"
 done
-listeners=$(curl -fsS "http://127.0.0.1:$hport/api/v1/listeners") || fail "the daemon does not serve /api/v1/listeners"
+# The JSON API is on the local socket, open to the porteiro group only.
+sock=/run/porteiro/porteiro.sock
+[ "$(stat -c '%a %G' "$sock")" = "660 porteiro" ] || fail "the socket is $(stat -c '%a %U:%G' "$sock"), want mode 660 and group porteiro"
+listeners=$(curl -fsS --unix-socket "$sock" "http://localhost/api/v1/listeners") || fail "the daemon does not serve /api/v1/listeners on $sock"
 grep -qE "\"pid\": $lpid\b" <<<"$listeners" ||
 	fail "the daemon's /api/v1/listeners does not name holdport (pid $lpid)"
+rc=0
+out=$("$bin" events --since 1h 2>&1) || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || fail "porteiro events through the socket exited $rc: $out"
+out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$bin" events 2>&1) && fail "nobody read the events through the socket"
+grep -q "permission denied\|root or as a member of group porteiro" <<<"$out" || fail "porteiro events as nobody said: $out"
 kill -TERM "$wpid"
 wait "$wpid" || fail "the daemon exited $? on SIGTERM, want 0"
 wpid=
 [ -n "$(find /var/lib/porteiro -user porteiro -type f)" ] || fail "the daemon wrote nothing to /var/lib/porteiro"
+rm -rf /run/porteiro
 echo "daemon: runs as porteiro with the installed config, sees root's listener, stops cleanly on SIGTERM"
 
 # The timer's command, exactly as porteiro-check.service runs it, once the

@@ -1,6 +1,4 @@
-//go:build !porteiro_lite
-
-package cli
+package daemoncli
 
 import (
 	"errors"
@@ -9,27 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/watch"
 )
 
-func init() { register(70, newConfigCmd) }
-
-func newConfigCmd(env *Env) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "config",
-		Short: "Work with the daemon's configuration file (validate)",
-		Long: `Commands for porteiro's configuration file, the one "porteiro watch" and
-"porteiro check --notify" read. docs/config.md describes every key.`,
-		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			return usageErrorf("config needs a command: validate (see 'porteiro config --help')")
-		},
-	}
-	c.AddCommand(newConfigValidateCmd(env))
-	return c
-}
-
-func newConfigValidateCmd(env *Env) *cobra.Command {
+func newValidateCmd(env *Env) *cobra.Command {
 	var path string
 	var syntaxOnly bool
 	c := &cobra.Command{
@@ -50,9 +32,9 @@ running the old configuration, so the mistake would only show in the log.
 
 Exit status: 0 when the configuration is valid, 2 when it is not (or is
 missing).`,
-		Example: `  porteiro config validate
-  porteiro config validate --syntax-only -c roles/porteiro/files/porteiro.yaml
-  porteiro config validate -c ./porteiro.yaml && systemctl reload porteiro`,
+		Example: `  porteirod validate
+  porteirod validate --syntax-only -c roles/porteiro/files/porteiro.yaml
+  porteirod validate -c ./porteiro.yaml && systemctl reload porteiro`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := watch.LoadConfig(path)
@@ -71,10 +53,10 @@ missing).`,
 			for _, e := range flatten(err) {
 				fmt.Fprintln(env.Stderr, e)
 			}
-			return silentExit(ExitUsage)
+			return silentExit(cmdkit.ExitUsage)
 		},
 	}
-	c.Flags().StringVarP(&path, "config", "c", watch.DefaultConfigFile, "configuration file to validate")
+	configFlag(c, &path, "configuration file to validate")
 	c.Flags().BoolVar(&syntaxOnly, "syntax-only", false, "check the file only; do not read secret files or the policy")
 	return c
 }

@@ -1,6 +1,4 @@
-//go:build !porteiro_lite
-
-package cli
+package daemoncli
 
 import (
 	"context"
@@ -14,12 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/porteiro/porteiro/internal/cmdkit"
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/metrics"
 	"github.com/porteiro/porteiro/internal/version"
 	"github.com/porteiro/porteiro/internal/watch"
 )
-
-func init() { register(60, newWatchCmd) }
 
 type watchFlags struct {
 	config   string
@@ -28,12 +26,13 @@ type watchFlags struct {
 	http     string
 }
 
-func newWatchCmd(env *Env) *cobra.Command {
+func newRunCmd(env *Env) *cobra.Command {
 	f := &watchFlags{}
 	c := &cobra.Command{
-		Use:   "watch",
-		Short: "Run the daemon: notice port changes within seconds, record them, alert",
-		Long: `Run porteiro as a daemon, in the foreground (systemd runs it this way).
+		Use:   "porteirod",
+		Short: "The porteiro daemon: notice port changes, record them, alert",
+		Long: `porteirod is porteiro's daemon. Without a command it runs in the foreground
+(systemd runs it this way).
 
 Every interval (2s by default) it scans the listening sockets and records
 what changed in its event database (` + watch.DefaultStateDir + `), with the
@@ -57,8 +56,9 @@ Without -c it reads ` + watch.DefaultConfigFile + ` if that exists, and runs
 with the defaults otherwise. The policy is ` + watch.DefaultPolicyFile + `, if
 present. Flags override the file.
 
-It serves http://` + watch.DefaultListen + `: /healthz, /metrics,
-/api/v1/listeners and /api/v1/events.
+It serves its local API on the unix socket ` + localapi.DefaultSocket + `
+(mode 0660, group porteiro), which "porteiro events" asks, and /healthz and
+/metrics on http://` + watch.DefaultListen + ` for monitoring.
 
 Signals:
   SIGHUP   reload the configuration and the policy; a broken new file is
@@ -67,20 +67,28 @@ Signals:
            shutdown_timeout, 10s), exit 0
 
 Run it as root, or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, to see every
-process. "porteiro events" reads the history; docs/watch.md has the details.
+process. "porteiro events" reads the history from the running daemon, and
+"porteirod events" from the database while it is stopped; docs/watch.md has
+the details.
 
 Exit status: 0 after SIGTERM or SIGINT; 2 when it cannot start (a broken
 configuration, as FILE:LINE:COLUMN; an unusable state directory; the HTTP
-address in use).`,
-		Example: `  porteiro watch -c /etc/porteiro/porteiro.yaml
-  porteiro watch --interval 1s --state-dir /tmp/porteiro --http 127.0.0.1:9466
+address or the socket in use, or another porteirod on the state directory).
+
+Commands:
+  porteirod validate   check a configuration without starting anything
+  porteirod once       scan and check once, and send the findings as alerts
+                       (for a timer, instead of the daemon)
+  porteirod events     read the event history from the database directly`,
+		Example: `  porteirod -c /etc/porteiro/porteiro.yaml
+  porteirod --interval 1s --state-dir /tmp/porteiro --http 127.0.0.1:9466
   systemctl reload porteiro     # sends SIGHUP`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runWatch(env, c, f)
 		},
 	}
-	c.Flags().StringVarP(&f.config, "config", "c", watch.DefaultConfigFile, "configuration file")
+	configFlag(c, &f.config, "configuration file")
 	c.Flags().DurationVar(&f.interval, "interval", 0, "scan interval, overriding the file (at least 250ms)")
 	c.Flags().StringVar(&f.stateDir, "state-dir", "", "directory of the event database, overriding the file")
 	c.Flags().StringVar(&f.http, "http", "", `HTTP listen address, overriding the file ("off" turns HTTP off)`)
@@ -122,7 +130,7 @@ func loadWatchRuntime(c *cobra.Command, f *watchFlags) (*watch.Runtime, error) {
 func runWatch(env *Env, c *cobra.Command, f *watchFlags) error {
 	rt, err := loadWatchRuntime(c, f)
 	if err != nil {
-		var ee *exitError
+		var ee *cmdkit.ExitError
 		if errors.As(err, &ee) {
 			return err
 		}
@@ -195,4 +203,13 @@ func newWatchLogger(env *Env, cfg *watch.Config, level *slog.LevelVar) *slog.Log
 		return slog.New(slog.NewJSONHandler(env.Stderr, o))
 	}
 	return slog.New(slog.NewTextHandler(env.Stderr, o))
+}
+
+// noArgs rejects arguments to the daemon itself, pointing at the commands:
+// "porteirod evnts" is a typo, not an argument to ignore.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for porteirod: want validate, once, events or version (see 'porteirod --help')", args[0])
+	}
+	return nil
 }
