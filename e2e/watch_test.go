@@ -31,7 +31,7 @@ type watchEnv struct {
 	dir      string
 	bin      string // porteiro
 	daemon   string // porteirod
-	port     int // the one port under policy
+	port     int    // the one port under policy
 	smtpPort int
 	conf     string
 	stateDir string

@@ -109,4 +109,3 @@ func TableOptions(env *Env) render.Options {
 	w := render.TerminalWidth(env.Stdout)
 	return render.Options{Width: w, Bold: w > 0 && os.Getenv("NO_COLOR") == ""}
 }
-
