@@ -826,3 +826,22 @@ func TestWatchCheckNotifyAlertmanager(t *testing.T) {
 		return len(a) == 1 && a[0].EndsAt.After(first.Add(time.Second)), fmt.Sprintf("%+v, first endsAt %v", a, first)
 	})
 }
+
+// TestWatchTwoDaemons: a second porteirod on the same state directory
+// exits 2 and names the pid of the first, instead of recording and
+// alerting everything twice.
+func TestWatchTwoDaemons(t *testing.T) {
+	w := newWatchEnv(t)
+	w.config("", "  {}\n")
+	d := w.start()
+	cmd := exec.Command(w.daemon, "-c", w.conf, "--http", "off")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	want := fmt.Sprintf("pid %d", d.cmd.Process.Pid)
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), want) {
+		t.Fatalf("second daemon: %v\n%s\nwant exit 2 naming %q", err, out, want)
+	}
+	if st, el := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second); st != 0 {
+		t.Errorf("SIGTERM: exit %d after %v", st, el)
+	}
+}

@@ -71,7 +71,9 @@ process. "porteiro events" reads the history from the running daemon, and
 "porteirod events" from the database while it is stopped; docs/watch.md has
 the details.
 
-Exit status: 0 after SIGTERM or SIGINT; 2 when it cannot start (a broken
+Exit status: 0 after SIGTERM or SIGINT; 1 when it stopped with events that
+the event store could not save (a full disk: their alerts went out from
+memory, the events are lost); 2 when it cannot start (a broken
 configuration, as FILE:LINE:COLUMN; an unusable state directory; the HTTP
 address or the socket in use, or another porteirod on the state directory).
 
@@ -181,6 +183,11 @@ func runWatch(env *Env, c *cobra.Command, f *watchFlags) error {
 		}
 	}()
 	if err := d.Run(ctx); err != nil {
+		if errors.Is(err, watch.ErrUnsaved) {
+			// Stopped with events that the store refused: they are lost,
+			// and the exit status must say so.
+			return cmdkit.Exit(1, err)
+		}
 		return usageErrorf("%v", err)
 	}
 	return nil

@@ -90,6 +90,7 @@ type Metrics struct {
 	events        *prometheus.CounterVec
 	notifications *prometheus.CounterVec
 	outboxPending prometheus.Gauge
+	storeErrors   prometheus.Counter
 
 	mu          sync.Mutex
 	snap        *inventory.Snapshot
@@ -136,6 +137,10 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 			Name: "porteiro_outbox_pending",
 			Help: "Alerts waiting in the durable outbox for delivery.",
 		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "porteiro_store_errors_total",
+			Help: "Commits to the event store that failed (a full disk, a locked or broken database); their events are kept in memory and retried.",
+		}),
 	}
 	for _, r := range scanErrorReasons {
 		m.scanErrors.WithLabelValues(r)
@@ -150,7 +155,7 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 		},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, buildInfo, (*snapshotCollector)(m))
+	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, m.storeErrors, buildInfo, (*snapshotCollector)(m))
 	if withRuntime {
 		m.runtime.MustRegister(
 			collectors.NewGoCollector(),
@@ -253,6 +258,9 @@ func (m *Metrics) IncNotification(channel, result string) {
 
 // SetOutboxPending sets the number of undelivered alerts.
 func (m *Metrics) SetOutboxPending(n int) { m.outboxPending.Set(float64(n)) }
+
+// IncStoreError counts a failed commit to the event store.
+func (m *Metrics) IncStoreError() { m.storeErrors.Inc() }
 
 // Handler serves /metrics: porteiro's metrics plus the Go runtime and
 // process metrics.

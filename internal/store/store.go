@@ -49,6 +49,7 @@ type Store struct {
 	db       *sql.DB
 	path     string
 	readOnly bool
+	lock     *os.File // the state directory's lock, for a writer
 	// MaxPending bounds each channel's pending alerts; the oldest are
 	// dropped beyond it, so a channel that is down for weeks cannot fill
 	// the disk.
@@ -101,11 +102,30 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 `
 
-// Open opens (creating if needed) the database in dir.
+// Open opens (creating if needed) the database in dir, for writing. The
+// directory must be trusted (see checkTrusted), and Open takes its lock: a
+// second writer gets a *LockedError naming the first.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
+	if err := checkTrusted(dir); err != nil {
+		return nil, err
+	}
+	lk, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(dir)
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
+	s.lock = lk
+	return s, nil
+}
+
+func open(dir string) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -159,8 +179,14 @@ func OpenReadOnly(dir string) (*Store, error) {
 // Path returns the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database, and releases the state directory's lock.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
+}
 
 // NewUID returns a random event id: 128 bits in hex. Receivers use it to
 // drop duplicates of an at-least-once delivery, so it must be unique across

@@ -86,7 +86,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 	go func() { done <- d.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(30 * time.Second)
-	for ok, _ := d.Healthy(); !ok; ok, _ = d.Healthy() {
+	for !d.Healthy().OK {
 		if time.Now().After(deadline) {
 			b.Fatal("no first scan")
 		}

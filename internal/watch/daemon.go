@@ -2,12 +2,12 @@ package watch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +57,11 @@ type Options struct {
 }
 
 // Daemon is porteirod. Create it with New and run it with Run.
+//
+// It is three parts: the recorder turns snapshots into stored events and
+// queued alerts (its lock is held across disk writes); the dispatcher
+// delivers the queue; the status is what /healthz and the API read, under a
+// lock that is never held across I/O, so a slow disk cannot stall them.
 type Daemon struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -66,25 +71,26 @@ type Daemon struct {
 	notify  func(string)
 	level   *slog.LevelVar
 	disp    *dispatcher
-
-	mu      sync.Mutex // guards everything below
-	cfg     *Config
-	policy  Checker
-	sinks   []notify.Sink
-	det     *detector
-	unsaved []Event
-	alerts  map[string]notify.Alert // firing alerts by finding key
-	last    *inventory.Snapshot
-	lastOK  time.Time
+	rec     *recorder
 	reload  chan struct{}
-	// privileged is whether the last scan saw every process; the change is
-	// logged once, not at every scan.
+	// self is the daemon's own pid: its listeners are always allowed.
+	self int
+
+	cfgMu  sync.Mutex // guards cfg, policy and sinks
+	cfg    *Config
+	policy Checker
+	sinks  []notify.Sink
+
+	statusMu      sync.Mutex // guards the status below; never held across I/O
+	last          *inventory.Snapshot
+	lastOK        time.Time
+	storeErr      error
+	storeErrSince time.Time
+
+	// Touched by the scan loop only.
 	privileged bool
 	sawScan    bool
-	lastSave   time.Time
-	// final forces the listener set to be saved (at shutdown).
-	final    bool
-	resolver string // how the last scan found owners, as last logged
+	resolver   string // how the last scan found owners, as last logged
 }
 
 // New opens the daemon's store and prepares it to run.
@@ -117,16 +123,18 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{
 		log: o.Logger, metrics: o.Metrics, store: st, now: o.Now, notify: o.Notify, level: o.LogLevel,
 		cfg: o.Config, policy: o.Policy, sinks: o.Sinks,
-		det:    newDetector(o.Config.GraceD(), o.Config.FlapWindowD()),
-		alerts: map[string]notify.Alert{},
 		reload: make(chan struct{}, 1),
+		self:   os.Getpid(),
 		scanner: inventory.NewScanner(inventory.Options{
 			Source: o.Source, Resolver: o.Resolver, Incremental: true, Now: o.Now,
 		}),
 	}
 	d.disp = newDispatcher(st, o.Metrics, o.Logger, o.Now)
 	d.disp.configure(o.Sinks, o.Config.BurstD(), o.Config.RetryInitialD(), o.Config.RetryMaxD())
-	if err := d.restore(context.Background()); err != nil {
+	d.rec = newRecorder(st, o.Config, o.Sinks, o.Metrics, o.Logger, o.Now)
+	d.rec.onStoreError = d.setStoreError
+	d.rec.sendNow = d.disp.sendFromMemory
+	if err := d.rec.restore(context.Background()); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -136,58 +144,45 @@ func New(o Options) (*Daemon, error) {
 // Store returns the daemon's store (for tests and benchmarks).
 func (d *Daemon) Store() *store.Store { return d.store }
 
-// activeRecord is what the store keeps of a firing finding.
-type activeRecord struct {
-	Finding Finding      `json:"finding"`
-	Alert   notify.Alert `json:"alert"`
+// setStoreError records whether the last commit failed, for /healthz, and
+// logs the change once.
+func (d *Daemon) setStoreError(err error) {
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	switch {
+	case err != nil && d.storeErr == nil:
+		d.storeErrSince = d.now()
+		d.log.Error("the event store cannot be written: events are kept in memory and retried at every scan, alerts are sent from memory", "state_dir", d.store.Path(), "err", err)
+	case err == nil && d.storeErr != nil:
+		d.log.Info("the event store can be written again", "failing_for", d.now().Sub(d.storeErrSince).Round(time.Second))
+	}
+	d.storeErr = err
 }
 
-// restore loads what the previous run left: the firing findings, so they
-// are not announced again, and the listener set, so that changes while the
-// daemon was down are reported.
-func (d *Daemon) restore(ctx context.Context) error {
-	act, err := d.store.ActiveFindings(ctx)
-	if err != nil {
-		return err
-	}
-	for _, a := range act {
-		var r activeRecord
-		if err := json.Unmarshal(a.Alert, &r); err != nil {
-			d.log.Warn("ignoring an unreadable active finding", "key", a.Key, "err", err)
-			continue
-		}
-		d.det.active[a.Key] = &activeFinding{Finding: r.Finding, Since: a.Since}
-		d.alerts[a.Key] = r.Alert
-	}
-	b, err := d.store.KV(ctx, kvListeners)
-	if err != nil {
-		return err
-	}
-	if b != nil {
-		var socks []inventory.Socket
-		if err := json.Unmarshal(b, &socks); err != nil {
-			d.log.Warn("ignoring the unreadable saved listener set", "err", err)
-		} else {
-			d.det.prime(socks)
-		}
-	}
-	return nil
+// configuration returns the configuration, policy and channels in force.
+func (d *Daemon) configuration() (*Config, Checker, []notify.Sink) {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.cfg, d.policy, d.sinks
 }
 
 // Reload replaces the config, the policy and the channels. The state
-// directory and the HTTP address are read once, at start.
+// directory, the socket and the HTTP address are read once, at start.
 func (d *Daemon) Reload(cfg *Config, pol Checker, sinks []notify.Sink) {
-	d.mu.Lock()
+	d.cfgMu.Lock()
 	old := d.cfg
+	d.cfg, d.policy, d.sinks = cfg, pol, sinks
+	d.cfgMu.Unlock()
 	if cfg.StateDirPath() != old.StateDirPath() {
 		d.log.Warn("state_dir changed; it takes effect at the next restart", "old", old.StateDirPath(), "new", cfg.StateDirPath())
 	}
-	if cfg.Listen() != old.Listen() {
-		d.log.Warn("http.listen changed; it takes effect at the next restart", "old", old.Listen(), "new", cfg.Listen())
+	if cfg.Listen() != old.Listen() || cfg.HTTP.API != old.HTTP.API {
+		d.log.Warn("http changed; it takes effect at the next restart", "old", old.Listen(), "new", cfg.Listen())
 	}
-	d.cfg, d.policy, d.sinks = cfg, pol, sinks
-	d.det.grace, d.det.flapWindow = cfg.GraceD(), cfg.FlapWindowD()
-	d.mu.Unlock()
+	if cfg.SocketPath() != old.SocketPath() {
+		d.log.Warn("socket changed; it takes effect at the next restart", "old", old.SocketPath(), "new", cfg.SocketPath())
+	}
+	d.rec.configure(cfg, sinks)
 	if d.level != nil {
 		d.level.Set(cfg.SlogLevel())
 	}
@@ -212,13 +207,15 @@ func (d *Daemon) failOrphans(ctx context.Context, sinks []notify.Sink) {
 	}
 }
 
+// ErrUnsaved is returned by Run when events could not be stored before
+// exit: they are lost, and the exit status says so.
+var ErrUnsaved = errors.New("events could not be saved before exit")
+
 // Run scans until ctx is cancelled, then lets in-flight deliveries finish
-// (up to shutdown_timeout), closes the store and returns nil.
+// (up to shutdown_timeout), closes the store and returns nil, or an error
+// wrapping ErrUnsaved when events could not be stored.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.mu.Lock()
-	cfg := d.cfg
-	sinks := d.sinks
-	d.mu.Unlock()
+	cfg, _, sinks := d.configuration()
 
 	var servers []*http.Server
 	serve := func(ln net.Listener, h http.Handler, what string) {
@@ -286,9 +283,8 @@ loop:
 				d.prune(ctx)
 			}
 		}
-		d.mu.Lock()
-		iv := d.cfg.IntervalD()
-		d.mu.Unlock()
+		cur, _, _ := d.configuration()
+		iv := cur.IntervalD()
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -312,29 +308,24 @@ loop:
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
-	d.mu.Lock()
-	d.final = true
-	if len(d.unsaved) > 0 || d.saveDue(d.now()) {
-		if err := d.record(context.Background(), d.unsaved); err != nil {
-			d.log.Error("events could not be saved before exit", "events", len(d.unsaved), "err", err)
-		}
+	lost, ferr := d.rec.flush(context.Background())
+	cerr := d.store.Close()
+	if ferr != nil {
+		d.log.Error("events could not be saved before exit; they are lost", "events", lost, "err", ferr)
+		return fmt.Errorf("%w: %d event(s) (their alerts were sent from memory): %v", ErrUnsaved, lost, ferr)
 	}
-	d.mu.Unlock()
 	d.log.Info("stopped")
-	return d.store.Close()
+	return cerr
 }
 
 func (d *Daemon) shutdownTimeout() time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.ShutdownTimeoutD()
+	cfg, _, _ := d.configuration()
+	return cfg.ShutdownTimeoutD()
 }
 
 func (d *Daemon) prune(ctx context.Context) {
-	d.mu.Lock()
-	maxAge, maxEvents := d.cfg.MaxAgeD(), d.cfg.MaxEventsN()
-	d.mu.Unlock()
-	n, err := d.store.Prune(ctx, d.now(), maxAge, maxEvents)
+	cfg, _, _ := d.configuration()
+	n, err := d.store.Prune(ctx, d.now(), cfg.MaxAgeD(), cfg.MaxEventsN())
 	if err != nil {
 		d.log.Error("pruning old events", "err", err)
 		return
@@ -345,7 +336,8 @@ func (d *Daemon) prune(ctx context.Context) {
 }
 
 // ScanOnce runs one cycle: scan, judge, detect, record. It is what Run
-// calls every interval.
+// calls every interval. A failed scan is returned; a failed commit is not
+// (its events are kept and retried, and /healthz says so).
 func (d *Daemon) ScanOnce(ctx context.Context) error {
 	start := time.Now()
 	snap, err := d.scanner.Scan(ctx, inventory.Query{})
@@ -354,11 +346,10 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 		d.log.Warn("scan failed", "err", err)
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	_, pol, _ := d.configuration()
 	var findings []Finding
-	if d.policy != nil {
-		findings = d.policy.Check(snap)
+	if pol != nil {
+		findings = allowSelf(pol.Check(snap), d.self)
 		counts := map[string]int{}
 		flagged := map[inventory.Key]bool{}
 		for i := range findings {
@@ -371,6 +362,48 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	} else {
 		d.metrics.ClearPolicy()
 	}
+	d.logVisibility(snap)
+	now := d.now()
+	n, rerr := d.rec.observe(ctx, now, snap, findings)
+	d.statusMu.Lock()
+	d.last, d.lastOK = snap, now
+	d.statusMu.Unlock()
+	if rerr != nil {
+		d.log.Error("recording events; will retry at the next scan", "err", rerr)
+		return nil
+	}
+	if n > 0 {
+		d.disp.poke()
+	}
+	return nil
+}
+
+// allowSelf drops the findings about porteirod's own listeners (its HTTP
+// port): the daemon is always allowed to listen where its configuration
+// says, so a new install's first alert is not about itself.
+func allowSelf(findings []Finding, self int) []Finding {
+	out := findings[:0]
+	for _, f := range findings {
+		if so := f.Socket; so != nil && len(so.Processes) > 0 && f.Kind != "missing" {
+			mine := true
+			for _, p := range so.Processes {
+				if p.PID != self {
+					mine = false
+					break
+				}
+			}
+			if mine {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// logVisibility says once, and again when it changes, whether every
+// process's sockets are visible and how owners are found.
+func (d *Daemon) logVisibility(snap *inventory.Snapshot) {
 	if snap.Privileged != d.privileged || !d.sawScan {
 		if !snap.Privileged {
 			d.log.Warn("some processes' sockets are not visible: run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; events may lack their process", "notes", strings.Join(snap.Notes, "; "))
@@ -380,7 +413,6 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 		d.privileged, d.sawScan = snap.Privileged, true
 	}
 	if snap.Resolver != "" && snap.Resolver != d.resolver {
-		// Said once, and again if it changes: how owners are found.
 		if snap.Resolver == "taskfd" {
 			d.log.Info("finding socket owners with the kernel's task-file iterator", "resolver", snap.Resolver)
 		} else {
@@ -388,125 +420,6 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 		}
 		d.resolver = snap.Resolver
 	}
-	now := d.now()
-	events := append(d.unsaved, d.det.step(now, snap, findings)...)
-	// Re-sent firing alerts describe the listener as it is now (a
-	// restarted offender has a new pid); id and start stay.
-	for key, f := range d.det.active {
-		if al, ok := d.alerts[key]; ok && f.Finding.Socket != nil && al.Socket != f.Finding.Socket {
-			al.Socket, al.Summary = f.Finding.Socket, f.Finding.Message
-			d.alerts[key] = al
-		}
-	}
-	d.unsaved = nil
-	d.last = snap
-	d.lastOK = now
-	if len(events) == 0 && !d.saveDue(now) {
-		return nil
-	}
-	if err := d.record(ctx, events); err != nil {
-		// Keep them and try again at the next scan rather than lose
-		// them; the detector has already moved on.
-		d.unsaved = events
-		d.log.Error("recording events; will retry at the next scan", "events", len(events), "err", err)
-		return nil
-	}
-	d.disp.poke()
-	return nil
-}
-
-// saveDue reports whether the known listener set should be saved now.
-// Called with d.mu held.
-func (d *Daemon) saveDue(now time.Time) bool {
-	return d.det.dirty && (d.final || d.lastSave.IsZero() || now.Sub(d.lastSave) >= saveEvery)
-}
-
-// record writes events, their alerts and the state they change in one
-// transaction. Called with d.mu held.
-func (d *Daemon) record(ctx context.Context, events []Event) error {
-	host := d.cfg.HostName()
-	var b store.Batch
-	for i := range events {
-		e := &events[i]
-		if e.UID == "" {
-			e.UID = store.NewUID()
-		}
-		e.Severity = severityOf(e.Kind, e.Flapping)
-		ne, err := e.record(host, d.sinks)
-		if err != nil {
-			return err
-		}
-		b.Events = append(b.Events, ne)
-		switch e.Kind {
-		case KindViolation, KindMissing:
-			rec, err := json.Marshal(activeRecord{Finding: *e.Finding, Alert: e.Alert(host)})
-			if err != nil {
-				return fmt.Errorf("encoding active finding: %w", err)
-			}
-			b.SetActive = append(b.SetActive, store.ActiveUpdate{
-				Active:     store.Active{Key: e.Finding.Key, Kind: e.Finding.Kind, Since: e.Time, Alert: rec},
-				EventIndex: len(b.Events) - 1,
-			})
-		case KindResolved:
-			b.ClearActive = append(b.ClearActive, e.Finding.Key)
-		}
-	}
-	saving := d.saveDue(d.now())
-	if saving {
-		js, err := json.Marshal(d.det.knownSockets())
-		if err != nil {
-			return fmt.Errorf("encoding the listener set: %w", err)
-		}
-		b.KV = map[string][]byte{kvListeners: js}
-	}
-	if _, err := d.store.Record(ctx, b); err != nil {
-		return err
-	}
-	if saving {
-		d.det.dirty = false
-		d.lastSave = d.now()
-	}
-	for i := range events {
-		e := &events[i]
-		switch e.Kind {
-		case KindViolation, KindMissing:
-			d.alerts[e.Finding.Key] = e.Alert(host)
-		case KindResolved:
-			delete(d.alerts, e.Finding.Key)
-		}
-		d.metrics.IncEvent(e.Kind)
-		d.logEvent(e)
-	}
-	return nil
-}
-
-// logEvent writes the one log line of an event.
-func (d *Daemon) logEvent(e *Event) {
-	attrs := []any{"kind", e.Kind, "severity", string(e.Severity), "id", e.UID}
-	if l := e.listenerName(); l != "" {
-		attrs = append(attrs, "listener", l)
-	}
-	so := e.Socket
-	if so == nil && e.Finding != nil {
-		so = e.Finding.Socket
-	}
-	if p := firstOwner(so); p != nil {
-		attrs = append(attrs, "pid", p.PID, "process", p.Name, "user", p.User, "cmdline", p.CommandLine())
-	}
-	if e.Finding != nil {
-		attrs = append(attrs, "finding", e.Finding.Kind)
-		if e.Finding.Rule != "" {
-			attrs = append(attrs, "rule", e.Finding.Rule)
-		}
-	}
-	if e.Flapping {
-		attrs = append(attrs, "flapping", true, "restarts", e.Restarts)
-	}
-	lvl := slog.LevelInfo
-	if e.Severity == notify.SeverityWarning || e.Severity == notify.SeverityCritical {
-		lvl = slog.LevelWarn
-	}
-	d.log.Log(context.Background(), lvl, e.Summary(), attrs...)
 }
 
 // refreshLoop re-sends firing alerts to the channels that forget them
@@ -521,84 +434,65 @@ func (d *Daemon) refreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		sinks := d.sinks
-		active := make([]notify.Alert, 0, len(d.alerts))
-		for _, a := range d.det.activeFindings() {
-			if al, ok := d.alerts[a.Finding.Key]; ok {
-				active = append(active, al)
-			}
-		}
-		d.mu.Unlock()
+		_, _, sinks := d.configuration()
 		now := d.now()
-		for _, s := range sinks {
-			iv := notify.RefreshInterval(s)
-			r, ok := s.(notify.Refresher)
-			if iv <= 0 || !ok {
-				continue
-			}
-			if last, ok := lastRefresh[s.Name()]; ok && now.Sub(last) < iv {
-				continue
-			}
-			if _, ok := lastRefresh[s.Name()]; !ok {
+		due := func(s notify.Sink) bool {
+			last, ok := lastRefresh[s.Name()]
+			if !ok {
 				// The first refresh is one interval after start: the
 				// alerts were sent when they fired.
 				lastRefresh[s.Name()] = now
-				continue
+				return false
+			}
+			if now.Sub(last) < notify.RefreshInterval(s) {
+				return false
 			}
 			lastRefresh[s.Name()] = now
-			var mine []notify.Alert
-			for _, a := range active {
-				if s.Accepts(a) {
-					mine = append(mine, a)
-				}
-			}
-			if len(mine) == 0 {
-				continue
-			}
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if err := r.Refresh(rctx, mine); err != nil {
-				d.log.Warn("re-sending firing alerts failed", "channel", s.Name(), "alerts", len(mine), "err", err)
-			}
-			cancel()
+			return true
+		}
+		for _, err := range refreshFiring(ctx, sinks, d.rec.firing(nil), due) {
+			d.log.Warn("re-sending firing alerts failed", "err", err)
 		}
 	}
 }
 
-// Healthy reports whether the last successful scan is recent.
-func (d *Daemon) Healthy() (bool, time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.lastOK.IsZero() {
-		return false, d.lastOK
+// Health is what /healthz reports.
+type Health struct {
+	OK       bool
+	LastScan time.Time
+	// Problem says why the daemon is not healthy.
+	Problem string
+}
+
+// Healthy reports whether the last successful scan is recent and events
+// are being stored.
+func (d *Daemon) Healthy() Health {
+	cfg, _, _ := d.configuration()
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	h := Health{LastScan: d.lastOK}
+	switch {
+	case d.lastOK.IsZero():
+		h.Problem = "no successful scan yet"
+	case d.now().Sub(d.lastOK) > 3*cfg.IntervalD()+2*time.Second:
+		h.Problem = "stale"
+	case d.storeErr != nil:
+		h.Problem = fmt.Sprintf("the event store cannot be written since %s: %v", d.storeErrSince.Format(time.RFC3339), d.storeErr)
+	default:
+		h.OK = true
 	}
-	limit := 3*d.cfg.IntervalD() + 2*time.Second
-	return d.now().Sub(d.lastOK) <= limit, d.lastOK
+	return h
 }
 
 // Snapshot returns the last snapshot, or nil before the first scan.
 func (d *Daemon) Snapshot() *inventory.Snapshot {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
 	return d.last
-}
-
-// ReloadFrom loads path (config, policy, channels) and applies it. On any
-// error the running configuration stays in force and the error is logged
-// and returned: a typo in a reload must not stop the watch.
-func (d *Daemon) ReloadFrom(path string) error {
-	rt, err := Load(path)
-	if err != nil {
-		d.log.Error("reload rejected; keeping the running configuration", "file", path, "err", err)
-		return err
-	}
-	d.Reload(rt.Config, rt.Policy, rt.Sinks)
-	return nil
 }
 
 // Config returns the configuration in force.
 func (d *Daemon) Config() *Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg
+	cfg, _, _ := d.configuration()
+	return cfg
 }

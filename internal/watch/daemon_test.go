@@ -212,7 +212,7 @@ func TestDaemonBurstBatching(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Burst = dur(3 * time.Second)
 	r := start(t, cfg, host, nil, sink)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"))
 	time.Sleep(600 * time.Millisecond)
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"), sock(5555, 201, "/tmp/nc"))
@@ -245,7 +245,7 @@ func TestDaemonRestartWithinGraceGivesNoAlert(t *testing.T) {
 	cfg.Grace = dur(3 * time.Second)
 	cfg.Burst = dur(100 * time.Millisecond)
 	r := start(t, cfg, host, nil, warn, all)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set()
 	time.Sleep(700 * time.Millisecond)
 	host.set(sock(80, 101, "/usr/sbin/nginx"))
@@ -269,7 +269,7 @@ func TestDaemonRetriesTransientFailures(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Burst = dur(50 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
 	waitFor(t, "delivery", 5*time.Second, func() bool { return len(sink.sent()) == 1 })
 	time.Sleep(300 * time.Millisecond)
@@ -288,7 +288,7 @@ func TestDaemonPermanentFailureIsNotRetried(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Burst = dur(50 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
 	waitFor(t, "failure", 5*time.Second, func() bool {
 		rows, _ := r.d.Store().Outbox(context.Background())
@@ -310,7 +310,7 @@ func TestDaemonShutdownDrainsInFlight(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Burst = dur(10 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
 	// Wait until the send is in flight, then stop.
 	waitFor(t, "a send in flight", 5*time.Second, func() bool {
@@ -346,7 +346,7 @@ func TestDaemonShutdownTimeout(t *testing.T) {
 	cfg.Burst = dur(10 * time.Millisecond)
 	cfg.ShutdownTimeout = dur(300 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
 	waitFor(t, "a send in flight", 5*time.Second, func() bool {
 		r.d.disp.mu.Lock()
@@ -395,7 +395,7 @@ func TestDaemonViolationSurvivesRestart(t *testing.T) {
 	}
 	// A new daemon on the same state: the violation is known, not news.
 	r2 := start(t, cfg, host, pol, sink)
-	waitFor(t, "scans", 5*time.Second, func() bool { ok, _ := r2.d.Healthy(); return ok })
+	waitFor(t, "scans", 5*time.Second, func() bool { return r2.d.Healthy().OK })
 	time.Sleep(700 * time.Millisecond)
 	if n := len(sink.sent()); n != 1 {
 		t.Fatalf("after a restart the violation was sent %d times", n)
@@ -427,10 +427,10 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 	}
 	host := &fakeHost{}
 	r := start(t, rt.Config, host, rt.Policy, rt.Sinks...)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 
 	write("interval: 300ms\nstate_dir: " + dir + "\nintreval: 1s\n")
-	if err := r.d.ReloadFrom(path); err == nil || !strings.Contains(err.Error(), ":3:1:") {
+	if err := reloadFrom(r.d, path); err == nil || !strings.Contains(err.Error(), ":3:1:") {
 		t.Fatalf("bad reload: %v, want a file:line:col error", err)
 	}
 	if got := r.d.Config().IntervalD(); got != 300*time.Millisecond {
@@ -441,7 +441,7 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 	waitFor(t, "scans after a bad reload", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "opened" })
 
 	write("interval: 1s\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\n")
-	if err := r.d.ReloadFrom(path); err != nil {
+	if err := reloadFrom(r.d, path); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.d.Config().IntervalD(); got != time.Second {
@@ -454,13 +454,13 @@ func TestDaemonScanErrorsKeepRunning(t *testing.T) {
 	cfg := testConfig(t)
 	r := start(t, cfg, host, nil)
 	time.Sleep(600 * time.Millisecond)
-	if ok, _ := r.d.Healthy(); ok {
+	if r.d.Healthy().OK {
 		t.Fatal("healthy without a successful scan")
 	}
 	host.mu.Lock()
 	host.err = nil
 	host.mu.Unlock()
-	waitFor(t, "recovery", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "recovery", 5*time.Second, func() bool { return r.d.Healthy().OK })
 }
 
 func TestHTTPAPI(t *testing.T) {
@@ -530,7 +530,7 @@ func TestDaemonReportsChangesWhileDown(t *testing.T) {
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(25, 101, "/usr/sbin/exim"))
 	cfg := testConfig(t)
 	r := start(t, cfg, host, nil)
-	waitFor(t, "first scan", 5*time.Second, func() bool { ok, _ := r.d.Healthy(); return ok })
+	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	// A listener opens; the saved listener set only catches up at
 	// shutdown (saves are spaced by saveEvery).
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(25, 101, "/usr/sbin/exim"), sock(53, 102, "/usr/sbin/named"))
@@ -652,7 +652,7 @@ func TestDaemonFiringAlertFollowsTheListener(t *testing.T) {
 	if err := d.ScanOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	first := d.alerts["unexpected tcp 0.0.0.0:4444"]
+	first := d.rec.alerts["unexpected tcp 0.0.0.0:4444"]
 	if first.ID == "" || first.Socket.Processes[0].PID != 200 {
 		t.Fatalf("firing alert = %+v", first)
 	}
@@ -661,7 +661,7 @@ func TestDaemonFiringAlertFollowsTheListener(t *testing.T) {
 	if err := d.ScanOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	now := d.alerts["unexpected tcp 0.0.0.0:4444"]
+	now := d.rec.alerts["unexpected tcp 0.0.0.0:4444"]
 	if now.ID != first.ID || !now.StartsAt.Equal(first.StartsAt) {
 		t.Errorf("the firing alert changed identity: %s/%v, was %s/%v", now.ID, now.StartsAt, first.ID, first.StartsAt)
 	}
@@ -701,4 +701,15 @@ func TestLogsResolver(t *testing.T) {
 	if n := strings.Count(logs.String(), "task-file iterator\" resolver=taskfd"); n != 1 {
 		t.Errorf("%d lines about the task-file iterator, want 1:\n%s", n, logs.String())
 	}
+}
+
+// reloadFrom does what porteirod does on SIGHUP: load the file, and apply
+// it only when it loads.
+func reloadFrom(d *Daemon, path string) error {
+	rt, err := Load(path)
+	if err != nil {
+		return err
+	}
+	d.Reload(rt.Config, rt.Policy, rt.Sinks)
+	return nil
 }

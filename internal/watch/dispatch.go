@@ -246,7 +246,7 @@ func (d *dispatcher) send(ch string, sink notify.Sink) {
 
 // deliverAll sends every pending alert now, ignoring the burst window, and
 // returns when each channel has had one try per batch or ctx ends. It is
-// the one-shot path of `porteiro check --notify`.
+// the one-shot path of `porteirod once`.
 func (d *dispatcher) deliverAll(ctx context.Context) error {
 	d.sendCtx = ctx
 	d.mu.Lock()
@@ -284,4 +284,44 @@ func (d *dispatcher) deliverAll(ctx context.Context) error {
 		d.metrics.SetOutboxPending(n)
 	}
 	return errors.Join(errs...)
+}
+
+// fromMemoryTimeout bounds one delivery from memory.
+const fromMemoryTimeout = 30 * time.Second
+
+// sendFromMemory delivers alerts that the store could not queue (a full
+// disk): one try per channel, in the background, without the burst window
+// or retries. sent hears each alert a channel took, so that it is not
+// queued again once the store recovers. A failed try leaves the alert to
+// the outbox, once the event is stored.
+func (d *dispatcher) sendFromMemory(alerts []notify.Alert, sinks []notify.Sink, sent func(id, channel string)) {
+	for _, s := range sinks {
+		var mine []notify.Alert
+		for _, a := range alerts {
+			if s.Accepts(a) {
+				mine = append(mine, a)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		d.inflight.Add(1)
+		go func(s notify.Sink, batch []notify.Alert) {
+			defer d.inflight.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), fromMemoryTimeout)
+			defer cancel()
+			if err := s.Send(ctx, batch); err != nil {
+				for range batch {
+					d.metrics.IncNotification(s.Name(), "retry")
+				}
+				d.log.Warn("alerts sent from memory failed; they wait for the event store", "channel", s.Name(), "alerts", len(batch), "err", err)
+				return
+			}
+			for _, a := range batch {
+				d.metrics.IncNotification(s.Name(), "sent")
+				sent(a.ID, s.Name())
+			}
+			d.log.Info("alerts delivered from memory (the event store cannot be written)", "channel", s.Name(), "alerts", len(batch))
+		}(s, mine)
+	}
 }

@@ -100,19 +100,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
-	ok, last := d.Healthy()
+	h := d.Healthy()
 	body := map[string]any{"status": "ok"}
-	if !last.IsZero() {
-		body["last_scan"] = last
-		body["age_seconds"] = d.now().Sub(last).Seconds()
+	if !h.LastScan.IsZero() {
+		body["last_scan"] = h.LastScan
+		body["age_seconds"] = d.now().Sub(h.LastScan).Seconds()
 	}
 	code := http.StatusOK
-	if !ok {
+	if !h.OK {
 		code = http.StatusServiceUnavailable
-		body["status"] = "stale"
-		if last.IsZero() {
-			body["status"] = "no successful scan yet"
-		}
+		body["status"] = h.Problem
 	}
 	writeJSON(w, code, body)
 }
@@ -125,7 +122,9 @@ func (d *Daemon) serveListeners(w http.ResponseWriter, r *http.Request) {
 	}
 	// NewDocument fills empty slices in place; the snapshot is shared.
 	socks := slices.Clone(snap.Sockets)
-	writeJSON(w, http.StatusOK, render.NewDocument(snap, socks))
+	doc := render.NewDocument(snap, socks)
+	doc.Host = d.Config().HostName()
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (d *Daemon) serveEvents(w http.ResponseWriter, r *http.Request) {

@@ -3,12 +3,12 @@ package watch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/metrics"
 	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -21,77 +21,55 @@ type OnceResult struct {
 	Pending int
 }
 
-// NotifyOnce is `porteiro check --notify`, the cron-style alternative to
-// the daemon: it records the findings of one check in the store of cfg and
-// delivers the alerts through the channels. A finding already announced by
-// an earlier run (or by the daemon) is not announced again, and one that
-// has disappeared is resolved, so that a cron job does not resend the same
-// finding every run. Alerts that cannot be delivered stay in the outbox and
-// are retried by the next run; the returned error then names the channels.
+// NotifyOnce is `porteirod once`, the timer's alternative to the daemon:
+// it records the findings of one check in the store of cfg and delivers
+// the alerts through the channels, with the same recorder as the daemon. A
+// finding already announced by an earlier run (or by the daemon) is not
+// announced again, and one that has disappeared is resolved, so that a
+// timer does not resend the same finding every run. Alerts that cannot be
+// delivered stay in the outbox and are retried by the next run; the
+// returned error then names the channels.
 func NotifyOnce(ctx context.Context, cfg *Config, sinks []notify.Sink, snap *inventory.Snapshot, findings []Finding, log *slog.Logger) (OnceResult, error) {
 	var res OnceResult
 	if log == nil {
 		log = slog.Default()
 	}
-	d, err := New(Options{Config: cfg, Sinks: sinks, Logger: log, Metrics: metrics.New(""), Notify: func(string) {}})
+	st, err := store.Open(cfg.StateDirPath())
 	if err != nil {
 		return res, err
 	}
-	defer d.store.Close()
+	defer st.Close()
+	m := metrics.New("")
+	rec := newRecorder(st, cfg, sinks, m, log, time.Now)
+	if err := rec.restore(ctx); err != nil {
+		return res, err
+	}
+	disp := newDispatcher(st, m, log, time.Now)
+	disp.configure(sinks, 0, cfg.RetryInitialD(), cfg.RetryMaxD())
 	now := time.Now()
 	if snap != nil && !snap.Time.IsZero() {
 		now = snap.Time
 	}
 	// No grace period here: runs are minutes apart, and a finding seen by
 	// a check is as real as it will get.
-	d.det.grace = 0
-	d.mu.Lock()
-	before := make(map[string]bool, len(d.det.active))
-	for k := range d.det.active {
-		before[k] = true
-	}
-	evs := d.det.findingEvents(now, findings)
-	for _, e := range evs {
-		if e.Kind == KindResolved {
-			res.Resolved++
-		} else {
-			res.New++
-		}
-	}
-	err = nil
-	if len(evs) > 0 {
-		err = d.record(ctx, evs)
-	}
-	d.mu.Unlock()
+	rec.det.grace = 0
+	before := rec.activeKeys()
+	res.New, res.Resolved, err = rec.judge(ctx, now, findings)
 	if err != nil {
 		return res, err
 	}
-	d.failOrphans(ctx, sinks)
-	derr := d.disp.deliverAll(ctx)
-	res.Pending, _ = d.store.PendingCount(ctx)
+	names := make([]string, len(sinks))
+	for i, s := range sinks {
+		names[i] = s.Name()
+	}
+	if _, err := st.FailOrphans(ctx, names, time.Now()); err != nil {
+		log.Error("dropping alerts of removed channels", "err", err)
+	}
+	derr := disp.deliverAll(ctx)
+	res.Pending, _ = st.PendingCount(ctx)
 	// Findings that were already firing are re-sent to the channels that
 	// forget them otherwise (Alertmanager): there is no daemon to do it
 	// between runs. The new ones just went out with their event.
-	var still []notify.Alert
-	d.mu.Lock()
-	for _, a := range d.det.activeFindings() {
-		if al, ok := d.alerts[a.Finding.Key]; ok && before[a.Finding.Key] {
-			if a.Finding.Socket != nil {
-				al.Socket, al.Summary = a.Finding.Socket, a.Finding.Message
-			}
-			still = append(still, al)
-		}
-	}
-	d.mu.Unlock()
-	var rerrs []error
-	for _, s := range sinks {
-		r, ok := s.(notify.Refresher)
-		if !ok || notify.RefreshInterval(s) <= 0 || len(still) == 0 {
-			continue
-		}
-		if err := r.Refresh(ctx, still); err != nil {
-			rerrs = append(rerrs, fmt.Errorf("re-sending %d firing alert(s) to %s: %w", len(still), s.Name(), err))
-		}
-	}
+	rerrs := refreshFiring(ctx, sinks, rec.firing(before), func(notify.Sink) bool { return true })
 	return res, errors.Join(append([]error{derr}, rerrs...)...)
 }

@@ -1,0 +1,393 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/metrics"
+	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/store"
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// recorder turns what a scan saw into recorded events and queued alerts.
+// The daemon's loop calls observe for every snapshot; `porteirod once`
+// calls judge with one check's findings. It owns the detector, the firing
+// alerts, and the events that could not be stored yet.
+//
+// Its lock is held while a batch is committed to disk; nothing that
+// /healthz or /metrics read is behind it.
+type recorder struct {
+	store   *store.Store
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	// onStoreError, when set, hears every failed or recovered commit
+	// (nil error), so that the daemon can say so in /healthz.
+	onStoreError func(error)
+	// sendNow delivers alerts from memory while the store cannot queue
+	// them, in the background, calling sent for each alert a channel took.
+	// nil sends nothing: the alerts wait for the store.
+	sendNow func(alerts []notify.Alert, sinks []notify.Sink, sent func(id, channel string))
+
+	mu      sync.Mutex // guards everything below
+	host    string
+	sinks   []notify.Sink
+	det     *detector
+	alerts  map[string]notify.Alert // firing alerts by finding key
+	unsaved []Event
+	lastSave time.Time
+	final    bool
+
+	sentMu sync.Mutex
+	// sentFromMemory lists, per event id, the channels that already got
+	// its alert while the store was failing; the deliveries are not
+	// queued again once the event is stored.
+	sentFromMemory map[string][]string
+}
+
+func newRecorder(st *store.Store, cfg *Config, sinks []notify.Sink, m *metrics.Metrics, log *slog.Logger, now func() time.Time) *recorder {
+	return &recorder{
+		store: st, metrics: m, log: log, now: now,
+		host: cfg.HostName(), sinks: sinks,
+		det:            newDetector(cfg.GraceD(), cfg.FlapWindowD()),
+		alerts:         map[string]notify.Alert{},
+		sentFromMemory: map[string][]string{},
+	}
+}
+
+// configure applies a reloaded configuration.
+func (r *recorder) configure(cfg *Config, sinks []notify.Sink) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.host, r.sinks = cfg.HostName(), sinks
+	r.det.grace, r.det.flapWindow = cfg.GraceD(), cfg.FlapWindowD()
+}
+
+// activeRecord is what the store keeps of a firing finding.
+type activeRecord struct {
+	Finding Finding      `json:"finding"`
+	Alert   notify.Alert `json:"alert"`
+}
+
+// restore loads what the previous run left: the firing findings, so they
+// are not announced again, and the listener set, so that changes while the
+// daemon was down are reported.
+func (r *recorder) restore(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	act, err := r.store.ActiveFindings(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range act {
+		var rec activeRecord
+		if err := json.Unmarshal(a.Alert, &rec); err != nil {
+			r.log.Warn("ignoring an unreadable active finding", "key", a.Key, "err", err)
+			continue
+		}
+		r.det.active[a.Key] = &activeFinding{Finding: rec.Finding, Since: a.Since}
+		r.alerts[a.Key] = rec.Alert
+	}
+	b, err := r.store.KV(ctx, kvListeners)
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		var socks []inventory.Socket
+		if err := json.Unmarshal(b, &socks); err != nil {
+			r.log.Warn("ignoring the unreadable saved listener set", "err", err)
+		} else {
+			r.det.prime(socks)
+		}
+	}
+	return nil
+}
+
+// observe is one scan's worth of work: detect what changed, record it and
+// queue its alerts. Events that cannot be stored are kept for the next
+// call, and their alerts go out from memory meanwhile. It returns the
+// number of events recorded.
+func (r *recorder) observe(ctx context.Context, now time.Time, snap *inventory.Snapshot, findings []Finding) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fresh := r.det.step(now, snap, findings)
+	// Re-sent firing alerts describe the listener as it is now (a
+	// restarted offender has a new pid); id and start stay.
+	for key, f := range r.det.active {
+		if al, ok := r.alerts[key]; ok && f.Finding.Socket != nil && al.Socket != f.Finding.Socket {
+			al.Socket, al.Summary = f.Finding.Socket, f.Finding.Message
+			r.alerts[key] = al
+		}
+	}
+	events := append(r.unsaved, fresh...)
+	r.unsaved = nil
+	if len(events) == 0 && !r.saveDue(now) {
+		return 0, nil
+	}
+	if err := r.record(ctx, events); err != nil {
+		// Keep them and try again at the next scan rather than lose
+		// them; the detector has already moved on. Their alerts must not
+		// wait for the disk: they go out now, from memory.
+		r.unsaved = events
+		// The new ones are the tail of events: their ids are given there,
+		// so that the stored event later knows what was sent.
+		r.sendFromMemory(events[len(events)-len(fresh):])
+		return 0, err
+	}
+	return len(events), nil
+}
+
+// sendFromMemory delivers the alerts of events the store refused.
+func (r *recorder) sendFromMemory(events []Event) {
+	if r.sendNow == nil {
+		return
+	}
+	var alerts []notify.Alert
+	for i := range events {
+		e := &events[i]
+		prepare(e)
+		alerts = append(alerts, e.Alert(r.host))
+	}
+	if len(alerts) == 0 {
+		return
+	}
+	r.sendNow(alerts, r.sinks, func(id, ch string) {
+		r.sentMu.Lock()
+		r.sentFromMemory[id] = append(r.sentFromMemory[id], ch)
+		r.sentMu.Unlock()
+	})
+}
+
+// judge records the findings of one check (no listener events) and
+// queues their alerts: the `porteirod once` path. It returns how many
+// findings are new and how many resolved.
+func (r *recorder) judge(ctx context.Context, now time.Time, findings []Finding) (fresh, resolved int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs := r.det.findingEvents(now, findings)
+	for _, e := range evs {
+		if e.Kind == KindResolved {
+			resolved++
+		} else {
+			fresh++
+		}
+	}
+	if len(evs) > 0 {
+		err = r.record(ctx, evs)
+	}
+	return fresh, resolved, err
+}
+
+// flush stores what is still unsaved, and the listener set, at shutdown.
+// It returns the number of events that could not be saved.
+func (r *recorder) flush(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.final = true
+	if len(r.unsaved) == 0 && !r.saveDue(r.now()) {
+		return 0, nil
+	}
+	if err := r.record(ctx, r.unsaved); err != nil {
+		return len(r.unsaved), err
+	}
+	r.unsaved = nil
+	return 0, nil
+}
+
+// firing returns the alerts of the findings that are firing now, and
+// whether each one was firing before the given keys' snapshot (all, when
+// before is nil).
+func (r *recorder) firing(before map[string]bool) []notify.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]notify.Alert, 0, len(r.alerts))
+	for _, a := range r.det.activeFindings() {
+		al, ok := r.alerts[a.Finding.Key]
+		if !ok || (before != nil && !before[a.Finding.Key]) {
+			continue
+		}
+		if a.Finding.Socket != nil {
+			al.Socket, al.Summary = a.Finding.Socket, a.Finding.Message
+		}
+		out = append(out, al)
+	}
+	return out
+}
+
+// activeKeys returns the keys of the firing findings.
+func (r *recorder) activeKeys() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]bool, len(r.det.active))
+	for k := range r.det.active {
+		m[k] = true
+	}
+	return m
+}
+
+// saveDue reports whether the known listener set should be saved now.
+// Called with r.mu held.
+func (r *recorder) saveDue(now time.Time) bool {
+	return r.det.dirty && (r.final || r.lastSave.IsZero() || now.Sub(r.lastSave) >= saveEvery)
+}
+
+// prepare gives an event its id and severity, once.
+func prepare(e *Event) {
+	if e.UID == "" {
+		e.UID = store.NewUID()
+	}
+	e.Severity = severityOf(e.Kind, e.Flapping)
+}
+
+// record writes events, their alerts and the state they change in one
+// transaction. Called with r.mu held.
+func (r *recorder) record(ctx context.Context, events []Event) error {
+	err := r.commit(ctx, events)
+	if r.onStoreError != nil {
+		r.onStoreError(err)
+	}
+	if err != nil {
+		r.metrics.IncStoreError()
+	}
+	return err
+}
+
+func (r *recorder) commit(ctx context.Context, events []Event) error {
+	var b store.Batch
+	for i := range events {
+		e := &events[i]
+		prepare(e)
+		ne, err := e.record(r.host, r.sinks)
+		if err != nil {
+			return err
+		}
+		r.sentMu.Lock()
+		if sent := r.sentFromMemory[e.UID]; len(sent) > 0 {
+			ne.Deliveries = withoutChannels(ne.Deliveries, sent)
+		}
+		r.sentMu.Unlock()
+		b.Events = append(b.Events, ne)
+		switch e.Kind {
+		case KindViolation, KindMissing:
+			rec, err := json.Marshal(activeRecord{Finding: *e.Finding, Alert: e.Alert(r.host)})
+			if err != nil {
+				return fmt.Errorf("encoding active finding: %w", err)
+			}
+			b.SetActive = append(b.SetActive, store.ActiveUpdate{
+				Active:     store.Active{Key: e.Finding.Key, Kind: e.Finding.Kind, Since: e.Time, Alert: rec},
+				EventIndex: len(b.Events) - 1,
+			})
+		case KindResolved:
+			b.ClearActive = append(b.ClearActive, e.Finding.Key)
+		}
+	}
+	saving := r.saveDue(r.now())
+	if saving {
+		js, err := json.Marshal(r.det.knownSockets())
+		if err != nil {
+			return fmt.Errorf("encoding the listener set: %w", err)
+		}
+		b.KV = map[string][]byte{kvListeners: js}
+	}
+	if _, err := r.store.Record(ctx, b); err != nil {
+		return err
+	}
+	if saving {
+		r.det.dirty = false
+		r.lastSave = r.now()
+	}
+	for i := range events {
+		e := &events[i]
+		r.sentMu.Lock()
+		delete(r.sentFromMemory, e.UID)
+		r.sentMu.Unlock()
+		switch e.Kind {
+		case KindViolation, KindMissing:
+			r.alerts[e.Finding.Key] = e.Alert(r.host)
+		case KindResolved:
+			delete(r.alerts, e.Finding.Key)
+		}
+		r.metrics.IncEvent(e.Kind)
+		r.logEvent(e)
+	}
+	return nil
+}
+
+func withoutChannels(ds []store.Delivery, drop []string) []store.Delivery {
+	out := ds[:0]
+	for _, d := range ds {
+		keep := true
+		for _, c := range drop {
+			if d.Channel == c {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// logEvent writes the one log line of an event.
+func (r *recorder) logEvent(e *Event) {
+	attrs := []any{"kind", e.Kind, "severity", string(e.Severity), "id", e.UID}
+	if l := e.listenerName(); l != "" {
+		attrs = append(attrs, "listener", l)
+	}
+	so := e.Socket
+	if so == nil && e.Finding != nil {
+		so = e.Finding.Socket
+	}
+	if p := firstOwner(so); p != nil {
+		attrs = append(attrs, "pid", p.PID, "process", p.Name, "user", p.User, "cmdline", p.CommandLine())
+	}
+	if e.Finding != nil {
+		attrs = append(attrs, "finding", e.Finding.Kind)
+		if e.Finding.Rule != "" {
+			attrs = append(attrs, "rule", e.Finding.Rule)
+		}
+	}
+	if e.Flapping {
+		attrs = append(attrs, "flapping", true, "restarts", e.Restarts)
+	}
+	lvl := slog.LevelInfo
+	if e.Severity == notify.SeverityWarning || e.Severity == notify.SeverityCritical {
+		lvl = slog.LevelWarn
+	}
+	r.log.Log(context.Background(), lvl, e.Summary(), attrs...)
+}
+
+// refreshFiring re-sends firing alerts to the channels that forget them
+// (Alertmanager). due says whether a channel is due; both the daemon's
+// loop and `porteirod once` use it.
+func refreshFiring(ctx context.Context, sinks []notify.Sink, active []notify.Alert, due func(notify.Sink) bool) []error {
+	var errs []error
+	for _, s := range sinks {
+		r, ok := s.(notify.Refresher)
+		if !ok || notify.RefreshInterval(s) <= 0 || !due(s) {
+			continue
+		}
+		var mine []notify.Alert
+		for _, a := range active {
+			if s.Accepts(a) {
+				mine = append(mine, a)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := r.Refresh(rctx, mine); err != nil {
+			errs = append(errs, fmt.Errorf("re-sending %d firing alert(s) to %s: %w", len(mine), s.Name(), err))
+		}
+		cancel()
+	}
+	return errs
+}
