@@ -34,12 +34,12 @@ type recorder struct {
 	// nil sends nothing: the alerts wait for the store.
 	sendNow func(alerts []notify.Alert, sinks []notify.Sink, sent func(id, channel string))
 
-	mu      sync.Mutex // guards everything below
-	host    string
-	sinks   []notify.Sink
-	det     *detector
-	alerts  map[string]notify.Alert // firing alerts by finding key
-	unsaved []Event
+	mu       sync.Mutex // guards everything below
+	host     string
+	sinks    []notify.Sink
+	det      *detector
+	alerts   map[string]notify.Alert // firing alerts by finding key
+	unsaved  []Event
 	lastSave time.Time
 	final    bool
 
