@@ -52,6 +52,10 @@ type detector struct {
 	active    map[string]*activeFinding
 	pending   map[string]time.Time
 	resolving map[string]time.Time
+	// unverified are wrong_owner findings whose socket showed no owner:
+	// its holder may have exited during the scan. They fire only when the
+	// next observation finds them again.
+	unverified map[string]bool
 }
 
 type closing struct {
@@ -95,6 +99,7 @@ func newDetector(grace, flapWindow time.Duration) *detector {
 		active:     map[string]*activeFinding{},
 		pending:    map[string]time.Time{},
 		resolving:  map[string]time.Time{},
+		unverified: map[string]bool{},
 	}
 }
 
@@ -383,6 +388,14 @@ func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
 			a.Finding = f
 			continue
 		}
+		if unverifiedOwner(&f) && !d.unverified[f.Key] {
+			// Seen once without an owner: confirm at the next scan. A
+			// holder that exited mid-scan is gone by then, and so is the
+			// finding.
+			d.unverified[f.Key] = true
+			continue
+		}
+		delete(d.unverified, f.Key)
 		kind := KindViolation
 		if f.Kind == KindMissing {
 			// A required listener is briefly absent while its service
@@ -409,6 +422,11 @@ func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
 	for k := range d.pending {
 		if !seen[k] {
 			delete(d.pending, k)
+		}
+	}
+	for k := range d.unverified {
+		if !seen[k] {
+			delete(d.unverified, k)
 		}
 	}
 	keys := make([]string, 0, len(d.active))
@@ -441,6 +459,13 @@ func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
 		out = append(out, e)
 	}
 	return out
+}
+
+// unverifiedOwner reports whether a finding is about who holds a socket
+// whose holder porteiro did not see: a wrong_owner verdict on a socket
+// with no owner, which a holder exiting during the scan also produces.
+func unverifiedOwner(f *Finding) bool {
+	return f.Kind == "wrong_owner" && f.Socket != nil && len(f.Socket.Processes) == 0
 }
 
 // knownSockets is the listener set to save: what is up, and what closed

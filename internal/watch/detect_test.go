@@ -386,3 +386,38 @@ func TestDetectorFlapCountSurvivesPendingClose(t *testing.T) {
 		t.Fatalf("events %q, comebacks in summaries %d; want the first restart, then summaries counting all 4", got, total)
 	}
 }
+
+// A wrong_owner verdict on a socket whose holder was not seen (it may
+// have exited during the scan) fires only when the next scan confirms it;
+// one that does not come back never fires.
+func TestDetectorConfirmsUnverifiedOwners(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	d := newDetector(0, time.Minute)
+	orphan := sock(8080, 0, "")
+	orphan.UnattributedReason = inventory.ReasonExited
+	f := Finding{Kind: "wrong_owner", Key: "wrong_owner tcp 0.0.0.0:8080", Message: "held by no visible process", Socket: &orphan}
+	// Churn: the unverified finding shows up every other scan, as a
+	// holder exiting mid-scan does. It must never fire.
+	for i := 0; i < 6; i++ {
+		var fs []Finding
+		if i%2 == 0 {
+			fs = []Finding{f}
+		}
+		if evs := d.findingEvents(t0.Add(time.Duration(i)*time.Second), fs); len(evs) != 0 {
+			t.Fatalf("scan %d: %s, want nothing for an unconfirmed finding", i, kinds(evs))
+		}
+	}
+	// Seen twice in a row: it fires.
+	if evs := d.findingEvents(t0.Add(10*time.Second), []Finding{f}); len(evs) != 0 {
+		t.Fatalf("first sighting fired: %s", kinds(evs))
+	}
+	if got := kinds(d.findingEvents(t0.Add(11*time.Second), []Finding{f})); got != "violation:8080" {
+		t.Fatalf("second sighting: %q, want violation:8080", got)
+	}
+	// A wrong_owner with a visible owner fires at once.
+	other := sock(9090, 300, "/usr/bin/python3")
+	g := Finding{Kind: "wrong_owner", Key: "wrong_owner tcp 0.0.0.0:9090", Message: "python3 holds it", Socket: &other}
+	if got := kinds(d.findingEvents(t0.Add(12*time.Second), []Finding{f, g})); got != "violation:9090" {
+		t.Fatalf("verified wrong_owner: %q, want violation:9090 at once", got)
+	}
+}
