@@ -236,5 +236,6 @@ func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
 
 func tableOptions(env *Env) render.Options {
 	w := render.TerminalWidth(env.Stdout)
-	return render.Options{Width: w, Bold: w > 0 && os.Getenv("NO_COLOR") == ""}
+	style := w > 0 && os.Getenv("NO_COLOR") == ""
+	return render.Options{Width: w, Bold: style, Color: style}
 }

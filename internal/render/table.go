@@ -3,6 +3,7 @@ package render
 import (
 	"bufio"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -18,8 +19,22 @@ type Table struct {
 // NewTable starts a table with the given header.
 func NewTable(header ...string) *Table { return &Table{header: header} }
 
-// Row adds a row; it must have as many cells as the header.
-func (t *Table) Row(cells ...string) { t.rows = append(t.rows, cells) }
+// Row adds a row; it must have as many cells as the header. Every cell is
+// escaped (see Escape): tables show process names and command lines, which
+// anyone who can start a process chooses.
+func (t *Table) Row(cells ...string) {
+	copied := false
+	for i, c := range cells {
+		if e := Escape(c); e != c {
+			if !copied {
+				// Do not write into a slice the caller passed with "...".
+				cells, copied = slices.Clone(cells), true
+			}
+			cells[i] = e
+		}
+	}
+	t.rows = append(t.rows, cells)
+}
 
 // Len returns the number of rows.
 func (t *Table) Len() int { return len(t.rows) }
@@ -36,10 +51,14 @@ func (t *Table) Write(out io.Writer, o Options) error {
 func (t *Table) write(w io.Writer, o Options) error {
 	n := len(t.header)
 	width := make([]int, n)
-	all := append([][]string{t.header}, t.rows...)
+	header := make([]string, n)
+	for i, h := range t.header {
+		header[i] = Escape(h)
+	}
+	all := append([][]string{header}, t.rows...)
 	for _, r := range all {
 		for i := 0; i < n-1 && i < len(r); i++ {
-			if l := runeLen(r[i]); l > width[i] {
+			if l := cellWidth(r[i]); l > width[i] {
 				width[i] = l
 			}
 		}
@@ -56,10 +75,10 @@ func (t *Table) write(w io.Writer, o Options) error {
 		}
 		start := len(line)
 		for i := 0; i < n && i < len(r); i++ {
-			cell := sanitize(r[i])
+			cell := r[i]
 			if i < n-1 {
 				line = append(line, cell...)
-				for pad := width[i] - runeLen(cell) + 2; pad > 0; {
+				for pad := width[i] - cellWidth(cell) + 2; pad > 0; {
 					m := min(pad, len(spaces))
 					line = append(line, spaces[:m]...)
 					pad -= m
@@ -67,13 +86,11 @@ func (t *Table) write(w io.Writer, o Options) error {
 				continue
 			}
 			if o.Width > 0 {
-				room := o.Width - (utf8.RuneCount(line[start:]))
+				room := o.Width - displayWidth(string(line[start:]))
 				if room < 10 {
 					room = 10
 				}
-				if runeLen(cell) > room {
-					cell = string([]rune(cell)[:room-1]) + "…"
-				}
+				cell = truncate(cell, room)
 			}
 			line = append(line, cell...)
 		}
@@ -91,33 +108,13 @@ func (t *Table) write(w io.Writer, o Options) error {
 	return nil
 }
 
-// runeLen is utf8.RuneCountInString with a fast path for ASCII.
-func runeLen(s string) int {
+// cellWidth is displayWidth with a fast path for ASCII. Cells are
+// escaped already.
+func cellWidth(s string) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return utf8.RuneCountInString(s)
+			return displayWidth(s)
 		}
 	}
 	return len(s)
-}
-
-// sanitize keeps control characters in command lines from messing up the
-// terminal.
-func sanitize(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }
