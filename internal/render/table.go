@@ -86,7 +86,7 @@ func (t *Table) write(w io.Writer, o Options) error {
 				continue
 			}
 			if o.Width > 0 {
-				room := o.Width - displayWidth(string(line[start:]))
+				room := o.Width - lineWidth(line[start:])
 				if room < 10 {
 					room = 10
 				}
@@ -117,4 +117,20 @@ func cellWidth(s string) int {
 		}
 	}
 	return len(s)
+}
+
+// lineWidth is displayWidth for the line being built, without copying it.
+func lineWidth(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			n++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		n += runeWidth(r)
+		i += size
+	}
+	return n
 }
