@@ -5,7 +5,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Table lines up columns with two spaces between them. The last column is
@@ -58,7 +57,7 @@ func (t *Table) write(w io.Writer, o Options) error {
 	all := append([][]string{header}, t.rows...)
 	for _, r := range all {
 		for i := 0; i < n-1 && i < len(r); i++ {
-			if l := cellWidth(r[i]); l > width[i] {
+			if l := displayWidth(r[i]); l > width[i] {
 				width[i] = l
 			}
 		}
@@ -67,18 +66,23 @@ func (t *Table) write(w io.Writer, o Options) error {
 	// listing of 100,000 sockets allocates nothing per cell here.
 	var line []byte
 	spaces := []byte(strings.Repeat(" ", 256))
+	// Every cell but the last is padded to its column's width and two
+	// spaces, so the last one starts at the same column on every line.
+	lead := 0
+	for i := 0; i < n-1; i++ {
+		lead += width[i] + 2
+	}
 	for k, r := range all {
 		line = line[:0]
 		bold := k == 0 && o.Bold
 		if bold {
 			line = append(line, "\x1b[1m"...)
 		}
-		start := len(line)
 		for i := 0; i < n && i < len(r); i++ {
 			cell := r[i]
 			if i < n-1 {
 				line = append(line, cell...)
-				for pad := width[i] - cellWidth(cell) + 2; pad > 0; {
+				for pad := width[i] - displayWidth(cell) + 2; pad > 0; {
 					m := min(pad, len(spaces))
 					line = append(line, spaces[:m]...)
 					pad -= m
@@ -86,7 +90,7 @@ func (t *Table) write(w io.Writer, o Options) error {
 				continue
 			}
 			if o.Width > 0 {
-				room := o.Width - lineWidth(line[start:])
+				room := o.Width - lead
 				if room < 10 {
 					room = 10
 				}
@@ -106,31 +110,4 @@ func (t *Table) write(w io.Writer, o Options) error {
 		}
 	}
 	return nil
-}
-
-// cellWidth is displayWidth with a fast path for ASCII. Cells are
-// escaped already.
-func cellWidth(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return displayWidth(s)
-		}
-	}
-	return len(s)
-}
-
-// lineWidth is displayWidth for the line being built, without copying it.
-func lineWidth(b []byte) int {
-	n := 0
-	for i := 0; i < len(b); {
-		if b[i] < utf8.RuneSelf {
-			n++
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		n += runeWidth(r)
-		i += size
-	}
-	return n
 }
