@@ -294,17 +294,21 @@ func TestUnprivileged(t *testing.T) {
 	if !strings.Contains(r.stderr, "not permitted") || !strings.Contains(r.stderr, "CAP_SYS_PTRACE") {
 		t.Errorf("no note on what is missing and why: %q", r.stderr)
 	}
-	// ss as nobody agrees: it shows nobody's process and no process for root's.
-	cmd := exec.Command("ss", "-H", "-tlnp", "sport", "=", ":"+strconv.Itoa(nobodyPort), "or", "sport", "=", ":"+strconv.Itoa(rootPort))
+	// ss as nobody agrees: it shows nobody's process and no process for
+	// root's. testenv.SSCmd reads records, so no process name can fool it.
+	cmd := exec.Command("ss", "-H", "-tunpe", "-l", "sport", "=", ":"+strconv.Itoa(nobodyPort), "or", "sport", "=", ":"+strconv.Itoa(rootPort))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ss as nobody: %v", err)
+	ss := testenv.SSCmd(t, cmd)
+	if len(ss) != 2 {
+		t.Errorf("ss as nobody shows %d sockets on the two ports, want 2: %+v", len(ss), ss)
 	}
-	for _, ln := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		hasPID := strings.Contains(ln, "pid="+strconv.Itoa(child.Process.Pid))
-		if strings.Contains(ln, ":"+strconv.Itoa(nobodyPort)+" ") != hasPID {
-			t.Errorf("ss as nobody disagrees with porteiro: %q", ln)
+	for _, s := range ss {
+		want := []int(nil)
+		if strings.HasSuffix(s.Local, ":"+strconv.Itoa(nobodyPort)) {
+			want = []int{child.Process.Pid}
+		}
+		if fmt.Sprint(s.PIDs) != fmt.Sprint(want) {
+			t.Errorf("ss as nobody disagrees with porteiro: %s held by %v, want %v", s.Local, s.PIDs, want)
 		}
 	}
 }

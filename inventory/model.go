@@ -65,19 +65,50 @@ const (
 	ReasonKernel Reason = "kernel"
 )
 
-// Hint is a one-line, user-facing explanation of a Reason.
+// The texts below are the only place that says why a socket has no owner.
+// Tables, notes, policy findings and alerts all take their words from here,
+// so `list`, `check` and the daemon tell the same story.
+
+// Short is the few words a table shows in place of a process:
+// "not permitted", "process exited". It is "" for ReasonNone.
+func (r Reason) Short() string {
+	switch r {
+	case ReasonNotPermitted:
+		return "not permitted"
+	case ReasonNoProcess:
+		return "no process in this pid namespace"
+	case ReasonExited:
+		return "process exited"
+	case ReasonKernel:
+		return "kernel"
+	}
+	return ""
+}
+
+// Hint is a one-line, user-facing explanation of a Reason, with what to do
+// about it. It is "" for ReasonNone.
 func (r Reason) Hint() string {
 	switch r {
 	case ReasonNotPermitted:
 		return "not permitted: run as root, or grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
 	case ReasonNoProcess:
-		return "no process in this PID namespace holds it (another PID namespace, or the kernel)"
+		return "no process in this PID namespace holds it: another PID namespace does, or the kernel"
 	case ReasonExited:
 		return "the process exited during the scan"
 	case ReasonKernel:
 		return "held by the kernel (TIME-WAIT or closing); no process owns it"
 	}
 	return ""
+}
+
+// Holder names who holds a socket without a visible process, for a
+// sentence such as "held by ..." or "opened by ...":
+// "no visible process (not permitted: run as root, ...)".
+func (r Reason) Holder() string {
+	if h := r.Hint(); h != "" {
+		return "no visible process (" + h + ")"
+	}
+	return "no visible process"
 }
 
 // Endpoint is an address and a port. The zero Addr means "not set".

@@ -208,7 +208,11 @@ func TestListenersAgainstSS(t *testing.T) {
 
 // TestWholeHostAgainstSS compares every socket that ss reports twice in a
 // row (so it was stable during porteiro's scan) with porteiro's view.
+// Processes with hostile names (newlines, CR, escape sequences, bidi
+// controls, forged ss fields) hold sockets meanwhile: the oracle must read
+// them right, and porteiro must report their names byte for byte.
 func TestWholeHostAgainstSS(t *testing.T) {
+	hostile := testenv.StartHostile(t)
 	eachResolver(t, func(t *testing.T) {
 		for _, flag := range []string{"-l", "-a"} {
 			t.Run(flag, func(t *testing.T) {
@@ -232,9 +236,40 @@ func TestWholeHostAgainstSS(t *testing.T) {
 					t.Skip("no socket was stable across two ss runs")
 				}
 				checkAgainstSS(t, snap, stable, before)
+				checkHostile(t, snap, hostile, stable)
 			})
 		}
 	})
+}
+
+// checkHostile checks that each hostile process's sockets were compared
+// with ss, and that porteiro has the process's name as the kernel has it.
+func checkHostile(t *testing.T, snap *Snapshot, hostile []testenv.Hostile, compared map[uint64]bool) {
+	t.Helper()
+	for _, h := range hostile {
+		for _, want := range []struct {
+			proto Proto
+			port  int
+		}{{TCP, h.TCPPort}, {UDP, h.UDPPort}} {
+			found := false
+			for _, s := range snap.Sockets {
+				if s.Proto != want.proto || int(s.Local.Port) != want.port || s.Local.Address.String() != "127.0.0.1" {
+					continue
+				}
+				found = true
+				if !compared[s.Inode] {
+					t.Errorf("%s 127.0.0.1:%d of %q was not compared with ss", want.proto, want.port, h.Comm)
+				}
+				if len(s.Processes) != 1 || s.Processes[0].PID != h.PID || s.Processes[0].Name != h.Comm ||
+					!reflect.DeepEqual(s.Processes[0].Cmdline, testenv.HostileArgs) {
+					t.Errorf("%s 127.0.0.1:%d: porteiro has %+v, want pid %d named %q running %q", want.proto, want.port, s.Processes, h.PID, h.Comm, testenv.HostileArgs)
+				}
+			}
+			if !found {
+				t.Errorf("porteiro lacks %s 127.0.0.1:%d of %q", want.proto, want.port, h.Comm)
+			}
+		}
+	}
 }
 
 // holdInChild starts `sleep` with the listener's fd inherited, so parent

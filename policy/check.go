@@ -335,18 +335,11 @@ func mergeOwners(a *inventory.Socket, b *inventory.Socket) *inventory.Socket {
 }
 
 // ownersSummary names the holders of a socket in one short phrase:
-// "nginx (pids 10,11; user www-data, root)" or "no process (...)".
+// "nginx (pids 10,11; user www-data, root)", or for a socket without a
+// visible process inventory's words for why (Reason.Holder).
 func ownersSummary(so *inventory.Socket) string {
 	if len(so.Processes) == 0 {
-		switch so.UnattributedReason {
-		case inventory.ReasonNotPermitted:
-			return "no visible process (not permitted: run as root)"
-		case inventory.ReasonNoProcess:
-			return "no process in this PID namespace (another namespace, or the kernel)"
-		case inventory.ReasonExited:
-			return "a process that exited during the scan"
-		}
-		return "no visible process"
+		return so.UnattributedReason.Holder()
 	}
 	var names, users, pids []string
 	for i := range so.Processes {

@@ -1,19 +1,13 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,9 +16,6 @@ import (
 	"github.com/porteiro/porteiro/policy"
 )
 
-// CheckSchemaVersion is the version of the JSON that "check -o json" writes
-// (docs/check-json.md).
-const CheckSchemaVersion = 1
 
 func init() { register(50, newCheckCmd) }
 
@@ -123,159 +114,19 @@ func runCheck(env *Env, f *checkFlags) error {
 		return usageErrorf("the policy %s matches on processes, users, units or containers, but this scan could not see every process's sockets; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH). Not reporting the host as clean", f.policyPath)
 	}
 	rep := pol.Check(snap)
+	out := render.Check{Policy: f.policyPath, Rules: len(pol.Rules), Snap: snap, Report: rep}
 	if f.output == "json" {
-		err = writeCheckJSON(env.Stdout, f.policyPath, snap, pol, rep)
+		err = render.CheckJSON(env.Stdout, out)
 	} else {
-		err = writeCheckTable(env, f.policyPath, snap, pol, rep)
+		err = render.CheckTable(env.Stdout, out, tableOptions(env))
 	}
 	if err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	for _, n := range snap.Notes {
-		fmt.Fprintf(env.Stderr, "porteiro: note: %s\n", n)
-	}
+	// The same notes as list, about the sockets that were checked.
+	printNotes(env, snap, snap.Listeners())
 	if !rep.Clean() {
 		return silentExit(ExitNotFound)
 	}
 	return nil
-}
-
-// checkDocument is the JSON that "check -o json" writes.
-type checkDocument struct {
-	SchemaVersion int              `json:"schema_version"`
-	Time          time.Time        `json:"time"`
-	Host          string           `json:"host"`
-	Policy        string           `json:"policy"`
-	Clean         bool             `json:"clean"`
-	Listeners     int              `json:"listeners"`
-	Rules         int              `json:"rules"`
-	Privileged    bool             `json:"privileged"`
-	Counts        map[string]int   `json:"counts"`
-	Findings      []policy.Finding `json:"findings"`
-	Notes         []string         `json:"notes"`
-}
-
-func writeCheckJSON(w io.Writer, path string, snap *inventory.Snapshot, pol *policy.Policy, rep *policy.Report) error {
-	host, _ := os.Hostname()
-	doc := checkDocument{
-		SchemaVersion: CheckSchemaVersion,
-		Time:          snap.Time,
-		Host:          host,
-		Policy:        path,
-		Clean:         rep.Clean(),
-		Listeners:     rep.Checked,
-		Rules:         len(pol.Rules),
-		Privileged:    snap.Privileged,
-		Counts:        rep.Counts(),
-		Findings:      rep.Findings,
-		Notes:         snap.Notes,
-	}
-	if doc.Findings == nil {
-		doc.Findings = []policy.Finding{}
-	}
-	for i := range doc.Findings {
-		if s := doc.Findings[i].Socket; s != nil && s.Processes == nil {
-			cp := *s
-			cp.Processes = []inventory.Process{}
-			doc.Findings[i].Socket = &cp
-		}
-	}
-	if doc.Notes == nil {
-		doc.Notes = []string{}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
-}
-
-// checkColors marks each finding kind on a terminal.
-var checkColors = map[string]string{
-	policy.Unexpected: "\x1b[31m", // red
-	policy.WrongOwner: "\x1b[31m",
-	policy.Missing:    "\x1b[35m", // magenta
-	policy.TooExposed: "\x1b[33m", // yellow
-}
-
-func writeCheckTable(env *Env, path string, snap *inventory.Snapshot, pol *policy.Policy, rep *policy.Report) error {
-	opts := tableOptions(env)
-	if rep.Clean() {
-		_, err := fmt.Fprintf(env.Stdout, "clean: %d listening socket(s) match the %d rule(s) of %s\n", rep.Checked, len(pol.Rules), path)
-		return err
-	}
-	t := render.NewTable("KIND", "PROTO", "LOCAL", "EXPOSURE", "PID", "USER", "PROCESS", "RULE", "EXPECTED", "COMMAND")
-	for _, f := range rep.Findings {
-		rule := f.Rule
-		if rule == "" {
-			rule = "-"
-		}
-		expected := f.Expected
-		if expected == "" {
-			expected = "-"
-		}
-		if f.Socket == nil {
-			t.Row(f.Kind, "-", "-", "-", "-", "-", "-", rule, expected, "-")
-			continue
-		}
-		s := f.Socket
-		pids, users, names := "-", "-", render.Unattributed(s.UnattributedReason)
-		cmd := "-"
-		if len(s.Processes) > 0 {
-			var ps, us, ns []string
-			for i := range s.Processes {
-				p := &s.Processes[i]
-				ps = append(ps, strconv.Itoa(p.PID))
-				us = checkAppendUniq(us, p.User)
-				ns = checkAppendUniq(ns, p.Name)
-			}
-			pids, users, names = strings.Join(ps, ","), strings.Join(us, ","), strings.Join(ns, ",")
-			cmd = s.Processes[0].CommandLine()
-		}
-		t.Row(f.Kind, string(s.Proto), render.Local(s), render.Exposure(s), pids, users, names, rule, expected, cmd)
-	}
-	var buf bytes.Buffer
-	if err := t.Write(&buf, opts); err != nil {
-		return err
-	}
-	color := opts.Width > 0 && os.Getenv("NO_COLOR") == ""
-	lines := strings.SplitAfter(buf.String(), "\n")
-	for i, line := range lines {
-		// Colour only the KIND cell, after the table is lined up, so the
-		// escape codes do not count as width.
-		if color && i > 0 && i <= len(rep.Findings) {
-			k := rep.Findings[i-1].Kind
-			if c, ok := checkColors[k]; ok && strings.HasPrefix(line, k) {
-				line = c + k + "\x1b[0m" + line[len(k):]
-			}
-		}
-		if _, err := io.WriteString(env.Stdout, line); err != nil {
-			return err
-		}
-	}
-	counts := rep.Counts()
-	var parts []string
-	for _, k := range policy.Kinds {
-		if counts[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
-		}
-	}
-	fmt.Fprintf(env.Stdout, "\n%d finding(s): %s (%d listening socket(s), %d rule(s) in %s)\n", len(rep.Findings), strings.Join(parts, ", "), rep.Checked, len(pol.Rules), path)
-	for _, f := range rep.Findings {
-		fmt.Fprintf(env.Stdout, "  %s: %s\n", f.Kind, f.Message)
-	}
-	if rep.Unverified > 0 {
-		fmt.Fprintf(env.Stdout, "%d listening socket(s) could not be checked against owner conditions: their processes are not visible\n", rep.Unverified)
-	}
-	return nil
-}
-
-func checkAppendUniq(xs []string, s string) []string {
-	if s == "" {
-		return xs
-	}
-	for _, x := range xs {
-		if x == s {
-			return xs
-		}
-	}
-	return append(xs, s)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -71,7 +72,7 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 					printNotes(env, snap, socks)
 					return exitWith(ExitNotFound, fmt.Errorf("the port is held, but by no process porteiro can see"))
 				}
-				return exitWith(ExitNotFound, fmt.Errorf("nothing listens on %s", strings.Join(args, ", ")))
+				return exitWith(ExitNotFound, fmt.Errorf("nothing listens on %s", render.Escape(strings.Join(args, ", "))))
 			}
 			list := make([]inventory.Process, 0, len(procs))
 			for _, p := range procs {
@@ -81,7 +82,7 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 			self := os.Getpid()
 			for _, p := range list {
 				if p.PID == 1 {
-					return usageErrorf("refusing to signal PID 1 (%s): stop the service through its manager instead", p.Name)
+					return usageErrorf("refusing to signal PID 1 (%s): stop the service through its manager instead", render.Escape(p.Name))
 				}
 				if p.PID == self {
 					return usageErrorf("refusing to signal porteiro itself")
@@ -91,8 +92,11 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 			if !dryRun {
 				verb = "will send"
 			}
+			// Names and command lines are escaped: a process must not be able
+			// to rewrite this list, or the prompt below, to name another one.
 			for _, p := range list {
-				fmt.Fprintf(env.Stdout, "%s %s to pid %d (%s, user %s): %s\n", verb, unix.SignalName(sig), p.PID, p.Name, p.User, p.CommandLine())
+				fmt.Fprintf(env.Stdout, "%s %s to pid %d (%s, user %s): %s\n", verb, unix.SignalName(sig), p.PID,
+					render.Escape(p.Name), render.Escape(p.User), render.Escape(p.CommandLine()))
 			}
 			if dryRun {
 				return nil
@@ -115,7 +119,7 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 					failed++
 					continue
 				}
-				fmt.Fprintf(env.Stdout, "sent %s to pid %d (%s)\n", unix.SignalName(sig), p.PID, p.Name)
+				fmt.Fprintf(env.Stdout, "sent %s to pid %d (%s)\n", unix.SignalName(sig), p.PID, render.Escape(p.Name))
 			}
 			if failed > 0 {
 				return silentExit(3)

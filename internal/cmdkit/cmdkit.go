@@ -94,11 +94,11 @@ func Run(root *cobra.Command, env *Env) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %s\n", root.Name(), render.Escape(ee.Err.Error()))
+			fmt.Fprintf(env.Stderr, "%s: %s\n", root.Name(), render.EscapeLines(ee.Err.Error()))
 		}
 		return ee.Code
 	}
-	fmt.Fprintf(env.Stderr, "%s: %s\n", root.Name(), render.Escape(err.Error()))
+	fmt.Fprintf(env.Stderr, "%s: %s\n", root.Name(), render.EscapeLines(err.Error()))
 	// Cobra's own errors (unknown command, bad args) are usage errors.
 	return ExitUsage
 }
@@ -107,5 +107,6 @@ func Run(root *cobra.Command, env *Env) int {
 // headers there unless NO_COLOR is set.
 func TableOptions(env *Env) render.Options {
 	w := render.TerminalWidth(env.Stdout)
-	return render.Options{Width: w, Bold: w > 0 && os.Getenv("NO_COLOR") == ""}
+	style := w > 0 && os.Getenv("NO_COLOR") == ""
+	return render.Options{Width: w, Bold: style, Color: style}
 }

@@ -48,5 +48,3 @@ func EventsJSON(w io.Writer, doc *localapi.EventsDocument) error {
 	return enc.Encode(doc)
 }
 
-// Escape is a stand-in until the one escaping function lands here.
-func Escape(s string) string { return s }

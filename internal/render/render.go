@@ -1,5 +1,11 @@
-// Package render prints sockets for people (aligned tables) and programs
-// (JSON, NDJSON, CSV). The JSON documents follow docs/schema.md.
+// Package render prints sockets and policy reports for people (aligned
+// tables, CSV for spreadsheets) and programs (JSON, NDJSON). The JSON
+// documents follow docs/schema.md and docs/check-json.md.
+//
+// Everything printed for a person goes through Escape: process names and
+// command lines are chosen by whoever starts a process, and must not be able
+// to drive the terminal. JSON stays raw data; encoding/json already escapes
+// control characters.
 package render
 
 import (
@@ -69,6 +75,8 @@ type Options struct {
 	Width int
 	// Bold makes the header bold (terminals only).
 	Bold bool
+	// Color colours what a report marks (terminals only, unless NO_COLOR).
+	Color bool
 }
 
 // TerminalWidth returns the width of w if it is a terminal, else 0.
@@ -156,17 +164,11 @@ func Exposure(s *inventory.Socket) string {
 	return e
 }
 
-// Unattributed is the short text shown instead of a process.
+// Unattributed is the table cell shown instead of a process:
+// "(not permitted)". The words are inventory.Reason.Short's.
 func Unattributed(r inventory.Reason) string {
-	switch r {
-	case inventory.ReasonNotPermitted:
-		return "(not permitted)"
-	case inventory.ReasonNoProcess:
-		return "(no process in this pid namespace)"
-	case inventory.ReasonExited:
-		return "(process exited)"
-	case inventory.ReasonKernel:
-		return "(kernel)"
+	if s := r.Short(); s != "" {
+		return "(" + s + ")"
 	}
 	return "-"
 }
@@ -259,22 +261,32 @@ func StartTime(t time.Time) string {
 	return t.Format("2006-01-02 15:04")
 }
 
+// writeCSV writes one row per (socket, process). Cells are escaped for
+// spreadsheets (csvCell): the file is meant to be opened by people.
 func writeCSV(w io.Writer, socks []inventory.Socket) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"proto", "family", "state", "local_address", "local_port", "remote_address", "remote_port",
-		"exposure", "dual_stack", "inode", "netns", "pid", "user", "name", "exe", "cmdline", "unit", "container", "unattributed_reason"})
+	row := make([]string, 0, 19)
+	write := func(cells ...string) {
+		row = row[:0]
+		for _, c := range cells {
+			row = append(row, csvCell(c))
+		}
+		cw.Write(row)
+	}
+	write("proto", "family", "state", "local_address", "local_port", "remote_address", "remote_port",
+		"exposure", "dual_stack", "inode", "netns", "pid", "user", "name", "exe", "cmdline", "unit", "container", "unattributed_reason")
 	for i := range socks {
 		s := &socks[i]
 		base := []string{string(s.Proto), string(s.Family), string(s.State), addr(s.Local), strconv.Itoa(int(s.Local.Port)),
 			addr(s.Remote), strconv.Itoa(int(s.Remote.Port)), string(s.Exposure), strconv.FormatBool(s.DualStack),
 			strconv.FormatUint(s.Inode, 10), strconv.FormatUint(s.NetNS, 10)}
 		if len(s.Processes) == 0 {
-			cw.Write(append(base, "", "", "", "", "", "", "", string(s.UnattributedReason)))
+			write(append(base, "", "", "", "", "", "", "", string(s.UnattributedReason))...)
 			continue
 		}
 		for j := range s.Processes {
 			p := &s.Processes[j]
-			cw.Write(append(base, strconv.Itoa(p.PID), p.User, p.Name, p.Exe, p.CommandLine(), p.Unit, p.Container, ""))
+			write(append(base, strconv.Itoa(p.PID), p.User, p.Name, p.Exe, p.CommandLine(), p.Unit, p.Container, "")...)
 		}
 	}
 	cw.Flush()

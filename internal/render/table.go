@@ -3,8 +3,8 @@ package render
 import (
 	"bufio"
 	"io"
+	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Table lines up columns with two spaces between them. The last column is
@@ -18,8 +18,22 @@ type Table struct {
 // NewTable starts a table with the given header.
 func NewTable(header ...string) *Table { return &Table{header: header} }
 
-// Row adds a row; it must have as many cells as the header.
-func (t *Table) Row(cells ...string) { t.rows = append(t.rows, cells) }
+// Row adds a row; it must have as many cells as the header. Every cell is
+// escaped (see Escape): tables show process names and command lines, which
+// anyone who can start a process chooses.
+func (t *Table) Row(cells ...string) {
+	copied := false
+	for i, c := range cells {
+		if e := Escape(c); e != c {
+			if !copied {
+				// Do not write into a slice the caller passed with "...".
+				cells, copied = slices.Clone(cells), true
+			}
+			cells[i] = e
+		}
+	}
+	t.rows = append(t.rows, cells)
+}
 
 // Len returns the number of rows.
 func (t *Table) Len() int { return len(t.rows) }
@@ -36,10 +50,14 @@ func (t *Table) Write(out io.Writer, o Options) error {
 func (t *Table) write(w io.Writer, o Options) error {
 	n := len(t.header)
 	width := make([]int, n)
-	all := append([][]string{t.header}, t.rows...)
+	header := make([]string, n)
+	for i, h := range t.header {
+		header[i] = Escape(h)
+	}
+	all := append([][]string{header}, t.rows...)
 	for _, r := range all {
 		for i := 0; i < n-1 && i < len(r); i++ {
-			if l := runeLen(r[i]); l > width[i] {
+			if l := displayWidth(r[i]); l > width[i] {
 				width[i] = l
 			}
 		}
@@ -48,18 +66,23 @@ func (t *Table) write(w io.Writer, o Options) error {
 	// listing of 100,000 sockets allocates nothing per cell here.
 	var line []byte
 	spaces := []byte(strings.Repeat(" ", 256))
+	// Every cell but the last is padded to its column's width and two
+	// spaces, so the last one starts at the same column on every line.
+	lead := 0
+	for i := 0; i < n-1; i++ {
+		lead += width[i] + 2
+	}
 	for k, r := range all {
 		line = line[:0]
 		bold := k == 0 && o.Bold
 		if bold {
 			line = append(line, "\x1b[1m"...)
 		}
-		start := len(line)
 		for i := 0; i < n && i < len(r); i++ {
-			cell := sanitize(r[i])
+			cell := r[i]
 			if i < n-1 {
 				line = append(line, cell...)
-				for pad := width[i] - runeLen(cell) + 2; pad > 0; {
+				for pad := width[i] - displayWidth(cell) + 2; pad > 0; {
 					m := min(pad, len(spaces))
 					line = append(line, spaces[:m]...)
 					pad -= m
@@ -67,13 +90,11 @@ func (t *Table) write(w io.Writer, o Options) error {
 				continue
 			}
 			if o.Width > 0 {
-				room := o.Width - (utf8.RuneCount(line[start:]))
+				room := o.Width - lead
 				if room < 10 {
 					room = 10
 				}
-				if runeLen(cell) > room {
-					cell = string([]rune(cell)[:room-1]) + "…"
-				}
+				cell = truncate(cell, room)
 			}
 			line = append(line, cell...)
 		}
@@ -89,35 +110,4 @@ func (t *Table) write(w io.Writer, o Options) error {
 		}
 	}
 	return nil
-}
-
-// runeLen is utf8.RuneCountInString with a fast path for ASCII.
-func runeLen(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return utf8.RuneCountInString(s)
-		}
-	}
-	return len(s)
-}
-
-// sanitize keeps control characters in command lines from messing up the
-// terminal.
-func sanitize(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

@@ -112,10 +112,10 @@ func firstOwner(so *inventory.Socket) *inventory.Process {
 func ownerPhrase(so *inventory.Socket) string {
 	p := firstOwner(so)
 	if p == nil {
-		if so != nil && so.UnattributedReason != "" {
-			return "no process visible (" + string(so.UnattributedReason) + ")"
+		if so == nil {
+			return inventory.ReasonNone.Holder()
 		}
-		return "no process visible"
+		return so.UnattributedReason.Holder()
 	}
 	s := fmt.Sprintf("%s (pid %d, user %s)", p.Name, p.PID, p.User)
 	if n := len(so.Processes); n > 1 {
