@@ -47,4 +47,3 @@ func EventsJSON(w io.Writer, doc *localapi.EventsDocument) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
 }
-

@@ -10,6 +10,7 @@ package render
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -105,9 +106,7 @@ func Sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inven
 func sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inventory.Socket, o Options) error {
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(NewDocument(snap, socks))
+		return streamDocument(w, NewDocument(snap, socks))
 	case "ndjson":
 		enc := json.NewEncoder(w)
 		for i := range socks {
@@ -311,4 +310,52 @@ func HumanBytes(n uint64) string {
 		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 0, 64) + "K"
 	}
 	return strconv.FormatUint(n, 10)
+}
+
+// streamDocument writes doc exactly as json.Encoder with a two-space indent
+// would, but socket by socket: the header is encoded with an empty socket
+// list, then each socket goes through one reused buffer. The whole
+// document is never in memory, only the largest socket.
+func streamDocument(w io.Writer, doc Document) error {
+	socks := doc.Sockets
+	doc.Sockets = []inventory.Socket{}
+	var hdr bytes.Buffer
+	enc := json.NewEncoder(&hdr)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	if len(socks) == 0 {
+		_, err := w.Write(hdr.Bytes())
+		return err
+	}
+	// The header ends with `"sockets": []` and the closing brace.
+	const tail = "[]\n}\n"
+	h := hdr.Bytes()
+	if !bytes.HasSuffix(h, []byte(tail)) {
+		return fmt.Errorf("encoding the document: unexpected header ending %q", h[max(0, len(h)-20):])
+	}
+	if _, err := w.Write(h[:len(h)-len(tail)]); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	senc := json.NewEncoder(&buf)
+	senc.SetIndent("    ", "  ")
+	for i := range socks {
+		buf.Reset()
+		if i == 0 {
+			buf.WriteString("[\n    ")
+		} else {
+			buf.WriteString(",\n    ")
+		}
+		if err := senc.Encode(&socks[i]); err != nil {
+			return err
+		}
+		b := buf.Bytes()
+		if _, err := w.Write(b[:len(b)-1]); err != nil { // without the newline
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "\n  ]\n}\n")
+	return err
 }
