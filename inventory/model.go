@@ -2,7 +2,7 @@
 // host and every process that holds each one.
 //
 // The API is small and synchronous. A Scanner takes one Snapshot per call to
-// Scan; the caller owns any loop around it. Diff compares two snapshots.
+// Scan; the caller owns any loop around it. Comparing snapshots over time is the daemon's (internal/watch).
 // The JSON encoding of the types in this file is porteiro's public schema
 // (docs/schema.md); change it only together with SchemaVersion.
 package inventory
