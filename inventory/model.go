@@ -178,9 +178,19 @@ func (s *Socket) ListenerKey() ListenerKey {
 	return ListenerKey{NetNS: s.NetNS, Proto: s.Proto, Address: s.Local.Address, Port: s.Local.Port}
 }
 
-// String formats a listener key as "tcp 127.0.0.1:22".
+// String formats a listener key as "tcp 127.0.0.1:22". Wildcards stay
+// explicit, "tcp 0.0.0.0:22" and "tcp [::]:22", as in the policy's finding
+// keys: the two are different listeners, and events and alerts must not
+// give them one name.
 func (k ListenerKey) String() string {
-	return string(k.Proto) + " " + Endpoint{Address: k.Address, Port: k.Port}.String()
+	port := strconv.Itoa(int(k.Port))
+	switch {
+	case !k.Address.IsValid():
+		return string(k.Proto) + " *:" + port
+	case k.Address.Is6() && !k.Address.Is4In6():
+		return string(k.Proto) + " [" + k.Address.String() + "]:" + port
+	}
+	return string(k.Proto) + " " + k.Address.Unmap().String() + ":" + port
 }
 
 // PIDs returns the pids of the socket's owners.

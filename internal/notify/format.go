@@ -361,3 +361,9 @@ func bodyText(host string, batch []Alert) string {
 		"arrives twice (after a retry) has the same id both times.\n")
 	return b.String()
 }
+
+// MarshalPayload is the body the webhook and exec channels send for
+// batch; docs examples are generated from it.
+func MarshalPayload(host, channel string, sentAt time.Time, batch []Alert) ([]byte, error) {
+	return marshalPayload(host, channel, sentAt, batch)
+}
