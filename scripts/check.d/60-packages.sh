@@ -148,7 +148,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		/usr/lib/systemd/system/porteiro-check.service /usr/lib/systemd/system/porteiro-check.timer ||
 		fail "systemd-analyze verify"
 fi
-echo "conffiles, man pages, completions and units: OK"
+grep -q "^License: Apache-2.0" /usr/share/doc/porteiro/copyright || fail "no Apache-2.0 copyright file in /usr/share/doc/porteiro"
+echo "conffiles, man pages, completions, units and copyright: OK"
 
 # The installed defaults are valid, and the default policy reports nothing.
 "$bin" policy validate -p /etc/porteiro/policy.yaml >/dev/null || fail "the installed policy.yaml does not validate"
