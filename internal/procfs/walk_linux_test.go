@@ -87,11 +87,10 @@ func TestWalkUnprivileged(t *testing.T) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		// The test binary lives in a private temp dir; let nobody run it.
 		exe, _ := os.Executable()
-		for d := exe; d != "/" && d != "."; d = parentDir(d) {
-			os.Chmod(parentDir(d), 0o755)
-			if parentDir(d) == os.TempDir() {
-				break
-			}
+		// Up to, not including, the temp dir itself: /tmp must keep its
+		// sticky, world-writable mode.
+		for d := parentDir(exe); d != "/" && d != "." && d != os.TempDir(); d = parentDir(d) {
+			os.Chmod(d, 0o755)
 		}
 	}
 	out, err := cmd.CombinedOutput()
