@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine:
 # the oracles (ss, lsof, netstat, fuser), Prometheus, promtool, Alertmanager,
-# mailpit, nfpm, and clang, llvm and libbpf-dev for the BPF programs. Safe to run again: it skips what is already there.
+# mailpit, nfpm, and clang, llvm and libbpf-dev for the BPF programs. Safe to
+# run again: it skips what is already there.
 set -euo pipefail
 
 need_apt=()

@@ -2,11 +2,16 @@ package bpfevents
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/porteiro/porteiro/inventory"
 )
+
+// ErrBadRecord is wrapped by every error of Decode: a record that does not
+// come from this package's program, which is a bug, not a kernel refusal.
+var ErrBadRecord = errors.New("decoding event")
 
 // RecordSize is the size of struct event in bpf/events.c.
 const RecordSize = 88
@@ -46,7 +51,7 @@ const (
 func Decode(b []byte) (Event, error) {
 	var ev Event
 	if len(b) < RecordSize {
-		return ev, fmt.Errorf("decoding event: %d bytes, want %d", len(b), RecordSize)
+		return ev, fmt.Errorf("%w: %d bytes, want %d", ErrBadRecord, len(b), RecordSize)
 	}
 	ne := binary.NativeEndian
 	ev.BootNS = ne.Uint64(b[offTS:])
@@ -61,7 +66,7 @@ func Decode(b []byte) (Event, error) {
 	case Opened, Closed:
 		ev.Kind = k
 	default:
-		return ev, fmt.Errorf("decoding event: unknown kind %d", b[offKind])
+		return ev, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, b[offKind])
 	}
 	switch p := b[offProto]; p {
 	case 6:
@@ -69,7 +74,7 @@ func Decode(b []byte) (Event, error) {
 	case 17:
 		ev.Proto = inventory.UDP
 	default:
-		return ev, fmt.Errorf("decoding event: unknown protocol %d", p)
+		return ev, fmt.Errorf("%w: unknown protocol %d", ErrBadRecord, p)
 	}
 	flags := b[offFlags]
 	switch f := b[offFamily]; f {
@@ -81,7 +86,7 @@ func Decode(b []byte) (Event, error) {
 		ev.Addr = netip.AddrFrom16([16]byte(b[offAddr : offAddr+16]))
 		ev.DualStack = ev.Addr.IsUnspecified() && flags&flagV6Only == 0
 	default:
-		return ev, fmt.Errorf("decoding event: unknown address family %d", f)
+		return ev, fmt.Errorf("%w: unknown address family %d", ErrBadRecord, f)
 	}
 	ev.Port = ne.Uint16(b[offPort:])
 	ev.ReusePort = flags&flagReusePort != 0
