@@ -1,7 +1,8 @@
 // Package bpfevents hears every TCP listen and UDP bind on the host from the
 // kernel as it happens, and every close of one, through small BPF programs:
-// the tp_btf/inet_sock_set_state tracepoint for TCP, and cgroup post_bind4,
-// post_bind6 and sock_release hooks at the cgroup2 root for UDP. Each event
+// the tp_btf/inet_sock_set_state tracepoint and a sockops program for TCP, and
+// cgroup post_bind4, post_bind6 and sock_release hooks for UDP, all attached
+// at the cgroup2 root so that every container is seen. Each event
 // carries its owner (pid, uid, comm, cgroup) taken in the kernel at the event,
 // since a short-lived process is gone before userspace could look.
 //
@@ -9,11 +10,15 @@
 // committed listener_bpf*.o and .go files, so building porteiro needs no
 // clang. Decoding a record (decode.go) is pure Go and runs anywhere.
 //
-// Not seen: UDP autobind (sendto without bind), listeners that existed before
-// Open (their TCP close is seen; their UDP release is not), and the port of a
-// TCP listen() without bind(), which the kernel picks after the tracepoint
-// fires (Port 0). A caller that needs the whole truth reconciles with a
-// periodic scan, and scans at once when Drops grows.
+// A TCP listen is reported when it is done, by a sockops program at the
+// cgroup2 root (BPF_SOCK_OPS_TCP_LISTEN_CB), so a listen() without bind()
+// carries the port the kernel picked, and a listen() that fails reports
+// nothing.
+//
+// Not seen: UDP autobind (sendto without bind), and the release of UDP
+// sockets bound before Open (the close of a TCP listener opened before Open
+// is seen). A caller that needs the whole truth reconciles with a periodic
+// scan, and scans at once when Drops grows.
 package bpfevents
 
 import (
@@ -60,8 +65,7 @@ type Event struct {
 	Family inventory.Family `json:"family"`
 	// Addr is the local address; the unspecified address for a wildcard bind.
 	Addr netip.Addr `json:"address"`
-	// Port is the local port. 0 for a TCP listen() without bind(): the
-	// kernel picks the port after the event.
+	// Port is the local port.
 	Port uint16 `json:"port"`
 	// DualStack is true for an IPv6 wildcard socket that accepts IPv4 too.
 	DualStack bool `json:"dual_stack"`

@@ -39,11 +39,13 @@ type listenerEvent struct {
 const (
 	listenerMapCounters          = "counters"
 	listenerMapEvents            = "events"
+	listenerMapTcpPending        = "tcp_pending"
 	listenerMapUdpBound          = "udp_bound"
 	listenerProgInetSockSetState = "inet_sock_set_state"
 	listenerProgPostBind4        = "post_bind4"
 	listenerProgPostBind6        = "post_bind6"
 	listenerProgSockRelease      = "sock_release"
+	listenerProgTcpListenDone    = "tcp_listen_done"
 	listenerVarEventUnused       = "_event_unused"
 	listenerVarPidnsDev          = "pidns_dev"
 	listenerVarPidnsIno          = "pidns_ino"
@@ -95,15 +97,17 @@ type listenerProgramSpecs struct {
 	PostBind4        *ebpf.ProgramSpec `ebpf:"post_bind4"`
 	PostBind6        *ebpf.ProgramSpec `ebpf:"post_bind6"`
 	SockRelease      *ebpf.ProgramSpec `ebpf:"sock_release"`
+	TcpListenDone    *ebpf.ProgramSpec `ebpf:"tcp_listen_done"`
 }
 
 // listenerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type listenerMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	UdpBound *ebpf.MapSpec `ebpf:"udp_bound"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	TcpPending *ebpf.MapSpec `ebpf:"tcp_pending"`
+	UdpBound   *ebpf.MapSpec `ebpf:"udp_bound"`
 }
 
 // listenerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -135,15 +139,17 @@ func (o *listenerObjects) Close() error {
 //
 // It can be passed to loadListenerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type listenerMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	UdpBound *ebpf.Map `ebpf:"udp_bound"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	Events     *ebpf.Map `ebpf:"events"`
+	TcpPending *ebpf.Map `ebpf:"tcp_pending"`
+	UdpBound   *ebpf.Map `ebpf:"udp_bound"`
 }
 
 func (m *listenerMaps) Close() error {
 	return _ListenerClose(
 		m.Counters,
 		m.Events,
+		m.TcpPending,
 		m.UdpBound,
 	)
 }
@@ -165,6 +171,7 @@ type listenerPrograms struct {
 	PostBind4        *ebpf.Program `ebpf:"post_bind4"`
 	PostBind6        *ebpf.Program `ebpf:"post_bind6"`
 	SockRelease      *ebpf.Program `ebpf:"sock_release"`
+	TcpListenDone    *ebpf.Program `ebpf:"tcp_listen_done"`
 }
 
 func (p *listenerPrograms) Close() error {
@@ -173,6 +180,7 @@ func (p *listenerPrograms) Close() error {
 		p.PostBind4,
 		p.PostBind6,
 		p.SockRelease,
+		p.TcpListenDone,
 	)
 }
 

@@ -115,6 +115,7 @@ func Open(opts Options) (*Source, error) {
 		{"cgroup/post_bind4", ebpf.AttachCGroupInet4PostBind, s.objs.PostBind4},
 		{"cgroup/post_bind6", ebpf.AttachCGroupInet6PostBind, s.objs.PostBind6},
 		{"cgroup/sock_release", ebpf.AttachCgroupInetSockRelease, s.objs.SockRelease},
+		{"sockops", ebpf.AttachCGroupSockOps, s.objs.TcpListenDone},
 	} {
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: opts.Cgroup, Attach: h.typ, Program: h.prog})
 		if err = attach(h.name+" at "+opts.Cgroup, l, err); err != nil {

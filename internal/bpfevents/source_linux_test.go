@@ -254,8 +254,10 @@ func checkPair(t *testing.T, evs []Event, w want) (opened Event) {
 	return o
 }
 
-func byPort(proto inventory.Proto, port uint16) func(*Event) bool {
-	return func(e *Event) bool { return e.Proto == proto && e.Port == port }
+// byPort keeps the events of one port and one process: other tests on the
+// host may use the same ephemeral port a moment later.
+func byPort(proto inventory.Proto, port uint16, pid int) func(*Event) bool {
+	return func(e *Event) bool { return e.Proto == proto && e.Port == port && e.PID == pid }
 }
 
 // ssSocket returns the inode and the cookie that ss reports for the
@@ -323,7 +325,7 @@ func TestListeners(t *testing.T) {
 				u.Close()
 			}
 			addr := netip.MustParseAddrPort(tc.addr).Addr()
-			evs := c.wait(t, byPort(tc.proto, port), 2, 5*time.Second)
+			evs := c.wait(t, byPort(tc.proto, port, os.Getpid()), 2, 5*time.Second)
 			o := checkPair(t, evs, want{proto: tc.proto, family: tc.family, addr: addr, port: port,
 				pid: os.Getpid(), netns: netns, inode: ino, dualStack: tc.dualStack})
 			if ssIno != 0 && (o.Inode != ssIno || o.Cookie != ssCookie) {
@@ -378,7 +380,7 @@ func TestReusePort(t *testing.T) {
 			for _, cl := range closers {
 				cl()
 			}
-			evs := c.wait(t, byPort(proto, port), 4, 5*time.Second)
+			evs := c.wait(t, byPort(proto, port, os.Getpid()), 4, 5*time.Second)
 			cookies := map[uint64]bool{}
 			for _, ino := range inos {
 				var mine []Event
@@ -428,7 +430,7 @@ func TestOtherNetns(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-	evs := c.wait(t, byPort(inventory.TCP, port), 2, 5*time.Second)
+	evs := c.wait(t, byPort(inventory.TCP, port, cmd.Process.Pid), 2, 5*time.Second)
 	var mine []Event
 	for _, e := range evs {
 		if e.NetNS == netns {
@@ -454,7 +456,7 @@ func TestBriefListener(t *testing.T) {
 	if _, err := fmt.Sscan(string(out), &port, &ino); err != nil {
 		t.Fatalf("child said %q", out)
 	}
-	evs := c.wait(t, byPort(inventory.TCP, port), 2, 5*time.Second)
+	evs := c.wait(t, byPort(inventory.TCP, port, cmd.Process.Pid), 2, 5*time.Second)
 	checkPair(t, evs, want{proto: inventory.TCP, family: inventory.IPv4, addr: netip.MustParseAddr("127.0.0.1"),
 		port: port, pid: cmd.Process.Pid, netns: ownNetNS(t), inode: ino})
 }
@@ -616,4 +618,86 @@ func readQuiet(ctx context.Context, s *Source) (Event, error) {
 			return Event{}, err
 		}
 	}
+}
+
+func socketInode(t *testing.T, fd int) uint64 {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func localPort(t *testing.T, fd int) uint16 {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint16(sa.(*unix.SockaddrInet4).Port)
+}
+
+// listen() without bind(): the kernel picks the port after the socket
+// enters LISTEN; the opened event still carries it.
+func TestListenWithoutBind(t *testing.T) {
+	c := openSource(t, Options{}, true)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	port, ino := localPort(t, fd), socketInode(t, fd)
+	unix.Close(fd)
+	evs := c.wait(t, byPort(inventory.TCP, port, os.Getpid()), 2, 5*time.Second)
+	checkPair(t, evs, want{proto: inventory.TCP, family: inventory.IPv4, addr: netip.IPv4Unspecified(), port: port,
+		pid: os.Getpid(), netns: ownNetNS(t), inode: ino})
+}
+
+// A listen() that fails (the port is taken) reports nothing: the socket
+// entered LISTEN for a moment inside the kernel, but never listened.
+func TestFailedListen(t *testing.T) {
+	c := openSource(t, Options{}, true)
+	fds := [2]int{-1, -1}
+	closeAll := func() {
+		for i, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
+				fds[i] = -1
+			}
+		}
+	}
+	defer closeAll()
+	var port int
+	for i := range fds {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i] = fd
+		// SO_REUSEADDR on both lets them bind one port; only one may listen.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		port = int(localPort(t, fd))
+	}
+	if err := unix.Listen(fds[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fds[1], 1); !errors.Is(err, unix.EADDRINUSE) {
+		t.Fatalf("second listen: %v, want EADDRINUSE", err)
+	}
+	good, bad := socketInode(t, fds[0]), socketInode(t, fds[1])
+	closeAll()
+	evs := c.wait(t, byPort(inventory.TCP, uint16(port), os.Getpid()), 2, 5*time.Second)
+	for _, e := range evs {
+		if e.Inode == bad {
+			t.Errorf("the failed listen was reported: %+v", e)
+		}
+	}
+	checkPair(t, evs, want{proto: inventory.TCP, family: inventory.IPv4, addr: netip.MustParseAddr("127.0.0.1"),
+		port: uint16(port), pid: os.Getpid(), netns: ownNetNS(t), inode: good})
 }

@@ -54,9 +54,8 @@ whoever closed the socket, which may not be its owner. Names are escaped:
 control characters and bidi overrides print as \x1b, \u202e and so on.
 
 Not seen: UDP sockets that get a port without bind() (sendto on a fresh
-socket), and the release of UDP sockets bound before trace started. A TCP
-listen() without bind() shows port 0 when opened: the kernel picks the port
-just after. Use "porteiro list" for the whole picture at one moment.
+socket), and the release of UDP sockets bound before trace started. Use
+"porteiro list" for the whole picture at one moment.
 
 Needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, on a kernel with BTF
 (Linux 6.10 or newer). When the kernel cannot keep up, trace says on stderr

@@ -73,6 +73,19 @@ struct {
 	__type(value, __u8);
 } udp_bound SEC(".maps");
 
+// TCP listens under way: the tracepoint sees the socket enter LISTEN before
+// the kernel has picked the port of a listen() without bind(), and before
+// it knows whether the listen succeeds. The record waits here, keyed by
+// cookie, until sockops reports the listen done (with its port) or the
+// socket goes back to CLOSE (the listen failed: nothing is reported). An
+// entry lives for the length of one listen() call.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct event);
+} tcp_pending SEC(".maps");
+
 // The reader's pid namespace (dev and inode of /proc/self/ns/pid), so pids
 // are those the reader sees in /proc. Zero: report the kernel's global pids.
 volatile const __u64 pidns_dev = 0;
@@ -151,12 +164,33 @@ int inet_sock_set_state(__u64 *ctx)
 		return 0;
 	ev.proto = IPPROTO_TCP;
 	ev.cookie = bpf_get_socket_cookie(sk);
+	if (ev.kind == KIND_CLOSED && bpf_map_delete_elem(&tcp_pending, &ev.cookie) == 0)
+		return 0; // the listen failed, so it was never reported open
 	fill_sock(&ev, sk);
 	if (ev.kind == KIND_CLOSED)
 		ev.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	fill_task(&ev);
+	if (ev.kind == KIND_OPENED && bpf_map_update_elem(&tcp_pending, &ev.cookie, &ev, BPF_ANY) == 0)
+		return 0; // reported by sockops once the listen is done
 	emit(&ev);
 	return 0;
+}
+
+// Called at the end of a successful listen(), in the listener's task, with
+// the port known.
+SEC("sockops")
+int tcp_listen_done(struct bpf_sock_ops *ctx)
+{
+	if (ctx->op != BPF_SOCK_OPS_TCP_LISTEN_CB)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct event *ev = bpf_map_lookup_elem(&tcp_pending, &cookie);
+	if (!ev)
+		return 1;
+	ev->port = ctx->local_port;
+	emit(ev);
+	bpf_map_delete_elem(&tcp_pending, &cookie);
+	return 1;
 }
 
 static __always_inline int udp_bind(struct bpf_sock *ctx)
