@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -700,4 +701,42 @@ func TestFailedListen(t *testing.T) {
 	}
 	checkPair(t, evs, want{proto: inventory.TCP, family: inventory.IPv4, addr: netip.MustParseAddr("127.0.0.1"),
 		port: uint16(port), pid: os.Getpid(), netns: ownNetNS(t), inode: good})
+}
+
+// From listen() returning to Read returning its event, one listener at a
+// time: the figures are logged; the bound is loose because the test
+// machine is shared.
+func TestLatency(t *testing.T) {
+	c := openSource(t, Options{}, true)
+	const n = 200
+	lat := make([]time.Duration, 0, n)
+	pid := os.Getpid()
+	for range n {
+		t0 := time.Now()
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino := inodeOf(l.(*net.TCPListener))
+		timeout := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case ev := <-c.ch:
+				if ev.PID == pid && ev.Inode == ino && ev.Kind == Opened {
+					lat = append(lat, time.Since(t0))
+					break wait
+				}
+			case <-timeout:
+				t.Fatalf("no opened event for inode %d", ino)
+			}
+		}
+		l.Close()
+	}
+	slices.Sort(lat)
+	p50, p99, max := lat[n/2], lat[n*99/100], lat[n-1]
+	t.Logf("listen() to Read, %d listeners: p50 %v, p99 %v, max %v", n, p50, p99, max)
+	if p99 > 250*time.Millisecond {
+		t.Errorf("p99 %v: events are slow", p99)
+	}
 }
