@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +41,8 @@ type Source struct {
 	opts  Options
 	rec   ringbuf.Record
 	buf   []byte
+	close sync.Once
+	err   error
 }
 
 // Open checks the capabilities, loads the programs and attaches them. Its
@@ -217,16 +220,19 @@ func (s *Source) counter(idx uint32) uint64 {
 	return n
 }
 
-// Close detaches the programs and frees them. It interrupts a Read.
+// Close detaches the programs and frees them. It interrupts a Read. Calls
+// after the first return the first one's result.
 func (s *Source) Close() error {
-	var errs []error
-	if s.rd != nil {
-		errs = append(errs, s.rd.Close())
-	}
-	for _, l := range s.links {
-		errs = append(errs, l.Close())
-	}
-	s.links = nil
-	errs = append(errs, s.objs.Close())
-	return errors.Join(errs...)
+	s.close.Do(func() {
+		var errs []error
+		if s.rd != nil {
+			errs = append(errs, s.rd.Close())
+		}
+		for _, l := range s.links {
+			errs = append(errs, l.Close())
+		}
+		errs = append(errs, s.objs.Close())
+		s.err = errors.Join(errs...)
+	})
+	return s.err
 }

@@ -610,6 +610,14 @@ func TestReadCancel(t *testing.T) {
 	if _, err := readQuiet(ctx2, c.s); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Read with a deadline: %v", err)
 	}
+	// Close interrupts a Read, and a second Close is harmless.
+	go func() { time.Sleep(50 * time.Millisecond); c.s.Close() }()
+	if _, err := readQuiet(context.Background(), c.s); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Read during Close: %v, want os.ErrClosed", err)
+	}
+	if err := c.s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }
 
 // readQuiet reads until ctx ends, ignoring the host's other events.
