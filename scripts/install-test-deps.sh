@@ -2,8 +2,9 @@
 # Installs everything the test suite needs on a fresh Debian machine:
 # the oracles (ss, lsof, netstat, fuser, ps), Prometheus, promtool and
 # Alertmanager (the tests start their own on loopback), hyperfine (bench),
-# systemd-analyze (unit checks), mailpit and nfpm. Safe to run again: it
-# skips what is already there.
+# systemd-analyze (unit checks), clang, llvm and libbpf-dev (to regenerate
+# the BPF programs and check them against the committed objects), mailpit
+# and nfpm. Safe to run again: it skips what is already there.
 #
 # Debian's packages of servers start and enable their service when
 # installed. Here they must not: a policy-rc.d refuses every start during
@@ -14,10 +15,13 @@ set -euo pipefail
 need_apt=()
 for pair in ss:iproute2 fuser:psmisc netstat:net-tools lsof:lsof ps:procps \
 	prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-	hyperfine:hyperfine systemd-analyze:systemd; do
+	hyperfine:hyperfine systemd-analyze:systemd clang:clang llvm-strip:llvm; do
 	bin=${pair%%:*} pkg=${pair##*:}
 	command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# scripts/check.d/20-bpf-generate.sh compiles the BPF programs: clang, llvm-strip
+# and libbpf's headers.
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	rcd=/usr/sbin/policy-rc.d
@@ -45,4 +49,4 @@ GOBIN=${GOBIN:-$(go env GOPATH)/bin}
 export PATH="$GOBIN:$PATH"
 command -v mailpit >/dev/null 2>&1 || go install github.com/axllent/mailpit@v1.33.1
 command -v nfpm >/dev/null 2>&1 || go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0
-echo "test dependencies present: ss fuser netstat lsof prometheus promtool prometheus-alertmanager mailpit nfpm"
+echo "test dependencies present: ss fuser netstat lsof prometheus promtool prometheus-alertmanager mailpit nfpm clang llvm libbpf-dev"

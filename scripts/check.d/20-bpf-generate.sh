@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The committed BPF objects and their Go bindings (internal/bpfevents/
+# listener_bpf{el,eb}.{o,go}) are exactly what the C sources compile to.
+# It regenerates them with clang through bpf2go, twice, and fails when the
+# two runs differ (generation is not deterministic) or when the result
+# differs from what is committed (someone changed bpf/*.c without running
+# `go generate ./internal/bpfevents/...`, or the other way round).
+#
+# Needs clang, llvm (llvm-strip) and libbpf-dev (bpf/bpf_helpers.h), and the
+# clang major version the objects were made with: another version compiles
+# to other bytes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+want_clang=14 # Debian 12's clang; change it together with the committed objects
+pkg=internal/bpfevents
+generated=("$pkg"/listener_bpfel.o "$pkg"/listener_bpfel.go "$pkg"/listener_bpfeb.o "$pkg"/listener_bpfeb.go)
+
+for tool in clang llvm-strip; do
+	command -v "$tool" >/dev/null || { echo "20-bpf-generate: $tool not found: apt-get install clang llvm libbpf-dev" >&2; exit 1; }
+done
+[ -f /usr/include/bpf/bpf_helpers.h ] || { echo "20-bpf-generate: /usr/include/bpf/bpf_helpers.h not found: apt-get install libbpf-dev" >&2; exit 1; }
+have_clang=$(clang -dumpversion | cut -d. -f1)
+if [ "$have_clang" != "$want_clang" ]; then
+	echo "20-bpf-generate: clang $have_clang here, but the objects are made with clang $want_clang: install clang-$want_clang (or regenerate and commit with clang $have_clang, and change want_clang)" >&2
+	exit 1
+fi
+for f in "${generated[@]}"; do
+	git ls-files --error-unmatch "$f" >/dev/null 2>&1 || { echo "20-bpf-generate: $f is not committed" >&2; exit 1; }
+done
+
+go generate ./"$pkg"/...
+first=$(sha256sum "${generated[@]}")
+go generate ./"$pkg"/...
+second=$(sha256sum "${generated[@]}")
+if [ "$first" != "$second" ]; then
+	echo "20-bpf-generate: two runs of go generate gave different bytes:" >&2
+	diff <(echo "$first") <(echo "$second") >&2 || true
+	exit 1
+fi
+if ! git diff --exit-code --stat -- "${generated[@]}"; then
+	echo "20-bpf-generate: the committed BPF objects do not match $pkg/bpf/*.c: run 'go generate ./$pkg/...' and commit the result" >&2
+	exit 1
+fi
+echo "20-bpf-generate: ${#generated[@]} generated files match $pkg/bpf/*.c (clang $have_clang)"
