@@ -16,7 +16,6 @@ import (
 	"github.com/porteiro/porteiro/policy"
 )
 
-
 func init() { register(50, newCheckCmd) }
 
 type checkFlags struct {

@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/bpfevents"
+	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/target"
-	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -282,4 +282,3 @@ func (p *tracePrinter) print(ev *bpfevents.Event) error {
 		render.Escape(cmd),
 	})
 }
-
