@@ -845,3 +845,67 @@ func TestWatchTwoDaemons(t *testing.T) {
 		t.Errorf("SIGTERM: exit %d after %v", st, el)
 	}
 }
+
+// TestWatchKernelEvents: with the kernel's listener events, a TCP listener
+// that lives 20 ms and a UDP socket bound for 20 ms are each recorded as
+// opened, a violation, closed and resolved, with the pid that held them,
+// although the daemon scans only every 30 s. Without CAP_BPF the same
+// daemon polls and says so.
+func TestWatchKernelEvents(t *testing.T) {
+	testenv.RequireRoot(t)
+	w := newWatchEnv(t)
+	w.grace = "0s"
+	w.config("", "  {}\n")
+	b, _ := os.ReadFile(w.conf)
+	os.WriteFile(w.conf, []byte(strings.Replace(string(b), "interval: 300ms", "interval: 30s", 1)), 0o600)
+	d := w.start()
+	_, body := watchGet("http://" + w.httpAddr + "/healthz")
+	if !strings.Contains(body, `"event_source": "ebpf"`) {
+		t.Fatalf("/healthz = %s; want event_source ebpf (the kernel has the hooks here)", body)
+	}
+	if !strings.Contains(d.logText(), "listener events from the kernel (eBPF)") {
+		t.Errorf("the log does not say that events are in use:\n%s", d.logText())
+	}
+	l := w.listenOn()
+	time.Sleep(20 * time.Millisecond)
+	l.Close()
+	u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(w.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	u.Close()
+	want := "opened violation closed resolved opened violation closed resolved"
+	watchEventually(t, 10*time.Second, "both short-lived listeners recorded", func() (bool, string) {
+		evs, _ := w.events("--since", "1h")
+		return eventKinds(evs) == want, eventKinds(evs)
+	})
+	evs, _ := w.events("--since", "1h")
+	for _, e := range evs {
+		if (e.Kind == "opened" || e.Kind == "violation") && e.PID != os.Getpid() {
+			t.Errorf("%s event with pid %d, want %d (the test, which listened)", e.Kind, e.PID, os.Getpid())
+		}
+	}
+	if st, _ := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second); st != 0 {
+		t.Errorf("SIGTERM: exit %d", st)
+	}
+
+	// Without CAP_BPF (nor CAP_SYS_ADMIN): polling, said in the log and in
+	// /healthz.
+	setpriv := testenv.RequireCommand(t, "setpriv")
+	// CAP_SYS_ADMIN stands in for CAP_BPF in the kernel: drop both.
+	cmd := exec.Command(setpriv, "--inh-caps=-bpf,-perfmon,-sys_admin", "--bounding-set=-bpf,-perfmon,-sys_admin", w.daemon, "-c", w.conf)
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	watchEventually(t, 20*time.Second, "the daemon without CAP_BPF to answer", func() (bool, string) {
+		code, body := watchGet("http://" + w.httpAddr + "/healthz")
+		return code == 200 && strings.Contains(body, `"event_source": "poll"`), body
+	})
+	if !strings.Contains(logb.String(), "polling every interval") {
+		t.Errorf("the log does not say it polls:\n%s", logb.String())
+	}
+}

@@ -91,6 +91,8 @@ type Metrics struct {
 	notifications *prometheus.CounterVec
 	outboxPending prometheus.Gauge
 	storeErrors   prometheus.Counter
+	eventSource   *prometheus.GaugeVec
+	eventDrops    prometheus.Counter
 
 	mu          sync.Mutex
 	snap        *inventory.Snapshot
@@ -137,6 +139,14 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 			Name: "porteiro_outbox_pending",
 			Help: "Alerts waiting in the durable outbox for delivery.",
 		}),
+		eventSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "porteiro_event_source",
+			Help: "1 for how porteirod learns of new listeners: ebpf (the kernel tells it at each listen and bind; scans only reconcile) or poll (scans every interval).",
+		}, []string{"source"}),
+		eventDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "porteiro_event_drops_total",
+			Help: "Listener events the kernel could not hand over (ring buffer full); each drop triggers a reconciliation scan at once.",
+		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "porteiro_store_errors_total",
 			Help: "Commits to the event store that failed (a full disk, a locked or broken database); their events are kept in memory and retried.",
@@ -145,6 +155,7 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 	for _, r := range scanErrorReasons {
 		m.scanErrors.WithLabelValues(r)
 	}
+	m.SetEventSource("poll")
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "porteiro_build_info",
 		Help: "Always 1; the labels say which porteiro build is running.",
@@ -155,7 +166,7 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 		},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, m.storeErrors, buildInfo, (*snapshotCollector)(m))
+	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, m.storeErrors, m.eventSource, m.eventDrops, buildInfo, (*snapshotCollector)(m))
 	if withRuntime {
 		m.runtime.MustRegister(
 			collectors.NewGoCollector(),
@@ -258,6 +269,20 @@ func (m *Metrics) IncNotification(channel, result string) {
 
 // SetOutboxPending sets the number of undelivered alerts.
 func (m *Metrics) SetOutboxPending(n int) { m.outboxPending.Set(float64(n)) }
+
+// SetEventSource says how listeners are learnt of: "ebpf" or "poll".
+func (m *Metrics) SetEventSource(source string) {
+	for _, s := range []string{"ebpf", "poll"} {
+		v := 0.0
+		if s == source {
+			v = 1
+		}
+		m.eventSource.WithLabelValues(s).Set(v)
+	}
+}
+
+// AddEventDrops counts listener events the kernel dropped.
+func (m *Metrics) AddEventDrops(n uint64) { m.eventDrops.Add(float64(n)) }
 
 // IncStoreError counts a failed commit to the event store.
 func (m *Metrics) IncStoreError() { m.storeErrors.Inc() }

@@ -129,7 +129,10 @@ type Config struct {
 	Host            string      `yaml:"host"`
 	// Socket is the local API socket; an explicit empty string turns it
 	// off.
-	Socket   *string               `yaml:"socket"`
+	Socket *string `yaml:"socket"`
+	// Events is "auto" (the default: listener events from the kernel when
+	// they load, polling otherwise) or "off" (polling only).
+	Events   string                `yaml:"events"`
 	Channels notify.ChannelsConfig `yaml:"channels"`
 
 	// File is where the config was read from ("" for defaults).
@@ -198,6 +201,22 @@ func (c *Config) Listen() string {
 	}
 	return *c.HTTP.Listen
 }
+
+// DefaultReconcile is the interval of the reconciliation scans when the
+// kernel reports listeners as they open (events), unless interval is set.
+const DefaultReconcile = 30 * time.Second
+
+// ReconcileInterval is the scan interval when kernel events are in use:
+// interval when the file sets it, else DefaultReconcile.
+func (c *Config) ReconcileInterval() time.Duration {
+	if c.Interval.set {
+		return c.Interval.D
+	}
+	return DefaultReconcile
+}
+
+// EventsWanted reports whether porteirod should try kernel events.
+func (c *Config) EventsWanted() bool { return c.Events != "off" }
 
 // SocketPath is the local API socket's path; "" when turned off.
 func (c *Config) SocketPath() string {
@@ -367,6 +386,11 @@ func (c *Config) validate() []fieldErr {
 	}
 	if c.Retention.MaxEvents != nil && *c.Retention.MaxEvents < 0 {
 		errs = append(errs, fieldErr{"$.retention.max_events", "retention.max_events: must be 0 (keep all) or more"})
+	}
+	switch c.Events {
+	case "", "auto", "off":
+	default:
+		errs = append(errs, fieldErr{"$.events", fmt.Sprintf("events: %q: want auto or off", c.Events)})
 	}
 	switch strings.ToLower(c.Log.Format) {
 	case "", "text", "json":

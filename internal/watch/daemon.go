@@ -10,10 +10,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/porteiro/porteiro/internal/bpfevents"
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/metrics"
 	"github.com/porteiro/porteiro/internal/notify"
@@ -75,6 +77,12 @@ type Daemon struct {
 	reload  chan struct{}
 	// self is the daemon's own pid: its listeners are always allowed.
 	self int
+	// live is the listener set between scans, kept by kernel events.
+	live *liveView
+	// eventsActive is whether kernel events are being read (else poll).
+	eventsActive atomic.Bool
+	// procMu serialises judging and recording: scans and events both do.
+	procMu sync.Mutex
 
 	cfgMu  sync.Mutex // guards cfg, policy and sinks
 	cfg    *Config
@@ -125,6 +133,7 @@ func New(o Options) (*Daemon, error) {
 		cfg: o.Config, policy: o.Policy, sinks: o.Sinks,
 		reload: make(chan struct{}, 1),
 		self:   os.Getpid(),
+		live:   newLiveView(),
 		scanner: inventory.NewScanner(inventory.Options{
 			Source: o.Source, Resolver: o.Resolver, Incremental: true, Now: o.Now,
 		}),
@@ -246,6 +255,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.failOrphans(ctx, sinks)
 
+	rescan := make(chan struct{}, 1)
+	if cfg.EventsWanted() {
+		src, err := openEvents()
+		switch {
+		case err == nil:
+			defer src.Close()
+			d.eventsActive.Store(true)
+			d.metrics.SetEventSource("ebpf")
+			d.log.Info("listener events from the kernel (eBPF): every listen() and bind() is seen as it happens; scans only reconcile", "reconcile_every", cfg.ReconcileInterval())
+			evctx, stopEvents := context.WithCancel(ctx)
+			defer stopEvents()
+			go d.runEvents(evctx, src, rescan)
+		case errors.Is(err, bpfevents.ErrNotSupported):
+			d.log.Info("listener events from the kernel are not available; polling every interval", "interval", cfg.IntervalD(), "why", err)
+		default:
+			d.log.Error("listener events from the kernel failed to load; polling every interval", "interval", cfg.IntervalD(), "err", err)
+		}
+	} else {
+		d.log.Info("listener events turned off (events: off); polling every interval", "interval", cfg.IntervalD())
+	}
+
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	sendCtx, cancelSends := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
@@ -270,6 +300,9 @@ loop:
 			break loop
 		case <-d.reload:
 			// A new interval applies from now on.
+		case <-rescan:
+			// The kernel dropped events: reconcile now.
+			d.ScanOnce(ctx)
 		case <-timer.C:
 			if err := d.ScanOnce(ctx); err == nil && !ready {
 				ready = true
@@ -284,7 +317,7 @@ loop:
 			}
 		}
 		cur, _, _ := d.configuration()
-		iv := cur.IntervalD()
+		iv := d.scanInterval(cur)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -340,12 +373,28 @@ func (d *Daemon) prune(ctx context.Context) {
 // (its events are kept and retried, and /healthz says so).
 func (d *Daemon) ScanOnce(ctx context.Context) error {
 	start := time.Now()
+	d.live.scanStarted()
 	snap, err := d.scanner.Scan(ctx, inventory.Query{})
 	d.metrics.ObserveScan(snap, time.Since(start), err)
 	if err != nil {
 		d.log.Warn("scan failed", "err", err)
 		return err
 	}
+	// Listeners the kernel reported during the scan are kept on top of
+	// it: the dump may predate them.
+	view := d.live.reset(snap)
+	d.process(ctx, view)
+	d.statusMu.Lock()
+	d.lastOK = d.now()
+	d.statusMu.Unlock()
+	return nil
+}
+
+// process judges one view of the listeners (a scan, or the last scan with
+// the kernel's events since), records what changed and queues its alerts.
+func (d *Daemon) process(ctx context.Context, snap *inventory.Snapshot) {
+	d.procMu.Lock()
+	defer d.procMu.Unlock()
 	_, pol, _ := d.configuration()
 	var findings []Finding
 	if pol != nil {
@@ -366,16 +415,15 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	now := d.now()
 	n, rerr := d.rec.observe(ctx, now, snap, findings)
 	d.statusMu.Lock()
-	d.last, d.lastOK = snap, now
+	d.last = snap
 	d.statusMu.Unlock()
 	if rerr != nil {
 		d.log.Error("recording events; will retry at the next scan", "err", rerr)
-		return nil
+		return
 	}
 	if n > 0 {
 		d.disp.poke()
 	}
-	return nil
 }
 
 // allowSelf drops the findings about porteirod's own listeners (its HTTP
@@ -456,6 +504,23 @@ func (d *Daemon) refreshLoop(ctx context.Context) {
 	}
 }
 
+// scanInterval is the time between scans: the reconciliation interval
+// when kernel events are in use, else the polling interval.
+func (d *Daemon) scanInterval(cfg *Config) time.Duration {
+	if d.eventsActive.Load() {
+		return cfg.ReconcileInterval()
+	}
+	return cfg.IntervalD()
+}
+
+// EventSource is how new listeners are learnt of: "ebpf" or "poll".
+func (d *Daemon) EventSource() string {
+	if d.eventsActive.Load() {
+		return "ebpf"
+	}
+	return "poll"
+}
+
 // Health is what /healthz reports.
 type Health struct {
 	OK       bool
@@ -474,7 +539,7 @@ func (d *Daemon) Healthy() Health {
 	switch {
 	case d.lastOK.IsZero():
 		h.Problem = "no successful scan yet"
-	case d.now().Sub(d.lastOK) > 3*cfg.IntervalD()+2*time.Second:
+	case d.now().Sub(d.lastOK) > 3*d.scanInterval(cfg)+2*time.Second:
 		h.Problem = "stale"
 	case d.storeErr != nil:
 		h.Problem = fmt.Sprintf("the event store cannot be written since %s: %v", d.storeErrSince.Format(time.RFC3339), d.storeErr)

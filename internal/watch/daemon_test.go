@@ -130,6 +130,9 @@ func testConfig(t *testing.T) *Config {
 		Retry:    RetryConfig{Initial: dur(50 * time.Millisecond), Max: dur(200 * time.Millisecond)},
 		StateDir: t.TempDir(), HTTP: HTTPConfig{Listen: &off}, Policy: &none, Host: "test-host",
 		ShutdownTimeout: dur(2 * time.Second), Socket: &off,
+		// The tests' hosts are fakes: the real kernel's events would
+		// bring the machine's own listeners in.
+		Events: "off",
 	}
 }
 

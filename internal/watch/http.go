@@ -101,7 +101,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h := d.Healthy()
-	body := map[string]any{"status": "ok"}
+	body := map[string]any{"status": "ok", "event_source": d.EventSource()}
 	if !h.LastScan.IsZero() {
 		body["last_scan"] = h.LastScan
 		body["age_seconds"] = d.now().Sub(h.LastScan).Seconds()

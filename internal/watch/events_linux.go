@@ -1,0 +1,268 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os/user"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/bpfevents"
+	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/inventory"
+)
+
+// openEvents starts the kernel's listener events, or says why not.
+func openEvents() (eventSource, error) {
+	s, err := bpfevents.Open(bpfevents.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// eventSource is what the daemon needs of bpfevents.Source (a seam for
+// tests that inject events; the real kernel source is tested in
+// internal/bpfevents and end to end).
+type eventSource interface {
+	Read(ctx context.Context) (bpfevents.Event, error)
+	Drops() uint64
+	Close() error
+}
+
+// liveView is the listener set between two scans: the last scan's
+// sockets, with the kernel's events applied as they arrive. Events that
+// arrive while a scan runs are applied again on top of its result, since
+// the scan's dump may predate them.
+type liveView struct {
+	mu      sync.Mutex
+	base    *inventory.Snapshot
+	socks   map[inventory.Key]inventory.Socket
+	cookies map[uint64]inventory.Key
+	// since holds the events received since the running scan started.
+	scanning bool
+	since    []bpfevents.Event
+	users    map[uint32]string
+}
+
+func newLiveView() *liveView {
+	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{}, users: map[uint32]string{}}
+}
+
+// scanStarted marks the start of a scan: events from now on are kept to
+// be replayed over its result.
+func (v *liveView) scanStarted() {
+	v.mu.Lock()
+	v.scanning, v.since = true, v.since[:0]
+	v.mu.Unlock()
+}
+
+// reset takes a scan's snapshot as the new base, replays the events that
+// arrived during the scan, and returns the view.
+func (v *liveView) reset(snap *inventory.Snapshot) *inventory.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.base = snap
+	clear(v.socks)
+	clear(v.cookies)
+	for _, so := range snap.Sockets {
+		if so.Listening {
+			v.socks[so.Key()] = so
+		}
+	}
+	replay := v.since
+	v.scanning, v.since = false, nil
+	for i := range replay {
+		v.applyLocked(&replay[i])
+	}
+	if len(replay) == 0 {
+		return snap
+	}
+	return v.snapshotLocked(time.Now())
+}
+
+// apply adds one event and returns the view, or nil before the first scan
+// (there is nothing to compare with yet).
+func (v *liveView) apply(ev *bpfevents.Event, now time.Time) *inventory.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.scanning {
+		v.since = append(v.since, *ev)
+	}
+	v.applyLocked(ev)
+	if v.base == nil {
+		return nil
+	}
+	return v.snapshotLocked(now)
+}
+
+// current returns the view as it is, or nil before the first scan.
+func (v *liveView) current(now time.Time) *inventory.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.base == nil {
+		return nil
+	}
+	return v.snapshotLocked(now)
+}
+
+func (v *liveView) applyLocked(ev *bpfevents.Event) {
+	switch ev.Kind {
+	case bpfevents.Opened:
+		so := v.socketOf(ev)
+		k := so.Key()
+		if old, ok := v.socks[k]; ok && len(old.Processes) > 0 {
+			// Known already (a scan saw it): keep the richer view.
+			v.cookies[ev.Cookie] = k
+			return
+		}
+		v.socks[k] = so
+		v.cookies[ev.Cookie] = k
+	case bpfevents.Closed:
+		k, ok := v.cookies[ev.Cookie]
+		if !ok {
+			k = inventory.Key{NetNS: ev.NetNS, Inode: ev.Inode}
+		}
+		delete(v.cookies, ev.Cookie)
+		delete(v.socks, k)
+	}
+}
+
+func (v *liveView) snapshotLocked(now time.Time) *inventory.Snapshot {
+	snap := *v.base
+	snap.Time = now
+	snap.Sockets = make([]inventory.Socket, 0, len(v.socks))
+	for _, so := range v.socks {
+		snap.Sockets = append(snap.Sockets, so)
+	}
+	sort.Slice(snap.Sockets, func(i, j int) bool {
+		a, b := &snap.Sockets[i], &snap.Sockets[j]
+		if a.Local.Port != b.Local.Port {
+			return a.Local.Port < b.Local.Port
+		}
+		return a.Inode < b.Inode
+	})
+	return &snap
+}
+
+// socketOf builds the socket an Opened event announces, with its owner as
+// the kernel saw it at listen() or bind(), completed from /proc when the
+// process is still there.
+func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
+	state := inventory.State("LISTEN")
+	if ev.Proto == inventory.UDP {
+		state = "UNCONN"
+	}
+	remote := netip.IPv4Unspecified()
+	if ev.Family == inventory.IPv6 {
+		remote = netip.IPv6Unspecified()
+	}
+	so := inventory.Socket{
+		Proto: ev.Proto, Family: ev.Family, State: state,
+		Local:  ev.Endpoint(),
+		Remote: inventory.Endpoint{Address: remote},
+		Inode:  ev.Inode, UID: ev.UID, NetNS: ev.NetNS,
+		DualStack: ev.DualStack, Exposure: inventory.ExposureOf(ev.Addr), Listening: true,
+	}
+	if ev.PID <= 0 || ev.PIDOutsideNS {
+		so.UnattributedReason = inventory.ReasonNoProcess
+		return so
+	}
+	p := inventory.Process{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: v.userName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
+	if info, err := procfs.ReadProcess("/proc", ev.PID); err == nil {
+		p.PPID, p.StartTicks, p.State = info.Stat.PPID, info.Stat.StartTicks, info.Stat.State
+		p.Unit, p.Container = info.Cgroup.Unit, info.Cgroup.Container
+		if p.Exe == "" {
+			p.Exe, p.ExeDeleted = info.Exe, info.ExeDeleted
+		}
+		if len(p.Cmdline) == 0 {
+			p.Cmdline = info.Cmdline
+		}
+	}
+	so.Processes = []inventory.Process{p}
+	return so
+}
+
+func (v *liveView) userName(uid uint32) string {
+	if n, ok := v.users[uid]; ok {
+		return n
+	}
+	n := strconv.Itoa(int(uid))
+	if u, err := user.LookupId(n); err == nil {
+		n = u.Username
+	}
+	v.users[uid] = n
+	return n
+}
+
+// runEvents reads the kernel's listener events until ctx ends, and judges
+// the view after each one, so a listener that lives 20 ms is recorded with
+// its owner. A grace period that is running (a listener that closed may be
+// restarting) is decided by a later pass, timed for when it ends. Drops
+// ask the main loop for a reconciliation scan at once.
+func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- struct{}) {
+	var lastDrops uint64
+	after := time.NewTimer(time.Hour)
+	after.Stop()
+	defer after.Stop()
+	evs := make(chan bpfevents.Event, 256)
+	go func() {
+		defer close(evs)
+		for {
+			ev, err := src.Read(ctx)
+			if err != nil {
+				if errors.Is(err, bpfevents.ErrBadRecord) {
+					d.log.Warn("skipping an unreadable listener event", "err", err)
+					continue
+				}
+				if ctx.Err() == nil {
+					d.log.Error("reading listener events stopped; polling only", "err", err)
+				}
+				return
+			}
+			select {
+			case evs <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-evs:
+			if !ok {
+				d.metrics.SetEventSource("poll")
+				d.eventsActive.Store(false)
+				return
+			}
+			snap := d.live.apply(&ev, d.now())
+			if snap == nil {
+				continue
+			}
+			d.process(ctx, snap)
+			cfg, _, _ := d.configuration()
+			after.Reset(cfg.GraceD() + 100*time.Millisecond)
+		case <-after.C:
+			if snap := d.live.current(d.now()); snap != nil {
+				d.process(ctx, snap)
+			}
+		case <-tick.C:
+			if n := src.Drops(); n > lastDrops {
+				d.metrics.AddEventDrops(n - lastDrops)
+				d.log.Warn("the kernel dropped listener events; scanning now to catch up", "dropped", n-lastDrops)
+				lastDrops = n
+				select {
+				case rescan <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
