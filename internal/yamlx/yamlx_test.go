@@ -1,0 +1,257 @@
+package yamlx
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bombs are the hostile files of issue 10: each must be refused fast and
+// cheaply, with a position.
+
+func nestedBrackets(n int) string {
+	return "allow: " + strings.Repeat("[", n) + strings.Repeat("]", n) + "\n"
+}
+
+func nestedMappings(n int) string {
+	return "allow: " + strings.Repeat("{a: ", n) + "1" + strings.Repeat("}", n) + "\n"
+}
+
+func nestedBlocks(n int) string {
+	return strings.Repeat("- ", n) + "x\n"
+}
+
+func nestedIndent(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(strings.Repeat(" ", i))
+		b.WriteString("a:\n")
+	}
+	return b.String()
+}
+
+// aliasBomb is the 8-level "billion laughs": each level lists the one
+// before it 9 times, so the last stands for 9^8 values.
+func aliasBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("c0: &c0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i <= levels; i++ {
+		prev := "*c" + string(rune('0'+i-1))
+		b.WriteString("c" + string(rune('0'+i)) + ": &c" + string(rune('0'+i)) + " [")
+		for j := 0; j < 9; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(prev)
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
+}
+
+// blockAliasBomb is the same bomb written in block style.
+func blockAliasBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("c0: &c0\n")
+	for j := 0; j < 9; j++ {
+		b.WriteString("- lol\n")
+	}
+	for i := 1; i <= levels; i++ {
+		b.WriteString("c" + string(rune('0'+i)) + ": &c" + string(rune('0'+i)) + "\n")
+		for j := 0; j < 9; j++ {
+			b.WriteString("  - *c" + string(rune('0'+i-1)) + "\n")
+		}
+	}
+	return b.String()
+}
+
+// bounded runs f and fails when it takes more than a second or allocates
+// more than 100 MB. The bounds are loose on purpose: the bombs took tens of
+// seconds and gigabytes before the limits.
+func bounded(t *testing.T, name string, f func()) {
+	t.Helper()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	f()
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if took > time.Second {
+		t.Errorf("%s: took %s, want under 1s", name, took)
+	}
+	if alloc > 100<<20 {
+		t.Errorf("%s: allocated %d MB, want under 100 MB", name, alloc>>20)
+	}
+	t.Logf("%s: %s, %d KB allocated", name, took, alloc>>10)
+}
+
+func TestBombsAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      string // FILE:LINE:COL and the start of the message
+	}{
+		{"brackets 100000 deep", nestedBrackets(100000), "b.yaml:1:71: nested more than 64 levels"},
+		{"mappings 100000 deep", nestedMappings(100000), "b.yaml:1:"},
+		{"block lists 1000000 deep", nestedBlocks(1000000), "b.yaml:1:"},
+		{"indentation 2000 deep", nestedIndent(2000), "b.yaml:65:66:"},
+		{"alias bomb 8 levels", aliasBomb(8), "b.yaml:5:10:"},
+		{"block alias bomb 8 levels", blockAliasBomb(8), "b.yaml:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte(tc.src)
+			var err error
+			bounded(t, "Check", func() { err = Check("b.yaml", data) })
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Check = %v, want %q...", err, tc.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Line < 1 || e.Column < 1 {
+				t.Errorf("error %v has no position", err)
+			}
+			var v any
+			bounded(t, "Decode", func() { _, err = Decode("b.yaml", data, &v, "a config") })
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want %q...", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShallowFilesPass(t *testing.T) {
+	for _, src := range []string{
+		nestedBrackets(MaxDepth - 1),
+		nestedIndent(MaxDepth - 1),
+		aliasBomb(3), // 9^3 values: fine
+		blockAliasBomb(3),
+		"a: &a [1, 2]\nb: *a\nc: *a\n",
+		"a: \"[[[[[[\" \nb: '{{{{ it''s'\nc: x[[[[y\n# [[[[[[[[[\n",
+		"a: |\n  [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n  [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\nb: 1\n",
+		"a: 1\n---\nb: 2\n...\n",
+		"\xef\xbb\xbfa: 1\n",
+	} {
+		if err := Check("ok.yaml", []byte(src)); err != nil {
+			t.Errorf("%.60q: %v", src, err)
+		}
+	}
+	// The nesting limit counts: one more level is refused.
+	if err := Check("x.yaml", []byte(nestedBrackets(MaxDepth))); err == nil {
+		t.Errorf("%d levels accepted", MaxDepth+1)
+	}
+	if err := Check("x.yaml", []byte(aliasBomb(5))); err == nil {
+		t.Errorf("9^5 values accepted")
+	}
+}
+
+func TestInvalidUTF8(t *testing.T) {
+	err := Check("u.yaml", []byte("a: 1\nb: é\xff\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "u.yaml:2:5: invalid UTF-8 (byte 0xff)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, MaxSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/dev/zero", "/dev/zero: not a regular file (a character device)"},
+		{fifo, fifo + ": not a regular file (a FIFO)"},
+		{dir, dir + ": not a regular file (a directory)"},
+		{big, big + ": the file is 4194305 bytes, more than the 4194304"},
+	} {
+		var err error
+		bounded(t, tc.path, func() { _, err = ReadFile(tc.path, "policy") })
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("ReadFile(%s) = %v, want %q", tc.path, err, tc.want)
+		}
+	}
+	_, err := ReadFile(filepath.Join(dir, "none"), "policy")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v does not wrap fs.ErrNotExist", err)
+	}
+	ok := filepath.Join(dir, "ok.yaml")
+	os.WriteFile(ok, []byte("a: 1\n"), 0o600)
+	if b, err := ReadFile(ok, "policy"); err != nil || string(b) != "a: 1\n" {
+		t.Errorf("ReadFile = %q, %v", b, err)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"root":                    `"root"`,
+		"a\x1b[2Jb\u202e\n":       `"a\x1b[2Jb\u202e\n"`,
+		strings.Repeat("x", 100):  `"` + strings.Repeat("x", 40) + `"...`,
+		"root:*:19000:0:99999:7:::" + strings.Repeat("y", 30): `"root:*:19000:0:99999:7:::yyyyyyyyyyyyyyy"...`,
+	} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	in := `parse "http://user:S3cret@host:99999/x": invalid port; also https://tok@h/ and ftp://h/`
+	got := Redact(in)
+	if strings.Contains(got, "S3cret") || strings.Contains(got, "tok@") || strings.Contains(got, "user") {
+		t.Errorf("Redact left a secret: %s", got)
+	}
+	if !strings.Contains(got, "http://xxxxx@host:99999/x") || !strings.Contains(got, "ftp://h/") {
+		t.Errorf("Redact changed too much: %s", got)
+	}
+	base := errors.New("dial http://a:b@h: refused")
+	if e := RedactError(base); strings.Contains(e.Error(), "a:b") || !errors.Is(e, base) {
+		t.Errorf("RedactError = %v", e)
+	}
+}
+
+func TestDecodePositions(t *testing.T) {
+	type C struct {
+		A int               `yaml:"a"`
+		B map[string]string `yaml:"b"`
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"a: 1\nzz: 2\n", `c.yaml:2:1: unknown field "zz"`},
+		{"a: 1\n---\na: 2\n", "c.yaml:3:1: a config is one YAML document; this is a second one"},
+		{"a: [\n", "c.yaml:1:4: not valid YAML"},
+		{"a: x\n", "c.yaml:1:4:"},
+		{"root:*:19000:0:99999:7:::" + strings.Repeat("y", 200) + ": 1\n", `c.yaml:1:1: unknown field "root:*:19000:0:99999:7:::yyyyyyyyyyyyyyy"...`},
+	} {
+		var c C
+		_, err := Decode("c.yaml", []byte(tc.src), &c, "a config")
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q:\n got  %v\n want %s...", tc.src, err, tc.want)
+		}
+	}
+	var c C
+	if _, err := Decode("c.yaml", []byte("# only a comment\n"), &c, "a config"); err != nil {
+		t.Errorf("comments only: %v", err)
+	}
+}
+
+func TestTooManyValues(t *testing.T) {
+	// go-yaml takes seconds on 100000 list items: the scan stops them.
+	src := []byte("allow:\n" + strings.Repeat("  - port: 22\n", 50000))
+	var err error
+	bounded(t, "Parse", func() { _, err = Parse("m.yaml", src) })
+	if err == nil || !strings.HasPrefix(err.Error(), "m.yaml:10001:") || !strings.Contains(err.Error(), "more than 20000 values") {
+		t.Fatalf("got %v", err)
+	}
+	ok := []byte("allow:\n" + strings.Repeat("  - port: 22\n", 2000))
+	if _, err := Parse("ok.yaml", ok); err != nil {
+		t.Fatal(err)
+	}
+}
