@@ -192,9 +192,9 @@ func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
 
 func TestQuote(t *testing.T) {
 	for in, want := range map[string]string{
-		"root":                    `"root"`,
-		"a\x1b[2Jb\u202e\n":       `"a\x1b[2Jb\u202e\n"`,
-		strings.Repeat("x", 100):  `"` + strings.Repeat("x", 40) + `"...`,
+		"root":                   `"root"`,
+		"a\x1b[2Jb\u202e\n":      `"a\x1b[2Jb\u202e\n"`,
+		strings.Repeat("x", 100): `"` + strings.Repeat("x", 40) + `"...`,
 		"root:*:19000:0:99999:7:::" + strings.Repeat("y", 30): `"root:*:19000:0:99999:7:::yyyyyyyyyyyyyyy"...`,
 	} {
 		if got := Quote(in); got != want {
