@@ -16,12 +16,13 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/porteiro/porteiro/internal/target"
+	"github.com/porteiro/porteiro/internal/yamlx"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -76,19 +77,7 @@ type Rule struct {
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.
-type PortRange struct {
-	Lo, Hi uint16
-}
-
-// Contains reports whether port p is in the range.
-func (r PortRange) Contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
-
-func (r PortRange) String() string {
-	if r.Lo == r.Hi {
-		return strconv.Itoa(int(r.Lo))
-	}
-	return strconv.Itoa(int(r.Lo)) + "-" + strconv.Itoa(int(r.Hi))
-}
+type PortRange = target.Range
 
 // BindKind says how a Bind matches an address.
 type BindKind int
@@ -137,11 +126,15 @@ func (b Bind) Matches(a netip.Addr) bool {
 	return b.Prefix.Contains(a.Unmap().WithZone(""))
 }
 
-// Load reads and parses the policy file at path.
+// Load reads and parses the policy file at path. It must be a regular file
+// within yamlx's limits; a file that is not is an ErrorList too.
 func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlx.ReadFile(path, "policy")
 	if err != nil {
-		return nil, fmt.Errorf("reading policy: %w", err)
+		if e, ok := err.(*Error); ok {
+			return nil, ErrorList{e}
+		}
+		return nil, err
 	}
 	return Parse(data, path)
 }

@@ -1,0 +1,130 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Inputs that were accepted silently (issue 10, item 12): each is an
+// error with its position now.
+func TestParseRefusesSilentlyAcceptedInput(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"allow null", "allow: ~\n", "p.yaml:1:8: allow is null: write allow: [] for an empty list"},
+		{"require null word", "require: null\n", "p.yaml:1:10: require is null"},
+		{"uid beyond 32 bits", "allow:\n  - port: 22\n    user: 4294967296\n", `p.yaml:3:11: bad user "4294967296": want a user name or a uid 0-4294967295`},
+		{"negative uid", "allow:\n  - port: 22\n    user: -1\n", `p.yaml:3:11: bad user "-1"`},
+		{"signed uid in a list", "allow:\n  - port: 22\n    user: [root, \"+0\"]\n", `p.yaml:3:18: bad user "+0"`},
+		{"hex port", "allow:\n  - port: 0x16\n", `p.yaml:2:11: bad port "0x16": want a number 1-65535`},
+		{"octal port", "allow:\n  - port: 0o26\n", `p.yaml:2:11: bad port "0o26"`},
+		{"signed port", "allow:\n  - port: +22\n", `p.yaml:2:11: bad port "+22"`},
+		{"invalid UTF-8", "allow:\n  - process: \"ss\xffhd\"\n", "p.yaml:2:17: invalid UTF-8 (byte 0xff)"},
+		{"empty rule", "allow:\n  - {}\n", `p.yaml:2:5: allow rule "allow[1]" has no conditions and would match every socket`},
+		{"rule with a name only", "ignore:\n  - name: all\n    reason: oops\n", `p.yaml:2:5: ignore rule "all" has no conditions`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "p.yaml")
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Parse(%q):\n got  %v\n want %s...", tc.src, err, tc.want)
+			}
+		})
+	}
+	// What stays valid.
+	for _, src := range []string{
+		"allow:\n", "allow: []\n", "allow:\n  - port: 22\n    user: 4294967295\n", "allow:\n  - port: 22\n    user: \"0\"\n",
+		"allow:\n  - port: 022\n", "allow:\n  - user: www-data\n",
+	} {
+		if _, err := Parse([]byte(src), "p.yaml"); err != nil {
+			t.Errorf("Parse(%q): %v", src, err)
+		}
+	}
+}
+
+// An undefined alias is one error, at the alias: not a second one at 1:1.
+func TestUnknownAliasIsOneError(t *testing.T) {
+	for _, src := range []string{"*nope\n", "allow:\n  - *nope\n", "allow: *nope\n", "allow:\n  - port: 22\n    user: *nope\n"} {
+		_, err := Parse([]byte(src), "p.yaml")
+		var l ErrorList
+		if !errors.As(err, &l) || len(l) != 1 || !strings.Contains(l[0].Msg, "unknown alias *nope") {
+			t.Errorf("Parse(%q) = %v; want exactly one error, the unknown alias", src, err)
+		}
+	}
+}
+
+// A file read by mistake is not echoed: a value is quoted as a short
+// escaped excerpt.
+func TestErrorsQuoteShortExcerpts(t *testing.T) {
+	shadow := "root:$6$salt$" + strings.Repeat("A", 80) + ":19000:0:99999:7:::\n" +
+		"version: 1\n\x1b[2Jwide: \u202eevil\n"
+	_, err := Parse([]byte(shadow), "shadow")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, strings.Repeat("A", 41)) || strings.ContainsAny(msg, "\x1b\u202e") {
+		t.Errorf("the error echoes the file:\n%s", msg)
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		if len(line) > 300 {
+			t.Errorf("line of %d bytes: %s", len(line), line)
+		}
+	}
+}
+
+// The bombs of issue 10, item 1, through Load: each answers within a
+// second and 100 MB, at a position.
+func TestLoadRefusesBombs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var alias strings.Builder
+	alias.WriteString("version: 1\nx0: &c0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+	for i := 1; i <= 8; i++ {
+		alias.WriteString("x" + string(rune('0'+i)) + ": &c" + string(rune('0'+i)) + " [" + strings.TrimSuffix(strings.Repeat("*c"+string(rune('0'+i-1))+", ", 9), ", ") + "]\n")
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"brackets", write("b.yaml", "allow: "+strings.Repeat("[", 100000)+strings.Repeat("]", 100000)+"\n"), "b.yaml:1:71: nested more than 64 levels"},
+		{"mappings", write("m.yaml", "allow: "+strings.Repeat("{a: ", 100000)+"1"+strings.Repeat("}", 100000)+"\n"), "m.yaml:1:"},
+		{"aliases", write("a.yaml", alias.String()), "a.yaml:6:"},
+		{"/dev/zero", "/dev/zero", "/dev/zero: not a regular file (a character device)"},
+		{"fifo", fifo, fifo + ": not a regular file (a FIFO)"},
+		{"directory", dir, dir + ": not a regular file (a directory)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, err := Load(tc.path)
+			took := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load = %v, want %q", err, tc.want)
+			}
+			var l ErrorList
+			if !errors.As(err, &l) {
+				t.Errorf("error %T is not an ErrorList", err)
+			}
+			if took > time.Second {
+				t.Errorf("took %s", took)
+			}
+			if a := after.TotalAlloc - before.TotalAlloc; a > 100<<20 {
+				t.Errorf("allocated %d MB", a>>20)
+			}
+		})
+	}
+}
