@@ -28,6 +28,10 @@ type ErrorList = yamlx.ErrorList
 // print a page per byte.
 const maxErrors = 20
 
+// maxUnknown is how many unknown top-level keys are reported one by one:
+// more mean the file is not a policy at all.
+const maxUnknown = 3
+
 var topKeys = []string{"version", "default", "ignore", "allow", "require"}
 var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "exe", "user", "unit", "container"}
 
@@ -119,6 +123,7 @@ func (ps *parseState) parseBody(pol *Policy, doc ast.Node) *Policy {
 		return pol
 	}
 	seen := map[string]*Rule{}
+	unknown := 0
 	for _, kv := range m {
 		switch kv.key {
 		case "version":
@@ -142,7 +147,13 @@ func (ps *parseState) parseBody(pol *Policy, doc ast.Node) *Policy {
 		case "ignore", "allow", "require":
 			ps.rules(pol, Section(kv.key), kv.value, seen)
 		default:
-			ps.errorf(kv.keyNode, "unknown key %s: want one of %s", yamlx.Quote(kv.key), strings.Join(topKeys, ", "))
+			unknown++
+			switch {
+			case unknown <= maxUnknown:
+				ps.errorf(kv.keyNode, "unknown key %s: want one of %s", yamlx.QuoteKey(kv.key), strings.Join(topKeys, ", "))
+			case unknown == maxUnknown+1:
+				ps.errorf(kv.keyNode, "more unknown keys follow: is this a porteiro policy file?")
+			}
 		}
 	}
 	return pol
@@ -412,7 +423,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 		case "container":
 			r.Container = ps.patterns(kv.value, "container")
 		default:
-			ps.errorf(kv.keyNode, "unknown key %s in %s rule: want one of %s", yamlx.Quote(kv.key), sec, strings.Join(ruleKeys, ", "))
+			ps.errorf(kv.keyNode, "unknown key %s in %s rule: want one of %s", yamlx.QuoteKey(kv.key), sec, strings.Join(ruleKeys, ", "))
 		}
 	}
 	conds := 0

@@ -195,11 +195,40 @@ func Quote(s string) string {
 	return q
 }
 
+// maxKey is the longest key that an error repeats.
+const maxKey = 32
+
+// QuoteKey returns a key for an "unknown key" message: quoted when it is a
+// plain word (letters, digits, '_', '.', '-') of at most 32 characters,
+// and a description otherwise. A file given by mistake (-p /etc/shadow)
+// is made of such "keys", and its lines must not come back out.
+func QuoteKey(k string) string {
+	if k == "" || len(k) > maxKey {
+		return fmt.Sprintf("(%d characters, not shown)", utf8.RuneCountInString(k))
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return fmt.Sprintf("(%d characters, not a word: not shown)", utf8.RuneCountInString(k))
+		}
+	}
+	return strconv.Quote(k)
+}
+
+var unknownFieldRE = regexp.MustCompile(`^unknown field "((?:[^"\\]|\\.)*)"`)
+
 var quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 
 // cleanMessage makes a go-yaml message fit for one line of porteiro's
 // output: quoted values become short excerpts, URLs lose their passwords.
 func cleanMessage(msg string) string {
+	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+		k := m[1]
+		if u, err := strconv.Unquote(`"` + k + `"`); err == nil {
+			k = u
+		}
+		msg = "unknown field " + QuoteKey(k) + msg[len(m[0]):]
+	}
 	msg = quotedRE.ReplaceAllStringFunc(msg, func(m string) string {
 		inner := m[1 : len(m)-1]
 		if u, err := strconv.Unquote(m); err == nil {

@@ -203,6 +203,19 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+func TestQuoteKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"intreval":                    `"intreval"`,
+		"root:$6$x$y:19000:0:99999:7": "(27 characters, not a word: not shown)",
+		strings.Repeat("k", 33):       "(33 characters, not shown)",
+		"":                            "(0 characters, not shown)",
+	} {
+		if got := QuoteKey(in); got != want {
+			t.Errorf("QuoteKey(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 func TestRedact(t *testing.T) {
 	in := `parse "http://user:S3cret@host:99999/x": invalid port; also https://tok@h/ and ftp://h/`
 	got := Redact(in)
@@ -228,7 +241,8 @@ func TestDecodePositions(t *testing.T) {
 		{"a: 1\n---\na: 2\n", "c.yaml:3:1: a config is one YAML document; this is a second one"},
 		{"a: [\n", "c.yaml:1:4: not valid YAML"},
 		{"a: x\n", "c.yaml:1:4:"},
-		{"root:*:19000:0:99999:7:::" + strings.Repeat("y", 200) + ": 1\n", `c.yaml:1:1: unknown field "root:*:19000:0:99999:7:::yyyyyyyyyyyyyyy"...`},
+		{"root:$6$salt$hash:19000:0:99999:7::: 1\n", `c.yaml:1:1: unknown field (`},
+		{"root:*:19000:0:99999:7:::" + strings.Repeat("y", 200) + ": 1\n", "c.yaml:1:1: unknown field (225 characters, not shown)"},
 	} {
 		var c C
 		_, err := Decode("c.yaml", []byte(tc.src), &c, "a config")
