@@ -69,25 +69,10 @@ func (ps *parseState) errorAt(line, col int, format string, a ...any) {
 }
 
 func (ps *parseState) errorf(n ast.Node, format string, a ...any) {
-	l, c := nodePos(n)
+	l, c := yamlx.NodePos(n)
 	ps.errorAt(l, c, format, a...)
 }
 
-// nodePos returns where a node starts. A mapping's own token is the colon
-// of its first entry, so it is located by its first key instead.
-func nodePos(n ast.Node) (int, int) {
-	if n == nil {
-		return 1, 1
-	}
-	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
-		return nodePos(m.Values[0].Key)
-	}
-	tk := n.GetToken()
-	if tk == nil || tk.Position == nil {
-		return 1, 1
-	}
-	return tk.Position.Line, tk.Position.Column
-}
 
 func (ps *parseState) parse(data []byte) *Policy {
 	pol := &Policy{File: ps.file}
@@ -366,7 +351,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 		return nil, false
 	}
 	r := &Rule{Section: sec, Name: fmt.Sprintf("%s[%d]", sec, idx)}
-	r.Line, r.Column = nodePos(n)
+	r.Line, r.Column = yamlx.NodePos(n)
 	nerr := len(ps.errs)
 	for _, kv := range kvs {
 		switch kv.key {
@@ -381,7 +366,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 					break
 				}
 				r.Name = v
-				r.Line, r.Column = nodePos(kv.value)
+				r.Line, r.Column = yamlx.NodePos(kv.value)
 			}
 		case "reason":
 			if v, ok := ps.scalar(kv.value, "reason"); ok {
@@ -435,7 +420,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 	if conds == 0 {
 		// "- {}" or a rule with only a name would match every socket:
 		// almost always a rule whose conditions were lost in an edit.
-		l, c := nodePos(n)
+		l, c := yamlx.NodePos(n)
 		ps.errorAt(l, c, "%s rule %s has no conditions and would match every socket: add port, proto, bind, process, exe, user, unit or container (to allow everything, write default: allow)", sec, yamlx.Quote(r.Name))
 	}
 	return r, len(ps.errs) == nerr
@@ -466,7 +451,7 @@ func (ps *parseState) port(n ast.Node) (PortRange, bool) {
 // parser the command line uses too.
 func ParsePortRange(s string) (PortRange, error) {
 	s = strings.TrimSpace(s)
-	if n, proto, ok := strings.Cut(s, "/"); ok && isDigits(strings.TrimSpace(n)) {
+	if n, proto, ok := strings.Cut(s, "/"); ok && target.IsDigits(strings.TrimSpace(n)) {
 		return PortRange{}, fmt.Errorf("bad port %s: write the protocol apart, as port: %s and proto: %s", yamlx.Quote(s), strings.TrimSpace(n), word(strings.TrimSpace(proto)))
 	}
 	if s == "" || !(s[0] >= '0' && s[0] <= '9' || s[0] == '-' || s[0] == '+') {
@@ -539,10 +524,10 @@ func word(s string) string {
 // beyond 32 bits. They would never match, silently.
 func validUser(v string) bool {
 	t := strings.TrimLeft(v, "+-")
-	if t != v && isDigits(t) {
+	if t != v && target.IsDigits(t) {
 		return false
 	}
-	if isDigits(v) {
+	if target.IsDigits(v) {
 		_, err := strconv.ParseUint(v, 10, 32)
 		return err == nil
 	}

@@ -240,7 +240,7 @@ func (r *Rule) matchProcess(p *inventory.Process) bool {
 		return globMatch(pat, p.Exe)
 	}) && matchAny(r.User, func(pat string) bool {
 		// A number is a uid, unless a user really has that name.
-		if isDigits(pat) && pat == strconv.FormatUint(uint64(p.UID), 10) {
+		if target.IsDigits(pat) && pat == strconv.FormatUint(uint64(p.UID), 10) {
 			return true
 		}
 		return globMatch(pat, p.User)
@@ -280,18 +280,6 @@ func globMatch(pat, s string) bool {
 }
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // describeWhere says which listeners a rule names, for "missing" messages:
 // "tcp port 22 on loopback".

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/porteiro/porteiro/internal/services"
+	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
 // Target names sockets by port, and optionally protocol and local address.
@@ -120,8 +121,8 @@ func (r Range) String() string {
 // ParsePort parses a port number: decimal digits only (no sign, no 0x),
 // 1-65535.
 func ParsePort(s string) (uint16, error) {
-	if !isDigits(s) {
-		return 0, fmt.Errorf("bad port %s: want a number 1-65535", quote(s))
+	if !IsDigits(s) {
+		return 0, fmt.Errorf("bad port %s: want a number 1-65535", yamlx.Quote(s))
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n < 1 || n > 65535 {
@@ -163,7 +164,7 @@ func ParsePorts(s string, svc services.Table) ([]Range, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
-			return nil, fmt.Errorf("empty item in port list %s: remove the extra comma", quote(s))
+			return nil, fmt.Errorf("empty item in port list %s: remove the extra comma", yamlx.Quote(s))
 		}
 		if f[0] >= '0' && f[0] <= '9' || f[0] == '-' || f[0] == '+' {
 			r, err := ParseRange(f)
@@ -182,7 +183,9 @@ func ParsePorts(s string, svc services.Table) ([]Range, error) {
 	return out, nil
 }
 
-func isDigits(s string) bool {
+// IsDigits reports whether s is one or more ASCII digits: a number as
+// porteiro reads ports, pids and uids (no sign, no 0x, no spaces).
+func IsDigits(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -192,15 +195,6 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// quote keeps what the user typed short and free of control characters
-// in a message.
-func quote(s string) string {
-	if len(s) > 40 {
-		return strconv.QuoteToGraphic(s[:40]) + "..."
-	}
-	return strconv.QuoteToGraphic(s)
 }
 
 // InRanges reports whether port p is in any range.

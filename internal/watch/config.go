@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/target"
 	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
@@ -304,18 +305,7 @@ func wholeNumbers(file *ast.File, c *Config) []fieldErr {
 	return errs
 }
 
-func isDecimal(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func isDecimal(s string) bool { return target.IsDigits(strings.TrimPrefix(s, "-")) }
 
 // Locate turns a channel error (a *notify.FieldError, such as an unreadable
 // password file found when the channels are built) into a ConfigError at

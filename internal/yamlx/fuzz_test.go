@@ -3,6 +3,8 @@ package yamlx
 import (
 	"errors"
 	"testing"
+
+	"github.com/porteiro/porteiro/internal/yamlx/yamlxtest"
 )
 
 // FuzzParse checks that no input crashes the scan or the parser, that
@@ -10,10 +12,10 @@ import (
 // limits once parsed: the parser never sees deeper nesting.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: 1\n"))
-	f.Add([]byte(nestedBrackets(80)))
-	f.Add([]byte(nestedMappings(80)))
-	f.Add([]byte(aliasBomb(5)))
-	f.Add([]byte(blockAliasBomb(5)))
+	f.Add([]byte(yamlxtest.NestedBrackets("a", 80)))
+	f.Add([]byte(yamlxtest.NestedMappings("a", 80)))
+	f.Add([]byte(yamlxtest.AliasBomb("", "c0", 5)))
+	f.Add([]byte(yamlxtest.BlockAliasBomb(5)))
 	f.Add([]byte("a: |\n  [[[\nb: '[[''\n'\nc: \"\\\"[\"\n"))
 	f.Add([]byte("a: 1\n---\nb: &x\n  - *x\n"))
 	f.Add([]byte("\xff\xfe"))

@@ -5,23 +5,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/porteiro/porteiro/internal/yamlx/yamlxtest"
 )
 
 // Bombs are the hostile files of issue 10: each must be refused fast and
 // cheaply, with a position.
-
-func nestedBrackets(n int) string {
-	return "allow: " + strings.Repeat("[", n) + strings.Repeat("]", n) + "\n"
-}
-
-func nestedMappings(n int) string {
-	return "allow: " + strings.Repeat("{a: ", n) + "1" + strings.Repeat("}", n) + "\n"
-}
 
 func nestedBlocks(n int) string {
 	return strings.Repeat("- ", n) + "x\n"
@@ -36,79 +27,22 @@ func nestedIndent(n int) string {
 	return b.String()
 }
 
-// aliasBomb is the 8-level "billion laughs": each level lists the one
-// before it 9 times, so the last stands for 9^8 values.
-func aliasBomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("c0: &c0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
-	for i := 1; i <= levels; i++ {
-		prev := "*c" + string(rune('0'+i-1))
-		b.WriteString("c" + string(rune('0'+i)) + ": &c" + string(rune('0'+i)) + " [")
-		for j := 0; j < 9; j++ {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(prev)
-		}
-		b.WriteString("]\n")
-	}
-	return b.String()
-}
-
-// blockAliasBomb is the same bomb written in block style.
-func blockAliasBomb(levels int) string {
-	var b strings.Builder
-	b.WriteString("c0: &c0\n")
-	for j := 0; j < 9; j++ {
-		b.WriteString("- lol\n")
-	}
-	for i := 1; i <= levels; i++ {
-		b.WriteString("c" + string(rune('0'+i)) + ": &c" + string(rune('0'+i)) + "\n")
-		for j := 0; j < 9; j++ {
-			b.WriteString("  - *c" + string(rune('0'+i-1)) + "\n")
-		}
-	}
-	return b.String()
-}
-
-// bounded runs f and fails when it takes more than a second or allocates
-// more than 100 MB. The bounds are loose on purpose: the bombs took tens of
-// seconds and gigabytes before the limits.
-func bounded(t *testing.T, name string, f func()) {
-	t.Helper()
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f()
-	took := time.Since(start)
-	runtime.ReadMemStats(&after)
-	alloc := after.TotalAlloc - before.TotalAlloc
-	if took > time.Second {
-		t.Errorf("%s: took %s, want under 1s", name, took)
-	}
-	if alloc > 100<<20 {
-		t.Errorf("%s: allocated %d MB, want under 100 MB", name, alloc>>20)
-	}
-	t.Logf("%s: %s, %d KB allocated", name, took, alloc>>10)
-}
-
 func TestBombsAreRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
 		want      string // FILE:LINE:COL and the start of the message
 	}{
-		{"brackets 100000 deep", nestedBrackets(100000), "b.yaml:1:71: nested more than 64 levels"},
-		{"mappings 100000 deep", nestedMappings(100000), "b.yaml:1:"},
+		{"brackets 100000 deep", yamlxtest.NestedBrackets("allow", 100000), "b.yaml:1:71: nested more than 64 levels"},
+		{"mappings 100000 deep", yamlxtest.NestedMappings("allow", 100000), "b.yaml:1:"},
 		{"block lists 1000000 deep", nestedBlocks(1000000), "b.yaml:1:"},
 		{"indentation 2000 deep", nestedIndent(2000), "b.yaml:65:66:"},
-		{"alias bomb 8 levels", aliasBomb(8), "b.yaml:5:10:"},
-		{"block alias bomb 8 levels", blockAliasBomb(8), "b.yaml:"},
+		{"alias bomb 8 levels", yamlxtest.AliasBomb("", "c0", 8), "b.yaml:5:10:"},
+		{"block alias bomb 8 levels", yamlxtest.BlockAliasBomb(8), "b.yaml:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := []byte(tc.src)
 			var err error
-			bounded(t, "Check", func() { err = Check("b.yaml", data) })
+			yamlxtest.Bounded(t, "Check", func() { err = Check("b.yaml", data) })
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("Check = %v, want %q...", err, tc.want)
 			}
@@ -117,7 +51,7 @@ func TestBombsAreRefused(t *testing.T) {
 				t.Errorf("error %v has no position", err)
 			}
 			var v any
-			bounded(t, "Decode", func() { _, err = Decode("b.yaml", data, &v, "a config") })
+			yamlxtest.Bounded(t, "Decode", func() { _, err = Decode("b.yaml", data, &v, "a config") })
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("Decode = %v, want %q...", err, tc.want)
 			}
@@ -127,10 +61,10 @@ func TestBombsAreRefused(t *testing.T) {
 
 func TestShallowFilesPass(t *testing.T) {
 	for _, src := range []string{
-		nestedBrackets(MaxDepth - 1),
+		yamlxtest.NestedBrackets("allow", MaxDepth-1),
 		nestedIndent(MaxDepth - 1),
-		aliasBomb(3), // 9^3 values: fine
-		blockAliasBomb(3),
+		yamlxtest.AliasBomb("", "c0", 3), // 9^3 values: fine
+		yamlxtest.BlockAliasBomb(3),
 		"a: &a [1, 2]\nb: *a\nc: *a\n",
 		"a: \"[[[[[[\" \nb: '{{{{ it''s'\nc: x[[[[y\n# [[[[[[[[[\n",
 		"a: |\n  [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n  [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\nb: 1\n",
@@ -142,10 +76,10 @@ func TestShallowFilesPass(t *testing.T) {
 		}
 	}
 	// The nesting limit counts: one more level is refused.
-	if err := Check("x.yaml", []byte(nestedBrackets(MaxDepth))); err == nil {
+	if err := Check("x.yaml", []byte(yamlxtest.NestedBrackets("allow", MaxDepth))); err == nil {
 		t.Errorf("%d levels accepted", MaxDepth+1)
 	}
-	if err := Check("x.yaml", []byte(aliasBomb(5))); err == nil {
+	if err := Check("x.yaml", []byte(yamlxtest.AliasBomb("", "c0", 5))); err == nil {
 		t.Errorf("9^5 values accepted")
 	}
 }
@@ -159,10 +93,7 @@ func TestInvalidUTF8(t *testing.T) {
 
 func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := yamlxtest.Fifo(t, dir)
 	big := filepath.Join(dir, "big.yaml")
 	if err := os.WriteFile(big, make([]byte, MaxSize+1), 0o600); err != nil {
 		t.Fatal(err)
@@ -174,7 +105,7 @@ func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
 		{big, big + ": the file is 4194305 bytes, more than the 4194304"},
 	} {
 		var err error
-		bounded(t, tc.path, func() { _, err = ReadFile(tc.path, "policy") })
+		yamlxtest.Bounded(t, tc.path, func() { _, err = ReadFile(tc.path, "policy") })
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("ReadFile(%s) = %v, want %q", tc.path, err, tc.want)
 		}
@@ -260,7 +191,7 @@ func TestTooManyValues(t *testing.T) {
 	// go-yaml takes seconds on 100000 list items: the scan stops them.
 	src := []byte("allow:\n" + strings.Repeat("  - port: 22\n", 50000))
 	var err error
-	bounded(t, "Parse", func() { _, err = Parse("m.yaml", src) })
+	yamlxtest.Bounded(t, "Parse", func() { _, err = Parse("m.yaml", src) })
 	if err == nil || !strings.HasPrefix(err.Error(), "m.yaml:10001:") || !strings.Contains(err.Error(), "more than 20000 values") {
 		t.Fatalf("got %v", err)
 	}
