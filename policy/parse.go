@@ -73,7 +73,6 @@ func (ps *parseState) errorf(n ast.Node, format string, a ...any) {
 	ps.errorAt(l, c, format, a...)
 }
 
-
 func (ps *parseState) parse(data []byte) *Policy {
 	pol := &Policy{File: ps.file}
 	if strings.TrimSpace(string(data)) == "" {
