@@ -57,10 +57,16 @@ type openAnchor struct {
 	seqAtIndent bool
 }
 
+// level is one open block mapping or list.
+type level struct {
+	col  int // the column of its keys or dashes
+	keys int // keys seen, for a mapping
+}
+
 type scanner struct {
 	data    []byte
-	flow    int   // depth of [ and {
-	stack   []int // columns of the open block mappings and lists
+	flow    int     // depth of [ and {
+	stack   []level // the open block mappings and lists
 	anchors map[string]int
 	open    []openAnchor
 	total   int // values that aliases stand for
@@ -137,7 +143,7 @@ func (s *scanner) run() (int, string) {
 					continue
 				}
 				s.closeBlock(ind, d[q] == '-' && s.wsOrEnd(q+1))
-				for len(s.stack) > 0 && s.stack[len(s.stack)-1] > ind {
+				for len(s.stack) > 0 && s.stack[len(s.stack)-1].col > ind {
 					s.stack = s.stack[:len(s.stack)-1]
 				}
 				indent = ind
@@ -214,7 +220,7 @@ func (s *scanner) run() (int, string) {
 				blockScalar = indent
 				p = s.eol(p)
 			case (c == '-' || c == '?') && s.flow == 0 && s.wsOrEnd(p+1):
-				if msg := s.push(col); msg != "" {
+				if msg := s.push(col, false); msg != "" {
 					return p, msg
 				}
 				s.indCol, s.indKey = col, false
@@ -248,7 +254,7 @@ func (s *scanner) run() (int, string) {
 		case c == ':' && (s.wsOrEnd(p+1) || s.flow > 0 && p+1 < len(d) && isFlowInd(d[p+1])):
 			s.closeScalars()
 			if s.flow == 0 {
-				if msg := s.push(s.indCol); msg != "" {
+				if msg := s.push(s.indCol, true); msg != "" {
 					return p, msg
 				}
 				s.indKey = true
@@ -319,10 +325,18 @@ func (s *scanner) depth() string {
 	return ""
 }
 
-// push records a block mapping or list at column col.
-func (s *scanner) push(col int) string {
-	if n := len(s.stack); n == 0 || s.stack[n-1] < col {
-		s.stack = append(s.stack, col)
+// push records a block mapping or list at column col, and one more key
+// when key is set.
+func (s *scanner) push(col int, key bool) string {
+	if n := len(s.stack); n == 0 || s.stack[n-1].col < col {
+		s.stack = append(s.stack, level{col: col})
+	}
+	if key {
+		top := &s.stack[len(s.stack)-1]
+		top.keys++
+		if top.keys > MaxKeys {
+			return fmt.Sprintf("a mapping with more than %d keys: porteiro's mappings have a few (is this the right file?)", MaxKeys)
+		}
 	}
 	return s.depth()
 }

@@ -2,6 +2,7 @@ package yamlx
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,5 +199,32 @@ func TestTooManyValues(t *testing.T) {
 	ok := []byte("allow:\n" + strings.Repeat("  - port: 22\n", 2000))
 	if _, err := Parse("ok.yaml", ok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Files at the limits are parsed within the bound; one key more is
+// refused before the parser.
+func TestAtTheLimits(t *testing.T) {
+	var keys strings.Builder
+	for i := 0; i < MaxKeys; i++ {
+		fmt.Fprintf(&keys, "k%d: v\n", i)
+	}
+	for name, src := range map[string]string{
+		"block list":    "allow:\n" + strings.Repeat("  - port: 22\n", MaxValues/2-1),
+		"flow list":     "allow: [" + strings.Repeat("22, ", MaxValues-10) + "1]\n",
+		"mapping":       keys.String(),
+		"list of rules": "allow:\n" + strings.Repeat("  - port: 22\n    user: root\n", MaxValues/4-1),
+		"nesting":       yamlxtest.NestedBrackets("a", MaxDepth-1),
+	} {
+		var err error
+		yamlxtest.Bounded(t, name, func() { _, err = Parse("x.yaml", []byte(src)) })
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	keys.WriteString("one-more: v\n")
+	_, err := Parse("x.yaml", []byte(keys.String()))
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:1001:9: a mapping with more than 1000 keys") {
+		t.Errorf("%d keys: %v", MaxKeys+1, err)
 	}
 }
