@@ -32,8 +32,11 @@ import (
 // Limits on a file. porteiro's own files are a few kilobytes, nested five
 // or six levels, with a handful of aliases.
 const (
-	// MaxSize is the largest file read, in bytes.
-	MaxSize = 4 << 20
+	// MaxSize is the largest file read, in bytes: 512 KiB, room for a
+	// baseline of a thousand commented rules. go-yaml allocates 50 to 90
+	// times the size of a long scalar or literal block (88 MB for 1 MiB),
+	// so every shape of file stays well under 100 MB.
+	MaxSize = 512 << 10
 	// MaxDepth is the deepest nesting of mappings and lists.
 	MaxDepth = 64
 	// MaxAliasExpansion bounds how many values the aliases of a file may

@@ -103,7 +103,7 @@ func TestReadFileRefusesWhatIsNotARegularFile(t *testing.T) {
 		{"/dev/zero", "/dev/zero: not a regular file (a character device)"},
 		{fifo, fifo + ": not a regular file (a FIFO)"},
 		{dir, dir + ": not a regular file (a directory)"},
-		{big, big + ": the file is 4194305 bytes, more than the 4194304"},
+		{big, big + ": the file is 524289 bytes, more than the 524288"},
 	} {
 		var err error
 		yamlxtest.Bounded(t, tc.path, func() { _, err = ReadFile(tc.path, "policy") })
@@ -226,5 +226,25 @@ func TestAtTheLimits(t *testing.T) {
 	_, err := Parse("x.yaml", []byte(keys.String()))
 	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:1001:9: a mapping with more than 1000 keys") {
 		t.Errorf("%d keys: %v", MaxKeys+1, err)
+	}
+}
+
+// Shapes of files that cost go-yaml far more than their size: each is
+// refused, or parsed, within the bound.
+func TestCostlyShapes(t *testing.T) {
+	for name, src := range map[string]string{
+		"a million documents":     strings.Repeat("---\n", 1000000),
+		"documents with values":   strings.Repeat("--- 1\n", 19000),
+		"a long scalar":           "a: " + strings.Repeat("x", MaxSize-10) + "\n",
+		"a long literal":          "a: |\n" + strings.Repeat("  yyyyyyyyyy\n", MaxSize/13),
+		"spaces":                  "a: 1" + strings.Repeat(" ", MaxSize-10) + "\n",
+		"comments":                strings.Repeat("# comment comment comment comment\n", MaxSize/34),
+		"comment lines in a list": "a:\n" + strings.Repeat("  # c\n  - 1\n", 9000),
+	} {
+		yamlxtest.Bounded(t, name, func() { _, _ = Parse("x.yaml", []byte(src)) })
+	}
+	_, err := Parse("x.yaml", []byte("---\na: 1\n---\n---\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:4:1: more than 2 YAML documents") {
+		t.Errorf("three documents: %v", err)
 	}
 }
