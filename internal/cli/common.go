@@ -55,13 +55,8 @@ func (f *sockFlags) emptyFlag(name, value string, n int) error {
 // parsePID parses a process id: decimal digits only ("+5" and "0x10" are
 // typos, not pids), 1 or more.
 func parsePID(s string) (int, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("%q is not a process id", s)
-		}
-	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
+	if !target.IsDigits(s) || err != nil || n <= 0 {
 		return 0, fmt.Errorf("%q is not a process id", s)
 	}
 	return n, nil
