@@ -9,8 +9,11 @@
 // or container. The file format is documented in docs/policy.md.
 //
 // Parse and Load read a policy strictly: an unknown key, a bad port or a bad
-// address is an error of the form FILE:LINE:COLUMN: message. Check is cheap
-// enough to run on every poll: rules are indexed by protocol and port.
+// address is an error of the form FILE:LINE:COLUMN: message. The file is
+// read through internal/yamlx, within its limits (a regular file of at most
+// 512 KiB, nested at most 64 levels, aliases bounded), the way the daemon's
+// config is. Check is cheap enough to run on every poll: rules are indexed
+// by protocol and port.
 package policy
 
 import (
