@@ -199,6 +199,7 @@ func (s *scanner) run() (int, string) {
 				p++
 			case c == '"' || c == '\'':
 				s.node()
+				s.indCol = col // a key's column, if a ':' follows
 				p, lineStart = s.skipQuoted(p, lineStart)
 				valueStart = false
 			case c == '&':
@@ -218,6 +219,7 @@ func (s *scanner) run() (int, string) {
 					s.open[i].weight = addCapped(s.open[i].weight, w)
 				}
 				s.total = addCapped(s.total, w)
+				s.indCol = col
 				if s.total > MaxAliasExpansion {
 					return p, fmt.Sprintf("the aliases of this file stand for more than %d values (an alias bomb?): repeat the values, or use fewer aliases", MaxAliasExpansion)
 				}

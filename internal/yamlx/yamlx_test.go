@@ -214,6 +214,8 @@ func TestAtTheLimits(t *testing.T) {
 		"flow list":     "allow: [" + strings.Repeat("22, ", MaxValues-10) + "1]\n",
 		"mapping":       keys.String(),
 		"list of rules": "allow:\n" + strings.Repeat("  - port: 22\n    user: root\n", MaxValues/4-1),
+		"quoted keys":   "allow:\n" + strings.Repeat("  - \"port\": 22\n    'user': root\n", MaxValues/4-1),
+		"same indent":   "allow:\n" + strings.Repeat("- port: 22\n  user: root\n", MaxValues/4-1),
 		"nesting":       yamlxtest.NestedBrackets("a", MaxDepth-1),
 	} {
 		var err error
