@@ -32,6 +32,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"who", "[fe80::1%eth0]:22"}, `zone "eth0"`},
 		{[]string{"who", "+22"}, `bad port "+22"`},
 		{[]string{"who", "22/sctp"}, "unknown protocol"},
+		{[]string{"policy", "validate", "-p", ""}, "empty policy file name"},
+		{[]string{"policy", "validate", ""}, "empty policy file name"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, errs, code := runCLI(t, tc.args...)
