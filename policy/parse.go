@@ -80,24 +80,24 @@ func (ps *parseState) parse(data []byte) *Policy {
 		return pol
 	}
 	f, err := yamlx.Parse(ps.file, data)
+	var doc ast.Node
 	if err == nil {
-		var doc ast.Node
-		if doc, err = yamlx.Body(ps.file, f, "a policy"); err == nil && doc == nil {
-			ps.errorAt(1, 1, "empty policy: the file has only comments; write at least \"version: 1\" and an allow list")
-			return pol
-		}
-		f.Docs = nil
-		if err == nil {
-			return ps.parseBody(pol, doc)
-		}
+		doc, err = yamlx.Body(ps.file, f, "a policy")
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		ps.errs = append(ps.errs, e)
-	} else {
-		ps.errorAt(1, 1, "%v", err)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			ps.errs = append(ps.errs, e)
+		} else {
+			ps.errorAt(1, 1, "%v", err)
+		}
+		return pol
 	}
-	return pol
+	if doc == nil {
+		ps.errorAt(1, 1, "empty policy: the file has only comments; write at least \"version: 1\" and an allow list")
+		return pol
+	}
+	return ps.parseBody(pol, doc)
 }
 
 func (ps *parseState) parseBody(pol *Policy, doc ast.Node) *Policy {
