@@ -19,6 +19,7 @@ func Check(file string, data []byte) error {
 		l, c := Position(data, MaxSize)
 		return Errorf(file, l, c, "the file is longer than %d bytes (is this the right file?)", MaxSize)
 	}
+	data = lineBreaks(data)
 	if !utf8.Valid(data) {
 		off := 0
 		for off < len(data) {
@@ -33,7 +34,7 @@ func Check(file string, data []byte) error {
 	}
 	s := &scanner{data: data, anchors: map[string]int{}}
 	if off, msg := s.run(); msg != "" {
-		l, c := Position(data, off)
+		l, c := Position(s.data, off)
 		return Errorf(file, l, c, "%s", msg)
 	}
 	return nil
@@ -42,6 +43,25 @@ func Check(file string, data []byte) error {
 // maxDocs is the most "---" markers Check lets through: enough for the
 // Body to name a second document as the mistake.
 const maxDocs = 2
+
+// lineBreaks returns data with every CR that is not part of a CRLF made a
+// LF: YAML breaks lines there too, and the scan must see the lines that
+// the parser sees. Offsets do not change.
+func lineBreaks(data []byte) []byte {
+	var out []byte
+	for i, c := range data {
+		if c == '\r' && (i+1 == len(data) || data[i+1] != '\n') {
+			if out == nil {
+				out = append([]byte(nil), data...)
+			}
+			out[i] = '\n'
+		}
+	}
+	if out == nil {
+		return data
+	}
+	return out
+}
 
 // Anchor kinds: how the scanner knows where an anchored node ends.
 const (
@@ -102,10 +122,12 @@ func (s *scanner) eol(p int) int {
 // first limit exceeded, or "".
 func (s *scanner) run() (int, string) {
 	d := s.data
-	p, lineStart, indent := 0, 0, 0
+	p, lineStart := 0, 0
 	bol := true
 	valueStart := true
-	blockScalar := -1 // >= 0: skipping the lines of a literal indented deeper than this
+	// blockScalar >= 0: skipping the lines of a literal block indented
+	// deeper than this; blockAuto: its indentation is set by its first line.
+	blockScalar, blockAuto := -1, false
 	for p < len(d) {
 		if s.values > MaxValues {
 			return p, fmt.Sprintf("more than %d values (keys, items and scalars): porteiro's files hold a few hundred (is this the right file?)", MaxValues)
@@ -124,6 +146,11 @@ func (s *scanner) run() (int, string) {
 			blank := q >= len(d) || d[q] == '\n'
 			if blockScalar >= 0 {
 				if blank || ind > blockScalar {
+					if !blank && blockAuto {
+						// The first line sets the indentation: a line
+						// less indented after it ends the block.
+						blockScalar, blockAuto = ind-1, false
+					}
 					p = s.eol(p)
 					continue
 				}
@@ -158,7 +185,6 @@ func (s *scanner) run() (int, string) {
 				for len(s.stack) > 0 && s.stack[len(s.stack)-1].col > ind {
 					s.stack = s.stack[:len(s.stack)-1]
 				}
-				indent = ind
 				valueStart = true
 				s.indCol, s.indKey = ind, false
 			}
@@ -229,9 +255,16 @@ func (s *scanner) run() (int, string) {
 				for p < len(d) && !isWS(d[p]) && d[p] != '\n' && !(s.flow > 0 && isFlowInd(d[p])) {
 					p++
 				}
-			case (c == '|' || c == '>') && s.flow == 0:
+			case (c == '|' || c == '>') && s.flow == 0 && s.blockHeader(p+1) >= 0:
+				// A literal or folded block: its lines are text, skipped
+				// as long as they are indented deeper than its owner
+				// (the key or "-" before it), or than an explicit
+				// indentation.
 				s.node()
-				blockScalar = indent
+				blockScalar, blockAuto = s.indCol, true
+				if n := s.blockHeader(p + 1); n > 0 {
+					blockScalar, blockAuto = s.indCol+n-1, false
+				}
 				p = s.eol(p)
 			case (c == '-' || c == '?') && s.flow == 0 && s.wsOrEnd(p+1):
 				if msg := s.push(col, false); msg != "" {
@@ -278,6 +311,33 @@ func (s *scanner) run() (int, string) {
 		p++
 	}
 	return 0, ""
+}
+
+// blockHeader reads the rest of a block scalar header after "|" or ">":
+// an indentation digit and a chomping sign, in either order, then
+// nothing but a comment. It returns the digit (0 for none), or -1 when
+// this is not a header.
+func (s *scanner) blockHeader(p int) int {
+	d := s.data
+	n := 0
+	for i := 0; i < 2 && p < len(d); i++ {
+		if c := d[p]; c >= '1' && c <= '9' && n == 0 {
+			n = int(c - '0')
+		} else if c != '+' && c != '-' {
+			break
+		}
+		p++
+	}
+	if !s.wsOrEnd(p) {
+		return -1
+	}
+	for p < len(d) && isWS(d[p]) {
+		p++
+	}
+	if p < len(d) && d[p] != '\n' && d[p] != '#' {
+		return -1
+	}
+	return n
 }
 
 func hasMarker(b []byte, m string) bool {
@@ -403,6 +463,12 @@ func (s *scanner) skipQuoted(p, lineStart int) (int, int) {
 		switch c := d[p]; {
 		case c == '\n':
 			lineStart = p + 1
+			if hasMarker(d[p+1:], "---") || hasMarker(d[p+1:], "...") {
+				// A document marker ends the document, and the quoted
+				// text with it (an error the parser reports); what
+				// follows is scanned.
+				return p, lineStart
+			}
 		case c == '\\' && q == '"':
 			p++
 			if p < len(d) && d[p] == '\n' {

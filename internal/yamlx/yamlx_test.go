@@ -250,3 +250,35 @@ func TestCostlyShapes(t *testing.T) {
 		t.Errorf("three documents: %v", err)
 	}
 }
+
+// Nesting hidden where a careless scan would skip it: in text that the
+// parser does not take as text (a quoted scalar cut by a document marker,
+// a literal block less indented than its first line, a CR line break).
+func TestHiddenNesting(t *testing.T) {
+	bomb := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	for name, src := range map[string]string{
+		"double quotes cut by ---":   "a: \"x\n---\n" + bomb + "\n\"\n",
+		"single quotes cut by ---":   "a: 'x\n---\n" + bomb + "\n'\n",
+		"literal, first line deeper": "key: |\n      first\n  " + bomb + "\n",
+		"literal with a digit":       "key: |4\n  " + bomb + "\n",
+		"literal under a dash key":   "- key: |\n  " + bomb + "\n",
+		"literal nested":             "a:\n  b: |\n        x\n    " + bomb + "\n",
+		"not a literal header":       "key: >x\n  " + bomb + "\n",
+		"after a literal, ---":       "key: |\n  x\n---\n" + bomb + "\n",
+		"comment ended by CR":        "a: 1 # c\r" + bomb + "\n",
+		"literal ended by CR":        "a: |\r  x\r" + bomb + "\r",
+		"byte order mark":            "\ufeffa: " + bomb + "\n",
+		"CRLF":                       "a: |\r\n  x\r\n" + bomb + "\r\n",
+	} {
+		var err error
+		yamlxtest.Bounded(t, name, func() { err = Check("x.yaml", []byte(src)) })
+		if err == nil || !strings.Contains(err.Error(), "nested more than 64 levels") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A CR alone breaks lines in positions too.
+	err := Check("x.yaml", []byte("a: 1\rb: \xff\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:2:4:") {
+		t.Errorf("CR line break: %v", err)
+	}
+}
