@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/goccy/go-yaml/ast"
+
 	"github.com/porteiro/porteiro/internal/yamlx/yamlxtest"
 )
 
@@ -23,8 +25,15 @@ func FuzzParse(f *testing.F) {
 		if len(data) > 1<<16 {
 			return
 		}
-		_, err := Parse("f.yaml", data)
+		f, err := Parse("f.yaml", data)
 		if err == nil {
+			// What the scan let through is no deeper than its limit
+			// (with room for the keys and anchors it counts apart).
+			for _, d := range f.Docs {
+				if n := depth(d.Body, 0); n > 3*MaxDepth {
+					t.Fatalf("a tree %d deep passed the scan", n)
+				}
+			}
 			return
 		}
 		var e *Error
@@ -32,4 +41,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error without a position: %v", err)
 		}
 	})
+}
+
+// depth is how deeply n nests, stopping early past any limit of interest.
+func depth(n ast.Node, d int) int {
+	if d > 4*MaxDepth {
+		return d
+	}
+	best := d
+	visit := func(c ast.Node) {
+		if c != nil {
+			if x := depth(c, d+1); x > best {
+				best = x
+			}
+		}
+	}
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		for _, mv := range v.Values {
+			visit(mv)
+		}
+	case *ast.MappingValueNode:
+		visit(v.Key)
+		visit(v.Value)
+	case *ast.SequenceNode:
+		for _, x := range v.Values {
+			visit(x)
+		}
+	case *ast.AnchorNode:
+		visit(v.Value)
+	case *ast.TagNode:
+		visit(v.Value)
+	}
+	return best
 }
