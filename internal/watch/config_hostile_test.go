@@ -97,6 +97,17 @@ func TestLoadConfigRefusesBombs(t *testing.T) {
 	}
 }
 
+// A reload (SIGHUP) loads through Load: the 8-level alias bomb took 33 s
+// there.
+func TestReloadRefusesAliasBomb(t *testing.T) {
+	path := yamlxtest.Write(t, t.TempDir(), "porteiro.yaml", yamlxtest.AliasBomb("policy: \"\"\n", "host", 8))
+	var err error
+	yamlxtest.Bounded(t, "Load", func() { _, err = Load(path) })
+	if err == nil || !strings.HasPrefix(err.Error(), path+":6:") {
+		t.Fatalf("Load = %v", err)
+	}
+}
+
 func TestLocateRedactsURLs(t *testing.T) {
 	c, err := ParseConfig("c.yaml", []byte("host: h\n"))
 	if err != nil {
