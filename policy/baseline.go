@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/porteiro/porteiro/internal/target"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -39,8 +40,8 @@ func ParseLocalPortRange(data []byte) (PortRange, error) {
 	if len(f) != 2 {
 		return PortRange{}, fmt.Errorf("parsing ip_local_port_range %q: want two numbers", data)
 	}
-	lo, err1 := parsePort(f[0], string(data))
-	hi, err2 := parsePort(f[1], string(data))
+	lo, err1 := target.ParsePort(f[0])
+	hi, err2 := target.ParsePort(f[1])
 	if err1 != nil || err2 != nil || lo > hi {
 		return PortRange{}, fmt.Errorf("parsing ip_local_port_range %q: want two ports, low first", data)
 	}

@@ -215,8 +215,8 @@ func TestBaselineRandomSnapshotsAreClean(t *testing.T) {
 }
 
 func TestMergeRanges(t *testing.T) {
-	got := mergeRanges([]PortRange{{30, 30}, {10, 10}, {11, 11}, {12, 20}, {15, 16}, {40, 50}, {22, 22}, {51, 51}})
-	want := []PortRange{{10, 20}, {22, 22}, {30, 30}, {40, 51}}
+	got := mergeRanges([]PortRange{{Lo: 30, Hi: 30}, {Lo: 10, Hi: 10}, {Lo: 11, Hi: 11}, {Lo: 12, Hi: 20}, {Lo: 15, Hi: 16}, {Lo: 40, Hi: 50}, {Lo: 22, Hi: 22}, {Lo: 51, Hi: 51}})
+	want := []PortRange{{Lo: 10, Hi: 20}, {Lo: 22, Hi: 22}, {Lo: 30, Hi: 30}, {Lo: 40, Hi: 51}}
 	if !slices.Equal(got, want) {
 		t.Errorf("mergeRanges = %v, want %v", got, want)
 	}

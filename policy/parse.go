@@ -1,60 +1,36 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
+	"github.com/porteiro/porteiro/internal/target"
+	"github.com/porteiro/porteiro/internal/yamlx"
 	"github.com/porteiro/porteiro/inventory"
 )
 
-// Error is one problem in a policy file, at a position.
-type Error struct {
-	File         string
-	Line, Column int
-	Msg          string
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
+// Error is one problem in a policy file, at a position. It is the error
+// type of the config file too.
+type Error = yamlx.Error
 
 // ErrorList is every problem found in a policy file, in file order. Its
 // message has one line per problem.
-type ErrorList []*Error
-
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
-
-// Unwrap lets errors.As find each *Error.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
+type ErrorList = yamlx.ErrorList
 
 // maxErrors bounds the list so that a binary file fed by mistake does not
 // print a page per byte.
 const maxErrors = 20
+
+// maxUnknown is how many unknown top-level keys are reported one by one:
+// more mean the file is not a policy at all.
+const maxUnknown = 3
 
 var topKeys = []string{"version", "default", "ignore", "allow", "require"}
 var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "exe", "user", "unit", "container"}
@@ -62,16 +38,10 @@ var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "e
 // Parse parses and validates a policy. filename is used in error messages
 // only. A non-nil error is an ErrorList.
 func Parse(data []byte, filename string) (*Policy, error) {
-	ps := &parseState{file: filename, anchors: map[string]ast.Node{}}
+	ps := &parseState{data: data, file: filename, anchors: map[string]ast.Node{}}
 	pol := ps.parse(data)
 	if len(ps.errs) > 0 {
-		sort.SliceStable(ps.errs, func(i, j int) bool {
-			a, b := ps.errs[i], ps.errs[j]
-			if a.Line != b.Line {
-				return a.Line < b.Line
-			}
-			return a.Column < b.Column
-		})
+		ps.errs.Sort()
 		if len(ps.errs) > maxErrors {
 			ps.errs = ps.errs[:maxErrors]
 		}
@@ -82,6 +52,7 @@ func Parse(data []byte, filename string) (*Policy, error) {
 }
 
 type parseState struct {
+	data    []byte
 	file    string
 	errs    ErrorList
 	anchors map[string]ast.Node
@@ -98,24 +69,8 @@ func (ps *parseState) errorAt(line, col int, format string, a ...any) {
 }
 
 func (ps *parseState) errorf(n ast.Node, format string, a ...any) {
-	l, c := nodePos(n)
+	l, c := yamlx.NodePos(n)
 	ps.errorAt(l, c, format, a...)
-}
-
-// nodePos returns where a node starts. A mapping's own token is the colon
-// of its first entry, so it is located by its first key instead.
-func nodePos(n ast.Node) (int, int) {
-	if n == nil {
-		return 1, 1
-	}
-	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
-		return nodePos(m.Values[0].Key)
-	}
-	tk := n.GetToken()
-	if tk == nil || tk.Position == nil {
-		return 1, 1
-	}
-	return tk.Position.Line, tk.Position.Column
 }
 
 func (ps *parseState) parse(data []byte) *Policy {
@@ -124,43 +79,41 @@ func (ps *parseState) parse(data []byte) *Policy {
 		ps.errorAt(1, 1, "empty policy: write at least \"version: 1\" and an allow list (porteiro baseline writes one)")
 		return pol
 	}
-	f, err := parser.ParseBytes(data, 0)
+	f, err := yamlx.Parse(ps.file, data)
+	var doc ast.Node
+	if err == nil {
+		doc, err = yamlx.Body(ps.file, f, "a policy")
+	}
 	if err != nil {
-		var ye yaml.Error
-		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-			p := ye.GetToken().Position
-			ps.errorAt(p.Line, p.Column, "not valid YAML: %s", ye.GetMessage())
+		var e *Error
+		if errors.As(err, &e) {
+			ps.errs = append(ps.errs, e)
 		} else {
-			ps.errorAt(1, 1, "not valid YAML: %v", err)
+			ps.errorAt(1, 1, "%v", err)
 		}
 		return pol
 	}
-	var docs []*ast.DocumentNode
-	for _, d := range f.Docs {
-		if d != nil && d.Body != nil {
-			docs = append(docs, d)
-		}
-	}
-	switch {
-	case len(docs) == 0:
+	if doc == nil {
 		ps.errorAt(1, 1, "empty policy: the file has only comments; write at least \"version: 1\" and an allow list")
 		return pol
-	case len(docs) > 1:
-		ps.errorf(docs[1].Body, "a policy is one YAML document; this is a second one")
-		return pol
 	}
-	body := ps.resolve(docs[0].Body)
+	return ps.parseBody(pol, doc)
+}
+
+func (ps *parseState) parseBody(pol *Policy, doc ast.Node) *Policy {
+	body := ps.resolve(doc)
 	m, ok := ps.mapping(body, "the policy")
 	if !ok {
 		return pol
 	}
 	seen := map[string]*Rule{}
+	unknown := 0
 	for _, kv := range m {
 		switch kv.key {
 		case "version":
 			v, ok := ps.scalar(kv.value, "version")
 			if ok && v != "1" {
-				ps.errorf(kv.value, "unsupported policy version %s: this porteiro reads version 1", v)
+				ps.errorf(kv.value, "unsupported policy version %s: this porteiro reads version 1", word(v))
 			}
 		case "default":
 			v, ok := ps.scalar(kv.value, "default")
@@ -173,15 +126,54 @@ func (ps *parseState) parse(data []byte) *Policy {
 			case "allow":
 				pol.DefaultAllow = true
 			default:
-				ps.errorf(kv.value, "bad default %q: want deny (anything not allowed is a finding) or allow", v)
+				ps.errorf(kv.value, "bad default %s: want deny (anything not allowed is a finding) or allow", yamlx.Quote(v))
 			}
 		case "ignore", "allow", "require":
 			ps.rules(pol, Section(kv.key), kv.value, seen)
 		default:
-			ps.errorf(kv.keyNode, "unknown key %q: want one of %s", kv.key, strings.Join(topKeys, ", "))
+			unknown++
+			switch {
+			case unknown <= maxUnknown:
+				ps.errorf(kv.keyNode, "unknown key %s: want one of %s", yamlx.QuoteKey(kv.key), strings.Join(topKeys, ", "))
+			case unknown == maxUnknown+1:
+				ps.errorf(kv.keyNode, "more unknown keys follow: is this a porteiro policy file?")
+			}
 		}
 	}
 	return pol
+}
+
+// explicitNull reports whether a null was written (~, null), rather than
+// left out ("allow:" alone). go-yaml gives both the same token.
+func (ps *parseState) explicitNull(n *ast.NullNode) bool {
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return false
+	}
+	line, col := tk.Position.Line, tk.Position.Column
+	off := 0
+	for l := 1; l < line && off < len(ps.data); l++ {
+		i := bytes.IndexByte(ps.data[off:], '\n')
+		if i < 0 {
+			return false
+		}
+		off += i + 1
+	}
+	rest := ps.data[off:]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	rs := []rune(string(rest))
+	if col < 1 || col > len(rs) {
+		return false
+	}
+	v := string(rs[col-1:])
+	for _, w := range []string{"~", "null", "Null", "NULL"} {
+		if strings.HasPrefix(v, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve follows anchors, aliases and tags to the node that holds the value.
@@ -200,7 +192,7 @@ func (ps *parseState) resolve(n ast.Node) ast.Node {
 			}
 			target, ok := ps.anchors[name]
 			if !ok {
-				ps.errorf(v, "unknown alias *%s: define the anchor &%s first", name, name)
+				ps.errorf(v, "unknown alias *%s: define the anchor &%s first", word(name), word(name))
 				return nil
 			}
 			n = target
@@ -225,6 +217,8 @@ type keyValue struct {
 func (ps *parseState) mapping(n ast.Node, what string) ([]keyValue, bool) {
 	var entries []*ast.MappingValueNode
 	switch v := n.(type) {
+	case nil:
+		return nil, false // an unknown alias, already reported
 	case *ast.MappingNode:
 		entries = v.Values
 	case *ast.MappingValueNode:
@@ -313,8 +307,15 @@ func (ps *parseState) list(n ast.Node, what string) []ast.Node {
 func (ps *parseState) rules(pol *Policy, sec Section, n ast.Node, seen map[string]*Rule) {
 	var items []ast.Node
 	switch v := n.(type) {
-	case nil, *ast.NullNode:
-		return // "allow:" alone is an empty list
+	case nil:
+		return // an unknown alias, already reported
+	case *ast.NullNode:
+		// "allow:" alone is an empty list; "allow: ~" says "nothing" on
+		// purpose, and may be a rule list lost in an edit.
+		if ps.explicitNull(v) {
+			ps.errorf(n, "%s is null: write %s: [] for an empty list, or remove the key", sec, sec)
+		}
+		return
 	case *ast.SequenceNode:
 		for _, x := range v.Values {
 			items = append(items, ps.resolve(x))
@@ -349,7 +350,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 		return nil, false
 	}
 	r := &Rule{Section: sec, Name: fmt.Sprintf("%s[%d]", sec, idx)}
-	r.Line, r.Column = nodePos(n)
+	r.Line, r.Column = yamlx.NodePos(n)
 	nerr := len(ps.errs)
 	for _, kv := range kvs {
 		switch kv.key {
@@ -364,7 +365,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 					break
 				}
 				r.Name = v
-				r.Line, r.Column = nodePos(kv.value)
+				r.Line, r.Column = yamlx.NodePos(kv.value)
 			}
 		case "reason":
 			if v, ok := ps.scalar(kv.value, "reason"); ok {
@@ -378,7 +379,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 				}
 				p, err := inventory.ParseProto(strings.ToLower(v))
 				if err != nil {
-					ps.errorf(x, "%v", err)
+					ps.errorf(x, "unknown protocol %s: want tcp or udp", yamlx.Quote(v))
 					continue
 				}
 				r.Protos = append(r.Protos, p)
@@ -406,35 +407,36 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 		case "container":
 			r.Container = ps.patterns(kv.value, "container")
 		default:
-			ps.errorf(kv.keyNode, "unknown key %q in %s rule: want one of %s", kv.key, sec, strings.Join(ruleKeys, ", "))
+			ps.errorf(kv.keyNode, "unknown key %s in %s rule: want one of %s", yamlx.QuoteKey(kv.key), sec, strings.Join(ruleKeys, ", "))
 		}
+	}
+	conds := 0
+	for _, kv := range kvs {
+		if kv.key != "name" && kv.key != "reason" {
+			conds++
+		}
+	}
+	if conds == 0 {
+		// "- {}" or a rule with only a name would match every socket:
+		// almost always a rule whose conditions were lost in an edit.
+		l, c := yamlx.NodePos(n)
+		ps.errorAt(l, c, "%s rule %s has no conditions and would match every socket: add port, proto, bind, process, exe, user, unit or container (to allow everything, write default: allow)", sec, yamlx.Quote(r.Name))
 	}
 	return r, len(ps.errs) == nerr
 }
 
 // port parses 22, "22", "8000-8100" or 8000-8100 (a YAML string).
 func (ps *parseState) port(n ast.Node) (PortRange, bool) {
+	var s string
 	if in, ok := n.(*ast.IntegerNode); ok {
-		var v int64
-		switch x := in.Value.(type) {
-		case int64:
-			v = x
-		case uint64:
-			if x > math.MaxInt32 {
-				v = math.MaxInt32
-			} else {
-				v = int64(x)
-			}
-		}
-		if v < 1 || v > 65535 {
-			ps.errorf(n, "port %s is out of range: ports are 1-65535", in.GetToken().Value)
+		// The number as written: YAML reads 0x16 as 22, and the command
+		// line does not.
+		s = in.GetToken().Value
+	} else {
+		var ok bool
+		if s, ok = ps.scalar(n, "port"); !ok {
 			return PortRange{}, false
 		}
-		return PortRange{Lo: uint16(v), Hi: uint16(v)}, true
-	}
-	s, ok := ps.scalar(n, "port")
-	if !ok {
-		return PortRange{}, false
 	}
 	pr, err := ParsePortRange(s)
 	if err != nil {
@@ -444,40 +446,17 @@ func (ps *parseState) port(n ast.Node) (PortRange, bool) {
 	return pr, true
 }
 
-// ParsePortRange parses "22" or "8000-8100".
+// ParsePortRange parses "22" or "8000-8100", with target.ParseRange, the
+// parser the command line uses too.
 func ParsePortRange(s string) (PortRange, error) {
 	s = strings.TrimSpace(s)
-	lo, hi, isRange := strings.Cut(s, "-")
-	a, err := parsePort(lo, s)
-	if err != nil {
-		return PortRange{}, err
+	if n, proto, ok := strings.Cut(s, "/"); ok && target.IsDigits(strings.TrimSpace(n)) {
+		return PortRange{}, fmt.Errorf("bad port %s: write the protocol apart, as port: %s and proto: %s", yamlx.Quote(s), strings.TrimSpace(n), word(strings.TrimSpace(proto)))
 	}
-	if !isRange {
-		return PortRange{Lo: a, Hi: a}, nil
+	if s == "" || !(s[0] >= '0' && s[0] <= '9' || s[0] == '-' || s[0] == '+') {
+		return PortRange{}, fmt.Errorf("bad port %s: want a number 1-65535 or a range such as 8000-8100 (not a service name)", yamlx.Quote(s))
 	}
-	b, err := parsePort(hi, s)
-	if err != nil {
-		return PortRange{}, err
-	}
-	if a > b {
-		return PortRange{}, fmt.Errorf("port range %d-%d is reversed: write %d-%d", a, b, b, a)
-	}
-	return PortRange{Lo: a, Hi: b}, nil
-}
-
-func parsePort(s, whole string) (uint16, error) {
-	s = strings.TrimSpace(s)
-	if n, proto, ok := strings.Cut(whole, "/"); ok && isDigits(strings.TrimSpace(n)) {
-		return 0, fmt.Errorf("bad port %q: write the protocol apart, as port: %s and proto: %s", whole, strings.TrimSpace(n), strings.TrimSpace(proto))
-	}
-	if !isDigits(s) {
-		return 0, fmt.Errorf("bad port %q: want a number 1-65535 or a range such as 8000-8100 (not a service name)", whole)
-	}
-	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || v < 1 || v > 65535 {
-		return 0, fmt.Errorf("port %s is out of range: ports are 1-65535", s)
-	}
-	return uint16(v), nil
+	return target.ParseRange(s)
 }
 
 func (ps *parseState) bind(n ast.Node) (Bind, bool) {
@@ -502,27 +481,56 @@ func ParseBind(s string) (Bind, error) {
 	case "loopback":
 		return Bind{Kind: BindLoopback}, nil
 	case "*":
-		return Bind{}, fmt.Errorf("bad bind %q: write any (every address) or 0.0.0.0 / :: (the wildcard address only)", s)
+		return Bind{}, fmt.Errorf("bad bind %s: write any (every address) or 0.0.0.0 / :: (the wildcard address only)", yamlx.Quote(s))
 	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return Bind{}, fmt.Errorf("bad bind CIDR %q: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", s)
+			return Bind{}, fmt.Errorf("bad bind CIDR %s: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", yamlx.Quote(s))
 		}
 		if p.Addr().Is4In6() {
-			return Bind{}, fmt.Errorf("bad bind CIDR %q: write IPv4 CIDRs in dotted form", s)
+			return Bind{}, fmt.Errorf("bad bind CIDR %s: write IPv4 CIDRs in dotted form", yamlx.Quote(s))
 		}
 		if p.Masked() != p {
-			return Bind{}, fmt.Errorf("bad bind CIDR %q: it has host bits set; did you mean %s?", s, p.Masked())
+			return Bind{}, fmt.Errorf("bad bind CIDR %s: it has host bits set; did you mean %s?", yamlx.Quote(s), p.Masked())
 		}
 		return Bind{Kind: BindPrefix, Prefix: p}, nil
 	}
 	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
 	if err != nil {
-		return Bind{}, fmt.Errorf("bad bind %q: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", s)
+		return Bind{}, fmt.Errorf("bad bind %s: want loopback, any, an address such as 192.0.2.1 or a CIDR such as 10.0.0.0/8", yamlx.Quote(s))
 	}
 	a = a.Unmap().WithZone("")
 	return Bind{Kind: BindPrefix, Prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+}
+
+// word returns s as it is when it is a short plain word, and as a short
+// escaped excerpt otherwise: a file's text is never echoed whole.
+func word(s string) string {
+	if len(s) == 0 || len(s) > 40 {
+		return yamlx.Quote(s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return yamlx.Quote(s)
+		}
+	}
+	return s
+}
+
+// validUser refuses numbers that cannot be a uid: negative, signed, or
+// beyond 32 bits. They would never match, silently.
+func validUser(v string) bool {
+	t := strings.TrimLeft(v, "+-")
+	if t != v && target.IsDigits(t) {
+		return false
+	}
+	if target.IsDigits(v) {
+		_, err := strconv.ParseUint(v, 10, 32)
+		return err == nil
+	}
+	return true
 }
 
 func (ps *parseState) patterns(n ast.Node, what string) []string {
@@ -537,7 +545,11 @@ func (ps *parseState) patterns(n ast.Node, what string) []string {
 			continue
 		}
 		if _, err := path.Match(v, ""); err != nil {
-			ps.errorf(x, "bad %s pattern %q: %v (escape a literal *, ? or [ with a backslash)", what, v, err)
+			ps.errorf(x, "bad %s pattern %s: %v (escape a literal *, ? or [ with a backslash)", what, yamlx.Quote(v), err)
+			continue
+		}
+		if what == "user" && !validUser(v) {
+			ps.errorf(x, "bad user %s: want a user name or a uid 0-4294967295", yamlx.Quote(v))
 			continue
 		}
 		out = append(out, v)

@@ -69,7 +69,7 @@ require:
 	}
 	eph := p.Rules[0]
 	if eph.Reason != "resolver sockets" || !reflect.DeepEqual(eph.Protos, []inventory.Proto{inventory.UDP}) ||
-		!reflect.DeepEqual(eph.Ports, []PortRange{{32768, 60999}}) {
+		!reflect.DeepEqual(eph.Ports, []PortRange{{Lo: 32768, Hi: 60999}}) {
 		t.Errorf("ephemeral rule = %+v", eph)
 	}
 	if b := p.Rules[1].Bind; len(b) != 1 || b[0].Kind != BindLoopback {
@@ -88,7 +88,7 @@ require:
 	if !reflect.DeepEqual(web.Protos, []inventory.Proto{inventory.TCP, inventory.UDP}) {
 		t.Errorf("web protos = %v", web.Protos)
 	}
-	if !reflect.DeepEqual(web.Ports, []PortRange{{80, 80}, {443, 443}, {8000, 8100}, {9000, 9001}}) {
+	if !reflect.DeepEqual(web.Ports, []PortRange{{Lo: 80, Hi: 80}, {Lo: 443, Hi: 443}, {Lo: 8000, Hi: 8100}, {Lo: 9000, Hi: 9001}}) {
 		t.Errorf("web ports = %v", web.Ports)
 	}
 	if got := joinStrings(web.Bind, " "); got != "10.0.0.0/8 ::1 192.0.2.7 fe80::/10" {
@@ -134,7 +134,7 @@ func TestParseAliases(t *testing.T) {
     port: *ports
     user: www-data
 `)
-	if got := p.Rules[1].Ports; !reflect.DeepEqual(got, []PortRange{{80, 80}, {443, 443}}) {
+	if got := p.Rules[1].Ports; !reflect.DeepEqual(got, []PortRange{{Lo: 80, Hi: 80}, {Lo: 443, Hi: 443}}) {
 		t.Errorf("alias ports = %v", got)
 	}
 	_, err := Parse([]byte("allow:\n  - port: *nope\n"), "p.yaml")
@@ -273,7 +273,7 @@ func TestParseBind(t *testing.T) {
 
 func TestParseLocalPortRange(t *testing.T) {
 	r, err := ParseLocalPortRange([]byte("32768\t60999\n"))
-	if err != nil || r != (PortRange{32768, 60999}) {
+	if err != nil || r != (PortRange{Lo: 32768, Hi: 60999}) {
 		t.Errorf("got %v, %v", r, err)
 	}
 	for _, bad := range []string{"", "1", "60999 32768", "0 10", "a b", "1 2 3"} {

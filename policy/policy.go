@@ -9,19 +9,23 @@
 // or container. The file format is documented in docs/policy.md.
 //
 // Parse and Load read a policy strictly: an unknown key, a bad port or a bad
-// address is an error of the form FILE:LINE:COLUMN: message. Check is cheap
-// enough to run on every poll: rules are indexed by protocol and port.
+// address is an error of the form FILE:LINE:COLUMN: message. The file is
+// read through internal/yamlx, within its limits (a regular file of at most
+// 512 KiB, nested at most 64 levels, aliases bounded), the way the daemon's
+// config is. Check is cheap enough to run on every poll: rules are indexed
+// by protocol and port.
 package policy
 
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/porteiro/porteiro/internal/target"
+	"github.com/porteiro/porteiro/internal/yamlx"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -76,19 +80,7 @@ type Rule struct {
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.
-type PortRange struct {
-	Lo, Hi uint16
-}
-
-// Contains reports whether port p is in the range.
-func (r PortRange) Contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
-
-func (r PortRange) String() string {
-	if r.Lo == r.Hi {
-		return strconv.Itoa(int(r.Lo))
-	}
-	return strconv.Itoa(int(r.Lo)) + "-" + strconv.Itoa(int(r.Hi))
-}
+type PortRange = target.Range
 
 // BindKind says how a Bind matches an address.
 type BindKind int
@@ -137,11 +129,15 @@ func (b Bind) Matches(a netip.Addr) bool {
 	return b.Prefix.Contains(a.Unmap().WithZone(""))
 }
 
-// Load reads and parses the policy file at path.
+// Load reads and parses the policy file at path. It must be a regular file
+// within yamlx's limits; a file that is not is an ErrorList too.
 func Load(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlx.ReadFile(path, "policy")
 	if err != nil {
-		return nil, fmt.Errorf("reading policy: %w", err)
+		if e, ok := err.(*Error); ok {
+			return nil, ErrorList{e}
+		}
+		return nil, err
 	}
 	return Parse(data, path)
 }
@@ -247,7 +243,7 @@ func (r *Rule) matchProcess(p *inventory.Process) bool {
 		return globMatch(pat, p.Exe)
 	}) && matchAny(r.User, func(pat string) bool {
 		// A number is a uid, unless a user really has that name.
-		if isDigits(pat) && pat == strconv.FormatUint(uint64(p.UID), 10) {
+		if target.IsDigits(pat) && pat == strconv.FormatUint(uint64(p.UID), 10) {
 			return true
 		}
 		return globMatch(pat, p.User)
@@ -287,18 +283,6 @@ func globMatch(pat, s string) bool {
 }
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // describeWhere says which listeners a rule names, for "missing" messages:
 // "tcp port 22 on loopback".

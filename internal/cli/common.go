@@ -31,6 +31,36 @@ type sockFlags struct {
 	output   string
 	procRoot string
 	noOwners bool
+
+	// cmd is the command the flags belong to, to tell "--port ''" from
+	// no --port.
+	cmd *cobra.Command
+}
+
+func (f *sockFlags) changed(name string) bool {
+	return f.cmd != nil && f.cmd.Flags().Changed(name)
+}
+
+// emptyFlag refuses a selection flag given with an empty value: it would
+// select everything, the opposite of what was asked.
+func (f *sockFlags) emptyFlag(name, value string, n int) error {
+	if !f.changed(name) {
+		return nil
+	}
+	if strings.TrimSpace(value) == "" && n == 0 {
+		return usageErrorf("--%s: empty value: give what to select, or leave the flag out", name)
+	}
+	return nil
+}
+
+// parsePID parses a process id: decimal digits only ("+5" and "0x10" are
+// typos, not pids), 1 or more.
+func parsePID(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if !target.IsDigits(s) || err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a process id", s)
+	}
+	return n, nil
 }
 
 func (f *sockFlags) addProto(c *cobra.Command) {
@@ -41,6 +71,7 @@ func (f *sockFlags) addProto(c *cobra.Command) {
 	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, wide, json, ndjson, csv")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
+	f.cmd = c
 }
 
 func (f *sockFlags) addSelect(c *cobra.Command) {
@@ -69,6 +100,9 @@ func (f *sockFlags) query() (inventory.Query, error) {
 	if f.all {
 		q.States = inventory.MaskAll
 	}
+	if err := f.emptyFlag("state", f.state, 0); err != nil {
+		return q, err
+	}
 	if f.state != "" {
 		m, err := inventory.ParseStates(f.state)
 		if err != nil {
@@ -92,6 +126,11 @@ type sockFilter struct {
 
 func (f *sockFlags) filter() (*sockFilter, error) {
 	sf := &sockFilter{}
+	for _, e := range []error{f.emptyFlag("port", f.ports, 0), f.emptyFlag("pid", "", len(f.pids)), f.emptyFlag("user", "", len(f.users))} {
+		if e != nil {
+			return nil, e
+		}
+	}
 	if f.ports != "" {
 		rs, err := target.ParsePorts(f.ports, services.System())
 		if err != nil {
@@ -100,9 +139,9 @@ func (f *sockFlags) filter() (*sockFilter, error) {
 		sf.ports = rs
 	}
 	for _, p := range f.pids {
-		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || n <= 0 {
-			return nil, usageErrorf("--pid: %q is not a process id", p)
+		n, err := parsePID(strings.TrimSpace(p))
+		if err != nil {
+			return nil, usageErrorf("--pid: %v", err)
 		}
 		if sf.pids == nil {
 			sf.pids = map[int]bool{}
@@ -124,6 +163,9 @@ func (f *sockFlags) filter() (*sockFilter, error) {
 
 func lookupUser(u string) (uint32, error) {
 	u = strings.TrimSpace(u)
+	if u == "" {
+		return 0, usageErrorf("--user: empty user name")
+	}
 	if n, err := strconv.ParseUint(u, 10, 32); err == nil {
 		return uint32(n), nil
 	}

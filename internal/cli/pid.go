@@ -38,9 +38,9 @@ none or does not exist, 2 on bad input.`,
 			}
 			pids := map[int]bool{}
 			for _, a := range args {
-				n, err := strconv.Atoi(a)
-				if err != nil || n <= 0 {
-					return usageErrorf("%q is not a process id", a)
+				n, err := parsePID(a)
+				if err != nil {
+					return usageErrorf("%v", err)
 				}
 				pids[n] = true
 			}

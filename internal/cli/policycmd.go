@@ -48,6 +48,11 @@ Exit status: 0 when every file is valid, 2 when one is not (or is missing).`,
 			}
 			bad := 0
 			for _, file := range args {
+				if file == "" {
+					fmt.Fprintln(env.Stderr, "porteiro: empty policy file name: give a path, as -p /etc/porteiro/policy.yaml")
+					bad++
+					continue
+				}
 				pol, err := policy.Load(file)
 				if err != nil {
 					fmt.Fprintln(env.Stderr, err)

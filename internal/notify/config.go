@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
 // Defaults applied to zero config fields.
@@ -268,9 +273,13 @@ func (c *ChannelsConfig) Validate() error {
 		checkName("webhook", len(c.Webhook), w.Name, p, w.Filter)
 		errs = append(errs, validateHTTPURL(p+".url", w.URL), validateTimeout(p, w.Timeout),
 			validateSecretSource(p, "secret", w.SecretFile, w.SecretEnv))
-		for k := range w.Headers {
+		for k, v := range w.Headers {
 			if !validHeaderName(k) {
-				errs = append(errs, fieldErrorf(p+".headers", "invalid header name %q", k))
+				errs = append(errs, fieldErrorf(p+".headers", "invalid header name %s", yamlx.Quote(k)))
+			} else if !validHeaderValue(v) {
+				// net/http refuses such a request at every delivery, and
+				// the alert would be retried forever.
+				errs = append(errs, fieldErrorf(p+".headers."+k, "header %s: the value must be one line, without control characters", k))
 			}
 		}
 	}
@@ -301,8 +310,14 @@ func (c *ChannelsConfig) Validate() error {
 	for i, x := range c.Exec {
 		p := fmt.Sprintf("exec[%d]", i)
 		checkName("exec", len(c.Exec), x.Name, p, x.Filter)
-		if len(x.Command) == 0 || x.Command[0] == "" {
+		switch {
+		case len(x.Command) == 0 || x.Command[0] == "":
 			errs = append(errs, fieldErrorf(p+".command", "command is required: a list such as [/usr/local/bin/page-oncall, --team, ops]"))
+		case strings.Contains(x.Command[0], "/") && !filepath.IsAbs(x.Command[0]):
+			errs = append(errs, fieldErrorf(p+".command", "command %q is a relative path, which depends on the daemon's working directory: give an absolute path", x.Command[0]))
+		}
+		if x.Dir != "" && !filepath.IsAbs(x.Dir) {
+			errs = append(errs, fieldErrorf(p+".dir", "dir %q is a relative path: give an absolute path", x.Dir))
 		}
 		errs = append(errs, validateTimeout(p, x.Timeout))
 		for _, code := range x.PermanentExitCodes {
@@ -426,10 +441,20 @@ func validateHTTPURL(p, raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fieldErrorf(p, "invalid url: %w", err)
+		// url.Error repeats the URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fieldErrorf(p, "invalid url %s: %v", yamlx.Quote(yamlx.Redact(raw)), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return fieldErrorf(p, "url %q must be http:// or https:// with a host", u.Redacted())
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fieldErrorf(p, "url %q: port %s is out of range 1-65535", u.Redacted(), port)
+		}
 	}
 	return nil
 }
@@ -441,6 +466,16 @@ func validHeaderName(k string) bool {
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue is net/http's rule: no control characters but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}
@@ -505,10 +540,63 @@ func Build(c ChannelsConfig, host string) ([]Sink, error) {
 	for _, sc := range c.Syslog {
 		sinks = append(sinks, newSyslogSink(sc, host))
 	}
-	for _, x := range c.Exec {
+	for i, x := range c.Exec {
+		if err := x.checkFiles(); err != nil {
+			return nil, underPath(fmt.Sprintf("exec[%d]", i), err)
+		}
 		sinks = append(sinks, newExecSink(x, host))
 	}
 	return sinks, nil
+}
+
+// execPATH is the PATH an exec channel's command runs with, and where a
+// command given by name alone is looked up.
+const execPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// checkFiles checks that the command is an executable file and that dir
+// is a directory, when the channel is built: a missing one would
+// otherwise show only at the first alert, as a delivery retried forever.
+func (x ExecConfig) checkFiles() error {
+	cmd := x.Command[0]
+	path := cmd
+	if !strings.Contains(cmd, "/") {
+		path = ""
+		for _, d := range filepath.SplitList(execPATH) {
+			if executable(filepath.Join(d, cmd)) == nil {
+				path = filepath.Join(d, cmd)
+				break
+			}
+		}
+		if path == "" {
+			return fieldErrorf("command", "command %q is not found in %s: give an absolute path", cmd, execPATH)
+		}
+	}
+	if err := executable(path); err != nil {
+		return fieldErrorf("command", "command %q: %v", cmd, err)
+	}
+	if x.Dir != "" {
+		st, err := os.Stat(x.Dir)
+		switch {
+		case err != nil:
+			return fieldErrorf("dir", "dir: %w", err)
+		case !st.IsDir():
+			return fieldErrorf("dir", "dir %q is not a directory", x.Dir)
+		}
+	}
+	return nil
+}
+
+func executable(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case st.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not executable", path)
+	}
+	return nil
 }
 
 // underPath places a sink constructor's error under the channel's path:

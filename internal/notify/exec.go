@@ -47,7 +47,7 @@ func newExecSink(c ExecConfig, host string) *execSink {
 	}
 	// A minimal environment: the daemon's own may hold secrets
 	// (password_env) that a hook has no business seeing.
-	env := map[string]string{"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	env := map[string]string{"PATH": execPATH}
 	for _, k := range []string{"LANG", "LC_ALL", "TZ"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v

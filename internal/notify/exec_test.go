@@ -78,7 +78,14 @@ func TestExecExitCodes(t *testing.T) {
 		t.Errorf("long stderr: error of %d bytes", len(err.Error()))
 	}
 
-	s = newExec(t, ExecConfig{Command: []string{filepath.Join(t.TempDir(), "missing")}})
+	// A program removed after the channel was built (Build refuses a
+	// missing one).
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := os.WriteFile(gone, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s = newExec(t, ExecConfig{Command: []string{gone}})
+	os.Remove(gone)
 	if err := s.Send(context.Background(), []Alert{sampleAlert(t, "e", 1)}); !IsPermanent(err) {
 		t.Errorf("missing program: err = %v, permanent = %v", err, IsPermanent(err))
 	}

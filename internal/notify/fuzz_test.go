@@ -109,6 +109,9 @@ func FuzzChannelsConfig(f *testing.F) {
 	f.Add([]byte("syslog:\n  - {}\nexec:\n  - command: [true]\n"))
 	f.Add([]byte("email:\n  - {host: h, from: a@b, to: [c@d], tls: none}\n"))
 	f.Add([]byte("webhook: [{url: 'http://x', timeout: -1s}]"))
+	f.Add([]byte("webhook: [{url: 'http://x', headers: {X-A: \"a\\nb\"}}]"))
+	f.Add([]byte("exec:\n  - command: [bin/page]\n    dir: tmp\n"))
+	f.Add([]byte("alertmanager: [{url: 'http://user:S3cret@h:99999'}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c ChannelsConfig
 		if err := unmarshalNoPanic(data, &c); err != nil {
@@ -127,6 +130,9 @@ func FuzzChannelsConfig(f *testing.F) {
 		for i := range c.Alertmanager {
 			c.Alertmanager[i].PasswordFile, c.Alertmanager[i].PasswordEnv, c.Alertmanager[i].CAFile = "", "", ""
 			c.Alertmanager[i].Username = ""
+		}
+		for i := range c.Exec {
+			c.Exec[i].Command[0], c.Exec[i].Dir = "/bin/sh", ""
 		}
 		if _, err := Build(c, "h"); err != nil {
 			t.Fatalf("valid config does not build: %v\n%s", err, data)

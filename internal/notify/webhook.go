@@ -73,6 +73,16 @@ func (s *webhookSink) Send(ctx context.Context, batch []Alert) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("encoding webhook payload: %w", err))
 	}
+	for k, vs := range s.header {
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				// Config validation refuses this; should one get through,
+				// no retry can succeed, so the alert must not be retried
+				// forever as if the receiver were down.
+				return Permanent(fmt.Errorf("webhook channel %q: header %s has a value net/http refuses (a newline or control character): fix the config", s.name, k))
+			}
+		}
+	}
 	h := s.header.Clone()
 	h.Set(BatchIDHeader, batchID(batch))
 	if len(s.secret) > 0 {

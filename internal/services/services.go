@@ -52,17 +52,28 @@ func Parse(r io.Reader) (Table, error) {
 
 // Lookup returns the port of a service for proto ("tcp"/"udp"); with proto
 // "" it tries tcp, then udp.
+//
+// A name listed for the other protocol only is found too: IANA registers a
+// service's number for both TCP and UDP (ssh is 22/tcp and 22/udp), but
+// Debian's /etc/services lists only the protocol in use, and "ssh/udp"
+// must not be "not in /etc/services".
 func (t Table) Lookup(name, proto string) (uint16, bool) {
 	name = strings.ToLower(name)
-	if proto != "" {
-		p, ok := t[name+"/"+proto]
+	switch proto {
+	case "udp":
+		if p, ok := t[name+"/udp"]; ok {
+			return p, true
+		}
+		p, ok := t[name+"/tcp"]
+		return p, ok
+	case "tcp", "":
+		if p, ok := t[name+"/tcp"]; ok {
+			return p, true
+		}
+		p, ok := t[name+"/udp"]
 		return p, ok
 	}
-	if p, ok := t[name+"/tcp"]; ok {
-		return p, true
-	}
-	p, ok := t[name+"/udp"]
-	return p, ok
+	return 0, false
 }
 
 // Name returns the service name of a port, or "".

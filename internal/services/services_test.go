@@ -25,7 +25,9 @@ func TestParse(t *testing.T) {
 		port        uint16
 		ok          bool
 	}{
-		{"ssh", "", 22, true}, {"ssh", "tcp", 22, true}, {"ssh", "udp", 0, false},
+		{"ssh", "", 22, true}, {"ssh", "tcp", 22, true}, {"ssh", "sctp", 0, false},
+		// Registered by IANA for both protocols, listed for tcp only.
+		{"ssh", "udp", 22, true},
 		{"www", "tcp", 80, true}, {"HTTP", "", 80, true}, {"domain", "udp", 53, true},
 		{"broken", "", 0, false}, {"zero", "", 0, false},
 	}

@@ -4,18 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/target"
+	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
 // Defaults of the daemon's config; docs/config.md lists them for users.
@@ -268,30 +269,16 @@ func orDur(d Duration, def time.Duration) time.Duration {
 }
 
 // ConfigError is one problem in a config file, located by line and column
-// when they are known.
-type ConfigError struct {
-	File         string
-	Line, Column int
-	Msg          string
-}
+// when they are known. It is the policy's error type too (yamlx.Error).
+type ConfigError = yamlx.Error
 
-func (e *ConfigError) Error() string {
-	f := e.File
-	if f == "" {
-		f = "config"
-	}
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d:%d: %s", f, e.Line, e.Column, e.Msg)
-	}
-	return f + ": " + e.Msg
-}
-
-// LoadConfig reads and validates a config file. Errors are ConfigErrors
-// (several joined with errors.Join), each as "file:line:col: message".
+// LoadConfig reads and validates a config file. It must be a regular file
+// within yamlx's limits. Errors are ConfigErrors (several joined with
+// errors.Join), each as "file:line:col: message".
 func LoadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := yamlx.ReadFile(path, "config")
 	if err != nil {
-		return nil, fmt.Errorf("reading config %s: %w", path, err)
+		return nil, err
 	}
 	return ParseConfig(path, b)
 }
@@ -300,20 +287,19 @@ func LoadConfig(path string) (*Config, error) {
 // error messages.
 func ParseConfig(name string, b []byte) (*Config, error) {
 	cfg := &Config{File: name}
-	file, err := parser.ParseBytes(b, 0)
+	file, err := yamlx.Decode(name, b, cfg, "a config")
 	if err != nil {
-		return nil, yamlError(name, err, nil)
-	}
-	if err := decodeStrict(b, cfg); err != nil {
-		return nil, yamlError(name, err, file)
+		return nil, err
 	}
 	cfg.File = name
 	cfg.src = b
-	if errs := cfg.validate(); len(errs) > 0 {
+	errs := wholeNumbers(file, cfg)
+	errs = append(errs, cfg.validate()...)
+	if len(errs) > 0 {
 		out := make([]error, len(errs))
 		for i, fe := range errs {
-			ce := &ConfigError{File: name, Msg: fe.msg}
-			ce.Line, ce.Column = locate(file, fe.path)
+			ce := &ConfigError{File: name, Msg: yamlx.Redact(fe.msg)}
+			ce.Line, ce.Column = yamlx.Locate(file, fe.path)
 			out[i] = ce
 		}
 		return nil, errors.Join(out...)
@@ -321,34 +307,56 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// wholeNumbers checks that the integer fields were written as decimal
+// integers: go-yaml reads "max_events: 1.5" as 1 and 0x10 as 16, without a
+// word.
+func wholeNumbers(file *ast.File, c *Config) []fieldErr {
+	var errs []fieldErr
+	check := func(path, name string) {
+		n := yamlx.Lookup(file, path)
+		if n == nil {
+			return
+		}
+		tk := n.GetToken()
+		if _, ok := n.(*ast.IntegerNode); ok && tk != nil && isDecimal(tk.Value) {
+			return
+		}
+		v := ""
+		if tk != nil {
+			v = tk.Value
+		}
+		errs = append(errs, fieldErr{path, fmt.Sprintf("%s: %s is not a whole number", name, yamlx.Quote(v))})
+	}
+	check("$.retention.max_events", "retention.max_events")
+	for i := range c.Channels.Email {
+		check(fmt.Sprintf("$.channels.email[%d].port", i), fmt.Sprintf("channels.email[%d].port", i))
+	}
+	for i, x := range c.Channels.Exec {
+		for j := range x.PermanentExitCodes {
+			check(fmt.Sprintf("$.channels.exec[%d].permanent_exit_codes[%d]", i, j), fmt.Sprintf("channels.exec[%d].permanent_exit_codes[%d]", i, j))
+		}
+	}
+	return errs
+}
+
+func isDecimal(s string) bool { return target.IsDigits(strings.TrimPrefix(s, "-")) }
+
 // Locate turns a channel error (a *notify.FieldError, such as an unreadable
 // password file found when the channels are built) into a ConfigError at
-// the field's line and column. Other errors are returned unchanged.
+// the field's line and column. Other errors are returned with the
+// passwords of URLs hidden.
 func (c *Config) Locate(err error) error {
 	var fe *notify.FieldError
 	if err == nil || !errors.As(err, &fe) {
-		return err
+		return yamlx.RedactError(err)
 	}
-	ce := &ConfigError{File: c.File, Msg: "channels." + fe.Error()}
+	ce := &ConfigError{File: c.File, Msg: yamlx.Redact("channels." + fe.Error())}
 	if c.src != nil {
-		if file, perr := parser.ParseBytes(c.src, 0); perr == nil {
-			ce.Line, ce.Column = locate(file, "$.channels."+fe.Path)
+		if file, perr := yamlx.Parse(c.File, c.src); perr == nil {
+			ce.Line, ce.Column = yamlx.Locate(file, "$.channels."+fe.Path)
 		}
 	}
 	return ce
-}
-
-// decodeStrict decodes b into cfg, rejecting unknown fields. go-yaml
-// v1.19.2 panics on some malformed input (a tag on a scalar where a list is
-// expected, found by FuzzParseConfig); a config file must give an error,
-// never crash the daemon on reload.
-func decodeStrict(b []byte, cfg *Config) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("cannot decode the file: a value does not have the expected type (%v)", r)
-		}
-	}()
-	return yaml.UnmarshalWithOptions(b, cfg, yaml.Strict())
 }
 
 type fieldErr struct {
@@ -403,8 +411,15 @@ func (c *Config) validate() []fieldErr {
 		errs = append(errs, fieldErr{"$.log.level", fmt.Sprintf("log.level: unknown level %q: want debug, info, warn or error", c.Log.Level)})
 	}
 	if l := c.Listen(); l != "" {
-		if _, port, err := splitHostPort(l); err != nil || port == "" {
-			errs = append(errs, fieldErr{"$.http.listen", fmt.Sprintf("http.listen: %q is not host:port (use \"\" to turn HTTP off)", l)})
+		if err := checkListen(l); err != nil {
+			errs = append(errs, fieldErr{"$.http.listen", fmt.Sprintf("http.listen: %s is not host:port: %v (use \"\" to turn HTTP off)", yamlx.Quote(l), err)})
+		}
+	}
+	if c.StateDir != "" {
+		// A state directory that does not exist yet is made at start; one
+		// that is a file would fail only then, or be written through.
+		if st, err := os.Stat(c.StateDir); err == nil && !st.IsDir() {
+			errs = append(errs, fieldErr{"$.state_dir", fmt.Sprintf("state_dir: %s is not a directory", yamlx.Quote(c.StateDir))})
 		}
 	}
 	if err := c.Channels.Validate(); err != nil {
@@ -420,16 +435,46 @@ func (c *Config) validate() []fieldErr {
 	return errs
 }
 
-func splitHostPort(s string) (string, string, error) {
-	i := strings.LastIndex(s, ":")
+// checkListen checks http.listen: host:port, where the host is empty, an
+// IP address or a host name, and the port a number 0-65535.
+func checkListen(l string) error {
+	i := strings.LastIndex(l, ":")
 	if i < 0 {
-		return "", "", fmt.Errorf("missing port")
+		return fmt.Errorf("missing port")
 	}
-	port := s[i+1:]
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return "", "", fmt.Errorf("bad port")
+	host, port := l[:i], l[i+1:]
+	if !isDecimal(port) || strings.HasPrefix(port, "-") {
+		return fmt.Errorf("bad port %s", yamlx.Quote(port))
 	}
-	return s[:i], port, nil
+	if n, err := strconv.Atoi(port); err != nil || n > 65535 {
+		return fmt.Errorf("port %s is out of range 0-65535", port)
+	}
+	switch {
+	case host == "":
+		return nil
+	case strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]"):
+		a, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !a.Is6() {
+			return fmt.Errorf("bad IPv6 address %s", yamlx.Quote(host))
+		}
+		return nil
+	case strings.Contains(host, ":"):
+		return fmt.Errorf("write an IPv6 address in brackets, as [::1]:9466")
+	}
+	if strings.Trim(host, "0123456789.") == "" {
+		// All digits and dots: an IPv4 address, or a mistake such as
+		// 999.1.1.1 that the resolver would take for a name.
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("bad IPv4 address %s", yamlx.Quote(host))
+		}
+		return nil
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Errorf("bad host name %s", yamlx.Quote(host))
+		}
+	}
+	return nil
 }
 
 func unjoin(err error) []error {
@@ -441,80 +486,4 @@ func unjoin(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-// locate finds the line and column of a path such as
-// "$.channels.email[0].host", falling back to its nearest existing parent.
-func locate(file *ast.File, path string) (int, int) {
-	if file == nil {
-		return 0, 0
-	}
-	for path != "$" && path != "" {
-		if p, err := yaml.PathString(path); err == nil {
-			if n, err := p.FilterFile(file); err == nil && n != nil {
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line, tk.Position.Column
-				}
-			}
-		}
-		i := strings.LastIndexAny(path, ".[")
-		if i <= 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return 0, 0
-}
-
-var quotedRE = regexp.MustCompile(`"([^"]+)"`)
-
-// yamlError turns a go-yaml error into a ConfigError. Syntax and type errors
-// carry a token; errors from nested decoders (such as a time.Duration in a
-// channel) do not, so the quoted bad value is looked up in the file.
-func yamlError(name string, err error, file *ast.File) error {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			return &ConfigError{File: name, Line: tk.Position.Line, Column: tk.Position.Column, Msg: ye.GetMessage()}
-		}
-		return &ConfigError{File: name, Msg: ye.GetMessage()}
-	}
-	ce := &ConfigError{File: name, Msg: err.Error()}
-	if file != nil {
-		// The bad value is usually the last quoted string ("unknown unit
-		// "x" in duration "5x"").
-		ms := quotedRE.FindAllStringSubmatch(err.Error(), -1)
-		for i := len(ms) - 1; i >= 0 && ce.Line == 0; i-- {
-			ce.Line, ce.Column = findValue(file, ms[i][1])
-		}
-	}
-	return ce
-}
-
-func findValue(file *ast.File, v string) (int, int) {
-	line, col := 0, 0
-	for _, doc := range file.Docs {
-		ast.Walk(visitFunc(func(n ast.Node) bool {
-			if line > 0 {
-				return false
-			}
-			if tk := n.GetToken(); tk != nil && tk.Value == v && tk.Position != nil {
-				if _, ok := n.(*ast.MappingValueNode); !ok {
-					line, col = tk.Position.Line, tk.Position.Column
-					return false
-				}
-			}
-			return true
-		}), doc)
-	}
-	return line, col
-}
-
-type visitFunc func(ast.Node) bool
-
-func (f visitFunc) Visit(n ast.Node) ast.Visitor {
-	if f(n) {
-		return f
-	}
-	return nil
 }

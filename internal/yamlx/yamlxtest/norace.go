@@ -1,0 +1,5 @@
+//go:build !race
+
+package yamlxtest
+
+const timeScale = 1
