@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/services"
+	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
 func init() { register(61, newEventsCmd) }
@@ -107,32 +107,21 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 	return cmdkit.PrintEvents(env, f.output, doc, "porteiro")
 }
 
-// maxConfigRead bounds how much of porteirod's configuration the client
-// reads to find the socket.
-const maxConfigRead = 4 << 20
-
 // socketOf reads socket: from porteirod's configuration. A missing default
 // configuration means the default socket; the daemon validates the file,
-// so anything else it holds is not porteiro's business here.
+// so the other keys are not porteiro's business here. The file is read as
+// the daemon reads it: a regular file, bounded in size, nesting and
+// aliases.
 func socketOf(path string, explicit bool) (string, error) {
-	fh, err := os.Open(path)
+	b, err := yamlx.ReadFile(path, "porteirod's configuration")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit {
 			return localapi.DefaultSocket, nil
 		}
-		return "", fmt.Errorf("reading the socket's path from %s: %w", path, err)
+		return "", err
 	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, maxConfigRead+1))
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(b) > maxConfigRead {
-		return "", fmt.Errorf("%s is larger than %d bytes", path, maxConfigRead)
+	if err := yamlx.Check(path, b); err != nil {
+		return "", err
 	}
 	var cfg struct {
 		Socket *string `yaml:"socket"`

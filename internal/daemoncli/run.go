@@ -114,7 +114,7 @@ func loadWatchRuntime(c *cobra.Command, f *watchFlags) (*watch.Runtime, error) {
 		if f.interval < watch.MinInterval {
 			return nil, usageErrorf("--interval %s is too short: the minimum is %s", f.interval, watch.MinInterval)
 		}
-		cfg.Interval = watch.NewDuration(f.interval)
+		cfg.IntervalRaw = watch.NewDuration(f.interval)
 	}
 	if f.stateDir != "" {
 		cfg.StateDir = f.stateDir

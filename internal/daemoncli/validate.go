@@ -95,5 +95,5 @@ func describeRuntime(rt *watch.Runtime) string {
 	if http == "" {
 		http = "off"
 	}
-	return fmt.Sprintf("interval %s, grace %s, %s, %s, state in %s, http %s", c.IntervalD(), c.GraceD(), pol, ch, c.StateDirPath(), http)
+	return fmt.Sprintf("interval %s, grace %s, %s, %s, state in %s, http %s", c.Interval(), c.Grace(), pol, ch, c.StateDirPath(), http)
 }

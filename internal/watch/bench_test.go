@@ -29,7 +29,7 @@ func benchDaemon(b *testing.B, interval time.Duration) *Daemon {
 		b.Fatal(err)
 	}
 	off := ""
-	cfg := &Config{Interval: NewDuration(interval), StateDir: dir, HTTP: HTTPConfig{Listen: &off}, Policy: &pol, Socket: &off, Events: "off"}
+	cfg := &Config{IntervalRaw: NewDuration(interval), StateDir: dir, HTTP: HTTPConfig{Listen: &off}, Policy: &pol, Socket: &off, Events: "off"}
 	rt, err := Build(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -116,18 +116,18 @@ type RetryConfig struct {
 // Config is the daemon's configuration file. The zero value (an empty
 // file) works: every field has a default.
 type Config struct {
-	Interval        Duration    `yaml:"interval"`
-	Grace           Duration    `yaml:"grace"`
-	Burst           Duration    `yaml:"burst"`
-	FlapWindow      Duration    `yaml:"flap_window"`
-	Policy          *string     `yaml:"policy"`
-	StateDir        string      `yaml:"state_dir"`
-	Retention       Retention   `yaml:"retention"`
-	HTTP            HTTPConfig  `yaml:"http"`
-	Log             LogConfig   `yaml:"log"`
-	Retry           RetryConfig `yaml:"retry"`
-	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
-	Host            string      `yaml:"host"`
+	IntervalRaw        Duration    `yaml:"interval"`
+	GraceRaw           Duration    `yaml:"grace"`
+	BurstRaw           Duration    `yaml:"burst"`
+	FlapWindowRaw      Duration    `yaml:"flap_window"`
+	Policy             *string     `yaml:"policy"`
+	StateDir           string      `yaml:"state_dir"`
+	Retention          Retention   `yaml:"retention"`
+	HTTP               HTTPConfig  `yaml:"http"`
+	Log                LogConfig   `yaml:"log"`
+	Retry              RetryConfig `yaml:"retry"`
+	ShutdownTimeoutRaw Duration    `yaml:"shutdown_timeout"`
+	Host               string      `yaml:"host"`
 	// Socket is the local API socket; an explicit empty string turns it
 	// off.
 	Socket *string `yaml:"socket"`
@@ -144,22 +144,22 @@ type Config struct {
 // The effective values, with defaults applied.
 
 // IntervalD is the scan interval.
-func (c *Config) IntervalD() time.Duration { return orDur(c.Interval, DefaultInterval) }
+func (c *Config) Interval() time.Duration { return orDur(c.IntervalRaw, DefaultInterval) }
 
 // GraceD is the restart grace period.
-func (c *Config) GraceD() time.Duration { return orDur(c.Grace, DefaultGrace) }
+func (c *Config) Grace() time.Duration { return orDur(c.GraceRaw, DefaultGrace) }
 
 // BurstD is the alert grouping window.
-func (c *Config) BurstD() time.Duration { return orDur(c.Burst, DefaultBurst) }
+func (c *Config) Burst() time.Duration { return orDur(c.BurstRaw, DefaultBurst) }
 
 // FlapWindowD is the window in which restarts of one listener are grouped.
-func (c *Config) FlapWindowD() time.Duration { return orDur(c.FlapWindow, DefaultFlapWindow) }
+func (c *Config) FlapWindow() time.Duration { return orDur(c.FlapWindowRaw, DefaultFlapWindow) }
 
 // MaxAgeD is the retention age; 0 keeps events forever.
-func (c *Config) MaxAgeD() time.Duration { return orDur(c.Retention.MaxAge, DefaultMaxAge) }
+func (c *Config) MaxAge() time.Duration { return orDur(c.Retention.MaxAge, DefaultMaxAge) }
 
 // MaxEventsN is the retention count; 0 keeps every event.
-func (c *Config) MaxEventsN() int {
+func (c *Config) MaxEvents() int {
 	if c.Retention.MaxEvents == nil {
 		return DefaultMaxEvents
 	}
@@ -167,14 +167,14 @@ func (c *Config) MaxEventsN() int {
 }
 
 // RetryInitialD is the first retry delay.
-func (c *Config) RetryInitialD() time.Duration { return orDur(c.Retry.Initial, DefaultRetryInitial) }
+func (c *Config) RetryInitial() time.Duration { return orDur(c.Retry.Initial, DefaultRetryInitial) }
 
 // RetryMaxD caps the retry delay.
-func (c *Config) RetryMaxD() time.Duration { return orDur(c.Retry.Max, DefaultRetryMax) }
+func (c *Config) RetryMax() time.Duration { return orDur(c.Retry.Max, DefaultRetryMax) }
 
 // ShutdownTimeoutD bounds how long SIGTERM waits for deliveries.
-func (c *Config) ShutdownTimeoutD() time.Duration {
-	return orDur(c.ShutdownTimeout, DefaultShutdownTimeout)
+func (c *Config) ShutdownTimeout() time.Duration {
+	return orDur(c.ShutdownTimeoutRaw, DefaultShutdownTimeout)
 }
 
 // PolicyPath returns the policy file and whether it was set explicitly. The
@@ -210,8 +210,8 @@ const DefaultReconcile = 30 * time.Second
 // ReconcileInterval is the scan interval when kernel events are in use:
 // interval when the file sets it, else DefaultReconcile.
 func (c *Config) ReconcileInterval() time.Duration {
-	if c.Interval.set {
-		return c.Interval.D
+	if c.IntervalRaw.set {
+		return c.IntervalRaw.D
 	}
 	return DefaultReconcile
 }
@@ -381,14 +381,14 @@ func (c *Config) validate() []fieldErr {
 		}
 		d.D = v
 	}
-	dur(&c.Interval, "$.interval", "interval", MinInterval)
-	dur(&c.Grace, "$.grace", "grace", 0)
-	dur(&c.Burst, "$.burst", "burst", 0)
-	dur(&c.FlapWindow, "$.flap_window", "flap_window", 0)
+	dur(&c.IntervalRaw, "$.interval", "interval", MinInterval)
+	dur(&c.GraceRaw, "$.grace", "grace", 0)
+	dur(&c.BurstRaw, "$.burst", "burst", 0)
+	dur(&c.FlapWindowRaw, "$.flap_window", "flap_window", 0)
 	dur(&c.Retention.MaxAge, "$.retention.max_age", "retention.max_age", 0)
 	dur(&c.Retry.Initial, "$.retry.initial", "retry.initial", 10*time.Millisecond)
 	dur(&c.Retry.Max, "$.retry.max", "retry.max", 10*time.Millisecond)
-	dur(&c.ShutdownTimeout, "$.shutdown_timeout", "shutdown_timeout", 0)
+	dur(&c.ShutdownTimeoutRaw, "$.shutdown_timeout", "shutdown_timeout", 0)
 	if c.Retry.Initial.set && c.Retry.Max.set && c.Retry.Max.D < c.Retry.Initial.D && c.Retry.Max.D > 0 {
 		errs = append(errs, fieldErr{"$.retry.max", fmt.Sprintf("retry.max (%s) is shorter than retry.initial (%s)", c.Retry.Max.D, c.Retry.Initial.D)})
 	}

@@ -14,9 +14,9 @@ func TestConfigDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", src, err)
 		}
-		if c.IntervalD() != 2*time.Second || c.GraceD() != 10*time.Second || c.BurstD() != 5*time.Second ||
-			c.StateDirPath() != "/var/lib/porteiro" || c.MaxAgeD() != 30*24*time.Hour || c.MaxEventsN() != 100000 ||
-			c.Listen() != "127.0.0.1:9466" || c.RetryMaxD() != 5*time.Minute || c.ShutdownTimeoutD() != 10*time.Second {
+		if c.Interval() != 2*time.Second || c.Grace() != 10*time.Second || c.Burst() != 5*time.Second ||
+			c.StateDirPath() != "/var/lib/porteiro" || c.MaxAge() != 30*24*time.Hour || c.MaxEvents() != 100000 ||
+			c.Listen() != "127.0.0.1:9466" || c.RetryMax() != 5*time.Minute || c.ShutdownTimeout() != 10*time.Second {
 			t.Errorf("%q: defaults wrong: %+v", src, c)
 		}
 		if p, explicit := c.PolicyPath(); p != "/etc/porteiro/policy.yaml" || explicit {
@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 	var zero Config
-	if zero.IntervalD() != DefaultInterval || zero.Listen() != DefaultListen {
+	if zero.Interval() != DefaultInterval || zero.Listen() != DefaultListen {
 		t.Error("the zero Config does not give the defaults")
 	}
 }
@@ -64,10 +64,10 @@ channels:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.IntervalD() != 500*time.Millisecond || c.GraceD() != 3*time.Second || c.BurstD() != time.Second ||
-		c.FlapWindowD() != 2*time.Minute || c.StateDirPath() != "/srv/porteiro" || c.MaxAgeD() != 7*24*time.Hour ||
-		c.MaxEventsN() != 500 || c.Listen() != "" || c.Log.Format != "json" || c.RetryInitialD() != 100*time.Millisecond ||
-		c.RetryMaxD() != 2*time.Second || c.ShutdownTimeoutD() != 3*time.Second || c.HostName() != "web-1" {
+	if c.Interval() != 500*time.Millisecond || c.Grace() != 3*time.Second || c.Burst() != time.Second ||
+		c.FlapWindow() != 2*time.Minute || c.StateDirPath() != "/srv/porteiro" || c.MaxAge() != 7*24*time.Hour ||
+		c.MaxEvents() != 500 || c.Listen() != "" || c.Log.Format != "json" || c.RetryInitial() != 100*time.Millisecond ||
+		c.RetryMax() != 2*time.Second || c.ShutdownTimeout() != 3*time.Second || c.HostName() != "web-1" {
 		t.Errorf("parsed %+v", c)
 	}
 	if p, explicit := c.PolicyPath(); p != "/etc/porteiro/strict.yaml" || !explicit {
@@ -157,11 +157,11 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if c.IntervalD() < MinInterval {
-			t.Fatalf("accepted interval %v", c.IntervalD())
+		if c.Interval() < MinInterval {
+			t.Fatalf("accepted interval %v", c.Interval())
 		}
-		if c.MaxEventsN() < 0 {
-			t.Fatalf("accepted max_events %d", c.MaxEventsN())
+		if c.MaxEvents() < 0 {
+			t.Fatalf("accepted max_events %d", c.MaxEvents())
 		}
 	})
 }

@@ -139,7 +139,7 @@ func New(o Options) (*Daemon, error) {
 		}),
 	}
 	d.disp = newDispatcher(st, o.Metrics, o.Logger, o.Now)
-	d.disp.configure(o.Sinks, o.Config.BurstD(), o.Config.RetryInitialD(), o.Config.RetryMaxD())
+	d.disp.configure(o.Sinks, o.Config.Burst(), o.Config.RetryInitial(), o.Config.RetryMax())
 	d.rec = newRecorder(st, o.Config, o.Sinks, o.Metrics, o.Logger, o.Now)
 	d.rec.onStoreError = d.setStoreError
 	d.rec.sendNow = d.disp.sendFromMemory
@@ -195,13 +195,13 @@ func (d *Daemon) Reload(cfg *Config, pol Checker, sinks []notify.Sink) {
 	if d.level != nil {
 		d.level.Set(cfg.SlogLevel())
 	}
-	d.disp.configure(sinks, cfg.BurstD(), cfg.RetryInitialD(), cfg.RetryMaxD())
+	d.disp.configure(sinks, cfg.Burst(), cfg.RetryInitial(), cfg.RetryMax())
 	d.failOrphans(context.Background(), sinks)
 	select {
 	case d.reload <- struct{}{}:
 	default:
 	}
-	d.log.Info("configuration reloaded", "interval", cfg.IntervalD(), "channels", len(sinks), "policy", pol != nil)
+	d.log.Info("configuration reloaded", "interval", cfg.Interval(), "channels", len(sinks), "policy", pol != nil)
 }
 
 func (d *Daemon) failOrphans(ctx context.Context, sinks []notify.Sink) {
@@ -268,12 +268,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer stopEvents()
 			go d.runEvents(evctx, src, rescan)
 		case errors.Is(err, bpfevents.ErrNotSupported):
-			d.log.Info("listener events from the kernel are not available; polling every interval", "interval", cfg.IntervalD(), "why", err)
+			d.log.Info("listener events from the kernel are not available; polling every interval", "interval", cfg.Interval(), "why", err)
 		default:
-			d.log.Error("listener events from the kernel failed to load; polling every interval", "interval", cfg.IntervalD(), "err", err)
+			d.log.Error("listener events from the kernel failed to load; polling every interval", "interval", cfg.Interval(), "err", err)
 		}
 	} else {
-		d.log.Info("listener events turned off (events: off); polling every interval", "interval", cfg.IntervalD())
+		d.log.Info("listener events turned off (events: off); polling every interval", "interval", cfg.Interval())
 	}
 
 	dctx, stopDispatch := context.WithCancel(context.Background())
@@ -284,10 +284,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer bg.Done(); d.refreshLoop(dctx) }()
 
 	wd, _ := sddaemon.SdWatchdogEnabled(false)
-	if wd > 0 && cfg.IntervalD() > wd/2 {
-		d.log.Warn("the scan interval is longer than half the systemd watchdog; systemd may restart porteiro", "interval", cfg.IntervalD(), "watchdog", wd)
+	if wd > 0 && cfg.Interval() > wd/2 {
+		d.log.Warn("the scan interval is longer than half the systemd watchdog; systemd may restart porteiro", "interval", cfg.Interval(), "watchdog", wd)
 	}
-	d.log.Info("watching", "interval", cfg.IntervalD(), "grace", cfg.GraceD(), "state_dir", cfg.StateDirPath(), "channels", len(sinks))
+	d.log.Info("watching", "interval", cfg.Interval(), "grace", cfg.Grace(), "state_dir", cfg.StateDirPath(), "channels", len(sinks))
 
 	ready := false
 	var lastPrune time.Time
@@ -328,7 +328,7 @@ loop:
 	}
 
 	d.notify(sddaemon.SdNotifyStopping)
-	d.log.Info("stopping: waiting for deliveries in flight", "timeout", cfg.ShutdownTimeoutD())
+	d.log.Info("stopping: waiting for deliveries in flight", "timeout", cfg.ShutdownTimeout())
 	stopDispatch()
 	bg.Wait()
 	if !d.disp.drain(d.shutdownTimeout()) {
@@ -353,12 +353,12 @@ loop:
 
 func (d *Daemon) shutdownTimeout() time.Duration {
 	cfg, _, _ := d.configuration()
-	return cfg.ShutdownTimeoutD()
+	return cfg.ShutdownTimeout()
 }
 
 func (d *Daemon) prune(ctx context.Context) {
 	cfg, _, _ := d.configuration()
-	n, err := d.store.Prune(ctx, d.now(), cfg.MaxAgeD(), cfg.MaxEventsN())
+	n, err := d.store.Prune(ctx, d.now(), cfg.MaxAge(), cfg.MaxEvents())
 	if err != nil {
 		d.log.Error("pruning old events", "err", err)
 		return
@@ -510,7 +510,7 @@ func (d *Daemon) scanInterval(cfg *Config) time.Duration {
 	if d.eventsActive.Load() {
 		return cfg.ReconcileInterval()
 	}
-	return cfg.IntervalD()
+	return cfg.Interval()
 }
 
 // EventSource is how new listeners are learnt of: "ebpf" or "poll".

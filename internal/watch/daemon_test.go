@@ -126,10 +126,10 @@ func testConfig(t *testing.T) *Config {
 	off := ""
 	none := ""
 	return &Config{
-		Interval: dur(MinInterval), Grace: dur(time.Second), Burst: dur(300 * time.Millisecond),
+		IntervalRaw: dur(MinInterval), GraceRaw: dur(time.Second), BurstRaw: dur(300 * time.Millisecond),
 		Retry:    RetryConfig{Initial: dur(50 * time.Millisecond), Max: dur(200 * time.Millisecond)},
 		StateDir: t.TempDir(), HTTP: HTTPConfig{Listen: &off}, Policy: &none, Host: "test-host",
-		ShutdownTimeout: dur(2 * time.Second), Socket: &off,
+		ShutdownTimeoutRaw: dur(2 * time.Second), Socket: &off,
 		// The tests' hosts are fakes: the real kernel's events would
 		// bring the machine's own listeners in.
 		Events: "off",
@@ -213,7 +213,7 @@ func TestDaemonBurstBatching(t *testing.T) {
 	host.set(sock(22, 100, "/usr/sbin/sshd"))
 	sink := &recordingSink{name: "rec"}
 	cfg := testConfig(t)
-	cfg.Burst = dur(3 * time.Second)
+	cfg.BurstRaw = dur(3 * time.Second)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(22, 100, "/usr/sbin/sshd"), sock(4444, 200, "/tmp/nc"))
@@ -245,8 +245,8 @@ func TestDaemonRestartWithinGraceGivesNoAlert(t *testing.T) {
 	warn := &recordingSink{name: "mail", minSev: notify.SeverityWarning}
 	all := &recordingSink{name: "log"}
 	cfg := testConfig(t)
-	cfg.Grace = dur(3 * time.Second)
-	cfg.Burst = dur(100 * time.Millisecond)
+	cfg.GraceRaw = dur(3 * time.Second)
+	cfg.BurstRaw = dur(100 * time.Millisecond)
 	r := start(t, cfg, host, nil, warn, all)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set()
@@ -270,7 +270,7 @@ func TestDaemonRetriesTransientFailures(t *testing.T) {
 	host := &fakeHost{}
 	sink := &recordingSink{name: "rec", fail: []error{errors.New("451 try later"), errors.New("timeout")}}
 	cfg := testConfig(t)
-	cfg.Burst = dur(50 * time.Millisecond)
+	cfg.BurstRaw = dur(50 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
@@ -289,7 +289,7 @@ func TestDaemonPermanentFailureIsNotRetried(t *testing.T) {
 	host := &fakeHost{}
 	sink := &recordingSink{name: "rec", fail: []error{notify.Permanent(errors.New("550 mailbox unavailable"))}}
 	cfg := testConfig(t)
-	cfg.Burst = dur(50 * time.Millisecond)
+	cfg.BurstRaw = dur(50 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
@@ -311,7 +311,7 @@ func TestDaemonShutdownDrainsInFlight(t *testing.T) {
 	host := &fakeHost{}
 	sink := &recordingSink{name: "slow", delay: 800 * time.Millisecond}
 	cfg := testConfig(t)
-	cfg.Burst = dur(10 * time.Millisecond)
+	cfg.BurstRaw = dur(10 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
@@ -346,8 +346,8 @@ func TestDaemonShutdownTimeout(t *testing.T) {
 	host := &fakeHost{}
 	sink := &recordingSink{name: "stuck", delay: time.Hour}
 	cfg := testConfig(t)
-	cfg.Burst = dur(10 * time.Millisecond)
-	cfg.ShutdownTimeout = dur(300 * time.Millisecond)
+	cfg.BurstRaw = dur(10 * time.Millisecond)
+	cfg.ShutdownTimeoutRaw = dur(300 * time.Millisecond)
 	r := start(t, cfg, host, nil, sink)
 	waitFor(t, "first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
 	host.set(sock(4444, 200, "/tmp/nc"))
@@ -390,7 +390,7 @@ func TestDaemonViolationSurvivesRestart(t *testing.T) {
 	})
 	sink := &recordingSink{name: "rec", minSev: notify.SeverityCritical}
 	cfg := testConfig(t)
-	cfg.Burst = dur(10 * time.Millisecond)
+	cfg.BurstRaw = dur(10 * time.Millisecond)
 	r := start(t, cfg, host, pol, sink)
 	waitFor(t, "the violation alert", 5*time.Second, func() bool { return len(sink.sent()) == 1 })
 	if err := r.stop(t); err != nil {
@@ -436,7 +436,7 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 	if err := reloadFrom(r.d, path); err == nil || !strings.Contains(err.Error(), ":3:1:") {
 		t.Fatalf("bad reload: %v, want a file:line:col error", err)
 	}
-	if got := r.d.Config().IntervalD(); got != 300*time.Millisecond {
+	if got := r.d.Config().Interval(); got != 300*time.Millisecond {
 		t.Fatalf("after a bad reload the interval is %v", got)
 	}
 	// Still scanning.
@@ -447,7 +447,7 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 	if err := reloadFrom(r.d, path); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.d.Config().IntervalD(); got != time.Second {
+	if got := r.d.Config().Interval(); got != time.Second {
 		t.Fatalf("after a good reload the interval is %v", got)
 	}
 }

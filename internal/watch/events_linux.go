@@ -248,7 +248,7 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 			}
 			d.process(ctx, snap)
 			cfg, _, _ := d.configuration()
-			after.Reset(cfg.GraceD() + 100*time.Millisecond)
+			after.Reset(cfg.Grace() + 100*time.Millisecond)
 		case <-after.C:
 			if snap := d.live.current(d.now()); snap != nil {
 				d.process(ctx, snap)

@@ -113,7 +113,7 @@ func TestDaemonFullDisk(t *testing.T) {
 	waitFor(t, "the kept events stored", 10*time.Second, func() bool {
 		return strings.Contains(storedKinds(t, r.d.Store()), "violation")
 	})
-	time.Sleep(cfg.BurstD() + time.Second)
+	time.Sleep(cfg.Burst() + time.Second)
 	if n := countKind(sink.sent(), KindViolation); n != 1 {
 		t.Errorf("the violation was alerted %d times, want once (from memory, not again from the outbox)", n)
 	}

@@ -45,7 +45,7 @@ func NotifyOnce(ctx context.Context, cfg *Config, sinks []notify.Sink, snap *inv
 		return res, err
 	}
 	disp := newDispatcher(st, m, log, time.Now)
-	disp.configure(sinks, 0, cfg.RetryInitialD(), cfg.RetryMaxD())
+	disp.configure(sinks, 0, cfg.RetryInitial(), cfg.RetryMax())
 	now := time.Now()
 	if snap != nil && !snap.Time.IsZero() {
 		now = snap.Time

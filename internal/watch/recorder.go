@@ -54,7 +54,7 @@ func newRecorder(st *store.Store, cfg *Config, sinks []notify.Sink, m *metrics.M
 	return &recorder{
 		store: st, metrics: m, log: log, now: now,
 		host: cfg.HostName(), sinks: sinks,
-		det:            newDetector(cfg.GraceD(), cfg.FlapWindowD()),
+		det:            newDetector(cfg.Grace(), cfg.FlapWindow()),
 		alerts:         map[string]notify.Alert{},
 		sentFromMemory: map[string][]string{},
 	}
@@ -65,7 +65,7 @@ func (r *recorder) configure(cfg *Config, sinks []notify.Sink) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.host, r.sinks = cfg.HostName(), sinks
-	r.det.grace, r.det.flapWindow = cfg.GraceD(), cfg.FlapWindowD()
+	r.det.grace, r.det.flapWindow = cfg.Grace(), cfg.FlapWindow()
 }
 
 // activeRecord is what the store keeps of a firing finding.
