@@ -1,0 +1,152 @@
+// Command eventbench measures porteirod's listener detection, the numbers
+// of docs/performance.md's "Listener events" section:
+//
+//   - latency from listen() to the stored event (the event's time as
+//     porteirod recorded it), p50, p99 and max;
+//   - the share of short-lived listeners (each open for -life) that are
+//     recorded, with kernel events and with polling every -poll;
+//   - porteirod's CPU use when idle, in both modes.
+//
+// It starts the porteirod binary (-porteirod) twice with a temporary state
+// directory and socket, opens listeners on loopback only, and reads the
+// events back with "porteirod events". Run it as root (the events need
+// CAP_BPF); start bench/loadgen beside it for a loaded host.
+//
+//	go build -o /tmp/porteirod ./cmd/porteirod
+//	go run ./bench/eventbench -porteirod /tmp/porteirod -n 1000 -life 10ms
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	bin := flag.String("porteirod", "porteirod", "porteirod binary")
+	n := flag.Int("n", 1000, "short-lived listeners per mode")
+	life := flag.Duration("life", 10*time.Millisecond, "how long each listener lives")
+	poll := flag.Duration("poll", 2*time.Second, "polling interval to compare with")
+	idle := flag.Duration("idle", 30*time.Second, "how long to measure idle CPU")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "eventbench: run as root (kernel events need CAP_BPF)")
+		os.Exit(2)
+	}
+	for _, mode := range []string{"ebpf", "poll"} {
+		if err := run(*bin, mode, *n, *life, *poll, *idle); err != nil {
+			fmt.Fprintf(os.Stderr, "eventbench: %s: %v\n", mode, err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(bin, mode string, n int, life, poll, idle time.Duration) error {
+	dir, err := os.MkdirTemp("", "eventbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	conf := filepath.Join(dir, "porteiro.yaml")
+	interval, events := "30s", "auto"
+	if mode == "poll" {
+		interval, events = poll.String(), "off"
+	}
+	body := fmt.Sprintf("interval: %s\nevents: %s\ngrace: 0s\npolicy: \"\"\nstate_dir: %s\nsocket: %s\nhttp:\n  listen: \"\"\n",
+		interval, events, filepath.Join(dir, "state"), filepath.Join(dir, "s.sock"))
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		return err
+	}
+	logf, _ := os.Create(filepath.Join(dir, "log"))
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	// Wait for the first scan (the baseline) to be done.
+	time.Sleep(3 * time.Second)
+
+	// Idle CPU.
+	t0 := cpuTicks(cmd.Process.Pid)
+	time.Sleep(idle)
+	idleTicks := cpuTicks(cmd.Process.Pid) - t0
+	hz := 100.0
+	idlePct := float64(idleTicks) / hz / idle.Seconds() * 100
+
+	// Short-lived listeners, one after the other, on ports the kernel picks.
+	opened := map[int]time.Time{}
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		opened[l.Addr().(*net.TCPAddr).Port] = time.Now()
+		time.Sleep(life)
+		l.Close()
+	}
+	// Let the last events and (when polling) a last scan land.
+	time.Sleep(max(3*time.Second, poll+time.Second))
+	out, err := exec.Command(bin, "events", "-c", conf, "--since", "1h", "--kind", "opened", "--limit", strconv.Itoa(10*n+1000), "-o", "json").Output()
+	if err != nil && len(out) == 0 {
+		return fmt.Errorf("porteirod events: %v", err)
+	}
+	var doc struct {
+		Events []struct {
+			Time time.Time `json:"time"`
+			Port int       `json:"port"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return err
+	}
+	var lat []time.Duration
+	seen := map[int]bool{}
+	for _, e := range doc.Events {
+		if t, ok := opened[e.Port]; ok && !seen[e.Port] {
+			seen[e.Port] = true
+			lat = append(lat, e.Time.Sub(t))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	fmt.Printf("%-5s recorded %d/%d listeners living %v (%.1f%%); listen->stored event p50 %v p99 %v max %v; idle CPU %.2f%% of one core over %v\n",
+		mode, len(seen), n, life, 100*float64(len(seen))/float64(n), q(0.5).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), q(1).Round(10*time.Microsecond), idlePct, idle)
+	return nil
+}
+
+// cpuTicks is utime+stime of pid, in clock ticks.
+func cpuTicks(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(line[i+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	s, _ := strconv.ParseInt(fields[12], 10, 64)
+	return u + s
+}
