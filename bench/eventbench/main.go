@@ -84,14 +84,21 @@ func run(bin, mode string, n int, life, poll, idle time.Duration) error {
 	hz := 100.0
 	idlePct := float64(idleTicks) / hz / idle.Seconds() * 100
 
-	// Short-lived listeners, one after the other, on ports the kernel picks.
+	// Short-lived listeners, one after the other, on ports the kernel
+	// picks, each port once: a port used twice would be one listener that
+	// came back (restarted), not two.
 	opened := map[int]time.Time{}
-	for i := 0; i < n; i++ {
+	for len(opened) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		opened[l.Addr().(*net.TCPAddr).Port] = time.Now()
+		port := l.Addr().(*net.TCPAddr).Port
+		if _, dup := opened[port]; dup {
+			l.Close()
+			continue
+		}
+		opened[port] = time.Now()
 		time.Sleep(life)
 		l.Close()
 	}

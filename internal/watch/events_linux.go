@@ -45,11 +45,17 @@ type liveView struct {
 	// since holds the events received since the running scan started.
 	scanning bool
 	since    []bpfevents.Event
-	users    map[uint32]string
+	// fresh are the sockets added since the view was last taken, and
+	// transient those of them that closed before it was: a listener that
+	// lived less than one pass must still be seen once.
+	fresh     map[inventory.Key]bool
+	transient []inventory.Socket
+	users     map[uint32]string
 }
 
 func newLiveView() *liveView {
-	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{}, users: map[uint32]string{}}
+	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{},
+		fresh: map[inventory.Key]bool{}, users: map[uint32]string{}}
 }
 
 // scanStarted marks the start of a scan: events from now on are kept to
@@ -84,19 +90,14 @@ func (v *liveView) reset(snap *inventory.Snapshot) *inventory.Snapshot {
 	return v.snapshotLocked(time.Now())
 }
 
-// apply adds one event and returns the view, or nil before the first scan
-// (there is nothing to compare with yet).
-func (v *liveView) apply(ev *bpfevents.Event, now time.Time) *inventory.Snapshot {
+// apply adds one event to the view.
+func (v *liveView) apply(ev *bpfevents.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.scanning {
 		v.since = append(v.since, *ev)
 	}
 	v.applyLocked(ev)
-	if v.base == nil {
-		return nil
-	}
-	return v.snapshotLocked(now)
 }
 
 // current returns the view as it is, or nil before the first scan.
@@ -121,23 +122,50 @@ func (v *liveView) applyLocked(ev *bpfevents.Event) {
 		}
 		v.socks[k] = so
 		v.cookies[ev.Cookie] = k
+		v.fresh[k] = true
 	case bpfevents.Closed:
 		k, ok := v.cookies[ev.Cookie]
 		if !ok {
 			k = inventory.Key{NetNS: ev.NetNS, Inode: ev.Inode}
 		}
+		if so, ok := v.socks[k]; ok && v.fresh[k] {
+			v.transient = append(v.transient, so)
+		}
+		delete(v.fresh, k)
 		delete(v.cookies, ev.Cookie)
 		delete(v.socks, k)
 	}
 }
 
+// transientView returns the view with the listeners that opened and
+// closed since the last view, as if still open, or nil when there are
+// none. Judged before the current view, it lets each of them be recorded
+// as opened, then closed.
+func (v *liveView) transientView(now time.Time) *inventory.Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.base == nil || len(v.transient) == 0 {
+		v.transient = v.transient[:0]
+		return nil
+	}
+	extra := v.transient
+	v.transient = nil
+	return v.snapshotWith(now, extra)
+}
+
 func (v *liveView) snapshotLocked(now time.Time) *inventory.Snapshot {
+	return v.snapshotWith(now, nil)
+}
+
+func (v *liveView) snapshotWith(now time.Time, extra []inventory.Socket) *inventory.Snapshot {
+	clear(v.fresh)
 	snap := *v.base
 	snap.Time = now
-	snap.Sockets = make([]inventory.Socket, 0, len(v.socks))
+	snap.Sockets = make([]inventory.Socket, 0, len(v.socks)+len(extra))
 	for _, so := range v.socks {
 		snap.Sockets = append(snap.Sockets, so)
 	}
+	snap.Sockets = append(snap.Sockets, extra...)
 	sort.Slice(snap.Sockets, func(i, j int) bool {
 		a, b := &snap.Sockets[i], &snap.Sockets[j]
 		if a.Local.Port != b.Local.Port {
@@ -208,7 +236,7 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 	after := time.NewTimer(time.Hour)
 	after.Stop()
 	defer after.Stop()
-	evs := make(chan bpfevents.Event, 256)
+	evs := make(chan bpfevents.Event, 4096)
 	go func() {
 		defer close(evs)
 		for {
@@ -242,11 +270,28 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 				d.eventsActive.Store(false)
 				return
 			}
-			snap := d.live.apply(&ev, d.now())
-			if snap == nil {
-				continue
+			d.live.apply(&ev)
+			// Take every event already waiting, then judge once: a burst
+			// of a thousand binds costs one pass, not a thousand.
+		drain:
+			for i := 0; i < maxBatch*10; i++ {
+				select {
+				case ev, ok := <-evs:
+					if !ok {
+						break drain
+					}
+					d.live.apply(&ev)
+				default:
+					break drain
+				}
 			}
-			d.process(ctx, snap)
+			now := d.now()
+			if snap := d.live.transientView(now); snap != nil {
+				d.process(ctx, snap)
+			}
+			if snap := d.live.current(now); snap != nil {
+				d.process(ctx, snap)
+			}
 			cfg, _, _ := d.configuration()
 			after.Reset(cfg.Grace() + 100*time.Millisecond)
 		case <-after.C:
