@@ -58,8 +58,8 @@ func walkFrames(b []byte, seq uint32, fn func(payload []byte) error) (done bool,
 
 // appendRequest appends a complete netlink message holding an
 // inet_diag_req_v2 dump request.
-func appendRequest(dst []byte, seq uint32, family, protocol uint8, states uint32) []byte {
-	body := Request(family, protocol, states)
+func appendRequest(dst []byte, seq uint32, family, protocol uint8, states uint32, ext uint8) []byte {
+	body := RequestExt(family, protocol, states, ext)
 	var h [nlmsgHdrLen]byte
 	binary.NativeEndian.PutUint32(h[0:4], uint32(nlmsgHdrLen+len(body)))
 	binary.NativeEndian.PutUint16(h[4:6], SockDiagByFamily)
