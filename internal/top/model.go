@@ -195,9 +195,13 @@ func (m *Model) Update(s Sample) *View {
 		list               []ConnRate
 	}
 	var cur []work
-	seen := map[inventory.Key]int{}
+	var seen map[inventory.Key]int
 	idx := newPortIndex()
 	if s.Snapshot != nil {
+		// Sized up front: a host may have thousands of listeners.
+		cur = make([]work, 0, len(s.Snapshot.Sockets))
+		seen = make(map[inventory.Key]int, len(s.Snapshot.Sockets))
+		v.Listeners = make([]Listener, 0, len(s.Snapshot.Sockets)+len(m.rows)/8)
 		for i := range s.Snapshot.Sockets {
 			so := &s.Snapshot.Sockets[i]
 			if !so.Listening {
@@ -227,10 +231,10 @@ func (m *Model) Update(s Sample) *View {
 
 	// Connections: the change of each counter since the last sample.
 	next := m.next
+	clear(next)
 	if next == nil {
 		next = make(map[connKey]connState, len(s.Conns))
 	}
-	clear(next)
 	for i := range s.Conns {
 		c := &s.Conns[i]
 		k := connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}

@@ -72,34 +72,47 @@ func (c Column) numeric() bool {
 
 // SortListeners sorts ls by col: numeric columns biggest first, text
 // columns A to Z; reverse flips that. Ties fall back to traffic, then
-// connections, then the local address, so the order is stable between
-// refreshes. Closed listeners sort last.
+// connections, then the local address and inode, so the order is total and
+// stable between refreshes. Closed listeners sort last.
 func SortListeners(ls []Listener, col Column, reverse bool) {
-	slices.SortStableFunc(ls, func(a, b Listener) int {
-		if a.Gone != b.Gone {
-			if a.Gone {
-				return 1
-			}
-			return -1
+	// Sort indexes, then move each Listener once: a Listener is a few
+	// hundred bytes, and a host may have thousands.
+	idx := make([]int32, len(ls))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int { return compareListeners(&ls[i], &ls[j], col, reverse) })
+	sorted := make([]Listener, len(ls))
+	for k, i := range idx {
+		sorted[k] = ls[i]
+	}
+	copy(ls, sorted)
+}
+
+func compareListeners(a, b *Listener, col Column, reverse bool) int {
+	if a.Gone != b.Gone {
+		if a.Gone {
+			return 1
 		}
-		c := compareBy(&a, &b, col)
-		if col.numeric() {
-			c = -c
-		}
-		if reverse {
-			c = -c
-		}
-		if c != 0 {
-			return c
-		}
-		if c := -cmp.Compare(a.Traffic(), b.Traffic()); c != 0 {
-			return c
-		}
-		if c := -cmp.Compare(a.Conns, b.Conns); c != 0 {
-			return c
-		}
-		return compareLocal(&a.Socket, &b.Socket)
-	})
+		return -1
+	}
+	c := compareBy(a, b, col)
+	if col.numeric() {
+		c = -c
+	}
+	if reverse {
+		c = -c
+	}
+	if c != 0 {
+		return c
+	}
+	if c := -cmp.Compare(a.Traffic(), b.Traffic()); c != 0 {
+		return c
+	}
+	if c := -cmp.Compare(a.Conns, b.Conns); c != 0 {
+		return c
+	}
+	return compareLocal(&a.Socket, &b.Socket)
 }
 
 func compareBy(a, b *Listener, col Column) int {
