@@ -432,7 +432,7 @@ type topUI struct {
 	pending []inventory.Process // what k will signal, once confirmed
 }
 
-func runTopTUI(env *Env, f *topFlags) error {
+func newTopUI(f *topFlags) *topUI {
 	in := textinput.New()
 	in.Prompt = "/"
 	in.Placeholder = "port:443 proc:nginx user: netns: or any word"
@@ -446,8 +446,13 @@ func runTopTUI(env *Env, f *topFlags) error {
 		width:   80,
 		height:  24,
 	}
-	defer u.sampler.Close()
 	u.host, _ = os.Hostname()
+	return u
+}
+
+func runTopTUI(env *Env, f *topFlags) error {
+	u := newTopUI(f)
+	defer u.sampler.Close()
 	opts := []tea.ProgramOption{tea.WithOutput(env.Stdout)}
 	if r, ok := env.Stdin.(*os.File); ok {
 		opts = append(opts, tea.WithInput(r))
