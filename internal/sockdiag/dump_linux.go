@@ -39,7 +39,7 @@ func (c *Conn) Close() error { return unix.Close(c.fd) }
 // Dump calls fn for every socket of the family and protocol whose kernel
 // state is in states (bit n for state n). The kernel does the filtering.
 func (c *Conn) Dump(family, protocol uint8, states uint32, fn func(Msg)) error {
-	return c.dump(family, protocol, states, 0, func(p []byte) error {
+	return c.dump(family, protocol, states, 0, nil, func(p []byte) error {
 		m, err := Parse(p)
 		if err != nil {
 			return err
@@ -52,9 +52,10 @@ func (c *Conn) Dump(family, protocol uint8, states uint32, fn func(Msg)) error {
 // Connections calls fn for every TCP socket of the family whose state is in
 // states, with its cookie and byte counters (INET_DIAG_INFO). It is the
 // dump behind "porteiro top": the kernel fills in tcp_info for each socket,
-// so ask only for the states that carry traffic.
-func (c *Conn) Connections(family uint8, states uint32, fn func(Msg, ConnInfo)) error {
-	return c.dump(family, ProtoTCP, states, ExtInfo, func(p []byte) error {
+// so ask only for the states that carry traffic, and pass a filter (from
+// LocalPortFilter; nil for none) to skip the sockets that are not wanted.
+func (c *Conn) Connections(family uint8, states uint32, filter []byte, fn func(Msg, ConnInfo)) error {
+	return c.dump(family, ProtoTCP, states, ExtInfo, filter, func(p []byte) error {
 		m, ci, err := ParseConn(p)
 		if err != nil {
 			return err
@@ -64,9 +65,9 @@ func (c *Conn) Connections(family uint8, states uint32, fn func(Msg, ConnInfo)) 
 	})
 }
 
-func (c *Conn) dump(family, protocol uint8, states uint32, ext uint8, decode func([]byte) error) error {
+func (c *Conn) dump(family, protocol uint8, states uint32, ext uint8, filter []byte, decode func([]byte) error) error {
 	c.seq++
-	c.req = appendRequest(c.req[:0], c.seq, family, protocol, states, ext)
+	c.req = appendRequest(c.req[:0], c.seq, family, protocol, states, ext, filter)
 	if err := unix.Sendto(c.fd, c.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sock_diag request (family %d, protocol %d): %w", family, protocol, err)
 	}

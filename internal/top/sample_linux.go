@@ -28,6 +28,7 @@ type Sampler struct {
 	netns    uint64
 	conns    []Conn
 	other    []Conn // the slice handed out with the previous sample
+	ranges   []sockdiag.PortRange
 }
 
 // NewSampler returns a sampler reading processes from procRoot ("" means
@@ -68,12 +69,25 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 		}
 		s.conn = c
 	}
+	// Only connections on a listening port can have come through a
+	// listener: let the kernel skip the others (outgoing connections, the
+	// client ends of local ones) before it fills in their tcp_info.
+	s.ranges = s.ranges[:0]
+	for i := range snap.Sockets {
+		if so := &snap.Sockets[i]; so.Proto == inventory.TCP && so.Listening {
+			s.ranges = append(s.ranges, sockdiag.PortRange{Lo: so.Local.Port, Hi: so.Local.Port})
+		}
+	}
+	filter := sockdiag.LocalPortFilter(s.ranges)
 	conns := s.other[:0]
 	// Rates divide by the time between connection dumps, so stamp the
 	// sample with this one, not with the listener scan before it.
 	at := time.Now()
 	for _, fam := range []uint8{sockdiag.AFInet, sockdiag.AFInet6} {
-		err := s.conn.Connections(fam, connStates, func(m sockdiag.Msg, ci sockdiag.ConnInfo) {
+		if len(s.ranges) == 0 {
+			break // no TCP listener: no connection to look at
+		}
+		err := s.conn.Connections(fam, connStates, filter, func(m sockdiag.Msg, ci sockdiag.ConnInfo) {
 			conns = append(conns, Conn{NetNS: s.netns, Local: m.Local, Remote: m.Remote, State: m.State,
 				Cookie: ci.Cookie, Inode: uint64(m.Inode), BytesIn: ci.BytesReceived, BytesOut: ci.BytesAcked})
 		})
