@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -189,7 +190,8 @@ func ownersLine(v *top.View) string {
 }
 
 func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width int) error {
-	var b strings.Builder
+	var b bytes.Buffer
+	b.Grow(len(v.Listeners)*160 + 1024)
 	fmt.Fprintf(&b, "porteiro top - %s  host %s  interval %.2fs  scan %s  %s\n",
 		v.Time.Format("2006-01-02 15:04:05"), top.Escape(host), v.Interval.Seconds(), v.ScanTime.Round(time.Millisecond), ownersLine(v))
 	fmt.Fprintf(&b, "listeners %d  connections %d  new/s %s  in/s %s  out/s %s\n",
@@ -208,7 +210,7 @@ func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width in
 		b.WriteString("note: " + top.Escape(n) + "\n")
 	}
 	b.WriteString("note: " + top.UndercountNote + "\n\n")
-	_, err := io.WriteString(w, b.String())
+	_, err := w.Write(b.Bytes())
 	return err
 }
 
@@ -340,25 +342,53 @@ func layoutTable(cols []top.Column, rows [][]string, width int) []string {
 	} else {
 		w[top.ColCommand] = min(w[top.ColCommand], commandWide)
 	}
+	// One reused line buffer, padding appended in place: at thousands of
+	// rows a refresh, per-cell strings show in a profile.
+	var buf []byte
 	line := func(cells func(top.Column) string) string {
-		var b strings.Builder
+		buf = buf[:0]
 		for i, c := range cols {
 			if i > 0 {
-				b.WriteByte(' ')
+				buf = append(buf, ' ')
 			}
-			b.WriteString(fit(cells(c), w[c], rightAlign[c]))
+			buf = appendCell(buf, cells(c), w[c], rightAlign[c])
 		}
-		s := b.String()
+		s := string(buf)
 		if width > 0 && cellWidth(s) > width {
 			s = ansi.Truncate(s, width, "")
 		}
 		return s
 	}
-	out := []string{line(func(c top.Column) string { return c.String() })}
+	out := make([]string, 0, len(rows)+1)
+	out = append(out, line(func(c top.Column) string { return c.String() }))
 	for _, r := range rows {
 		out = append(out, line(func(c top.Column) string { return r[c] }))
 	}
 	return out
+}
+
+const spaces = "                                                                                "
+
+// appendCell appends s padded or truncated to exactly n cells.
+func appendCell(b []byte, s string, n int, right bool) []byte {
+	sw := cellWidth(s)
+	if sw > n {
+		s = ansi.Truncate(s, n, "…")
+		sw = cellWidth(s)
+	}
+	pad := max(n-sw, 0)
+	if !right {
+		b = append(b, s...)
+	}
+	for pad > 0 {
+		k := min(pad, len(spaces))
+		b = append(b, spaces[:k]...)
+		pad -= k
+	}
+	if right {
+		b = append(b, s...)
+	}
+	return b
 }
 
 // cellWidth is ansi.StringWidth with a fast path for ASCII, which is
@@ -374,18 +404,7 @@ func cellWidth(s string) int {
 }
 
 // fit pads or truncates s to exactly n cells.
-func fit(s string, n int, right bool) string {
-	sw := cellWidth(s)
-	if sw > n {
-		s = ansi.Truncate(s, n, "…")
-		sw = ansi.StringWidth(s)
-	}
-	pad := strings.Repeat(" ", max(n-sw, 0))
-	if right {
-		return pad + s
-	}
-	return s + pad
-}
+func fit(s string, n int, right bool) string { return string(appendCell(nil, s, n, right)) }
 
 // The interactive view.
 
@@ -888,6 +907,7 @@ func (u *topUI) details(ls []top.Listener, width int) []string {
 			add(fmt.Sprintf("  pid %d  ppid %d  user %s  started %s  unit %s  %s", p.PID, p.PPID, top.Escape(p.User),
 				render.StartTime(p.StartTime), top.Escape(dashIfEmpty(p.Unit)), top.Escape(p.CommandLine())))
 		}
+		top.SortConnections(l.Connections)
 		if len(l.Connections) > 0 {
 			add(fmt.Sprintf("  %-45s %-12s %8s %8s %9s %9s", "PEER", "STATE", "IN/s", "OUT/s", "BYTES IN", "BYTES OUT"))
 		}

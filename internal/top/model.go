@@ -64,7 +64,14 @@ type Model struct {
 	conns   map[connKey]connState
 	rows    map[inventory.Key]*rowState
 	// next is reused for the connection map of the following sample.
-	next map[connKey]connState
+	next    map[connKey]connState
+	scratch []connWork
+}
+
+type connWork struct {
+	li        int32 // the listener's index in this sample, or -1
+	isNew     bool
+	dIn, dOut uint64
 }
 
 type connKey struct {
@@ -136,7 +143,8 @@ type Listener struct {
 	// few seconds after it closed (its rates are then 0).
 	New  bool
 	Gone bool
-	// Connections lists every connection, busiest first.
+	// Connections lists every connection, in no particular order (see
+	// SortConnections).
 	Connections []ConnRate
 }
 
@@ -191,7 +199,7 @@ func (m *Model) Update(s Sample) *View {
 	type work struct {
 		row                *rowState
 		dIn, dOut, newConn uint64
-		conns              int
+		conns, n           int
 		list               []ConnRate
 	}
 	var cur []work
@@ -235,6 +243,11 @@ func (m *Model) Update(s Sample) *View {
 	if next == nil {
 		next = make(map[connKey]connState, len(s.Conns))
 	}
+	// First pass: each connection's change and listener; second pass: the
+	// per-listener lists, cut from one slice (thousands of connections
+	// must not cost thousands of allocations).
+	cw := m.scratch[:0]
+	total := 0
 	for i := range s.Conns {
 		c := &s.Conns[i]
 		k := connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}
@@ -257,6 +270,7 @@ func (m *Model) Update(s Sample) *View {
 			isNew = true
 		}
 		li := idx.match(c)
+		cw = append(cw, connWork{li: int32(li), dIn: dIn, dOut: dOut, isNew: isNew})
 		if li < 0 {
 			if c.State == stateEstablished {
 				v.Other++
@@ -272,8 +286,24 @@ func (m *Model) Update(s Sample) *View {
 		if c.State == stateEstablished {
 			w.conns++
 		}
+		w.n++
+		total++
+	}
+	m.scratch = cw
+	arena := make([]ConnRate, total)
+	off := 0
+	for i := range cur {
+		cur[i].list = arena[off : off : off+cur[i].n]
+		off += cur[i].n
+	}
+	for i := range cw {
+		if cw[i].li < 0 {
+			continue
+		}
+		c := &s.Conns[i]
+		w := &cur[cw[i].li]
 		w.list = append(w.list, ConnRate{Local: c.Local, Remote: c.Remote, State: inventory.StateFromKernel(c.State),
-			BytesIn: c.BytesIn, BytesOut: c.BytesOut, InPerSec: rate(dIn, dt), OutPerSec: rate(dOut, dt), New: isNew})
+			BytesIn: c.BytesIn, BytesOut: c.BytesOut, InPerSec: rate(cw[i].dIn, dt), OutPerSec: rate(cw[i].dOut, dt), New: cw[i].isNew})
 	}
 	// Connections that closed since the last sample simply drop out of
 	// the map: what they moved up to their last sample is already in the
@@ -297,15 +327,6 @@ func (m *Model) Update(s Sample) *View {
 			New:         !r.firstSeen.IsZero() && now.Sub(r.firstSeen) < m.opts.NewFor,
 			Connections: w.list,
 		}
-		slices.SortFunc(l.Connections, func(a, b ConnRate) int {
-			if c := cmp.Compare(b.InPerSec+b.OutPerSec, a.InPerSec+a.OutPerSec); c != 0 {
-				return c
-			}
-			if c := a.Remote.Addr().Compare(b.Remote.Addr()); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.Remote.Port(), b.Remote.Port())
-		})
 		l.TopPeer = topPeer(l.Connections)
 		v.Listeners = append(v.Listeners, l)
 		v.Conns += l.Conns
@@ -332,6 +353,20 @@ func (m *Model) Update(s Sample) *View {
 	m.last = now
 	m.started = true
 	return v
+}
+
+// SortConnections orders connections busiest first, then by peer. Update
+// leaves them in the kernel's order: only a details view needs them sorted.
+func SortConnections(cs []ConnRate) {
+	slices.SortFunc(cs, func(a, b ConnRate) int {
+		if c := cmp.Compare(b.InPerSec+b.OutPerSec, a.InPerSec+a.OutPerSec); c != 0 {
+			return c
+		}
+		if c := a.Remote.Addr().Compare(b.Remote.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Remote.Port(), b.Remote.Port())
+	})
 }
 
 func rate(n uint64, dt float64) float64 {
