@@ -445,10 +445,12 @@ type topUI struct {
 	mode     topMode
 	selected int
 	offset   int
-	// selKey keeps the selection on the same row across refreshes.
-	selKey  string
-	status  string
-	pending []inventory.Process // what k will signal, once confirmed
+	// selID keeps the selection on the same row across refreshes.
+	selID      rowID
+	filterText string
+	cache      rowCache
+	status     string
+	pending    []inventory.Process // what k will signal, once confirmed
 }
 
 func newTopUI(f *topFlags) *topUI {
@@ -545,13 +547,12 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		case "esc":
 			u.mode = modeTable
 			u.input.Blur()
-			u.input.SetValue("")
-			u.filter = top.ParseFilter("")
+			u.setFilter("")
 			return u, nil
 		}
 		var cmd tea.Cmd
 		u.input, cmd = u.input.Update(msg)
-		u.filter = top.ParseFilter(u.input.Value())
+		u.filter, u.filterText = top.ParseFilter(u.input.Value()), u.input.Value()
 		u.selected, u.offset = 0, 0
 		return u, cmd
 	case modeConfirm:
@@ -574,7 +575,7 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		}
 		return u, nil
 	}
-	n := len(u.rowKeys())
+	n := u.rowCount()
 	switch k {
 	case "q":
 		return u, tea.Quit
@@ -583,8 +584,7 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		u.status = ""
 		return u, u.input.Focus()
 	case "esc":
-		u.input.SetValue("")
-		u.filter = top.ParseFilter("")
+		u.setFilter("")
 		u.status = ""
 	case "s", ">":
 		u.sortCol = u.sortCol.Next()
@@ -621,75 +621,118 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		u.selected = n - 1
 	}
 	u.clampSelection(n)
-	u.selKey = u.keyAt(u.selected)
+	u.selID = u.idAt(u.selected)
 	return u, nil
+}
+
+func (u *topUI) setFilter(text string) {
+	u.input.SetValue(text)
+	u.filter, u.filterText = top.ParseFilter(text), text
 }
 
 func (u *topUI) showNetNS() bool {
 	return u.view != nil && slices.Contains(topColumns(u.view.Listeners, u.hostNS), top.ColNetNS)
 }
 
+// rowCache is the filtered, sorted (and grouped) list, computed once per
+// change of the view or of how it is shown: a host may have thousands of
+// listeners, and Update and View both ask for the list.
+type rowCache struct {
+	view    *top.View
+	sortCol top.Column
+	reverse bool
+	grouped bool
+	filter  string
+	ls      []top.Listener
+	gs      []top.Group
+}
+
+// rowID identifies a row across refreshes: a listener by its socket, a
+// group by its process.
+type rowID struct {
+	key   inventory.Key
+	proto inventory.Proto
+	proc  inventory.Identity
+	valid bool
+}
+
 // listeners returns the visible listeners, filtered and sorted.
 func (u *topUI) listeners() []top.Listener {
-	if u.view == nil {
-		return nil
-	}
-	ls := make([]top.Listener, 0, len(u.view.Listeners))
-	for i := range u.view.Listeners {
-		if u.filter.Match(&u.view.Listeners[i]) {
-			ls = append(ls, u.view.Listeners[i])
-		}
-	}
-	top.SortListeners(ls, u.sortCol, u.reverse)
+	ls, _ := u.rows()
 	return ls
 }
 
-func (u *topUI) groups(ls []top.Listener) []top.Group { return top.GroupByProcess(ls) }
-
-func listenerKey(l *top.Listener) string {
-	return strconv.FormatUint(l.Socket.NetNS, 10) + "/" + strconv.FormatUint(l.Socket.Inode, 10) + "/" + string(l.Socket.Proto)
+func (u *topUI) groups([]top.Listener) []top.Group {
+	_, gs := u.rows()
+	return gs
 }
 
-func groupKey(g *top.Group) string {
-	if g.Process == nil {
-		return "-"
+func (u *topUI) rows() ([]top.Listener, []top.Group) {
+	c := &u.cache
+	if u.view == c.view && u.sortCol == c.sortCol && u.reverse == c.reverse && u.grouped == c.grouped && u.filterText == c.filter && c.view != nil {
+		return c.ls, c.gs
 	}
-	return strconv.Itoa(g.Process.PID) + "/" + strconv.FormatUint(g.Process.StartTicks, 10)
-}
-
-func (u *topUI) rowKeys() []string {
-	ls := u.listeners()
-	var out []string
-	if u.grouped {
-		for _, g := range u.groups(ls) {
-			out = append(out, groupKey(&g))
+	*c = rowCache{view: u.view, sortCol: u.sortCol, reverse: u.reverse, grouped: u.grouped, filter: u.filterText}
+	if u.view == nil {
+		return nil, nil
+	}
+	if u.filter.Empty() && u.sortCol == top.ColTraffic && !u.reverse {
+		// The model sorts by traffic already: show its list as it is.
+		c.ls = u.view.Listeners
+	} else {
+		ls := make([]top.Listener, 0, len(u.view.Listeners))
+		for i := range u.view.Listeners {
+			if u.filter.Match(&u.view.Listeners[i]) {
+				ls = append(ls, u.view.Listeners[i])
+			}
 		}
-		return out
+		top.SortListeners(ls, u.sortCol, u.reverse)
+		c.ls = ls
 	}
-	for i := range ls {
-		out = append(out, listenerKey(&ls[i]))
+	if u.grouped {
+		c.gs = top.GroupByProcess(c.ls)
 	}
-	return out
+	return c.ls, c.gs
 }
 
-func (u *topUI) keyAt(i int) string {
-	ks := u.rowKeys()
-	if i < 0 || i >= len(ks) {
-		return ""
+func (u *topUI) rowCount() int {
+	ls, gs := u.rows()
+	if u.grouped {
+		return len(gs)
 	}
-	return ks[i]
+	return len(ls)
+}
+
+func (u *topUI) idAt(i int) rowID {
+	ls, gs := u.rows()
+	if u.grouped {
+		if i < 0 || i >= len(gs) {
+			return rowID{}
+		}
+		if p := gs[i].Process; p != nil {
+			return rowID{proc: p.Identity(), valid: true}
+		}
+		return rowID{valid: true}
+	}
+	if i < 0 || i >= len(ls) {
+		return rowID{}
+	}
+	return rowID{key: ls[i].Socket.Key(), proto: ls[i].Socket.Proto, valid: true}
 }
 
 // keepSelection moves the cursor to where the selected row went after a
 // refresh re-sorted the list.
 func (u *topUI) keepSelection() {
-	ks := u.rowKeys()
-	if u.selKey != "" {
-		if i := slices.Index(ks, u.selKey); i >= 0 {
-			u.selected = i
+	n := u.rowCount()
+	if u.selID.valid {
+		for i := 0; i < n; i++ {
+			if u.idAt(i) == u.selID {
+				u.selected = i
+				break
+			}
 		}
 	}
-	u.clampSelection(len(ks))
+	u.clampSelection(n)
 }
 
 func (u *topUI) clampSelection(n int) {

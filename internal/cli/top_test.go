@@ -148,9 +148,14 @@ func TestTopUIKeys(t *testing.T) {
 	}
 	press("s")
 	press("s")
-	if s := u.render(); !strings.Contains(s, "sort LOCAL▼") || strings.Index(s, ":53") > strings.Index(s, ":443") {
-		t.Errorf("sorted by LOCAL:\n%s", s)
+	if s := u.render(); !strings.Contains(s, "sort LOCAL▼") || strings.Index(s, ":53") < strings.Index(s, ":443") {
+		t.Errorf("sorted by LOCAL (tcp first, as list does):\n%s", s)
 	}
+	press("r")
+	if s := u.render(); !strings.Contains(s, "sort LOCAL▲") || strings.Index(s, ":53") > strings.Index(s, ":443") {
+		t.Errorf("sorted by LOCAL, reversed:\n%s", s)
+	}
+	press("r")
 	press("/")
 	for _, r := range "port:443" {
 		press(string(r))

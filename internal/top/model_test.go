@@ -1,7 +1,9 @@
 package top
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -233,11 +235,11 @@ func TestSortFilterGroup(t *testing.T) {
 		t.Errorf("by conns: %s", got)
 	}
 	SortListeners(ls, ColLocal, false)
-	if got := ports(ls); got != "53 80 443 5432" {
-		t.Errorf("by local: %s", got)
+	if got := ports(ls); got != "80 443 5432 53" {
+		t.Errorf("by local (tcp first, as list): %s", got)
 	}
 	SortListeners(ls, ColLocal, true)
-	if got := ports(ls); got != "5432 443 80 53" {
+	if got := ports(ls); got != "53 5432 443 80" {
 		t.Errorf("by local, reversed: %s", got)
 	}
 	for _, c := range []struct {
@@ -247,11 +249,11 @@ func TestSortFilterGroup(t *testing.T) {
 		{"port:443", "443"},
 		{"proc:NGINX", "443 80"},
 		{"user:postgres", "5432"},
-		{"netns:1", "5432 443 80 53"},
+		{"netns:1", "53 5432 443 80"},
 		{"netns:2", ""},
 		{"pgs", "5432"},       // fuzzy: p..g..s in postgres
 		{"ngx port:80", "80"}, // every term must match
-		{"!proc:nginx", "5432 53"},
+		{"!proc:nginx", "53 5432"},
 		{"udp", "53"},
 	} {
 		f := ParseFilter(c.f)
@@ -323,5 +325,44 @@ func TestRateFormat(t *testing.T) {
 	}
 	if PerSec(0.5) != "0.5" || PerSec(3) != "3" || PerSec(120.4) != "120" {
 		t.Error("PerSec")
+	}
+}
+
+// The quick path of SortListeners (quiet listeners checked, not sorted)
+// gives the order of a plain sort, for every column and direction.
+func TestSortListenersMatchesPlainSort(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 200; round++ {
+		var ls []Listener
+		for i := 0; i < 40; i++ {
+			proto := inventory.TCP
+			if rnd.IntN(4) == 0 {
+				proto = inventory.UDP
+			}
+			l := Listener{Socket: listener(proto, "127.0.0."+itoa(1+rnd.IntN(3))+":"+itoa(1+rnd.IntN(50)), uint64(i+1), "p"+itoa(rnd.IntN(5)), 100+rnd.IntN(5))}
+			if rnd.IntN(3) == 0 {
+				l.Conns = rnd.IntN(3)
+				l.InPerSec = float64(rnd.IntN(3) * 100)
+				l.OutPerSec = float64(rnd.IntN(2) * 50)
+				l.NewPerSec = float64(rnd.IntN(2))
+			}
+			l.Gone = rnd.IntN(10) == 0
+			ls = append(ls, l)
+		}
+		// Quiet listeners arrive in the scanner's order, as from Update.
+		slices.SortFunc(ls, func(a, b Listener) int { return compareLocal(&a.Socket, &b.Socket) })
+		for col := Column(0); col < numColumns; col++ {
+			for _, rev := range []bool{false, true} {
+				got := slices.Clone(ls)
+				SortListeners(got, col, rev)
+				want := slices.Clone(ls)
+				slices.SortStableFunc(want, func(a, b Listener) int { return compareListeners(&a, &b, col, rev) })
+				for i := range got {
+					if got[i].Socket.Inode != want[i].Socket.Inode {
+						t.Fatalf("round %d, %v reverse=%v: position %d has inode %d, want %d", round, col, rev, i, got[i].Socket.Inode, want[i].Socket.Inode)
+					}
+				}
+			}
+		}
 	}
 }

@@ -72,21 +72,61 @@ func (c Column) numeric() bool {
 
 // SortListeners sorts ls by col: numeric columns biggest first, text
 // columns A to Z; reverse flips that. Ties fall back to traffic, then
-// connections, then the local address and inode, so the order is total and
-// stable between refreshes. Closed listeners sort last.
+// connections, then protocol, local port, address and inode, so the order
+// is total and stable between refreshes. Closed listeners sort last.
 func SortListeners(ls []Listener, col Column, reverse bool) {
 	// Sort indexes, then move each Listener once: a Listener is a few
-	// hundred bytes, and a host may have thousands.
-	idx := make([]int32, len(ls))
+	// hundred bytes, and a host may have thousands, most of them quiet.
+	// Quiet listeners (no traffic, no connection) tie on every numeric
+	// column, so their order is the local address's, which is the
+	// scanner's order already: check it rather than sort it.
+	cmpIdx := func(i, j int32) int { return compareListeners(&ls[i], &ls[j], col, reverse) }
+	var busy, quiet, gone []int32
+	fast := col.numeric() && !reverse
+	var zero Listener
+	for i := range ls {
+		l := &ls[i]
+		switch {
+		case l.Gone:
+			gone = append(gone, int32(i))
+		case fast && l.Traffic() == 0 && l.Conns == 0 && compareBy(l, &zero, col) == 0:
+			quiet = append(quiet, int32(i))
+		default:
+			busy = append(busy, int32(i))
+		}
+	}
+	slices.SortFunc(busy, cmpIdx)
+	if !slices.IsSortedFunc(quiet, cmpIdx) {
+		slices.SortFunc(quiet, cmpIdx)
+	}
+	slices.SortFunc(gone, cmpIdx)
+	permute(ls, slices.Concat(busy, quiet, gone))
+}
+
+// permute reorders ls so that position k receives the element at idx[k],
+// in place, one cycle at a time; idx is consumed.
+func permute(ls []Listener, idx []int32) {
 	for i := range idx {
-		idx[i] = int32(i)
+		if idx[i] < 0 {
+			continue
+		}
+		if int(idx[i]) == i {
+			idx[i] = -1
+			continue
+		}
+		tmp := ls[i]
+		j := i
+		for {
+			src := int(idx[j])
+			idx[j] = -1
+			if src == i {
+				ls[j] = tmp
+				break
+			}
+			ls[j] = ls[src]
+			j = src
+		}
 	}
-	slices.SortFunc(idx, func(i, j int32) int { return compareListeners(&ls[i], &ls[j], col, reverse) })
-	sorted := make([]Listener, len(ls))
-	for k, i := range idx {
-		sorted[k] = ls[i]
-	}
-	copy(ls, sorted)
 }
 
 func compareListeners(a, b *Listener, col Column, reverse bool) int {
@@ -149,14 +189,16 @@ func compareBy(a, b *Listener, col Column) int {
 	return 0
 }
 
+// compareLocal orders as the scanner does: protocol, local port, address,
+// inode.
 func compareLocal(a, b *inventory.Socket) int {
+	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
+		return c
+	}
 	if c := cmp.Compare(a.Local.Port, b.Local.Port); c != 0 {
 		return c
 	}
 	if c := a.Local.Address.Compare(b.Local.Address); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Inode, b.Inode)
