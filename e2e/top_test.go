@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -391,4 +392,63 @@ func TestTopInteractiveSmallCtrlC(t *testing.T) {
 	if p.altScreen() {
 		t.Errorf("still on the alternate screen after Ctrl-C:\n%s", s)
 	}
+}
+
+// k signals the owner of the selected listener after y, and only then.
+func TestTopInteractiveKill(t *testing.T) {
+	bin := topBinary(t)
+	port := testenv.FreePort(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(self)
+	child.Env = append(os.Environ(), "PORTEIRO_E2E_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	defer func() { child.Process.Kill() }()
+	if l, _ := bufio.NewReader(stdout).ReadString('\n'); !strings.HasPrefix(l, "ready") {
+		t.Fatalf("listener child: %q", l)
+	}
+	go func() { exited <- child.Wait() }()
+
+	p := newTmux(t, 120, 30)
+	p.keys(bin+" top -d 0.5", "Enter")
+	p.waitFor("the table", func(s string) bool { return strings.Contains(s, "CONNS") })
+	p.keys("/")
+	p.keys("-l", "port:"+strconv.Itoa(port))
+	p.keys("Enter")
+	p.waitFor("the child's listener alone", func(s string) bool {
+		return rowIndex(s, port) >= 0 && strings.Contains(s, "1 of ")
+	})
+	p.keys("k")
+	p.waitFor("the confirmation", func(s string) bool {
+		return strings.Contains(s, fmt.Sprintf("send SIGTERM to pid %d", child.Process.Pid)) && strings.Contains(s, "[y/N]")
+	})
+	p.keys("n")
+	p.waitFor("nothing signalled", func(s string) bool { return strings.Contains(s, "nothing signalled") })
+	select {
+	case err := <-exited:
+		t.Fatalf("the child exited after n: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.keys("k")
+	p.waitFor("the confirmation again", func(s string) bool { return strings.Contains(s, "[y/N]") })
+	p.keys("y")
+	p.waitFor("the report", func(s string) bool {
+		return strings.Contains(s, fmt.Sprintf("sent SIGTERM to pid %d", child.Process.Pid))
+	})
+	select {
+	case err := <-exited:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Errorf("child ended with %v, want SIGTERM", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the child did not get SIGTERM")
+	}
+	p.keys("q")
+	p.waitFor("the shell prompt after q", func(s string) bool { return strings.Count(s, "ready$") >= 2 && !strings.Contains(s, "CONNS") })
 }
