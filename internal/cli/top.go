@@ -662,7 +662,7 @@ func (u *topUI) listeners() []top.Listener {
 	return ls
 }
 
-func (u *topUI) groups([]top.Listener) []top.Group {
+func (u *topUI) groups() []top.Group {
 	_, gs := u.rows()
 	return gs
 }
@@ -755,7 +755,7 @@ func (u *topUI) tableRows() int { return max(u.height-5, 1) }
 func (u *topUI) selectedOwners() (procs []inventory.Process, what string, reason inventory.Reason) {
 	ls := u.listeners()
 	if u.grouped {
-		gs := u.groups(ls)
+		gs := u.groups()
 		if u.selected >= len(gs) {
 			return nil, "", ""
 		}
@@ -864,7 +864,7 @@ func (u *topUI) render() string {
 		var rows [][]string
 		var styles []*lipgloss.Style
 		if u.grouped {
-			for _, g := range u.groups(ls) {
+			for _, g := range u.groups() {
 				rows = append(rows, groupCells(&g))
 				styles = append(styles, nil)
 			}
@@ -925,7 +925,7 @@ func (u *topUI) details(ls []top.Listener, width int) []string {
 	var sel []top.Listener
 	title := ""
 	if u.grouped {
-		gs := u.groups(ls)
+		gs := u.groups()
 		if u.selected < len(gs) {
 			sel = gs[u.selected].Listeners
 			title = "process " + groupCells(&gs[u.selected])[top.ColPID]
