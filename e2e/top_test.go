@@ -199,22 +199,7 @@ func TestTopBatchRates(t *testing.T) {
 // output, never raw.
 func TestTopBatchHostileCommandLine(t *testing.T) {
 	bin := topBinary(t)
-	port := testenv.FreePort(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(self)
-	child.Args = []string{"evil\x1b[2J\x1b]0;owned\x07\r\u202etxt.exe"}
-	child.Env = append(os.Environ(), "PORTEIRO_E2E_LISTEN=127.0.0.1:"+strconv.Itoa(port))
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { child.Process.Kill(); child.Wait() }()
-	if l, _ := bufio.NewReader(stdout).ReadString('\n'); !strings.HasPrefix(l, "ready") {
-		t.Fatalf("listener child: %q", l)
-	}
+	listenerChild(t, "evil\x1b[2J\x1b]0;owned\x07\r\u202etxt.exe", testenv.FreePort(t))
 	out, err := exec.Command(bin, "top", "-b", "-n", "1", "-d", "0.2").Output()
 	if err != nil {
 		t.Fatalf("porteiro top: %v", err)
@@ -277,6 +262,41 @@ func (p *tmuxPane) waitFor(what string, ok func(string) bool) string {
 	}
 	p.t.Fatalf("timed out waiting for %s; the screen:\n%s", what, s)
 	return ""
+}
+
+// quit presses key and checks that the shell prompt is back on the normal
+// screen: the terminal was restored.
+func (p *tmuxPane) quit(key string) {
+	p.t.Helper()
+	p.keys(key)
+	s := p.waitFor("the shell prompt after "+key, func(s string) bool {
+		return !strings.Contains(s, "CONNS") && strings.Count(s, "ready$") >= 2
+	})
+	if p.altScreen() {
+		p.t.Errorf("still on the alternate screen after %s:\n%s", key, s)
+	}
+}
+
+// listenerChild starts this test binary as a process that listens on
+// 127.0.0.1:port (see TestMain), with argv[0] set to name.
+func listenerChild(t *testing.T, name string, port int) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(self)
+	child.Args = []string{name}
+	child.Env = append(os.Environ(), "PORTEIRO_E2E_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	if l, _ := bufio.NewReader(stdout).ReadString('\n'); !strings.HasPrefix(l, "ready") {
+		t.Fatalf("listener child: %q", l)
+	}
+	return child
 }
 
 // rowIndex is the screen line that shows port, or -1.
@@ -367,13 +387,7 @@ func TestTopInteractive(t *testing.T) {
 		return strings.Contains(s, "PROTO") && strings.Contains(s, "CONNS") && rowIndex(s, bp) >= 0
 	})
 
-	p.keys("q")
-	s = p.waitFor("the shell prompt after q", func(s string) bool {
-		return !strings.Contains(s, "CONNS") && strings.Count(s, "ready$") >= 2
-	})
-	if p.altScreen() {
-		t.Errorf("still on the alternate screen after q:\n%s", s)
-	}
+	p.quit("q")
 }
 
 // In 80x24 from the start, the table renders and Ctrl-C restores the
@@ -402,35 +416,16 @@ func TestTopInteractiveSmallCtrlC(t *testing.T) {
 	// wait for it to land before the next key.
 	p.keys("Escape")
 	p.waitFor("the table again", func(s string) bool { return strings.Contains(s, "CONNS") })
-	p.keys("C-c")
-	s = p.waitFor("the shell prompt after Ctrl-C", func(s string) bool {
-		return !strings.Contains(s, "CONNS") && strings.Count(s, "ready$") >= 2
-	})
-	if p.altScreen() {
-		t.Errorf("still on the alternate screen after Ctrl-C:\n%s", s)
-	}
+	p.quit("C-c")
 }
 
 // k signals the owner of the selected listener after y, and only then.
 func TestTopInteractiveKill(t *testing.T) {
 	bin := topBinary(t)
 	port := testenv.FreePort(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(self)
-	child.Env = append(os.Environ(), "PORTEIRO_E2E_LISTEN=127.0.0.1:"+strconv.Itoa(port))
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	defer func() { child.Process.Kill() }()
-	if l, _ := bufio.NewReader(stdout).ReadString('\n'); !strings.HasPrefix(l, "ready") {
-		t.Fatalf("listener child: %q", l)
-	}
-	go func() { exited <- child.Wait() }()
+	child := listenerChild(t, "listener", port)
+	exited := make(chan *os.ProcessState, 1)
+	go func() { st, _ := child.Process.Wait(); exited <- st }()
 
 	p := newTmux(t, 120, 30)
 	p.keys(bin+" top -d 0.5", "Enter")
@@ -448,8 +443,8 @@ func TestTopInteractiveKill(t *testing.T) {
 	p.keys("n")
 	p.waitFor("nothing signalled", func(s string) bool { return strings.Contains(s, "nothing signalled") })
 	select {
-	case err := <-exited:
-		t.Fatalf("the child exited after n: %v", err)
+	case st := <-exited:
+		t.Fatalf("the child exited after n: %v", st)
 	case <-time.After(300 * time.Millisecond):
 	}
 	p.keys("k")
@@ -459,13 +454,12 @@ func TestTopInteractiveKill(t *testing.T) {
 		return strings.Contains(s, fmt.Sprintf("sent SIGTERM to pid %d", child.Process.Pid))
 	})
 	select {
-	case err := <-exited:
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-			t.Errorf("child ended with %v, want SIGTERM", err)
+	case st := <-exited:
+		if ws, ok := st.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGTERM {
+			t.Errorf("child ended with %v, want SIGTERM", st)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the child did not get SIGTERM")
 	}
-	p.keys("q")
-	p.waitFor("the shell prompt after q", func(s string) bool { return strings.Count(s, "ready$") >= 2 && !strings.Contains(s, "CONNS") })
+	p.quit("q")
 }

@@ -243,12 +243,17 @@ func listenerCells(l *top.Listener) []string {
 		c[top.ColUser] = top.Escape(uniqueJoin(s.Processes, func(p *inventory.Process) string { return p.User }))
 		c[top.ColCommand] = top.Escape(s.Processes[0].CommandLine())
 	}
-	c[top.ColConns] = strconv.Itoa(l.Conns)
-	c[top.ColNew] = top.PerSec(l.NewPerSec)
-	c[top.ColIn] = top.Rate(l.InPerSec)
-	c[top.ColOut] = top.Rate(l.OutPerSec)
-	c[top.ColTopPeer] = top.PeerString(l.TopPeer)
+	trafficCells(c, l.Conns, l.NewPerSec, l.InPerSec, l.OutPerSec, l.TopPeer)
 	return c
+}
+
+// trafficCells fills the columns from CONNS to TOP PEER.
+func trafficCells(c []string, conns int, newPerSec, in, out float64, peer *top.Peer) {
+	c[top.ColConns] = strconv.Itoa(conns)
+	c[top.ColNew] = top.PerSec(newPerSec)
+	c[top.ColIn] = top.Rate(in)
+	c[top.ColOut] = top.Rate(out)
+	c[top.ColTopPeer] = top.PeerString(peer)
 }
 
 func groupCells(g *top.Group) []string {
@@ -264,11 +269,7 @@ func groupCells(g *top.Group) []string {
 	} else {
 		c[top.ColPID], c[top.ColUser], c[top.ColCommand] = "-", "-", "(no process seen)"
 	}
-	c[top.ColConns] = strconv.Itoa(g.Conns)
-	c[top.ColNew] = top.PerSec(g.NewPerSec)
-	c[top.ColIn] = top.Rate(g.InPerSec)
-	c[top.ColOut] = top.Rate(g.OutPerSec)
-	c[top.ColTopPeer] = top.PeerString(g.TopPeer)
+	trafficCells(c, g.Conns, g.NewPerSec, g.InPerSec, g.OutPerSec, g.TopPeer)
 	return c
 }
 
