@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -404,6 +405,15 @@ func TestTopInteractiveSmallCtrlC(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > 24 {
 		t.Errorf("%d lines on a 24-line screen", len(lines))
+	}
+	// NO_COLOR: bold, faint and reverse only; no colour is ever set.
+	styled := p.tmux("capture-pane", "-e", "-p", "-t", p.name)
+	for _, m := range regexp.MustCompile(`\x1b\[([0-9;]*)m`).FindAllStringSubmatch(styled, -1) {
+		for _, param := range strings.Split(m[1], ";") {
+			if n, err := strconv.Atoi(param); err == nil && (n >= 30 && n <= 38 || n >= 40 && n <= 48 || n >= 90 && n <= 107) {
+				t.Errorf("colour %q on the screen with NO_COLOR set", m[0])
+			}
+		}
 	}
 	// Details of the first row, then back.
 	p.keys("/")
