@@ -66,6 +66,7 @@ type Model struct {
 	// next is reused for the connection map of the following sample.
 	next    map[connKey]connState
 	scratch []connWork
+	gen     uint64
 }
 
 type connWork struct {
@@ -74,9 +75,21 @@ type connWork struct {
 	dIn, dOut uint64
 }
 
+// connKey identifies a connection between samples: by its socket cookie,
+// which the kernel never reuses during a boot (so a new connection on the
+// same 4-tuple is a new key), and by the 4-tuple when the cookie is unknown.
+// The cookie form hashes a quarter of the bytes, which shows at thousands
+// of connections a second.
 type connKey struct {
-	netns         uint64
+	netns, cookie uint64
 	local, remote netip.AddrPort
+}
+
+func keyOf(c *Conn) connKey {
+	if c.Cookie != 0 {
+		return connKey{netns: c.NetNS, cookie: c.Cookie}
+	}
+	return connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}
 }
 
 type connState struct {
@@ -85,6 +98,7 @@ type connState struct {
 }
 
 type rowState struct {
+	gen       uint64 // the Update that last saw the listener
 	sock      inventory.Socket
 	firstSeen time.Time // zero for the listeners of the first sample
 	goneAt    time.Time // zero while the listener exists
@@ -203,12 +217,12 @@ func (m *Model) Update(s Sample) *View {
 		list               []ConnRate
 	}
 	var cur []work
-	var seen map[inventory.Key]int
-	idx := newPortIndex()
+	m.gen++
+	idx := &portIndex{}
 	if s.Snapshot != nil {
 		// Sized up front: a host may have thousands of listeners.
 		cur = make([]work, 0, len(s.Snapshot.Sockets))
-		seen = make(map[inventory.Key]int, len(s.Snapshot.Sockets))
+		idx.m = make(map[portKey][]portEntry, len(s.Snapshot.Sockets))
 		v.Listeners = make([]Listener, 0, len(s.Snapshot.Sockets)+len(m.rows)/8)
 		for i := range s.Snapshot.Sockets {
 			so := &s.Snapshot.Sockets[i]
@@ -216,9 +230,6 @@ func (m *Model) Update(s Sample) *View {
 				continue
 			}
 			k := so.Key()
-			if _, dup := seen[k]; dup {
-				continue
-			}
 			r := m.rows[k]
 			if r == nil {
 				r = &rowState{}
@@ -226,10 +237,12 @@ func (m *Model) Update(s Sample) *View {
 					r.firstSeen = now
 				}
 				m.rows[k] = r
+			} else if r.gen == m.gen {
+				continue // the same socket twice in one sample
 			}
+			r.gen = m.gen
 			r.sock = *so
 			r.goneAt = time.Time{}
-			seen[k] = len(cur)
 			cur = append(cur, work{row: r})
 			if so.Proto == inventory.TCP {
 				idx.add(so, len(cur)-1)
@@ -250,7 +263,7 @@ func (m *Model) Update(s Sample) *View {
 	total := 0
 	for i := range s.Conns {
 		c := &s.Conns[i]
-		k := connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}
+		k := keyOf(c)
 		st := connState{cookie: c.Cookie, in: c.BytesIn, out: c.BytesOut}
 		next[k] = st
 		var dIn, dOut uint64
@@ -337,7 +350,7 @@ func (m *Model) Update(s Sample) *View {
 
 	// Listeners that closed stay a few seconds, greyed, with no traffic.
 	for k, r := range m.rows {
-		if _, ok := seen[k]; ok {
+		if r.gen == m.gen {
 			continue
 		}
 		if r.goneAt.IsZero() {
@@ -427,8 +440,6 @@ type portEntry struct {
 	dualStack bool
 	i         int
 }
-
-func newPortIndex() *portIndex { return &portIndex{m: map[portKey][]portEntry{}} }
 
 func (p *portIndex) add(s *inventory.Socket, i int) {
 	k := portKey{netns: s.NetNS, port: s.Local.Port}
