@@ -79,13 +79,9 @@ port, 2 on bad input or when refused, 3 when a signal could not be sent
 				list = append(list, p)
 			}
 			sort.Slice(list, func(i, j int) bool { return list[i].PID < list[j].PID })
-			self := os.Getpid()
 			for _, p := range list {
-				if p.PID == 1 {
-					return usageErrorf("refusing to signal PID 1 (%s): stop the service through its manager instead", render.Escape(p.Name))
-				}
-				if p.PID == self {
-					return usageErrorf("refusing to signal porteiro itself")
+				if err := refuseSignal(p); err != nil {
+					return err
 				}
 			}
 			verb := "would send"
@@ -159,6 +155,18 @@ func isTerminal(r any) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// refuseSignal returns the error for a process porteiro never signals:
+// PID 1, and porteiro itself. "porteiro top" asks it too.
+func refuseSignal(p inventory.Process) error {
+	if p.PID == 1 {
+		return usageErrorf("refusing to signal PID 1 (%s): stop the service through its manager instead", render.Escape(p.Name))
+	}
+	if p.PID == os.Getpid() {
+		return usageErrorf("refusing to signal porteiro itself")
+	}
+	return nil
 }
 
 // errChanged means the pid now belongs to another process.

@@ -39,8 +39,35 @@ func (c *Conn) Close() error { return unix.Close(c.fd) }
 // Dump calls fn for every socket of the family and protocol whose kernel
 // state is in states (bit n for state n). The kernel does the filtering.
 func (c *Conn) Dump(family, protocol uint8, states uint32, fn func(Msg)) error {
+	return c.dump(family, protocol, states, 0, nil, func(p []byte) error {
+		m, err := Parse(p)
+		if err != nil {
+			return err
+		}
+		fn(m)
+		return nil
+	})
+}
+
+// Connections calls fn for every TCP socket of the family whose state is in
+// states, with its cookie and byte counters (INET_DIAG_INFO). It is the
+// dump behind "porteiro top": the kernel fills in tcp_info for each socket,
+// so ask only for the states that carry traffic, and pass a filter (from
+// LocalPortFilter; nil for none) to skip the sockets that are not wanted.
+func (c *Conn) Connections(family uint8, states uint32, filter []byte, fn func(Msg, ConnInfo)) error {
+	return c.dump(family, ProtoTCP, states, ExtInfo, filter, func(p []byte) error {
+		m, ci, err := ParseConn(p)
+		if err != nil {
+			return err
+		}
+		fn(m, ci)
+		return nil
+	})
+}
+
+func (c *Conn) dump(family, protocol uint8, states uint32, ext uint8, filter []byte, decode func([]byte) error) error {
 	c.seq++
-	c.req = appendRequest(c.req[:0], c.seq, family, protocol, states)
+	c.req = appendRequest(c.req[:0], c.seq, family, protocol, states, ext, filter)
 	if err := unix.Sendto(c.fd, c.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sock_diag request (family %d, protocol %d): %w", family, protocol, err)
 	}
@@ -56,11 +83,9 @@ func (c *Conn) Dump(family, protocol uint8, states uint32, fn func(Msg)) error {
 			return fmt.Errorf("sock_diag reply (family %d, protocol %d): connection closed", family, protocol)
 		}
 		done, err := walkFrames(c.buf[:n], c.seq, func(p []byte) error {
-			m, err := Parse(p)
-			if err != nil {
+			if err := decode(p); err != nil {
 				return fmt.Errorf("decoding sock_diag reply: %w", err)
 			}
-			fn(m)
 			return nil
 		})
 		if err != nil {

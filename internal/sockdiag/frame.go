@@ -57,9 +57,15 @@ func walkFrames(b []byte, seq uint32, fn func(payload []byte) error) (done bool,
 }
 
 // appendRequest appends a complete netlink message holding an
-// inet_diag_req_v2 dump request.
-func appendRequest(dst []byte, seq uint32, family, protocol uint8, states uint32) []byte {
-	body := Request(family, protocol, states)
+// inet_diag_req_v2 dump request, and the bytecode filter if there is one.
+func appendRequest(dst []byte, seq uint32, family, protocol uint8, states uint32, ext uint8, bytecode []byte) []byte {
+	body := RequestExt(family, protocol, states, ext)
+	if len(bytecode) > 0 {
+		var a [4]byte
+		binary.NativeEndian.PutUint16(a[0:2], uint16(4+len(bytecode)))
+		binary.NativeEndian.PutUint16(a[2:4], attrReqBytecode)
+		body = append(append(body, a[:]...), bytecode...) // 4-byte aligned already
+	}
 	var h [nlmsgHdrLen]byte
 	binary.NativeEndian.PutUint32(h[0:4], uint32(nlmsgHdrLen+len(body)))
 	binary.NativeEndian.PutUint16(h[4:6], SockDiagByFamily)

@@ -57,7 +57,7 @@ func TestWalkFrames(t *testing.T) {
 }
 
 func TestAppendRequest(t *testing.T) {
-	b := appendRequest(nil, 42, AFInet, ProtoTCP, 1<<10)
+	b := appendRequest(nil, 42, AFInet, ProtoTCP, 1<<10, 0, nil)
 	if len(b) != nlmsgHdrLen+reqLen || binary.NativeEndian.Uint32(b[0:4]) != uint32(len(b)) ||
 		binary.NativeEndian.Uint16(b[4:6]) != SockDiagByFamily || binary.NativeEndian.Uint32(b[8:12]) != 42 {
 		t.Fatalf("request = %v", b)
