@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -892,8 +893,71 @@ func TestWatchKernelEvents(t *testing.T) {
 			t.Errorf("%s event with pid %d, want %d (the test, which listened)", e.Kind, e.PID, os.Getpid())
 		}
 	}
+
+	// porteiro trace streams the same events from the daemon's socket.
+	tr := exec.Command(w.bin, "trace", "-c", w.conf, "-o", "ndjson", "--port", strconv.Itoa(w.port))
+	trOut, _ := tr.StdoutPipe()
+	var trErr strings.Builder
+	tr.Stderr = &trErr
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(trOut)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// Listen until the stream has started (the first listeners may come
+	// before the trace is connected), then want an opened line followed
+	// by its closed line.
+	var opened string
+	deadline := time.Now().Add(10 * time.Second)
+	for done := false; !done; {
+		if time.Now().After(deadline) {
+			t.Fatalf("porteiro trace: no opened and closed pair; stderr %s", trErr.String())
+		}
+		l := w.listenOn()
+		time.Sleep(50 * time.Millisecond)
+		l.Close()
+		for waiting := true; waiting; {
+			select {
+			case ln, ok := <-lines:
+				if !ok {
+					t.Fatalf("porteiro trace ended: %s", trErr.String())
+				}
+				if !strings.Contains(ln, fmt.Sprintf(`"port":%d`, w.port)) {
+					t.Errorf("trace line for another port: %s", ln)
+				}
+				switch {
+				case strings.Contains(ln, `"kind":"opened"`):
+					opened = ln
+				case strings.Contains(ln, `"kind":"closed"`) && opened != "":
+					done, waiting = true, false
+				}
+			case <-time.After(500 * time.Millisecond):
+				waiting = false
+			}
+		}
+	}
+	if !strings.Contains(opened, fmt.Sprintf(`"pid":%d`, os.Getpid())) {
+		t.Errorf("opened line %s lacks pid %d", opened, os.Getpid())
+	}
+	tr.Process.Signal(syscall.SIGINT)
+	if err := tr.Wait(); err != nil {
+		t.Errorf("porteiro trace after SIGINT: %v %s; want exit 0", err, trErr.String())
+	}
+
 	if st, _ := d.signalAndWait(t, syscall.SIGTERM, 10*time.Second); st != 0 {
 		t.Errorf("SIGTERM: exit %d", st)
+	}
+	// With the daemon stopped, trace says so and names porteirod trace.
+	out, err := exec.Command(w.bin, "trace", "-c", w.conf).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "porteirod trace") {
+		t.Errorf("porteiro trace without the daemon: %v %s", err, out)
 	}
 
 	// Without CAP_BPF (nor CAP_SYS_ADMIN): polling, said in the log and in

@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -106,4 +107,16 @@ type Event struct {
 // Endpoint returns the local address and port.
 func (e *Event) Endpoint() inventory.Endpoint {
 	return inventory.Endpoint{Address: e.Addr, Port: e.Port}
+}
+
+// Wire is the event as porteiro's local API and `-o ndjson` carry it;
+// user is the owner's name ("" to leave it to the reader).
+func (e *Event) Wire(user string) localapi.TraceEvent {
+	return localapi.TraceEvent{
+		Kind: e.Kind.String(), Time: e.Time, Proto: string(e.Proto), Family: string(e.Family),
+		Address: e.Addr, Port: e.Port, DualStack: e.DualStack, ReusePort: e.ReusePort,
+		NetNS: e.NetNS, Cookie: e.Cookie, Inode: e.Inode,
+		PID: e.PID, TID: e.TID, PIDOutsideNS: e.PIDOutsideNS, UID: e.UID, User: user,
+		Comm: e.Comm, CgroupID: e.CgroupID, Cmdline: e.Cmdline, Exe: e.Exe,
+	}
 }

@@ -33,6 +33,7 @@ func NewRoot(env *Env) *cobra.Command {
 		newValidateCmd(env),
 		newOnceCmd(env),
 		newEventsCmd(env),
+		newTraceCmd(env),
 		cmdkit.VersionCommand(env, "porteirod"),
 	)
 	return root

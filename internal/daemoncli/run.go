@@ -81,7 +81,8 @@ Commands:
   porteirod validate   check a configuration without starting anything
   porteirod once       scan and check once, and send the findings as alerts
                        (for a timer, instead of the daemon)
-  porteirod events     read the event history from the database directly`,
+  porteirod events     read the event history from the database directly
+  porteirod trace      stream listeners as they open and close, from the kernel`,
 		Example: `  porteirod -c /etc/porteiro/porteiro.yaml
   porteirod --interval 1s --state-dir /tmp/porteiro --http 127.0.0.1:9466
   systemctl reload porteiro     # sends SIGHUP`,

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/user"
@@ -148,16 +149,9 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, to)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", sock)
+	conn, err := c.dial(ctx, sock)
 	if err != nil {
-		switch {
-		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-			return fmt.Errorf("%w (no daemon answers on %s)", ErrNotRunning, sock)
-		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return fmt.Errorf("connecting to %s: %w: run as root or as a member of group %s", sock, os.ErrPermission, SocketGroup)
-		}
-		return fmt.Errorf("connecting to porteirod on %s: %w", sock, err)
+		return err
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -173,19 +167,41 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("reading porteirod's answer on %s: %w", sock, err)
 	}
 	if status != 200 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("porteirod answered status %d", status)
-		}
-		return &Error{Status: status, Message: e.Error}
+		return errorAnswer(status, body)
 	}
 	if err := json.NewDecoder(body).Decode(into); err != nil {
 		return fmt.Errorf("reading porteirod's answer: %w", err)
 	}
 	return nil
+}
+
+// dial connects to the daemon's socket, telling "not running" and "not
+// allowed" apart.
+func (c *Client) dial(ctx context.Context, sock string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		switch {
+		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("%w (no daemon answers on %s)", ErrNotRunning, sock)
+		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+			return nil, fmt.Errorf("connecting to %s: %w: run as root or as a member of group %s", sock, os.ErrPermission, SocketGroup)
+		}
+		return nil, fmt.Errorf("connecting to porteirod on %s: %w", sock, err)
+	}
+	return conn, nil
+}
+
+// errorAnswer turns a non-200 answer into an *Error.
+func errorAnswer(status int, body io.Reader) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("porteirod answered status %d", status)
+	}
+	return &Error{Status: status, Message: e.Error}
 }
 
 // readResponse reads an HTTP/1.x status line and headers, and returns the
@@ -286,4 +302,85 @@ func Listen(path string) (net.Listener, error) {
 // number or "" and limit at least 1.
 func NewEventsQuery(since, port, kind string, limit int) EventsQuery {
 	return EventsQuery{Since: since, Port: port, Kind: kind, Limit: strconv.Itoa(limit)}
+}
+
+// TraceEvent is one listener opening or closing, as the kernel reported
+// it: a line of `porteiro trace -o ndjson` and of /api/v1/trace.
+type TraceEvent struct {
+	Kind      string     `json:"kind"` // opened or closed
+	Time      time.Time  `json:"time"`
+	Proto     string     `json:"proto"`
+	Family    string     `json:"family"`
+	Address   netip.Addr `json:"address"`
+	Port      uint16     `json:"port"`
+	DualStack bool       `json:"dual_stack"`
+	ReusePort bool       `json:"reuse_port"`
+	NetNS     uint64     `json:"netns"`
+	Cookie    uint64     `json:"cookie"`
+	Inode     uint64     `json:"inode"`
+	// PID and TID are as the reader sees them; for closed, of whoever
+	// closed the socket, which may not be its owner.
+	PID          int    `json:"pid"`
+	TID          int    `json:"tid"`
+	PIDOutsideNS bool   `json:"pid_outside_ns,omitempty"`
+	UID          uint32 `json:"uid"`
+	User         string `json:"user"`
+	Comm         string `json:"comm"`
+	CgroupID     uint64 `json:"cgroup_id"`
+	// Cmdline and Exe are read from /proc when the event is read, if the
+	// process is still there.
+	Cmdline []string `json:"cmdline,omitempty"`
+	Exe     string   `json:"exe,omitempty"`
+}
+
+// maxTraceLine bounds one streamed event.
+const maxTraceLine = 1 << 20
+
+// Trace streams the daemon's listener events for the ports in ports ("22,
+// 8000-8100", "" for all) to fn until ctx ends (then it returns nil) or fn
+// returns an error (which it returns).
+func (c *Client) Trace(ctx context.Context, ports string, fn func(TraceEvent) error) error {
+	sock := c.path()
+	conn, err := c.dial(ctx, sock)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	v := url.Values{}
+	if ports != "" {
+		v.Set("port", ports)
+	}
+	if _, err := fmt.Fprintf(conn, "GET /api/v1/trace?%s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: porteiro\r\n\r\n", v.Encode()); err != nil {
+		return fmt.Errorf("asking porteirod on %s: %w", sock, err)
+	}
+	status, body, err := readResponse(bufio.NewReader(conn))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("reading porteirod's answer on %s: %w", sock, err)
+	}
+	if status != 200 {
+		return errorAnswer(status, body)
+	}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), maxTraceLine)
+	for sc.Scan() {
+		var ev TraceEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("reading porteirod's events: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading porteirod's events: %w", err)
+	}
+	return fmt.Errorf("porteirod closed the event stream (it stopped?)")
 }

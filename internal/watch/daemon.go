@@ -83,6 +83,8 @@ type Daemon struct {
 	eventsActive atomic.Bool
 	// procMu serialises judging and recording: scans and events both do.
 	procMu sync.Mutex
+	// trace fans the kernel's events out to `porteiro trace` clients.
+	trace traceSubs
 
 	cfgMu  sync.Mutex // guards cfg, policy and sinks
 	cfg    *Config
@@ -94,6 +96,7 @@ type Daemon struct {
 	lastOK        time.Time
 	storeErr      error
 	storeErrSince time.Time
+	eventsErr     string // why kernel events are off, when they are
 
 	// Touched by the scan loop only.
 	privileged bool
@@ -268,8 +271,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer stopEvents()
 			go d.runEvents(evctx, src, rescan)
 		case errors.Is(err, bpfevents.ErrNotSupported):
+			d.setEventsErr(err)
 			d.log.Info("listener events from the kernel are not available; polling every interval", "interval", cfg.Interval(), "why", err)
 		default:
+			d.setEventsErr(err)
 			d.log.Error("listener events from the kernel failed to load; polling every interval", "interval", cfg.Interval(), "err", err)
 		}
 	} else {
@@ -502,6 +507,12 @@ func (d *Daemon) refreshLoop(ctx context.Context) {
 			d.log.Warn("re-sending firing alerts failed", "err", err)
 		}
 	}
+}
+
+func (d *Daemon) setEventsErr(err error) {
+	d.statusMu.Lock()
+	d.eventsErr = err.Error()
+	d.statusMu.Unlock()
 }
 
 // scanInterval is the time between scans: the reconciliation interval

@@ -214,6 +214,13 @@ func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
 	return so
 }
 
+// userNameLocked is userName for callers outside the view's lock.
+func (v *liveView) userNameLocked(uid uint32) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.userName(uid)
+}
+
 func (v *liveView) userName(uid uint32) string {
 	if n, ok := v.users[uid]; ok {
 		return n
@@ -271,6 +278,7 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 				return
 			}
 			d.live.apply(&ev)
+			d.publish(&ev)
 			// Take every event already waiting, then judge once: a burst
 			// of a thousand binds costs one pass, not a thousand.
 		drain:
@@ -281,6 +289,7 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 						break drain
 					}
 					d.live.apply(&ev)
+					d.publish(&ev)
 				default:
 					break drain
 				}
@@ -309,5 +318,12 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 				}
 			}
 		}
+	}
+}
+
+// publish hands an event to the trace clients, if any.
+func (d *Daemon) publish(ev *bpfevents.Event) {
+	if d.trace.active() {
+		d.trace.publish(ev.Wire(d.live.userNameLocked(ev.UID)))
 	}
 }

@@ -25,12 +25,14 @@ import (
 //	/metrics           Prometheus metrics
 //	/api/v1/listeners  the current listeners, as `porteiro list -o json`
 //	/api/v1/events     the event history (?since=24h&port=22&kind=opened&limit=100)
+//	/api/v1/trace      listener events as they happen, as ndjson (?port=22,8000-8100)
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.serveHealth)
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.HandleFunc("GET /api/v1/listeners", d.serveListeners)
 	mux.HandleFunc("GET /api/v1/events", d.serveEvents)
+	mux.HandleFunc("GET /api/v1/trace", d.serveTrace)
 	return mux
 }
 

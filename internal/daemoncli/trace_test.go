@@ -1,4 +1,4 @@
-package cli
+package daemoncli
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/porteiro/porteiro/internal/bpfevents"
+	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/testenv"
 )
 
@@ -27,8 +28,8 @@ func TestTraceBadInput(t *testing.T) {
 		{"trace", "--port", "nosuchservice"},
 		{"trace", "extra"},
 	} {
-		_, errs, code := runCLI(t, args...)
-		if code != ExitUsage || errs == "" {
+		_, errs, code := run(t, args...)
+		if code != cmdkit.ExitUsage || errs == "" {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and a message", args, code, errs)
 		}
 	}
@@ -234,7 +235,7 @@ func reservePort(t *testing.T) int {
 func TestTraceBinary(t *testing.T) {
 	testenv.RequireRoot(t)
 	requireEvents(t)
-	bin := testenv.Binary(t)
+	bin := testenv.DaemonBinary(t)
 	t.Run("ctrl-c", func(t *testing.T) {
 		cmd := exec.Command(bin, "trace")
 		stdout, _ := cmd.StdoutPipe()
@@ -262,7 +263,7 @@ func TestTraceBinary(t *testing.T) {
 		cmd.Stderr = &errb
 		err := cmd.Run()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != ExitUsage {
+		if !errors.As(err, &ee) || ee.ExitCode() != cmdkit.ExitUsage {
 			t.Fatalf("exit: %v; want 2", err)
 		}
 		if !strings.Contains(errb.String(), "CAP_BPF") {
