@@ -157,4 +157,3 @@ func reportDrops(w io.Writer, src *bpfevents.Source, done <-chan struct{}) {
 		}
 	}
 }
-

@@ -300,7 +300,6 @@ func itoa(n int) string {
 	return string(b)
 }
 
-
 func TestRateFormat(t *testing.T) {
 	for in, want := range map[float64]string{0: "0", 512: "512", 1536: "1.5K", 20 << 10: "20K", 3 << 20: "3.0M", 50 << 20: "50M", 2 << 30: "2.0G"} {
 		if got := Rate(in); got != want {

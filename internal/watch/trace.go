@@ -113,4 +113,3 @@ func (d *Daemon) eventsWhy() string {
 	}
 	return d.eventsErr
 }
-
