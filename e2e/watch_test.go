@@ -897,7 +897,7 @@ func TestWatchKernelEvents(t *testing.T) {
 	// porteiro trace streams the same events from the daemon's socket.
 	tr := exec.Command(w.bin, "trace", "-c", w.conf, "-o", "ndjson", "--port", strconv.Itoa(w.port))
 	trOut, _ := tr.StdoutPipe()
-	var trErr strings.Builder
+	var trErr testenv.Buffer
 	tr.Stderr = &trErr
 	if err := tr.Start(); err != nil {
 		t.Fatal(err)
@@ -965,7 +965,7 @@ func TestWatchKernelEvents(t *testing.T) {
 	setpriv := testenv.RequireCommand(t, "setpriv")
 	// CAP_SYS_ADMIN stands in for CAP_BPF in the kernel: drop both.
 	cmd := exec.Command(setpriv, "--inh-caps=-bpf,-perfmon,-sys_admin", "--bounding-set=-bpf,-perfmon,-sys_admin", w.daemon, "-c", w.conf)
-	var logb strings.Builder
+	var logb testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &logb, &logb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -148,3 +148,24 @@ func RequireIterator(t testing.TB) {
 		t.Fatalf("the task-file iterator does not load: %v", err)
 	}
 }
+
+// Buffer is a bytes.Buffer that a command's output goroutine may write
+// while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b = append(b.b, p...)
+	return len(p), nil
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.b)
+}
