@@ -86,11 +86,24 @@ type Owners struct {
 	Processes map[int]*Process
 	// Denied counts processes whose fd directory could not be read.
 	Denied int
+	// Hidden is true when procfs hides other users' processes from this
+	// process (hidepid): some holders may be missing, though none was
+	// denied.
+	Hidden bool
 	// Scanned counts processes whose fds were read.
 	Scanned int
+	// vanished holds the inodes of sockets that closed while the scan
+	// ran, before any holder was seen (the scanner fills it).
+	vanished map[uint64]struct{}
 	// Via names the method: "taskfd" (the kernel's task-file iterator) or
 	// "procfs" (the /proc/PID/fd walk).
 	Via string
+}
+
+// inodeChecker is a SocketSource that can tell which of some sockets
+// still exist without building Sockets, to recheck sockets without owners.
+type inodeChecker interface {
+	liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error)
 }
 
 // prefetcher is an OwnerResolver that can start its work before it knows
