@@ -162,6 +162,12 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	return own, ctx.Err()
 }
 
+// exitingHolders finds inodes held by the threads of processes whose
+// leader has already exited.
+func (r *Resolver) exitingHolders(ctx context.Context, inodes map[uint64]struct{}) (map[uint64]int, error) {
+	return procfs.ExitingHolders(ctx, r.ProcRoot, inodes)
+}
+
 // ownerPass is one run of the pipeline: the records of wanted sockets, one
 // sink per goroutine that produces them (so no lock is taken per record),
 // and the details stage.

@@ -275,11 +275,15 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 // passed, is in the dump and was not seen. So: the sockets that are gone
 // now are marked vanished (the reason says the process exited); the ones
 // still there are resolved once more, and those still without a holder
-// are checked again. What is left is held by no process here.
+// are checked again, and looked for among exiting processes (a zombie
+// leader whose threads still hold the files). What is left is held by no
+// process here.
 //
 // It does nothing when some processes could not be seen (then the reason
-// is not_permitted), and costs one dump and one resolution only when
-// orphans remain, as on a host with sockets of another PID namespace.
+// is not_permitted). It costs nothing when every socket has a holder; with
+// orphans that stay, as on a host with sockets of another PID namespace,
+// it costs two dumps, one more resolution and a read of every process's
+// stat file.
 func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
 	if own.Denied > 0 || own.Hidden {
 		return nil
@@ -290,41 +294,71 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 			orphans[ino] = struct{}{}
 		}
 	}
-	for round := 0; len(orphans) > 0 && round < 2; round++ {
-		live, err := s.liveInodes(ctx, q, orphans)
+	if len(orphans) == 0 {
+		return nil
+	}
+	if err := s.dropClosed(ctx, q, orphans, own); err != nil || len(orphans) == 0 {
+		return err
+	}
+	again, err := s.opts.Resolver.Resolve(ctx, orphans)
+	if err != nil {
+		return err
+	}
+	for ino, hs := range again.Holders {
+		if _, ok := orphans[ino]; !ok || len(hs) == 0 {
+			continue
+		}
+		own.Holders[ino] = hs
+		for _, h := range hs {
+			if p, ok := again.Processes[h.PID]; ok {
+				own.Processes[h.PID] = p
+			}
+		}
+		delete(orphans, ino)
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	// Perhaps a process whose leader has exited, and whose last threads
+	// still hold the socket.
+	if x, ok := s.opts.Resolver.(exitingFinder); ok {
+		held, err := x.exitingHolders(ctx, orphans)
 		if err != nil {
 			return err
 		}
-		for ino := range orphans {
-			if _, ok := live[ino]; !ok {
-				if own.vanished == nil {
-					own.vanished = map[uint64]struct{}{}
-				}
-				own.vanished[ino] = struct{}{}
-				delete(orphans, ino)
-			}
+		for ino := range held {
+			own.vanish(ino)
+			delete(orphans, ino)
 		}
-		if round == 1 || len(orphans) == 0 {
-			break
-		}
-		again, err := s.opts.Resolver.Resolve(ctx, orphans)
-		if err != nil {
-			return err
-		}
-		for ino, hs := range again.Holders {
-			if _, ok := orphans[ino]; !ok || len(hs) == 0 {
-				continue
-			}
-			own.Holders[ino] = hs
-			for _, h := range hs {
-				if p, ok := again.Processes[h.PID]; ok {
-					own.Processes[h.PID] = p
-				}
-			}
+	}
+	return s.dropClosed(ctx, q, orphans, own)
+}
+
+// dropClosed marks the sockets of orphans that no longer exist as
+// vanished, and takes them out of orphans.
+func (s *Scanner) dropClosed(ctx context.Context, q Query, orphans map[uint64]struct{}, own *Owners) error {
+	if len(orphans) == 0 {
+		return nil
+	}
+	live, err := s.liveInodes(ctx, q, orphans)
+	if err != nil {
+		return err
+	}
+	for ino := range orphans {
+		if _, ok := live[ino]; !ok {
+			own.vanish(ino)
 			delete(orphans, ino)
 		}
 	}
 	return nil
+}
+
+// vanish marks a socket whose holder went away during the scan.
+func (own *Owners) vanish(ino uint64) {
+	if own.vanished == nil {
+		own.vanished = map[uint64]struct{}{}
+	}
+	own.vanished[ino] = struct{}{}
 }
 
 // liveInodes returns which of inodes the source still lists.

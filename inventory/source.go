@@ -106,6 +106,12 @@ type inodeChecker interface {
 	liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error)
 }
 
+// exitingFinder is an OwnerResolver that can find sockets held only by the
+// last threads of exiting processes.
+type exitingFinder interface {
+	exitingHolders(ctx context.Context, inodes map[uint64]struct{}) (map[uint64]int, error)
+}
+
 // prefetcher is an OwnerResolver that can start its work before it knows
 // which inodes are wanted. A prefetch that no Resolve collects stops when
 // its context is cancelled.

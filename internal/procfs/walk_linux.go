@@ -273,3 +273,63 @@ func readlinkatRaw(dirfd int, name *byte, buf []byte) (int, error) {
 
 // ErrExited means the process went away while porteiro read it.
 var ErrExited = errors.New("process exited")
+
+// ExitingHolders finds wanted inodes held by processes that are exiting:
+// their thread-group leader is already a zombie, and shows an empty fd
+// directory, while other threads, not yet gone, still share the files. It
+// returns each inode found with the pid of its process. It reads the stat
+// file of every process, so it is for the few sockets nothing else
+// explains.
+func ExitingHolders(ctx context.Context, root string, want map[uint64]struct{}) (map[uint64]int, error) {
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", root, err)
+	}
+	defer unix.Close(rootfd)
+	pids, err := listPIDs(rootfd)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", root, err)
+	}
+	out := map[uint64]int{}
+	var (
+		sbuf = make([]byte, 0, 1024)
+		dbuf = make([]byte, 32*1024)
+		lbuf = make([]byte, 64)
+	)
+	for _, pid := range pids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		dir := strconv.Itoa(int(pid))
+		b, err := readFileAt(rootfd, dir+"/stat", &sbuf)
+		if err != nil {
+			continue
+		}
+		if st, err := ParseStat(b); err != nil || st.State != "Z" {
+			continue
+		}
+		taskfd, err := unix.Openat(rootfd, dir+"/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		tids, err := listPIDs(taskfd)
+		unix.Close(taskfd)
+		if err != nil {
+			continue
+		}
+		for _, tid := range tids {
+			if tid == pid {
+				continue
+			}
+			fdfd, err := unix.Openat(rootfd, dir+"/task/"+strconv.Itoa(int(tid))+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			for _, f := range scanFDs(fdfd, pid, want, dbuf, lbuf, nil) {
+				out[f.inode] = int(pid)
+			}
+			unix.Close(fdfd)
+		}
+	}
+	return out, nil
+}
