@@ -159,13 +159,20 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	own.Scanned = len(seen) + res.Scanned
 	own.Denied = res.Denied
 	own.Hidden = r.hidden
+	if seen == nil {
+		own.noFiles = res.NoFiles
+	}
 	return own, ctx.Err()
 }
 
 // exitingHolders finds inodes held by the threads of processes whose
-// leader has already exited.
-func (r *Resolver) exitingHolders(ctx context.Context, inodes map[uint64]struct{}) (map[uint64]int, error) {
-	return procfs.ExitingHolders(ctx, r.ProcRoot, inodes)
+// leader has already exited, among the processes the walk of own found
+// without files. (The iterator reports such threads' files itself.)
+func (r *Resolver) exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error) {
+	if len(own.noFiles) == 0 {
+		return nil, nil
+	}
+	return procfs.ExitingHolders(ctx, r.ProcRoot, own.noFiles, inodes)
 }
 
 // ownerPass is one run of the pipeline: the records of wanted sockets, one

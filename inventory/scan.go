@@ -270,20 +270,23 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 // recheckOrphans looks again at the sockets for which own found no holder
 // at all, which would be reported as held by no process in this PID
 // namespace. A socket closed during the scan (its process exited, or
-// closed it) is in the dump but in no fd table when the sources read them;
-// a socket opened while the iterator ran, by a process it had already
-// passed, is in the dump and was not seen. So: the sockets that are gone
-// now are marked vanished (the reason says the process exited); the ones
-// still there are resolved once more, and those still without a holder
-// are checked again, and looked for among exiting processes (a zombie
-// leader whose threads still hold the files). What is left is held by no
-// process here.
+// closed it) is in the dump but in no fd table when the sources read them.
+// A process whose leader has exited while its last threads still hold its
+// files shows an empty fd directory (the walk; the iterator reports those
+// threads itself). So: the sockets held by such threads, and those that
+// are gone now, are marked vanished (the reason says the process exited).
+// What is left is held by no process here.
+//
+// One case stays: with the iterator, which runs beside the dump, a
+// process it has already passed can open a socket that the dump then
+// lists; if it is still open at the check, it is reported without an
+// owner. Finding it would take a second pass on every scan of a host with
+// kernel sockets, so only a one-shot scan can see it; the daemon's scans
+// resolve after the dump.
 //
 // It does nothing when some processes could not be seen (then the reason
-// is not_permitted). It costs nothing when every socket has a holder; with
-// orphans that stay, as on a host with sockets of another PID namespace,
-// it costs two dumps, one more resolution and a read of every process's
-// stat file.
+// is not_permitted), and nothing when every socket has a holder. Otherwise
+// it costs one dump of the sockets of q.
 func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
 	if own.Denied > 0 || own.Hidden {
 		return nil
@@ -297,32 +300,8 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	if len(orphans) == 0 {
 		return nil
 	}
-	if err := s.dropClosed(ctx, q, orphans, own); err != nil || len(orphans) == 0 {
-		return err
-	}
-	again, err := s.opts.Resolver.Resolve(ctx, orphans)
-	if err != nil {
-		return err
-	}
-	for ino, hs := range again.Holders {
-		if _, ok := orphans[ino]; !ok || len(hs) == 0 {
-			continue
-		}
-		own.Holders[ino] = hs
-		for _, h := range hs {
-			if p, ok := again.Processes[h.PID]; ok {
-				own.Processes[h.PID] = p
-			}
-		}
-		delete(orphans, ino)
-	}
-	if len(orphans) == 0 {
-		return nil
-	}
-	// Perhaps a process whose leader has exited, and whose last threads
-	// still hold the socket.
 	if x, ok := s.opts.Resolver.(exitingFinder); ok {
-		held, err := x.exitingHolders(ctx, orphans)
+		held, err := x.exitingHolders(ctx, own, orphans)
 		if err != nil {
 			return err
 		}

@@ -95,6 +95,8 @@ type Owners struct {
 	// vanished holds the inodes of sockets that closed while the scan
 	// ran, before any holder was seen (the scanner fills it).
 	vanished map[uint64]struct{}
+	// noFiles are the processes the /proc walk found without files.
+	noFiles []int
 	// Via names the method: "taskfd" (the kernel's task-file iterator) or
 	// "procfs" (the /proc/PID/fd walk).
 	Via string
@@ -109,7 +111,7 @@ type inodeChecker interface {
 // exitingFinder is an OwnerResolver that can find sockets held only by the
 // last threads of exiting processes.
 type exitingFinder interface {
-	exitingHolders(ctx context.Context, inodes map[uint64]struct{}) (map[uint64]int, error)
+	exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error)
 }
 
 // prefetcher is an OwnerResolver that can start its work before it knows

@@ -28,6 +28,9 @@ type WalkResult struct {
 	Scanned int
 	// Denied counts processes whose fd directory could not be opened (EACCES).
 	Denied int
+	// NoFiles lists the processes whose fd directory was empty: kernel
+	// threads, and processes that are exiting (see ExitingHolders).
+	NoFiles []int
 }
 
 // Walker finds the processes that hold socket inodes by reading every
@@ -95,6 +98,7 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 		denied  atomic.Int64
 		wg      sync.WaitGroup
 		parts   = make([][]found, workers)
+		empty   = make([][]int, workers)
 	)
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -132,8 +136,12 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 				}
 				scanned.Add(1)
 				before := len(local)
-				local = scanFDs(fdfd, pid, want, dbuf, lbuf, local)
+				var n int
+				local, n = scanFDs(fdfd, pid, want, dbuf, lbuf, local)
 				unix.Close(fdfd)
+				if n == 0 {
+					empty[i] = append(empty[i], int(pid))
+				}
 				if w.Emit != nil {
 					for _, f := range local[before:] {
 						w.Emit(i, int(f.pid), int(f.fd), f.inode)
@@ -153,6 +161,9 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 		Scanned: int(scanned.Load()),
 		Denied:  int(denied.Load()),
 	}
+	for _, e := range empty {
+		res.NoFiles = append(res.NoFiles, e...)
+	}
 	for _, p := range parts {
 		for _, f := range p {
 			res.Holders[f.inode] = append(res.Holders[f.inode], Holder{PID: int(f.pid), FD: int(f.fd)})
@@ -162,24 +173,26 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 }
 
 // scanFDs reads one fd directory and appends the fds that link to a wanted
-// socket inode.
-func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, out []found) []found {
+// socket inode. It also returns how many fds the directory held.
+func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, out []found) ([]found, int) {
+	fds := 0
 	for {
 		n, err := unix.Getdents(dirfd, dbuf)
 		if err != nil || n <= 0 {
-			return out
+			return out, fds
 		}
 		b := dbuf[:n]
 		for len(b) >= direntNameOff {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < direntNameOff || reclen > len(b) {
-				return out
+				return out, fds
 			}
 			name := b[direntNameOff:reclen]
 			b = b[reclen:]
 			if len(name) == 0 || name[0] < '0' || name[0] > '9' {
 				continue // ".", ".."
 			}
+			fds++
 			ln, err := readlinkatRaw(dirfd, &name[0], lbuf)
 			if err != nil || ln <= 0 {
 				continue
@@ -277,19 +290,14 @@ var ErrExited = errors.New("process exited")
 // ExitingHolders finds wanted inodes held by processes that are exiting:
 // their thread-group leader is already a zombie, and shows an empty fd
 // directory, while other threads, not yet gone, still share the files. It
-// returns each inode found with the pid of its process. It reads the stat
-// file of every process, so it is for the few sockets nothing else
-// explains.
-func ExitingHolders(ctx context.Context, root string, want map[uint64]struct{}) (map[uint64]int, error) {
+// looks at the processes in pids (a walk's NoFiles) and returns each inode
+// found with the pid of its process.
+func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint64]struct{}) (map[uint64]int, error) {
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", root, err)
 	}
 	defer unix.Close(rootfd)
-	pids, err := listPIDs(rootfd)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", root, err)
-	}
 	out := map[uint64]int{}
 	var (
 		sbuf = make([]byte, 0, 1024)
@@ -300,7 +308,7 @@ func ExitingHolders(ctx context.Context, root string, want map[uint64]struct{}) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		dir := strconv.Itoa(int(pid))
+		dir := strconv.Itoa(pid)
 		b, err := readFileAt(rootfd, dir+"/stat", &sbuf)
 		if err != nil {
 			continue
@@ -318,15 +326,16 @@ func ExitingHolders(ctx context.Context, root string, want map[uint64]struct{}) 
 			continue
 		}
 		for _, tid := range tids {
-			if tid == pid {
+			if int(tid) == pid {
 				continue
 			}
 			fdfd, err := unix.Openat(rootfd, dir+"/task/"+strconv.Itoa(int(tid))+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				continue
 			}
-			for _, f := range scanFDs(fdfd, pid, want, dbuf, lbuf, nil) {
-				out[f.inode] = int(pid)
+			fs, _ := scanFDs(fdfd, int32(pid), want, dbuf, lbuf, nil)
+			for _, f := range fs {
+				out[f.inode] = pid
 			}
 			unix.Close(fdfd)
 		}

@@ -8,8 +8,8 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
