@@ -286,19 +286,34 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 //
 // It does nothing when some processes could not be seen (then the reason
 // is not_permitted), and nothing when every socket has a holder. Otherwise
-// it costs one dump of the sockets of q.
+// it costs one dump: of the listeners when the orphans are listeners, else
+// of the sockets of q.
 func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
 	if own.Denied > 0 || own.Hidden {
 		return nil
 	}
 	orphans := map[uint64]struct{}{}
+	// The dump below asks only for what the orphans can be found in: on a
+	// host whose only orphans are listeners (kernel sockets), "list --all"
+	// then dumps the listeners alone.
+	narrow := Query{States: MaskTCPListen | MaskUDPListen}
+	protos := map[Proto]bool{}
 	for i := range socks {
 		if ino := socks[i].Inode; ino != 0 && len(own.Holders[ino]) == 0 {
 			orphans[ino] = struct{}{}
+			protos[socks[i].Proto] = true
+			if !socks[i].Listening {
+				narrow.States = q.States
+			}
 		}
 	}
 	if len(orphans) == 0 {
 		return nil
+	}
+	if len(protos) == 1 {
+		for p := range protos {
+			narrow.Protos = []Proto{p}
+		}
 	}
 	if x, ok := s.opts.Resolver.(exitingFinder); ok {
 		held, err := x.exitingHolders(ctx, own, orphans)
@@ -310,7 +325,7 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 			delete(orphans, ino)
 		}
 	}
-	return s.dropClosed(ctx, q, orphans, own)
+	return s.dropClosed(ctx, narrow, orphans, own)
 }
 
 // dropClosed marks the sockets of orphans that no longer exist as
