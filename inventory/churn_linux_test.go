@@ -38,13 +38,21 @@ func helperChurn(spec string) {
 			}
 		}
 	}
-	steady, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(lo))
+	// The steady listener; its port starts the range, moved past ports in
+	// use.
+	var steady net.Listener
+	var err error
+	for try := 0; try < 20; try, lo, hi = try+1, lo+hi-lo, hi+hi-lo {
+		if steady, err = net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(lo)); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		fmt.Println("listen error:", err)
 		os.Exit(1)
 	}
 	defer steady.Close()
-	fmt.Println("ready")
+	fmt.Println("ready", lo)
 	for i := 0; ; i++ {
 		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(lo+1+i%(hi-lo-1)))
 		time.Sleep(3 * time.Millisecond)
@@ -74,9 +82,11 @@ func TestChurnNeverBlamesNoProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { churn.Process.Kill(); churn.Wait() })
-		if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		if _, err := fmt.Sscanf(line, "ready %d", &lo); err != nil {
 			t.Fatalf("churner did not start: %q", line)
 		}
+		hi = lo + 40
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {

@@ -286,8 +286,8 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 //
 // It does nothing when some processes could not be seen (then the reason
 // is not_permitted), and nothing when every socket has a holder. Otherwise
-// it costs one dump: of the listeners when the orphans are listeners, else
-// of the sockets of q.
+// it costs one dump, of the protocols and families of the orphans: of their
+// listeners when the orphans are listeners, else of the states of q.
 func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
 	if own.Denied > 0 || own.Hidden {
 		return nil
@@ -296,12 +296,14 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	// The dump below asks only for what the orphans can be found in: on a
 	// host whose only orphans are listeners (kernel sockets), "list --all"
 	// then dumps the listeners alone.
-	narrow := Query{States: MaskTCPListen | MaskUDPListen}
+	narrow := Query{States: MaskTCPListen | MaskUDPListen, exactFamilies: true}
 	protos := map[Proto]bool{}
+	fams := map[Family]bool{}
 	for i := range socks {
 		if ino := socks[i].Inode; ino != 0 && len(own.Holders[ino]) == 0 {
 			orphans[ino] = struct{}{}
 			protos[socks[i].Proto] = true
+			fams[socks[i].Family] = true
 			if !socks[i].Listening {
 				narrow.States = q.States
 			}
@@ -313,6 +315,11 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	if len(protos) == 1 {
 		for p := range protos {
 			narrow.Protos = []Proto{p}
+		}
+	}
+	if len(fams) == 1 {
+		for f := range fams {
+			narrow.Families = []Family{f}
 		}
 	}
 	if x, ok := s.opts.Resolver.(exitingFinder); ok {

@@ -198,8 +198,9 @@ func TestOrphanRecheck(t *testing.T) {
 		if len(src.queries) != 2 {
 			t.Fatalf("%d listings, want the scan's and one recheck", len(src.queries))
 		}
-		if q := src.queries[1]; q.States != tc.second || !reflect.DeepEqual(q.Protos, []Proto{TCP}) {
-			t.Errorf("scan of states %#x: the recheck asked for %+v, want TCP and states %#x", tc.states, q, tc.second)
+		if q := src.queries[1]; q.States != tc.second || !reflect.DeepEqual(q.Protos, []Proto{TCP}) ||
+			!reflect.DeepEqual(q.Families, []Family{IPv4}) || q.WantsFamily(IPv6) {
+			t.Errorf("scan of states %#x: the recheck asked for %+v, want IPv4 TCP and states %#x", tc.states, q, tc.second)
 		}
 	}
 }

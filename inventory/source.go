@@ -25,6 +25,11 @@ type Query struct {
 	// question about one port reads the details of its holders only. It
 	// sees every field a SocketSource fills, and Exposure.
 	Keep func(*Socket) bool
+
+	// exactFamilies makes Families mean the sockets' own families, without
+	// the IPv6 sockets that may be dual-stack (the scanner's second look
+	// at sockets without a holder knows their families).
+	exactFamilies bool
 }
 
 // WantsProto reports whether the query includes protocol p.
@@ -48,7 +53,7 @@ func (q Query) WantsFamily(f Family) bool {
 		return true
 	}
 	for _, x := range q.Families {
-		if x == f || (x == IPv4 && f == IPv6) {
+		if x == f || (x == IPv4 && f == IPv6 && !q.exactFamilies) {
 			return true
 		}
 	}
