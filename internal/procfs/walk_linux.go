@@ -14,12 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Holder is one (pid, fd) that holds a socket inode.
-type Holder struct {
-	PID int
-	FD  int
-}
-
 // WalkResult is what one walk over /proc/*/fd found.
 type WalkResult struct {
 	// Holders maps each wanted inode to every (pid, fd) that holds it.
