@@ -4,23 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/procnet"
 	"github.com/porteiro/porteiro/internal/sockdiag"
 )
-
-// userHZ is the unit of /proc/PID/stat times. The kernel exports USER_HZ,
-// which is 100 on every Linux architecture.
-const userHZ = 100
 
 // DefaultSource returns a source that dumps sockets through sock_diag
 // netlink and falls back to /proc/net when netlink is refused.
@@ -28,16 +23,14 @@ func DefaultSource(procRoot string) SocketSource {
 	return &autoSource{nl: &NetlinkSource{}, proc: &ProcNetSource{ProcRoot: procRoot}}
 }
 
-// DefaultResolver returns the task-file iterator with the /proc walk as its
-// fallback for the live system, and the /proc walk alone for any other
-// procfs root (a fixture tree), which the kernel's iterator knows nothing
-// of. PORTEIRO_OWNERS=procfs in the environment forces the walk, to compare
-// the two.
+// DefaultResolver returns the owner pipeline with the task-file iterator
+// as its first source for the live system, and the /proc walk alone for any
+// other procfs root (a fixture tree), which the kernel's iterator knows
+// nothing of. PORTEIRO_OWNERS=procfs in the environment forces the walk, to
+// compare the two.
 func DefaultResolver(procRoot string) OwnerResolver {
-	if procRoot != "/proc" || os.Getenv("PORTEIRO_OWNERS") == "procfs" {
-		return &ProcResolver{ProcRoot: procRoot}
-	}
-	return NewIterResolver(procRoot)
+	return &Resolver{ProcRoot: procRoot,
+		Iterator: procRoot == "/proc" && os.Getenv("PORTEIRO_OWNERS") != "procfs"}
 }
 
 type autoSource struct {
@@ -63,6 +56,26 @@ func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	}
 	a.last = a.proc.Name()
 	return socks, nil
+}
+
+// liveInodes asks the source that answered last.
+func (a *autoSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	src := a.nl
+	if a.last == a.proc.Name() {
+		src = a.proc
+	}
+	if c, ok := src.(inodeChecker); ok {
+		return c.liveInodes(ctx, q, inodes)
+	}
+	return liveBySockets(ctx, src, q, inodes)
+}
+
+// Close closes the netlink socket.
+func (a *autoSource) Close() error {
+	if c, ok := a.nl.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // NetlinkSource lists sockets with sock_diag. It keeps its netlink socket
@@ -131,6 +144,57 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		}
 	}
 	return out, nil
+}
+
+// liveInodes dumps the sockets of q again and returns which of inodes are
+// among them, without building Sockets.
+func (n *NetlinkSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		c, err := sockdiag.Dial()
+		if err != nil {
+			return nil, err
+		}
+		n.conn = c
+	}
+	live := map[uint64]struct{}{}
+	for _, p := range []Proto{TCP, UDP} {
+		if !q.WantsProto(p) {
+			continue
+		}
+		for _, f := range []Family{IPv4, IPv6} {
+			if !q.WantsFamily(f) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			err := n.conn.Dump(familyNum(f), protoNum(p), uint32(q.Mask(p)), func(m sockdiag.Msg) {
+				if _, ok := inodes[uint64(m.Inode)]; ok {
+					live[uint64(m.Inode)] = struct{}{}
+				}
+			})
+			if err != nil {
+				n.conn.Close()
+				n.conn = nil
+				return nil, err
+			}
+		}
+	}
+	return live, nil
+}
+
+// Close closes the netlink socket. A later Sockets opens a new one.
+func (n *NetlinkSource) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		return nil
+	}
+	err := n.conn.Close()
+	n.conn = nil
+	return err
 }
 
 func familyNum(f Family) uint8 {
@@ -271,98 +335,10 @@ func (s *ProcNetSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	return out, nil
 }
 
-// ProcResolver finds socket owners by walking ProcRoot/*/fd.
-type ProcResolver struct {
-	ProcRoot string
-	// Workers bounds the walk's parallelism; 0 means GOMAXPROCS.
-	Workers int
-
-	once  sync.Once
-	btime int64
-	users sync.Map // uid -> name
-}
-
-// Resolve implements OwnerResolver.
-func (r *ProcResolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
-	r.once.Do(func() {
-		r.btime, _ = procfs.BootTime(r.ProcRoot)
-	})
-	// Each walk worker reads the details of the processes it finds, while
-	// the other workers keep walking: the two phases overlap.
-	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers}
-	now := time.Now()
-	found := make([]map[int]*Process, w.NumWorkers())
-	bufs := make([][]byte, w.NumWorkers())
-	w.OnMatch = func(wk, pid int) {
-		if found[wk] == nil {
-			found[wk] = map[int]*Process{}
-		}
-		if p := r.process(pid, now, &bufs[wk]); p != nil {
-			found[wk][pid] = p
-		}
-	}
-	res, err := w.Walk(ctx, want)
-	if err != nil {
-		return nil, err
-	}
-	own := &Owners{
-		Holders:   res.Holders,
-		Processes: map[int]*Process{},
-		Denied:    res.Denied,
-		Scanned:   res.Scanned,
-		Via:       "procfs",
-	}
-	for _, m := range found {
-		for pid, p := range m {
-			own.Processes[pid] = p
-		}
-	}
-	return own, nil
-}
-
-func (r *ProcResolver) process(pid int, now time.Time, buf *[]byte) *Process {
-	info, err := procfs.ReadProcessBuf(r.ProcRoot, pid, buf)
-	if err != nil {
-		return nil // exited between the walk and now
-	}
-	st := info.Stat
-	p := &Process{
-		PID:        pid,
-		PPID:       st.PPID,
-		Name:       st.Comm,
-		Exe:        info.Exe,
-		ExeDeleted: info.ExeDeleted,
-		Cmdline:    info.Cmdline,
-		UID:        info.UID,
-		StartTicks: st.StartTicks,
-		Unit:       info.Cgroup.Unit,
-		Container:  info.Cgroup.Container,
-		State:      st.State,
-		RSSBytes:   uint64(max(st.RSSPages, 0)) * uint64(os.Getpagesize()),
-	}
-	if info.UIDKnown {
-		p.User = r.userName(info.UID)
-	}
-	if r.btime > 0 {
-		start := time.Unix(r.btime, 0).Add(time.Duration(st.StartTicks) * time.Second / userHZ)
-		p.StartTime = start
-		if el := now.Sub(start).Seconds(); el > 0 {
-			p.CPUPercent = float64(st.UTime+st.STime) / userHZ / el * 100
-		}
-	}
-	return p
-}
-
-func (r *ProcResolver) userName(uid uint32) string {
-	if v, ok := r.users.Load(uid); ok {
-		return v.(string)
-	}
-	name := strconv.Itoa(int(uid))
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	r.users.Store(uid, name)
-	return name
+// liveInodes reads the tables of q again and returns which of inodes are
+// in them.
+func (s *ProcNetSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	return liveBySockets(ctx, s, q, inodes)
 }
 
 func selfNetNS(procRoot string) uint64 {

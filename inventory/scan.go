@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"sync"
@@ -34,12 +36,15 @@ type Options struct {
 // Scanner takes snapshots. It is safe for use by one goroutine at a time;
 // the mutex only guards against accidental concurrent use.
 type Scanner struct {
-	opts     Options
-	mu       sync.Mutex
-	netns    uint64
-	cache    map[uint64]ownerEntry
-	lastFull time.Time
-	via      string // Owners.Via of the last full resolution
+	opts       Options
+	mu         sync.Mutex
+	netns      uint64
+	cache      map[uint64]ownerEntry
+	lastFull   time.Time
+	via        string // Owners.Via of the last full resolution
+	privileged bool   // the last full resolution saw every process
+	closers    []io.Closer
+	closed     bool
 	// Walks counts full owner walks, for tests and metrics.
 	Walks int
 }
@@ -60,19 +65,51 @@ func NewScanner(o Options) *Scanner {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	s := &Scanner{opts: o}
+	// What the scanner opens, it closes; a Source or Resolver passed in is
+	// the caller's.
 	if o.Source == nil {
-		o.Source = DefaultSource(o.ProcRoot)
+		s.opts.Source = DefaultSource(o.ProcRoot)
+		if c, ok := s.opts.Source.(io.Closer); ok {
+			s.closers = append(s.closers, c)
+		}
 	}
 	if o.Resolver == nil {
-		o.Resolver = DefaultResolver(o.ProcRoot)
+		s.opts.Resolver = DefaultResolver(o.ProcRoot)
+		if c, ok := s.opts.Resolver.(io.Closer); ok {
+			s.closers = append(s.closers, c)
+		}
 	}
-	return &Scanner{opts: o}
+	return s
+}
+
+// ErrClosed is returned by Scan after Close.
+var ErrClosed = errors.New("scanner closed")
+
+// Close releases what the scanner holds open between scans: the netlink
+// socket and the iterator's BPF program. It is safe to call more than once.
+// A scanner that is never closed works; its descriptors go at exit.
+func (s *Scanner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Scan takes one snapshot of the sockets that q asks for.
 func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
 	if s.netns == 0 {
 		s.netns = selfNetNS(s.opts.ProcRoot)
 	}
@@ -107,7 +144,7 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 	sorted := false
 	if !s.opts.NoOwners {
 		var err error
-		if sorted, err = s.attach(ctx, snap, now); err != nil {
+		if sorted, err = s.attach(ctx, snap, q, now); err != nil {
 			return nil, err
 		}
 	}
@@ -135,7 +172,7 @@ func filterFamilies(socks []Socket, q Query) []Socket {
 
 // attach finds the sockets' owners. It reports whether it also sorted the
 // sockets, which it does while the resolver works.
-func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) (sorted bool, err error) {
+func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.Time) (sorted bool, err error) {
 	socks := snap.Sockets
 	if len(socks) == 0 {
 		return false, nil
@@ -176,16 +213,18 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) (so
 		go func() { sortSockets(socks); close(done) }()
 		own, err := s.opts.Resolver.Resolve(ctx, want)
 		<-done
+		if err == nil {
+			err = s.recheckOrphans(ctx, q, socks, own)
+		}
 		if err != nil {
 			return true, fmt.Errorf("resolving socket owners: %w", err)
 		}
 		s.Walks++
 		s.lastFull = now
 		s.via = own.Via
+		s.privileged = own.Denied == 0 && !own.Hidden
 		arena := newOwnerArena(socks, own)
-		if own.Denied > 0 {
-			snap.Privileged = false
-		}
+		snap.Privileged = s.privileged
 		if !s.opts.Incremental {
 			// A one-shot scan keeps no cache: attach owners directly,
 			// which saves a map of every socket on a big host.
@@ -202,12 +241,7 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, now time.Time) (so
 		sorted = true
 	} else {
 		// Privilege is a property of the last walk.
-		for _, e := range s.cache {
-			if e.reason == ReasonNotPermitted {
-				snap.Privileged = false
-				break
-			}
-		}
+		snap.Privileged = s.privileged
 	}
 	return sorted, s.finish(snap, func(i int) ownerEntry { return s.cache[socks[i].Inode] })
 }
@@ -231,6 +265,125 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 		}
 	}
 	return nil
+}
+
+// recheckOrphans looks again at the sockets for which own found no holder
+// at all, which would be reported as held by no process in this PID
+// namespace. A socket closed during the scan (its process exited, or
+// closed it) is in the dump but in no fd table when the sources read them.
+// A process whose leader has exited while its last threads still hold its
+// files shows an empty fd directory (the walk; the iterator reports those
+// threads itself). So: the sockets held by such threads, and those that
+// are gone now, are marked vanished (the reason says the process exited).
+// What is left is held by no process here.
+//
+// One case stays: with the iterator, which runs beside the dump, a
+// process it has already passed can open a socket that the dump then
+// lists; if it is still open at the check, it is reported without an
+// owner. Finding it would take a second pass on every scan of a host with
+// kernel sockets, so only a one-shot scan can see it; the daemon's scans
+// resolve after the dump.
+//
+// It does nothing when some processes could not be seen (then the reason
+// is not_permitted), and nothing when every socket has a holder. Otherwise
+// it costs one dump, of the protocols and families of the orphans: of their
+// listeners when the orphans are listeners, else of the states of q.
+func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
+	if own.Denied > 0 || own.Hidden {
+		return nil
+	}
+	orphans := map[uint64]struct{}{}
+	// The dump below asks only for what the orphans can be found in: on a
+	// host whose only orphans are listeners (kernel sockets), "list --all"
+	// then dumps the listeners alone.
+	narrow := Query{States: MaskTCPListen | MaskUDPListen, exactFamilies: true}
+	protos := map[Proto]bool{}
+	fams := map[Family]bool{}
+	for i := range socks {
+		if ino := socks[i].Inode; ino != 0 && len(own.Holders[ino]) == 0 {
+			orphans[ino] = struct{}{}
+			protos[socks[i].Proto] = true
+			fams[socks[i].Family] = true
+			if !socks[i].Listening {
+				narrow.States = q.States
+			}
+		}
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	if len(protos) == 1 {
+		for p := range protos {
+			narrow.Protos = []Proto{p}
+		}
+	}
+	if len(fams) == 1 {
+		for f := range fams {
+			narrow.Families = []Family{f}
+		}
+	}
+	if x, ok := s.opts.Resolver.(exitingFinder); ok {
+		held, err := x.exitingHolders(ctx, own, orphans)
+		if err != nil {
+			return err
+		}
+		for ino := range held {
+			own.vanish(ino)
+			delete(orphans, ino)
+		}
+	}
+	return s.dropClosed(ctx, narrow, orphans, own)
+}
+
+// dropClosed marks the sockets of orphans that no longer exist as
+// vanished, and takes them out of orphans.
+func (s *Scanner) dropClosed(ctx context.Context, q Query, orphans map[uint64]struct{}, own *Owners) error {
+	if len(orphans) == 0 {
+		return nil
+	}
+	live, err := s.liveInodes(ctx, q, orphans)
+	if err != nil {
+		return err
+	}
+	for ino := range orphans {
+		if _, ok := live[ino]; !ok {
+			own.vanish(ino)
+			delete(orphans, ino)
+		}
+	}
+	return nil
+}
+
+// vanish marks a socket whose holder went away during the scan.
+func (own *Owners) vanish(ino uint64) {
+	if own.vanished == nil {
+		own.vanished = map[uint64]struct{}{}
+	}
+	own.vanished[ino] = struct{}{}
+}
+
+// liveInodes returns which of inodes the source still lists.
+func (s *Scanner) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	if c, ok := s.opts.Source.(inodeChecker); ok {
+		return c.liveInodes(ctx, q, inodes)
+	}
+	return liveBySockets(ctx, s.opts.Source, q, inodes)
+}
+
+// liveBySockets lists the sockets of q again and returns which of inodes
+// are among them.
+func liveBySockets(ctx context.Context, src SocketSource, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	socks, err := src.Sockets(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("listing sockets again: %w", err)
+	}
+	live := map[uint64]struct{}{}
+	for i := range socks {
+		if _, ok := inodes[socks[i].Inode]; ok {
+			live[socks[i].Inode] = struct{}{}
+		}
+	}
+	return live, nil
 }
 
 // ownerArena holds every socket's Processes and FDs in two big slices, so
@@ -287,10 +440,11 @@ func buildOwners(inode uint64, own *Owners, a *ownerArena) ownerEntry {
 		e.procs = a.procs[p0:len(a.procs):len(a.procs)]
 	}
 	if len(e.procs) == 0 {
+		_, vanished := own.vanished[inode]
 		switch {
-		case exited:
+		case exited || vanished:
 			e.reason = ReasonExited
-		case own.Denied > 0:
+		case own.Denied > 0 || own.Hidden:
 			e.reason = ReasonNotPermitted
 		default:
 			e.reason = ReasonNoProcess

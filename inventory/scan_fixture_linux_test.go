@@ -135,3 +135,72 @@ func TestScanIncremental(t *testing.T) {
 		t.Errorf("walks = %d after an owner exited, want 3", sc.Walks)
 	}
 }
+
+// secondLook is a fake source for fault injection: it lists the fixture's
+// sockets, and from its second call on, as the recheck of sockets without
+// a holder makes, drops the inodes in gone (their process closed them
+// meanwhile). It records each query.
+type secondLook struct {
+	SocketSource
+	gone    map[uint64]bool
+	queries []Query
+}
+
+func (s *secondLook) Sockets(ctx context.Context, q Query) ([]Socket, error) {
+	s.queries = append(s.queries, q)
+	socks, err := s.SocketSource.Sockets(ctx, q)
+	if len(s.queries) == 1 || err != nil {
+		return socks, err
+	}
+	kept := socks[:0]
+	for _, so := range socks {
+		if !s.gone[so.Inode] {
+			kept = append(kept, so)
+		}
+	}
+	return kept, nil
+}
+
+// TestOrphanRecheck checks the reasons of sockets without a holder: one
+// that is gone when the scanner looks again lost its process during the
+// scan; one still there is held by no process here. When only listeners
+// lack a holder, the second look asks for listeners only, however wide
+// the scan; when a connection lacks one too, it asks for what the scan
+// asked.
+func TestOrphanRecheck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the fixture's mode-000 fd directory is readable only with CAP_DAC_OVERRIDE")
+	}
+	for _, tc := range []struct {
+		gone   bool
+		states StateMask // of the scan
+		second StateMask // of the recheck
+	}{
+		{false, MaskTCPListen | 1<<TCPSynSent, MaskTCPListen | MaskUDPListen},
+		{true, MaskTCPListen | 1<<TCPSynSent, MaskTCPListen | MaskUDPListen},
+		{true, MaskAll, MaskAll}, // the fixture's connection has no holder
+	} {
+		gone := tc.gone
+		_, tr := fixtureScanner(t, false)
+		src := &secondLook{SocketSource: &ProcNetSource{ProcRoot: tr.Root}, gone: map[uint64]bool{9000: gone}}
+		sc := NewScanner(Options{ProcRoot: tr.Root, Source: src})
+		snap, err := sc.Scan(context.Background(), Query{Protos: []Proto{TCP}, States: tc.states})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ReasonNoProcess
+		if gone {
+			want = ReasonExited
+		}
+		if r := byInode(snap)[9000].UnattributedReason; r != want {
+			t.Errorf("socket closed during the scan: %v: reason %q, want %q", gone, r, want)
+		}
+		if len(src.queries) != 2 {
+			t.Fatalf("%d listings, want the scan's and one recheck", len(src.queries))
+		}
+		if q := src.queries[1]; q.States != tc.second || !reflect.DeepEqual(q.Protos, []Proto{TCP}) ||
+			!reflect.DeepEqual(q.Families, []Family{IPv4}) || q.WantsFamily(IPv6) {
+			t.Errorf("scan of states %#x: the recheck asked for %+v, want IPv4 TCP and states %#x", tc.states, q, tc.second)
+		}
+	}
+}

@@ -349,6 +349,14 @@ func TestMain(m *testing.M) {
 		helperListen(addr)
 		return
 	}
+	if r := os.Getenv("PORTEIRO_HELPER_CHURN"); r != "" {
+		helperChurn(r)
+		return
+	}
+	if root := os.Getenv("PORTEIRO_HELPER_SCAN"); root != "" {
+		helperScan(root)
+		return
+	}
 	os.Exit(m.Run())
 }
 

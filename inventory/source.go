@@ -25,6 +25,11 @@ type Query struct {
 	// question about one port reads the details of its holders only. It
 	// sees every field a SocketSource fills, and Exposure.
 	Keep func(*Socket) bool
+
+	// exactFamilies makes Families mean the sockets' own families, without
+	// the IPv6 sockets that may be dual-stack (the scanner's second look
+	// at sockets without a holder knows their families).
+	exactFamilies bool
 }
 
 // WantsProto reports whether the query includes protocol p.
@@ -48,7 +53,7 @@ func (q Query) WantsFamily(f Family) bool {
 		return true
 	}
 	for _, x := range q.Families {
-		if x == f || (x == IPv4 && f == IPv6) {
+		if x == f || (x == IPv4 && f == IPv6 && !q.exactFamilies) {
 			return true
 		}
 	}
@@ -86,11 +91,32 @@ type Owners struct {
 	Processes map[int]*Process
 	// Denied counts processes whose fd directory could not be read.
 	Denied int
+	// Hidden is true when procfs hides other users' processes from this
+	// process (hidepid): some holders may be missing, though none was
+	// denied.
+	Hidden bool
 	// Scanned counts processes whose fds were read.
 	Scanned int
+	// vanished holds the inodes of sockets that closed while the scan
+	// ran, before any holder was seen (the scanner fills it).
+	vanished map[uint64]struct{}
+	// noFiles are the processes the /proc walk found without files.
+	noFiles []int
 	// Via names the method: "taskfd" (the kernel's task-file iterator) or
 	// "procfs" (the /proc/PID/fd walk).
 	Via string
+}
+
+// inodeChecker is a SocketSource that can tell which of some sockets
+// still exist without building Sockets, to recheck sockets without owners.
+type inodeChecker interface {
+	liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error)
+}
+
+// exitingFinder is an OwnerResolver that can find sockets held only by the
+// last threads of exiting processes.
+type exitingFinder interface {
+	exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error)
 }
 
 // prefetcher is an OwnerResolver that can start its work before it knows

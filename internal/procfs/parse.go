@@ -85,32 +85,6 @@ func ParseStat(b []byte) (Stat, error) {
 	return s, nil
 }
 
-// ParseStatusUID returns the effective uid from /proc/PID/status, the user
-// that ps shows.
-func ParseStatusUID(b []byte) (uint32, error) {
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		if !bytes.HasPrefix(line, []byte("Uid:")) {
-			continue
-		}
-		f := strings.Fields(string(line[4:]))
-		if len(f) < 2 {
-			return 0, fmt.Errorf("status: short Uid line")
-		}
-		u, err := strconv.ParseUint(f[1], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("status: bad effective uid: %w", err)
-		}
-		return uint32(u), nil
-	}
-	return 0, fmt.Errorf("status: no Uid line")
-}
-
 // ParseCmdline splits /proc/PID/cmdline into argv. Kernel threads and
 // zombies have an empty cmdline and get nil. A process that rewrote its
 // argv as one space-separated string keeps it as one element.

@@ -29,17 +29,6 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
-func TestParseStatusUID(t *testing.T) {
-	in := "Name:\tsshd\nState:\tS (sleeping)\nUid:\t0\t33\t33\t33\nGid:\t0\t0\t0\t0\n"
-	uid, err := ParseStatusUID([]byte(in))
-	if err != nil || uid != 33 {
-		t.Errorf("ParseStatusUID = %d, %v; want 33 (effective)", uid, err)
-	}
-	if _, err := ParseStatusUID([]byte("Name:\tx\n")); err == nil {
-		t.Error("no Uid line: want error")
-	}
-}
-
 func TestParseCmdline(t *testing.T) {
 	if got := ParseCmdline([]byte("/usr/sbin/sshd\x00-D\x00\x00")); !reflect.DeepEqual(got, []string{"/usr/sbin/sshd", "-D"}) {
 		t.Errorf("got %q", got)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -63,6 +64,46 @@ func TestWalkFixture(t *testing.T) {
 		if res.Scanned != 6 || res.Denied != 0 {
 			t.Errorf("workers=%d: scanned=%d denied=%d, want 6, 0", workers, res.Scanned, res.Denied)
 		}
+	}
+}
+
+// TestWalkEmit checks that with Emit set, every record goes to Emit, from
+// a worker in range, and none to the result's Holders.
+func TestWalkEmit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the fixture's mode-000 fd directory is readable only with CAP_DAC_OVERRIDE")
+	}
+	tr := procfstest.Standard(t)
+	var mu sync.Mutex
+	got := map[uint64][]Holder{}
+	w := &Walker{Root: tr.Root, Workers: 3}
+	w.Emit = func(wk, pid, fd int, inode uint64) {
+		if wk < 0 || wk >= w.NumWorkers() {
+			t.Errorf("record from worker %d of %d", wk, w.NumWorkers())
+		}
+		mu.Lock()
+		got[inode] = append(got[inode], Holder{PID: pid, FD: fd})
+		mu.Unlock()
+	}
+	res, err := w.Walk(context.Background(), wantSet(1000, 1001, 2000, 4000, 5000, 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Holders) != 0 {
+		t.Errorf("Holders = %v, want empty with Emit", res.Holders)
+	}
+	for k, v := range got {
+		got[k] = sorted(v)
+	}
+	want := map[uint64][]Holder{
+		1000: {{100, 3}, {100, 7}, {101, 3}},
+		1001: {{100, 4}},
+		2000: {{200, 3}},
+		4000: {{400, 3}},
+		5000: {{500, 3}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("emitted %v\nwant %v", got, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package taskfd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/porteiro/porteiro/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,11 +83,16 @@ func Open() (*Iterator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading pid namespace depth: %w", err)
 	}
-	status, err := ParseStatus(b)
-	if err != nil {
+	status, err := procfs.ParseStatus(b)
+	switch {
+	case err != nil:
 		return nil, err
+	case !status.LevelKnown:
+		return nil, errors.New("/proc/self/status has no NSpid line (kernel older than 4.1)")
+	case !status.CapEffKnown:
+		return nil, errors.New("/proc/self/status has no CapEff line")
 	}
-	if !status.CanLoad() {
+	if !canLoad(status) {
 		return nil, ErrNoCapability // before the BTF is read, which takes time
 	}
 	level := status.Level

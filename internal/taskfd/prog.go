@@ -1,49 +1,19 @@
 package taskfd
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
+
+	"github.com/cilium/ebpf/asm"
 )
 
-// eBPF opcodes, from include/uapi/linux/bpf.h and bpf_common.h.
+// The file type bits of inode->i_mode, from include/uapi/linux/stat.h.
 const (
-	clsLDX   = 0x01
-	clsSTX   = 0x03
-	clsJMP   = 0x05
-	clsALU64 = 0x07
-
-	sizeW   = 0x00
-	sizeH   = 0x08
-	sizeDW  = 0x18
-	modeMem = 0x60
-
-	srcK = 0x00
-	srcX = 0x08
-
-	aluAdd = 0x00
-	aluAnd = 0x50
-	aluMov = 0xb0
-
-	jmpJA   = 0x00
-	jmpJEQ  = 0x10
-	jmpJNE  = 0x50
-	jmpCall = 0x80
-	jmpExit = 0x90
-
-	fnSeqWrite          = 127 // BPF_FUNC_seq_write
-	fnGetCurrentTaskBTF = 158 // BPF_FUNC_get_current_task_btf
-
 	sIFMT   = 0o170000
 	sIFSOCK = 0o140000
-)
-
-// Registers.
-const (
-	r0, r1, r2, r3 = 0, 1, 2, 3
-	r6, r7, r8     = 6, 7, 8
-	r10            = 10 // the frame pointer
 )
 
 // RecordSize is the size of one record the program writes:
@@ -55,54 +25,18 @@ const RecordSize = 16
 // (the kernel's own limit is 32).
 const MaxLevel = 32
 
-type insn struct {
-	code     uint8
-	dst, src uint8
-	off      int16
-	imm      int32
-}
-
-func ldx(size uint8, dst, src uint8, off int16) insn {
-	return insn{code: clsLDX | modeMem | size, dst: dst, src: src, off: off}
-}
-
-func stx(size uint8, dst uint8, off int16, src uint8) insn {
-	return insn{code: clsSTX | modeMem | size, dst: dst, src: src, off: off}
-}
-
-func alu64K(op uint8, dst uint8, imm int32) insn {
-	return insn{code: clsALU64 | op | srcK, dst: dst, imm: imm}
-}
-
-func movX(dst, src uint8) insn { return insn{code: clsALU64 | aluMov | srcX, dst: dst, src: src} }
-
-// jmpTo is a conditional jump to a label, fixed up by Program.
-func jmpTo(op uint8, dst uint8, imm int32, label int16) insn {
-	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: label}
-}
-
-// jmpK is a conditional jump to label exit, fixed up by Program.
-func jmpK(op uint8, dst uint8, imm int32) insn {
-	return insn{code: clsJMP | op | srcK, dst: dst, imm: imm, off: labelExit}
-}
-
-// ja is an unconditional jump to a label, fixed up by Program.
-func ja(label int16) insn { return insn{code: clsJMP | jmpJA, off: label} }
-
-func call(fn int32) insn { return insn{code: clsJMP | jmpCall, imm: fn} }
-
-// Jump targets, fixed up by Program.
+// Jump labels of the program.
 const (
-	labelExit    = -0x7fff
-	labelStore   = -0x7ffe
-	labelNoInode = -0x7ffd
+	labelExit    = "exit"
+	labelStore   = "store"
+	labelNoInode = "no_inode"
 )
 
-// Program assembles the iterator program for layout l. The program runs
+// Instructions builds the iterator program for layout l. The program runs
 // once per open file of every process and writes one record for each: the
 // socket's inode number for a socket, 0 for any other file (so the reader
-// learns which processes it saw, sockets or not), with the process's pid as the reader's PID namespace numbers it,
-// the number /proc shows there.
+// learns which processes it saw, sockets or not), with the process's pid as
+// the reader's PID namespace numbers it, the number /proc shows there.
 //
 // level is the least depth the reader's PID namespace can have (0 for the
 // initial one): the number of pids on the NSpid line of /proc/self/status,
@@ -111,86 +45,92 @@ const (
 // program reads the actual depth from the reading task (the level of its
 // struct pid) and picks, among levels level to MaxLevel, the entry of the
 // process's pid.numbers for that depth.
-func Program(l Layout, level int) ([]byte, error) {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		return nil, errors.New("big-endian hosts are not supported")
-	}
+func Instructions(l Layout, level int) (asm.Instructions, error) {
 	if level < 0 || level > MaxLevel {
 		return nil, fmt.Errorf("pid namespace level %d out of range", level)
 	}
 	// nr is the offset of numbers[lv].nr in struct pid.
 	nr := func(lv int) int { return int(l.PidNumbers) + lv*int(l.UpidSize) + int(l.UpidNr) }
-	if nr(level) > 1<<15-1 {
+	if nr(level) > math.MaxInt16 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
-	p := []insn{
-		movX(r6, r1), // r6 = ctx
-		ldx(sizeDW, r7, r6, l.CtxTask),
-		jmpK(jmpJEQ, r7, 0), // the final call has no task
-		ldx(sizeDW, r8, r6, l.CtxFile),
-		jmpK(jmpJEQ, r8, 0),
-		alu64K(aluMov, r2, 0), // inode 0: not a socket
-		ldx(sizeDW, r8, r8, l.FileInode),
-		jmpTo(jmpJEQ, r8, 0, labelNoInode),
-		ldx(sizeH, r3, r8, l.InodeMode),
-		alu64K(aluAnd, r3, sIFMT),
-		jmpTo(jmpJNE, r3, sIFSOCK, labelNoInode),
-		ldx(sizeDW, r2, r8, l.InodeIno),
-		// noInode:
-		stx(sizeDW, r10, -8, r2), // record.inode
-		ldx(sizeW, r2, r6, l.CtxFD),
-		stx(sizeW, r10, -12, r2), // record.fd
+	p := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1), // r6 = ctx
+		asm.LoadMem(asm.R7, asm.R6, l.CtxTask, asm.DWord),
+		asm.JEq.Imm(asm.R7, 0, labelExit), // the final call has no task
+		asm.LoadMem(asm.R8, asm.R6, l.CtxFile, asm.DWord),
+		asm.JEq.Imm(asm.R8, 0, labelExit),
+		asm.Mov.Imm(asm.R2, 0), // inode 0: not a socket
+		asm.LoadMem(asm.R8, asm.R8, l.FileInode, asm.DWord),
+		asm.JEq.Imm(asm.R8, 0, labelNoInode),
+		asm.LoadMem(asm.R3, asm.R8, l.InodeMode, asm.Half),
+		asm.And.Imm(asm.R3, sIFMT),
+		asm.JNE.Imm(asm.R3, sIFSOCK, labelNoInode),
+		asm.LoadMem(asm.R2, asm.R8, l.InodeIno, asm.DWord),
+		asm.StoreMem(asm.RFP, -8, asm.R2, asm.DWord).WithSymbol(labelNoInode), // record.inode
+		asm.LoadMem(asm.R2, asm.R6, l.CtxFD, asm.Word),
+		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word), // record.fd
 		// The process's struct pid: task->group_leader->thread_pid.
-		ldx(sizeDW, r7, r7, l.TaskGroupLeader),
-		jmpK(jmpJEQ, r7, 0),
-		ldx(sizeDW, r7, r7, l.TaskThreadPid),
-		jmpK(jmpJEQ, r7, 0),
+		asm.LoadMem(asm.R7, asm.R7, l.TaskGroupLeader, asm.DWord),
+		asm.JEq.Imm(asm.R7, 0, labelExit),
+		asm.LoadMem(asm.R7, asm.R7, l.TaskThreadPid, asm.DWord),
+		asm.JEq.Imm(asm.R7, 0, labelExit),
 		// The depth of the reader's PID namespace: the level of the
 		// reading task's pid.
-		call(fnGetCurrentTaskBTF),
-		ldx(sizeDW, r0, r0, l.TaskThreadPid),
-		jmpK(jmpJEQ, r0, 0),
-		ldx(sizeW, r0, r0, l.PidLevel),
+		asm.FnGetCurrentTaskBtf.Call(),
+		asm.LoadMem(asm.R0, asm.R0, l.TaskThreadPid, asm.DWord),
+		asm.JEq.Imm(asm.R0, 0, labelExit),
+		asm.LoadMem(asm.R0, asm.R0, l.PidLevel, asm.Word),
 	}
 	// The pid, numbers[depth].nr: one load per depth the reader may be at.
-	for lv := level; lv <= MaxLevel && nr(lv) <= 1<<15-1; lv++ {
+	for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
+		next := fmt.Sprintf("depth_%d", lv+1)
 		p = append(p,
-			insn{code: clsJMP | jmpJNE | srcK, dst: r0, imm: int32(lv), off: 2},
-			ldx(sizeW, r2, r7, int16(nr(lv))),
-			ja(labelStore))
+			asm.JNE.Imm(asm.R0, int32(lv), next).WithSymbol(fmt.Sprintf("depth_%d", lv)),
+			asm.LoadMem(asm.R2, asm.R7, int16(nr(lv)), asm.Word),
+			asm.Ja.Label(labelStore))
+		if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
+			// Deeper than the program can read: write nothing.
+			p = append(p, asm.Ja.Label(labelExit).WithSymbol(next))
+		}
 	}
 	p = append(p,
-		ja(labelExit), // deeper than the program can read
-		// store:
-		stx(sizeW, r10, -16, r2), // record.pid
+		asm.StoreMem(asm.RFP, -16, asm.R2, asm.Word).WithSymbol(labelStore), // record.pid
 		// bpf_seq_write(ctx->meta->seq, &record, 16)
-		ldx(sizeDW, r1, r6, l.CtxMeta),
-		ldx(sizeDW, r1, r1, l.MetaSeq),
-		movX(r2, r10),
-		alu64K(aluAdd, r2, -RecordSize),
-		alu64K(aluMov, r3, RecordSize),
-		call(fnSeqWrite),
-		// exit:
-		alu64K(aluMov, r0, 0),
-		insn{code: clsJMP | jmpExit},
+		asm.LoadMem(asm.R1, asm.R6, l.CtxMeta, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -RecordSize),
+		asm.Mov.Imm(asm.R3, RecordSize),
+		asm.FnSeqWrite.Call(),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(labelExit),
+		asm.Return(),
 	)
-	exit, store := len(p)-2, len(p)-9
-	noInode := slices.IndexFunc(p, func(in insn) bool { return in.code == clsSTX|modeMem|sizeDW && in.off == -8 })
-	out := make([]byte, 0, 8*len(p))
-	for i, in := range p {
-		switch in.off {
-		case labelExit:
-			in.off = int16(exit - i - 1)
-		case labelNoInode:
-			in.off = int16(noInode - i - 1)
-		case labelStore:
-			in.off = int16(store - i - 1)
-		}
-		out = append(out, in.code, in.dst&0xf|in.src<<4)
-		out = binary.LittleEndian.AppendUint16(out, uint16(in.off))
-		out = binary.LittleEndian.AppendUint32(out, uint32(in.imm))
+	return p, nil
+}
+
+// Program is Instructions encoded for bpf(BPF_PROG_LOAD), in the host's
+// byte order.
+func Program(l Layout, level int) ([]byte, error) {
+	insns, err := Instructions(l, level)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	var b bytes.Buffer
+	b.Grow(int(insns.Size()))
+	if err := insns.Marshal(&b, hostOrder()); err != nil {
+		return nil, fmt.Errorf("assembling the task-file iterator: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// hostOrder is the host's byte order as one of the two values the
+// assembler knows (it refuses binary.NativeEndian).
+func hostOrder() binary.ByteOrder {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+		return binary.LittleEndian
+	}
+	return binary.BigEndian
 }
 
 // ParseRecords calls fn for every record in b, which holds what the program

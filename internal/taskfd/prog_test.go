@@ -33,8 +33,8 @@ var testLayout = Layout{
 	UpidNr:          4,
 }
 
-// decode reads a program with cilium/ebpf's decoder, independent of the
-// assembler in prog.go.
+// decode reads back the bytes Program gives the kernel, where every jump
+// is an offset.
 func decode(t *testing.T, code []byte) []asm.Instruction {
 	t.Helper()
 	if len(code)%asm.InstructionSize != 0 {
@@ -61,237 +61,9 @@ func littleEndianHost(t *testing.T) {
 	}
 }
 
-func isLoad(ins asm.Instruction, size asm.Size) bool {
-	return ins.OpCode.Class() == asm.LdXClass && ins.OpCode.Mode() == asm.MemMode && ins.OpCode.Size() == size
-}
-
-func isJump(ins asm.Instruction, op asm.JumpOp) bool {
-	return ins.OpCode.Class() == asm.JumpClass && ins.OpCode.JumpOp() == op
-}
-
-func isCondJump(ins asm.Instruction) bool {
-	if !ins.OpCode.Class().IsJump() {
-		return false
-	}
-	switch ins.OpCode.JumpOp() {
-	case asm.Call, asm.Exit, asm.Ja:
-		return false
-	}
-	return true
-}
-
 // pidOffset is where numbers[level].nr is in struct pid.
 func pidOffset(l Layout, level int) int {
 	return int(l.PidNumbers) + level*int(l.UpidSize) + int(l.UpidNr)
-}
-
-// TestProgramShape checks the decoded program instruction by instruction.
-func TestProgramShape(t *testing.T) {
-	littleEndianHost(t)
-	l := testLayout
-	for _, level := range []int{0, 1, 3, MaxLevel} {
-		code, err := Program(l, level)
-		if err != nil {
-			t.Fatalf("Program(level %d): %v", level, err)
-		}
-		insns := decode(t, code)
-		if testing.Verbose() && level == 3 {
-			t.Logf("level %d:\n%v", level, asm.Instructions(insns))
-		}
-		// 23 instructions up to the reader's depth, 3 per depth the
-		// reader may be at, a jump past the last, 9 to write the record.
-		depths := MaxLevel - level + 1
-		if want := 23 + 3*depths + 1 + 9; len(insns) != want {
-			t.Errorf("level %d: %d instructions, want %d", level, len(insns), want)
-		}
-		last := len(insns) - 1
-		exit := last - 1 // r0 = 0
-		storeAt := last - 8
-
-		// r6 = r1: the context is kept in r6.
-		if first := insns[0]; first.OpCode != asm.Mov.Op(asm.RegSource) || first.Dst != asm.R6 || first.Src != asm.R1 {
-			t.Errorf("first instruction is %v, want r6 = r1", first)
-		}
-		// It ends with r0 = 0; exit.
-		if !isJump(insns[last], asm.Exit) {
-			t.Errorf("last instruction is %v, want exit", insns[last])
-		}
-		if ins := insns[exit]; ins.OpCode != asm.Mov.Op(asm.ImmSource) || ins.Dst != asm.R0 || ins.Constant != 0 {
-			t.Errorf("instruction before exit is %v, want r0 = 0", ins)
-		}
-
-		// The checks before the pid lookup jump to r0 = 0 (the final
-		// call without a task, null pointers), except the two that find a
-		// file that is not a socket (no inode, or not S_IFSOCK): they skip
-		// to storing inode 0, which r2 holds from "r2 = 0" on.
-		dispatch := 23 // the first depth test
-		noInode := slices.IndexFunc(insns, func(ins asm.Instruction) bool {
-			return ins.OpCode.Class() == asm.StXClass && ins.Offset == -8
-		})
-		if ins := insns[noInode-7]; ins.OpCode != asm.Mov.Op(asm.ImmSource) || ins.Dst != asm.R2 || ins.Constant != 0 {
-			t.Errorf("level %d: instruction %d is %v, want r2 = 0", level, noInode-7, ins)
-		}
-		checks, toNoInode := 0, 0
-		for i, ins := range insns[:dispatch] {
-			if !isCondJump(ins) {
-				continue
-			}
-			checks++
-			target := i + 1 + int(ins.Offset)
-			if i > noInode-7 && i < noInode {
-				toNoInode++
-				if target != noInode {
-					t.Errorf("level %d: check %d (%v) jumps to %d, want %d (store inode 0)", level, i, ins, target, noInode)
-				}
-				continue
-			}
-			if target != exit {
-				t.Errorf("level %d: check %d (%v) jumps to %d, want %d (r0 = 0)", level, i, ins, target, exit)
-			}
-		}
-		if toNoInode != 2 {
-			t.Errorf("level %d: %d checks jump to store inode 0, want 2", level, toNoInode)
-		}
-		if checks != 7 {
-			t.Errorf("level %d: %d checks, want 7", level, checks)
-		}
-		sock := slices.IndexFunc(insns, func(ins asm.Instruction) bool {
-			return isCondJump(ins) && ins.OpCode.JumpOp() == asm.JNE
-		})
-		if sock < 1 || insns[sock].Constant != sIFSOCK || insns[sock].Dst != asm.R3 ||
-			insns[sock-1].OpCode != asm.And.Op(asm.ImmSource) || insns[sock-1].Constant != sIFMT {
-			t.Errorf("level %d: no (mode & S_IFMT) != S_IFSOCK check", level)
-		}
-
-		// The reader's depth: current->thread_pid->level, in r0.
-		if ins := insns[dispatch-4]; !ins.IsBuiltinCall() || asm.BuiltinFunc(ins.Constant) != asm.FnGetCurrentTaskBtf || ins.Constant != 158 {
-			t.Errorf("level %d: instruction %d is %v, want a call of bpf_get_current_task_btf (158)", level, dispatch-4, ins)
-		}
-		if ins := insns[dispatch-3]; !isLoad(ins, asm.DWord) || ins.Dst != asm.R0 || ins.Src != asm.R0 || ins.Offset != l.TaskThreadPid {
-			t.Errorf("level %d: %v, want r0 = current->thread_pid", level, ins)
-		}
-		if ins := insns[dispatch-1]; !isLoad(ins, asm.Word) || ins.Dst != asm.R0 || ins.Src != asm.R0 || ins.Offset != l.PidLevel {
-			t.Errorf("level %d: %v, want r0 = current->thread_pid->level", level, ins)
-		}
-
-		// Then, for each depth from level up: if r0 != depth go to the
-		// next test; r2 = numbers[depth].nr; go to store.
-		for d := range depths {
-			i := dispatch + 3*d
-			test, load, jump := insns[i], insns[i+1], insns[i+2]
-			if !isJump(test, asm.JNE) || test.Dst != asm.R0 || test.Constant != int64(level+d) || i+1+int(test.Offset) != i+3 {
-				t.Errorf("level %d: instruction %d is %v, want if r0 != %d goto %d", level, i, test, level+d, i+3)
-			}
-			if !isLoad(load, asm.Word) || load.Dst != asm.R2 || load.Src != asm.R7 || int(load.Offset) != pidOffset(l, level+d) {
-				t.Errorf("level %d: instruction %d is %v, want r2 = *(u32 *)(r7 + %d)", level, i+1, load, pidOffset(l, level+d))
-			}
-			if !isJump(jump, asm.Ja) || i+3+int(jump.Offset) != storeAt {
-				t.Errorf("level %d: instruction %d is %v, want goto %d (store)", level, i+2, jump, storeAt)
-			}
-		}
-		// The load for the least depth is numbers[level].nr.
-		if got := int(insns[dispatch+1].Offset); got != pidOffset(l, level) {
-			t.Errorf("level %d: first pid load at %d, want %d", level, got, pidOffset(l, level))
-		}
-		past := dispatch + 3*depths
-		if ins := insns[past]; !isJump(ins, asm.Ja) || past+1+int(ins.Offset) != exit {
-			t.Errorf("level %d: instruction %d is %v, want goto %d (r0 = 0)", level, past, ins, exit)
-		}
-
-		// Every load of the program, in order, with its offset.
-		type load struct {
-			dst, src asm.Register
-			size     asm.Size
-			off      int16
-		}
-		var loads []load
-		for _, ins := range insns {
-			if ins.OpCode.Class() == asm.LdXClass {
-				if ins.OpCode.Mode() != asm.MemMode {
-					t.Errorf("level %d: load %v is not a memory load", level, ins)
-				}
-				loads = append(loads, load{ins.Dst, ins.Src, ins.OpCode.Size(), ins.Offset})
-			}
-		}
-		want := []load{
-			{asm.R7, asm.R6, asm.DWord, l.CtxTask},
-			{asm.R8, asm.R6, asm.DWord, l.CtxFile},
-			{asm.R8, asm.R8, asm.DWord, l.FileInode},
-			{asm.R3, asm.R8, asm.Half, l.InodeMode},
-			{asm.R2, asm.R8, asm.DWord, l.InodeIno},
-			{asm.R2, asm.R6, asm.Word, l.CtxFD},
-			{asm.R7, asm.R7, asm.DWord, l.TaskGroupLeader},
-			{asm.R7, asm.R7, asm.DWord, l.TaskThreadPid},
-			{asm.R0, asm.R0, asm.DWord, l.TaskThreadPid},
-			{asm.R0, asm.R0, asm.Word, l.PidLevel},
-		}
-		for d := range depths {
-			want = append(want, load{asm.R2, asm.R7, asm.Word, int16(pidOffset(l, level+d))})
-		}
-		want = append(want, load{asm.R1, asm.R6, asm.DWord, l.CtxMeta}, load{asm.R1, asm.R1, asm.DWord, l.MetaSeq})
-		if !slices.Equal(loads, want) {
-			t.Errorf("level %d: loads\n got %v\nwant %v", level, loads, want)
-		}
-
-		// The record, as ParseRecords reads it: pid at 0, fd at 4, inode
-		// at 8, 16 bytes below the frame pointer.
-		type store struct {
-			size asm.Size
-			off  int16
-		}
-		var stores []store
-		for _, ins := range insns {
-			if ins.OpCode.Class() == asm.StXClass || ins.OpCode.Class() == asm.StClass {
-				if ins.Dst != asm.R10 || ins.Src != asm.R2 {
-					t.Errorf("level %d: store %v is not r2 to the stack", level, ins)
-				}
-				stores = append(stores, store{ins.OpCode.Size(), ins.Offset})
-			}
-		}
-		if want := []store{{asm.DWord, -8}, {asm.Word, -12}, {asm.Word, -16}}; !slices.Equal(stores, want) {
-			t.Errorf("level %d: stores %v, want %v", level, stores, want)
-		}
-
-		// bpf_seq_write(seq, r10 - 16, 16), then r0 = 0; exit.
-		call := last - 2
-		if ins := insns[call]; !ins.IsBuiltinCall() || asm.BuiltinFunc(ins.Constant) != asm.FnSeqWrite || ins.Constant != 127 {
-			t.Errorf("level %d: instruction %d is %v, want a call of bpf_seq_write (127)", level, call, ins)
-		}
-		args := insns[call-3 : call]
-		if args[0].OpCode != asm.Mov.Op(asm.RegSource) || args[0].Dst != asm.R2 || args[0].Src != asm.R10 ||
-			args[1].OpCode != asm.Add.Op(asm.ImmSource) || args[1].Dst != asm.R2 || args[1].Constant != -RecordSize ||
-			args[2].OpCode != asm.Mov.Op(asm.ImmSource) || args[2].Dst != asm.R3 || args[2].Constant != RecordSize {
-			t.Errorf("level %d: call arguments are %v, want r2 = r10; r2 += -16; r3 = 16", level, asm.Instructions(args))
-		}
-		calls := 0
-		for _, ins := range insns {
-			if ins.OpCode.JumpOp() == asm.Call && ins.OpCode.Class().IsJump() {
-				calls++
-			}
-		}
-		if calls != 2 {
-			t.Errorf("level %d: %d calls, want 2", level, calls)
-		}
-
-		// Nothing the verifier would refuse: a register beyond r10, a
-		// write to r10, a jump out of the program.
-		for i, ins := range insns {
-			if ins.Dst > asm.R10 || ins.Src > asm.R10 {
-				t.Errorf("level %d: instruction %d uses a register beyond r10: %v", level, i, ins)
-			}
-			if ins.OpCode.Class().IsALU() && ins.Dst == asm.R10 {
-				t.Errorf("level %d: instruction %d writes r10: %v", level, i, ins)
-			}
-			if ins.OpCode.Class() == asm.ALUClass {
-				t.Errorf("level %d: instruction %d is a 32-bit ALU operation: %v", level, i, ins)
-			}
-			if ins.OpCode.Class().IsJump() && ins.OpCode.JumpOp() != asm.Call && ins.OpCode.JumpOp() != asm.Exit {
-				if target := i + 1 + int(ins.Offset); target <= i || target > last {
-					t.Errorf("level %d: instruction %d jumps to %d", level, i, target)
-				}
-			}
-		}
-	}
 }
 
 // kernel is fake kernel memory for runProgram: the objects the program
@@ -410,6 +182,80 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 	}
 }
 
+// world is what the fake kernel holds for one run of the program.
+type world struct {
+	readerLevel uint32 // current->thread_pid->level
+	mode        uint16
+	noTask      bool
+	noInode     bool
+	noPid       bool
+	noReaderPid bool
+}
+
+// Addresses of the fake kernel's objects.
+const (
+	ctxA, metaA, seqA             = 0x1000, 0x2000, 0x5e9
+	taskA, leaderA, fileA, inodeA = 0x10000, 0x20000, 0x30000, 0x40000
+	pidA, currentA, curPidA       = 0x50000, 0x60000, 0x70000
+	// The file the program is run on: fd 7, socket inode 1<<40|12345, held
+	// by a process whose pid at depth d is 1000+d.
+	testFD    = 7
+	testInode = 1<<40 | 12345
+)
+
+// build lays out w in a fake kernel for layout l.
+func build(l Layout, w world) *kernel {
+	u64 := func(b []byte, off int16, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
+	u32 := func(b []byte, off int16, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
+	u16 := func(b []byte, off int16, v uint16) { binary.LittleEndian.PutUint16(b[off:], v) }
+	pidSize := max(pidOffset(l, MaxLevel)+4, int(l.PidLevel)+4)
+	k := &kernel{}
+	ctx := k.obj(ctxA, 32)
+	meta := k.obj(metaA, 64)
+	u64(meta, l.MetaSeq, seqA)
+	u64(ctx, l.CtxMeta, metaA)
+	if !w.noTask {
+		u64(ctx, l.CtxTask, taskA)
+	}
+	u32(ctx, l.CtxFD, testFD)
+	u64(ctx, l.CtxFile, fileA)
+	task := k.obj(taskA, 2048)
+	u64(task, l.TaskGroupLeader, leaderA)
+	u64(task, l.TaskThreadPid, 0xbad) // a thread's own pid: not used
+	leader := k.obj(leaderA, 2048)
+	if !w.noPid {
+		u64(leader, l.TaskGroupLeader, leaderA)
+		u64(leader, l.TaskThreadPid, pidA)
+	}
+	file := k.obj(fileA, 64)
+	if !w.noInode {
+		u64(file, l.FileInode, inodeA)
+	}
+	inode := k.obj(inodeA, 128)
+	u16(inode, l.InodeMode, w.mode)
+	u64(inode, l.InodeIno, testInode)
+	pid := k.obj(pidA, pidSize)
+	for lv := range MaxLevel + 1 {
+		if off := pidOffset(l, lv); off+4 <= pidSize && off <= 1<<15-1 {
+			u32(pid, int16(off), uint32(1000+lv))
+		}
+	}
+	current := k.obj(currentA, 2048)
+	if !w.noReaderPid {
+		u64(current, l.TaskThreadPid, curPidA)
+	}
+	curPid := k.obj(curPidA, pidSize)
+	u32(curPid, l.PidLevel, w.readerLevel)
+	return k
+}
+
+// rec is a record as the program writes it.
+func rec(pid, fd uint32, inode uint64) []byte {
+	b := binary.NativeEndian.AppendUint32(nil, pid)
+	b = binary.NativeEndian.AppendUint32(b, fd)
+	return binary.NativeEndian.AppendUint64(b, inode)
+}
+
 // TestProgramRun runs the program on fake kernel objects: it writes the
 // record of a socket, with the pid numbered for the reader's depth, and
 // a record with inode 0 for any other file, and nothing when a pointer it
@@ -417,92 +263,25 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 func TestProgramRun(t *testing.T) {
 	littleEndianHost(t)
 	l := testLayout
-	u64 := func(b []byte, off int16, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
-	u32 := func(b []byte, off int16, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
-	u16 := func(b []byte, off int16, v uint16) { binary.LittleEndian.PutUint16(b[off:], v) }
-
-	const (
-		ctxA, metaA, seqA             = 0x1000, 0x2000, 0x5e9
-		taskA, leaderA, fileA, inodeA = 0x10000, 0x20000, 0x30000, 0x40000
-		pidA, currentA, curPidA       = 0x50000, 0x60000, 0x70000
-	)
-	pidSize := pidOffset(l, MaxLevel) + 4
-	type world struct {
-		readerLevel uint32 // current->thread_pid->level
-		mode        uint16
-		noTask      bool
-		noInode     bool
-		noPid       bool
-		noReaderPid bool
-	}
-	build := func(w world) (*kernel, uint64) {
-		k := &kernel{}
-		ctx := k.obj(ctxA, 32)
-		meta := k.obj(metaA, 64)
-		u64(meta, l.MetaSeq, seqA)
-		u64(ctx, l.CtxMeta, metaA)
-		if !w.noTask {
-			u64(ctx, l.CtxTask, taskA)
-		}
-		u32(ctx, l.CtxFD, 7)
-		u64(ctx, l.CtxFile, fileA)
-		task := k.obj(taskA, 2048)
-		u64(task, l.TaskGroupLeader, leaderA)
-		u64(task, l.TaskThreadPid, 0xbad) // a thread's own pid: not used
-		leader := k.obj(leaderA, 2048)
-		if !w.noPid {
-			u64(leader, l.TaskGroupLeader, leaderA)
-			u64(leader, l.TaskThreadPid, pidA)
-		}
-		file := k.obj(fileA, 64)
-		if !w.noInode {
-			u64(file, l.FileInode, inodeA)
-		}
-		inode := k.obj(inodeA, 128)
-		u16(inode, l.InodeMode, w.mode)
-		u64(inode, l.InodeIno, 1<<40|12345)
-		pid := k.obj(pidA, pidSize)
-		for lv := range MaxLevel + 1 {
-			u32(pid, int16(pidOffset(l, lv)), uint32(1000+lv))
-		}
-		current := k.obj(currentA, 2048)
-		if !w.noReaderPid {
-			u64(current, l.TaskThreadPid, curPidA)
-		}
-		curPid := k.obj(curPidA, pidSize)
-		u32(curPid, l.PidLevel, w.readerLevel)
-		return k, ctxA
-	}
-	record := func(pid uint32) []byte {
-		b := binary.NativeEndian.AppendUint32(nil, pid)
-		b = binary.NativeEndian.AppendUint32(b, 7)
-		return binary.NativeEndian.AppendUint64(b, 1<<40|12345)
-	}
-	// A file that is not a socket is reported too, with inode 0.
-	other := func(pid uint32) []byte {
-		b := binary.NativeEndian.AppendUint32(nil, pid)
-		b = binary.NativeEndian.AppendUint32(b, 7)
-		return binary.NativeEndian.AppendUint64(b, 0)
-	}
 	const sock = sIFSOCK | 0o777
-
 	for _, level := range []int{0, 1, 3} {
 		code, err := Program(l, level)
 		if err != nil {
 			t.Fatal(err)
 		}
 		insns := decode(t, code)
+		other := rec(uint32(1000+level), testFD, 0) // not a socket: inode 0
 		tests := []struct {
 			name string
 			w    world
 			want []byte
 		}{
-			{"regular file", world{readerLevel: uint32(level), mode: 0o100644}, other(uint32(1000 + level))},
-			{"directory", world{readerLevel: uint32(level), mode: 0o040755}, other(uint32(1000 + level))},
-			{"fifo", world{readerLevel: uint32(level), mode: 0o010600}, other(uint32(1000 + level))},
-			{"socket with S_IFMT bits set elsewhere", world{readerLevel: uint32(level), mode: 0o170000}, other(uint32(1000 + level))},
+			{"regular file", world{readerLevel: uint32(level), mode: 0o100644}, other},
+			{"directory", world{readerLevel: uint32(level), mode: 0o040755}, other},
+			{"fifo", world{readerLevel: uint32(level), mode: 0o010600}, other},
+			{"socket with S_IFMT bits set elsewhere", world{readerLevel: uint32(level), mode: 0o170000}, other},
 			{"final call without a task", world{readerLevel: uint32(level), mode: sock, noTask: true}, nil},
-			{"file without an inode", world{readerLevel: uint32(level), mode: sock, noInode: true}, other(uint32(1000 + level))},
+			{"file without an inode", world{readerLevel: uint32(level), mode: sock, noInode: true}, other},
 			{"task without a pid", world{readerLevel: uint32(level), mode: sock, noPid: true}, nil},
 			{"reader without a pid", world{readerLevel: uint32(level), mode: sock, noReaderPid: true}, nil},
 			{"reader shallower than level", world{readerLevel: uint32(level) - 1, mode: sock}, nil},
@@ -513,12 +292,11 @@ func TestProgramRun(t *testing.T) {
 				name string
 				w    world
 				want []byte
-			}{fmt.Sprintf("socket, reader at depth %d", d), world{readerLevel: uint32(d), mode: sock}, record(uint32(1000 + d))})
+			}{fmt.Sprintf("socket, reader at depth %d", d), world{readerLevel: uint32(d), mode: sock}, rec(uint32(1000+d), testFD, testInode)})
 		}
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("level %d: %s", level, tc.name), func(t *testing.T) {
-				k, ctx := build(tc.w)
-				got := runProgram(t, insns, k, ctx, currentA)
+				got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
 				if !bytes.Equal(got, tc.want) {
 					t.Errorf("wrote % x, want % x", got, tc.want)
 				}
@@ -527,15 +305,23 @@ func TestProgramRun(t *testing.T) {
 	}
 }
 
+// TestProgramLevels runs the program with the reader at every depth, on
+// layouts where struct pid's numbers[] reaches past the largest offset a
+// load can take: the depths the program can read report the pid of that
+// depth, the deeper ones report nothing, and a level it cannot read at all
+// is refused.
 func TestProgramLevels(t *testing.T) {
 	littleEndianHost(t)
 	// numbers[2].nr ends exactly at the largest int16 offset.
-	edge := Layout{PidNumbers: 1<<15 - 1 - 4 - 2*256, UpidSize: 256, UpidNr: 4}
+	edge := testLayout
+	edge.PidNumbers, edge.UpidSize, edge.UpidNr = 1<<15-1-4-2*256, 256, 4
+	far := testLayout
+	far.PidNumbers, far.UpidSize, far.UpidNr = 30000, 256, 4
 	tests := []struct {
 		name   string
 		l      Layout
 		level  int
-		depths int // how many depths the program handles
+		depths int // how many depths, from level on, the program reads
 		errMsg string
 	}{
 		{"level 0", testLayout, 0, MaxLevel + 1, ""},
@@ -546,7 +332,7 @@ func TestProgramLevels(t *testing.T) {
 		{"offset 32767", edge, 2, 1, ""},
 		{"deeper levels cut at 32767", edge, 0, 3, ""},
 		{"offset over int16", edge, 3, 0, "too deep"},
-		{"offset far over int16", Layout{PidNumbers: 30000, UpidSize: 256, UpidNr: 4}, MaxLevel, 0, "too deep"},
+		{"offset far over int16", far, MaxLevel, 0, "too deep"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -566,29 +352,22 @@ func TestProgramLevels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var offs []int
-			for _, ins := range decode(t, code) {
-				if isLoad(ins, asm.Word) && ins.Src == asm.R7 {
-					offs = append(offs, int(ins.Offset))
+			insns := decode(t, code)
+			for d := 0; d <= MaxLevel+1; d++ {
+				var want []byte
+				if d >= tc.level && d < tc.level+tc.depths {
+					want = rec(uint32(1000+d), testFD, testInode)
 				}
-			}
-			var want []int
-			for d := range tc.depths {
-				want = append(want, pidOffset(tc.l, tc.level+d))
-			}
-			if !slices.Equal(offs, want) {
-				t.Errorf("pid loads at %v, want %v", offs, want)
+				got := runProgram(t, insns, build(tc.l, world{readerLevel: uint32(d), mode: sIFSOCK}), ctxA, currentA)
+				if !bytes.Equal(got, want) {
+					t.Errorf("reader at depth %d: wrote % x, want % x", d, got, want)
+				}
 			}
 		})
 	}
 }
 
 func TestParseRecords(t *testing.T) {
-	rec := func(pid, fd uint32, inode uint64) []byte {
-		b := binary.NativeEndian.AppendUint32(nil, pid)
-		b = binary.NativeEndian.AppendUint32(b, fd)
-		return binary.NativeEndian.AppendUint64(b, inode)
-	}
 	type record struct {
 		pid, fd uint32
 		inode   uint64

@@ -1,73 +1,20 @@
 package taskfd
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
-	"strconv"
 	"syscall"
-)
 
-// Capabilities, from include/uapi/linux/capability.h.
-const (
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
+	"github.com/porteiro/porteiro/internal/procfs"
 )
 
 // ErrNoCapability means the process may not load the iterator program: it
 // needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has all three).
 var ErrNoCapability = errors.New("loading BPF iterators needs CAP_BPF and CAP_PERFMON (or root)")
 
-// Status is what Open needs from /proc/self/status.
-type Status struct {
-	// Level is the number of pids on the NSpid line, minus one: the depth
-	// of the process's PID namespace below the one /proc was mounted from.
-	// That is a lower bound of its real depth (a container's own /proc
-	// says 0), which the program reads from the kernel.
-	Level int
-	// CapEff is the effective capability set.
-	CapEff uint64
-}
-
-// CanLoad reports whether the capabilities allow loading the program.
-func (s Status) CanLoad() bool {
-	has := func(c uint) bool { return s.CapEff&(1<<c) != 0 }
-	return has(capSysAdmin) || (has(capBPF) && has(capPerfmon))
-}
-
-// ParseStatus reads the NSpid and CapEff lines of a /proc/PID/status file.
-func ParseStatus(b []byte) (Status, error) {
-	var s Status
-	var sawNS, sawCap bool
-	for line := range bytes.Lines(b) {
-		key, val, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		switch string(key) {
-		case "NSpid":
-			n := len(bytes.Fields(val))
-			if n == 0 {
-				return s, errors.New("status: empty NSpid line")
-			}
-			s.Level, sawNS = n-1, true
-		case "CapEff":
-			v, err := strconv.ParseUint(string(bytes.TrimSpace(val)), 16, 64)
-			if err != nil {
-				return s, fmt.Errorf("status: CapEff: %w", err)
-			}
-			s.CapEff, sawCap = v, true
-		}
-	}
-	switch {
-	case !sawNS:
-		return s, errors.New("status: no NSpid line (kernel older than 4.1)")
-	case !sawCap:
-		return s, errors.New("status: no CapEff line")
-	}
-	return s, nil
+// canLoad reports whether the capabilities of s allow loading the program.
+func canLoad(s procfs.Status) bool {
+	return s.HasCap(procfs.CapSysAdmin) || (s.HasCap(procfs.CapBPF) && s.HasCap(procfs.CapPerfmon))
 }
 
 // Unavailable reports whether err, from Open, means that this process or

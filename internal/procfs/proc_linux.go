@@ -60,8 +60,8 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 	}
 	info := &Info{Stat: st}
 	if b, err := readFileAt(dfd, "status", buf); err == nil {
-		if uid, err := ParseStatusUID(b); err == nil {
-			info.UID, info.UIDKnown = uid, true
+		if st, err := ParseStatus(b); err == nil {
+			info.UID, info.UIDKnown = st.UID, st.UIDKnown
 		}
 	} else if gone(err) {
 		return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)

@@ -1,0 +1,436 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/internal/taskfd"
+)
+
+// userHZ is the unit of /proc/PID/stat times. The kernel exports USER_HZ,
+// which is 100 on every Linux architecture.
+const userHZ = 100
+
+// Resolver is porteiro's one owner-resolution pipeline. Its input is
+// (pid, fd, inode) records, from two sources: the kernel's task-file
+// iterator (a BPF program that lists every open file of every process in
+// one pass, with the inode of each socket), then the /proc/PID/fd walk of
+// the processes the iterator did not report (all of them without the
+// iterator). Records of wanted sockets go to one details stage, which reads
+// each holder's /proc/PID files as soon as its first record arrives, while
+// the sources go on.
+//
+// Without CAP_BPF and CAP_PERFMON, or on a kernel without BTF, the iterator
+// is not used and the walk does all the work.
+type Resolver struct {
+	// ProcRoot is where procfs is mounted.
+	ProcRoot string
+	// Workers bounds the parallelism of the walk and of the details stage;
+	// 0 means two per CPU.
+	Workers int
+	// Iterator enables the task-file iterator. Leave it off for a procfs
+	// root other than the live /proc: the kernel knows nothing of a
+	// fixture tree.
+	Iterator bool
+
+	setup  sync.Once
+	btime  int64
+	hidden bool // hidepid hides other users' processes from us
+	users  sync.Map
+
+	it     *taskfd.Iterator
+	itErr  error // why the iterator is not in use
+	buf    []byte
+	pre    *iterPass
+	closed bool
+
+	// hide, if set, drops the iterator's records of the pids it returns
+	// true for (fault injection: tests use it to stand for processes the
+	// iterator cannot see).
+	hide func(pid int) bool
+}
+
+// ProcResolver is a Resolver whose Iterator is off: the /proc walk alone.
+type ProcResolver = Resolver
+
+// NewIterResolver returns a Resolver over the live kernel and procRoot that
+// uses the task-file iterator when it can.
+func NewIterResolver(procRoot string) *Resolver {
+	return &Resolver{ProcRoot: procRoot, Iterator: true}
+}
+
+// errClosed says why a closed Resolver does not use the iterator.
+var errClosed = errors.New("resolver closed")
+
+// init does the work of the first scan that later ones reuse: the boot
+// time, whether hidepid hides processes, and the iterator program.
+func (r *Resolver) init() {
+	r.setup.Do(func() {
+		r.btime, _ = procfs.BootTime(r.ProcRoot)
+		r.hidden = hidepidHides(r.ProcRoot)
+		switch {
+		case r.closed:
+			r.itErr = errClosed
+		case r.Iterator:
+			r.it, r.itErr = taskfd.Open()
+		}
+	})
+}
+
+// Err says why the iterator is not in use, or is nil.
+func (r *Resolver) Err() error {
+	if !r.Iterator {
+		return nil
+	}
+	return r.itErr
+}
+
+// Close releases the iterator program. It is safe to call twice; a Resolver
+// that is closed walks /proc.
+func (r *Resolver) Close() error {
+	r.finishPass()
+	r.closed = true
+	if r.it != nil {
+		r.it.Close()
+		r.it = nil
+	}
+	r.itErr = errClosed
+	return nil
+}
+
+// Resolve implements OwnerResolver.
+func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
+	r.init()
+	var (
+		p    *ownerPass
+		seen map[int]struct{}
+	)
+	for attempt := 0; r.it != nil; attempt++ {
+		ip := r.pre
+		r.pre = nil
+		if ip == nil {
+			if r.Prefetch(ctx); r.pre == nil {
+				break
+			}
+			ip, r.pre = r.pre, nil
+		}
+		p = r.newPass(ctx, want)
+		var err error
+		if seen, err = r.fromIterator(ctx, ip, p); err == nil {
+			break
+		}
+		p.abandon()
+		p, seen = nil, nil
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if attempt == 0 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue // a prefetch whose own context ended: run a new pass
+		}
+		// A failed pass (a kernel that changed under us) is not retried.
+		r.it.Close()
+		r.it, r.itErr = nil, err
+	}
+	via := "taskfd"
+	if p == nil {
+		p, via = r.newPass(ctx, want), "procfs"
+	}
+	// Walk the processes the iterator did not report, which have no open
+	// file or which it cannot see (then the walk finds their sockets, or
+	// counts them as denied). Kernel threads and zombies make up most of
+	// them, and their fd directories are empty.
+	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers, Emit: p.emit}
+	if seen != nil {
+		w.Skip = func(pid int) bool { _, ok := seen[pid]; return ok }
+	}
+	res, err := w.Walk(ctx, want)
+	if err != nil {
+		p.abandon()
+		return nil, err
+	}
+	own := p.finish()
+	own.Via = via
+	own.Scanned = len(seen) + res.Scanned
+	own.Denied = res.Denied
+	own.Hidden = r.hidden
+	if seen == nil {
+		own.noFiles = res.NoFiles
+	}
+	return own, ctx.Err()
+}
+
+// exitingHolders finds inodes held by the threads of processes whose
+// leader has already exited, among the processes the walk of own found
+// without files. (The iterator reports such threads' files itself.)
+func (r *Resolver) exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error) {
+	if len(own.noFiles) == 0 {
+		return nil, nil
+	}
+	return procfs.ExitingHolders(ctx, r.ProcRoot, own.noFiles, inodes)
+}
+
+// ownerPass is one run of the pipeline: the records of wanted sockets, one
+// sink per goroutine that produces them (so no lock is taken per record),
+// and the details stage.
+type ownerPass struct {
+	want    map[uint64]struct{}
+	sinks   []sink // the iterator's, then one per walk worker
+	details *detailStage
+}
+
+// rec is one (pid, fd) holding a wanted inode.
+type rec struct {
+	inode uint64
+	pid   int32
+	fd    int32
+}
+
+type sink struct {
+	recs    []rec
+	lastPID int
+}
+
+func (r *Resolver) newPass(ctx context.Context, want map[uint64]struct{}) *ownerPass {
+	n := (&procfs.Walker{Workers: r.Workers}).NumWorkers()
+	p := &ownerPass{want: want, sinks: make([]sink, 1+n), details: r.startDetails(ctx, n)}
+	for i := range p.sinks {
+		p.sinks[i].lastPID = -1
+	}
+	return p
+}
+
+// add takes one record into sink k; only wanted sockets are kept, and the
+// first record of each process sends it to the details stage.
+func (p *ownerPass) add(k, pid, fd int, inode uint64) {
+	if _, ok := p.want[inode]; !ok || inode == 0 {
+		return
+	}
+	s := &p.sinks[k]
+	s.recs = append(s.recs, rec{inode: inode, pid: int32(pid), fd: int32(fd)})
+	if pid != s.lastPID {
+		s.lastPID = pid
+		p.details.add(pid)
+	}
+}
+
+// emit is procfs.Walker.Emit: worker w's records go to sink 1+w.
+func (p *ownerPass) emit(w, pid, fd int, inode uint64) { p.add(1+w, pid, fd, inode) }
+
+// finish waits for the details and gathers the records.
+func (p *ownerPass) finish() *Owners {
+	procs := p.details.wait()
+	holders := make(map[uint64][]Holder, len(p.want))
+	for _, s := range p.sinks {
+		for _, h := range s.recs {
+			holders[h.inode] = append(holders[h.inode], Holder{PID: int(h.pid), FD: int(h.fd)})
+		}
+	}
+	return &Owners{Holders: holders, Processes: procs}
+}
+
+// abandon stops the details stage of a pass whose records are dropped.
+func (p *ownerPass) abandon() { p.details.wait() }
+
+// iterPass is one run of the iterator, in the background.
+type iterPass struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	chunks [][]byte // batches of records, in order
+	done   bool
+	buf    []byte
+	err    error
+}
+
+// Prefetch starts a pass of the iterator, for the next Resolve to use. A
+// pass that Resolve does not collect stops when ctx is cancelled.
+func (r *Resolver) Prefetch(ctx context.Context) {
+	r.init()
+	r.finishPass()
+	if r.it == nil {
+		return
+	}
+	p := &iterPass{}
+	p.cond = sync.NewCond(&p.mu)
+	r.pre = p
+	it, buf := r.it, r.buf
+	go func() {
+		b, err := it.ReadFunc(ctx, buf, func(c []byte) {
+			p.mu.Lock()
+			p.chunks = append(p.chunks, c)
+			p.mu.Unlock()
+			p.cond.Signal()
+		})
+		p.mu.Lock()
+		p.buf, p.err, p.done = b, err, true
+		p.mu.Unlock()
+		p.cond.Signal()
+	}()
+}
+
+// finishPass waits for a pass nobody collected, so two never share the
+// iterator.
+func (r *Resolver) finishPass() {
+	if p := r.pre; p != nil {
+		r.pre = nil
+		p.mu.Lock()
+		for !p.done {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+	}
+}
+
+// next returns the next batch of records, or nil when the pass is over.
+func (p *iterPass) next(k int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k >= len(p.chunks) && !p.done {
+		p.cond.Wait()
+	}
+	if k < len(p.chunks) {
+		return p.chunks[k]
+	}
+	return nil
+}
+
+// fromIterator feeds the records of iterator pass ip into sink 0 of p as
+// they arrive, and returns every process the iterator reported.
+func (r *Resolver) fromIterator(ctx context.Context, ip *iterPass, p *ownerPass) (map[int]struct{}, error) {
+	seen := make(map[int]struct{}, 256)
+	lastPID := -1
+	for k := 0; ; k++ {
+		b := ip.next(k)
+		if b == nil {
+			break
+		}
+		taskfd.ParseRecords(b, func(pid, fd uint32, inode uint64) {
+			pi := int(pid)
+			if r.hide != nil && r.hide(pi) {
+				return
+			}
+			if pi != lastPID {
+				seen[pi] = struct{}{}
+				lastPID = pi
+			}
+			p.add(0, pi, int(fd), inode)
+		})
+	}
+	ip.mu.Lock()
+	buf, err := ip.buf, ip.err
+	ip.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	r.buf = buf
+	return seen, ctx.Err()
+}
+
+// detailStage reads the details of processes on its workers, as their pids
+// come in from any source.
+type detailStage struct {
+	r     *Resolver
+	now   time.Time
+	pids  chan int
+	mu    sync.Mutex
+	seen  map[int]struct{}
+	found [][]*Process
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+func (r *Resolver) startDetails(ctx context.Context, n int) *detailStage {
+	d := &detailStage{r: r, now: time.Now(), pids: make(chan int, 1024),
+		seen: map[int]struct{}{}, found: make([][]*Process, n)}
+	for w := range n {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			var buf []byte
+			for pid := range d.pids {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				if p := r.process(pid, d.now, &buf); p != nil {
+					d.found[w] = append(d.found[w], p)
+				}
+			}
+		}()
+	}
+	return d
+}
+
+// add queues pid, once. It is safe for concurrent use.
+func (d *detailStage) add(pid int) {
+	d.mu.Lock()
+	_, dup := d.seen[pid]
+	d.seen[pid] = struct{}{}
+	d.mu.Unlock()
+	if !dup {
+		d.pids <- pid
+	}
+}
+
+// wait returns the details read; a process that exited is missing.
+func (d *detailStage) wait() map[int]*Process {
+	d.once.Do(func() { close(d.pids) })
+	d.wg.Wait()
+	out := make(map[int]*Process, len(d.seen))
+	for _, ps := range d.found {
+		for _, p := range ps {
+			out[p.PID] = p
+		}
+	}
+	return out
+}
+
+// process reads the details of pid, or returns nil if it exited.
+func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
+	info, err := procfs.ReadProcessBuf(r.ProcRoot, pid, buf)
+	if err != nil {
+		return nil // exited between its records and now
+	}
+	st := info.Stat
+	p := &Process{
+		PID:        pid,
+		PPID:       st.PPID,
+		Name:       st.Comm,
+		Exe:        info.Exe,
+		ExeDeleted: info.ExeDeleted,
+		Cmdline:    info.Cmdline,
+		UID:        info.UID,
+		StartTicks: st.StartTicks,
+		Unit:       info.Cgroup.Unit,
+		Container:  info.Cgroup.Container,
+		State:      st.State,
+		RSSBytes:   uint64(max(st.RSSPages, 0)) * uint64(os.Getpagesize()),
+	}
+	if info.UIDKnown {
+		p.User = r.userName(info.UID)
+	}
+	if r.btime > 0 {
+		start := time.Unix(r.btime, 0).Add(time.Duration(st.StartTicks) * time.Second / userHZ)
+		p.StartTime = start
+		if el := now.Sub(start).Seconds(); el > 0 {
+			p.CPUPercent = float64(st.UTime+st.STime) / userHZ / el * 100
+		}
+	}
+	return p
+}
+
+func (r *Resolver) userName(uid uint32) string {
+	if v, ok := r.users.Load(uid); ok {
+		return v.(string)
+	}
+	name := strconv.Itoa(int(uid))
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	r.users.Store(uid, name)
+	return name
+}
