@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command porteiro shows which process holds every TCP and UDP port of a
 // Linux host, checks the ports against a policy, and watches for changes.
 package main

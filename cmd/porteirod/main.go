@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command porteirod is the porteiro daemon: it watches the listening ports
 // of a Linux host, records every change with its owner, judges the ports
 // against a policy, and sends alerts. "porteirod --help" says more; the
