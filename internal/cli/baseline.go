@@ -49,7 +49,9 @@ Exit status: 0 when the policy was written, 2 when sockets could not be read.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			snap, err := inventory.NewScanner(inventory.Options{ProcRoot: procRoot}).Scan(ctx, inventory.Query{})
+			sc := inventory.NewScanner(inventory.Options{ProcRoot: procRoot})
+			defer sc.Close()
+			snap, err := sc.Scan(ctx, inventory.Query{})
 			if err != nil {
 				return usageErrorf("%v; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)
 			}

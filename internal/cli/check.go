@@ -105,7 +105,9 @@ func runCheck(env *Env, f *checkFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	snap, err := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot}).Scan(ctx, inventory.Query{})
+	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot})
+	defer sc.Close()
+	snap, err := sc.Scan(ctx, inventory.Query{})
 	if err != nil {
 		return usageErrorf("%v; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)
 	}

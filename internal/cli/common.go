@@ -248,6 +248,7 @@ func scan(f *sockFlags, q inventory.Query) (*inventory.Snapshot, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners})
+	defer sc.Close()
 	snap, err := sc.Scan(ctx, q)
 	if err != nil {
 		return nil, exitWith(ExitUsage, fmt.Errorf("%w; porteiro needs the sock_diag netlink interface or a readable /proc/net", err))

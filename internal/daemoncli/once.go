@@ -84,6 +84,7 @@ func runOnce(env *Env, path string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sc := inventory.NewScanner(inventory.Options{})
+	defer sc.Close()
 	snap, err := sc.Scan(ctx, inventory.Query{})
 	if err != nil {
 		return usageErrorf("%v; porteirod needs the sock_diag netlink interface or a readable /proc/net", err)

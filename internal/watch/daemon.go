@@ -346,6 +346,7 @@ loop:
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
+	d.scanner.Close()
 	lost, ferr := d.rec.flush(context.Background())
 	cerr := d.store.Close()
 	if ferr != nil {
