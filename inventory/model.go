@@ -58,7 +58,8 @@ const (
 	// ReasonNoProcess: no process in this PID namespace holds the socket
 	// (it belongs to another PID namespace, or to the kernel).
 	ReasonNoProcess Reason = "no_process_in_pid_namespace"
-	// ReasonExited: the holder exited while the scan ran.
+	// ReasonExited: the holder exited, or closed the socket, while the
+	// scan ran.
 	ReasonExited Reason = "process_exited"
 	// ReasonKernel: the socket has no inode, so no process can hold it
 	// (TIME-WAIT, or an orphan the kernel is closing).
@@ -94,7 +95,7 @@ func (r Reason) Hint() string {
 	case ReasonNoProcess:
 		return "no process in this PID namespace holds it: another PID namespace does, or the kernel"
 	case ReasonExited:
-		return "the process exited during the scan"
+		return "the process exited, or closed the socket, during the scan"
 	case ReasonKernel:
 		return "held by the kernel (TIME-WAIT or closing); no process owns it"
 	}
