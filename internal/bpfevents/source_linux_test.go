@@ -431,13 +431,12 @@ func TestOtherNetns(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-	evs := c.wait(t, byPort(inventory.TCP, port, cmd.Process.Pid), 2, 5*time.Second)
-	var mine []Event
-	for _, e := range evs {
-		if e.NetNS == netns {
-			mine = append(mine, e)
-		}
-	}
+	// The close is matched by port and namespace, not by pid: whoever
+	// closes a socket is not always who opened it (checkPair checks the
+	// opener's pid and that the close carries the same cookie).
+	mine := c.wait(t, func(e *Event) bool {
+		return e.Proto == inventory.TCP && e.Port == port && e.NetNS == netns
+	}, 2, 5*time.Second)
 	checkPair(t, mine, want{proto: inventory.TCP, family: inventory.IPv4, addr: netip.IPv4Unspecified(), port: port,
 		pid: cmd.Process.Pid, netns: netns, inode: ino})
 }
