@@ -27,16 +27,16 @@ type View string
 
 // The views.
 const (
-	ViewSockDiag View = "sock_diag"      // the NETLINK_SOCK_DIAG dump
-	ViewProcNet  View = "proc_net"       // /proc/PID/net/{tcp,tcp6,udp,udp6}
-	ViewBPFSock  View = "bpf_iter_sock"  // BPF iter/tcp and iter/udp
-	ViewBPFFile  View = "bpf_iter_file"  // BPF iter/task_file: sockets that processes hold
-	ViewProcFD   View = "proc_fd"        // /proc/PID/fd links
-	ViewBind     View = "bind_probe"     // bind() on every port
-	ViewBPFTask  View = "bpf_iter_task"  // BPF iter/task
-	ViewProc     View = "proc"           // readdir(/proc) and /proc/PID/stat
-	ViewNSMember View = "netns_members"  // /proc/PID/ns/net
-	ViewNSMount  View = "netns_mounts"   // nsfs mounts in every mount namespace
+	ViewSockDiag View = "sock_diag"     // the NETLINK_SOCK_DIAG dump
+	ViewProcNet  View = "proc_net"      // /proc/PID/net/{tcp,tcp6,udp,udp6}
+	ViewBPFSock  View = "bpf_iter_sock" // BPF iter/tcp and iter/udp
+	ViewBPFFile  View = "bpf_iter_file" // BPF iter/task_file: sockets that processes hold
+	ViewProcFD   View = "proc_fd"       // /proc/PID/fd links
+	ViewBind     View = "bind_probe"    // bind() on every port
+	ViewBPFTask  View = "bpf_iter_task" // BPF iter/task
+	ViewProc     View = "proc"          // readdir(/proc) and /proc/PID/stat
+	ViewNSMember View = "netns_members" // /proc/PID/ns/net
+	ViewNSMount  View = "netns_mounts"  // nsfs mounts in every mount namespace
 )
 
 // tableViews are the views that list a namespace's whole socket tables;

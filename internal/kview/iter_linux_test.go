@@ -5,8 +5,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"time"
 	"testing"
+	"time"
 )
 
 func TestIteratorsSeeRealSockets(t *testing.T) {
