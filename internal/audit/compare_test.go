@@ -69,7 +69,7 @@ func TestExplains(t *testing.T) {
 		want bool
 	}{
 		{v4, p4, true},
-		{v4, p6, false}, // IPV6_V6ONLY probes do not collide with v4 sockets
+		{v4, p6, false},  // IPV6_V6ONLY probes do not collide with v4 sockets
 		{dual, p4, true}, // dual-stack :: holds the v4 port
 		{dual, p6, true},
 		{v6only, p4, false},
