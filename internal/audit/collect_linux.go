@@ -60,6 +60,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.NoProbe {
 		c.skipped[ViewBind] = "--no-probe"
 	}
+	if c.progs == nil {
+		// /proc is compared against the kernel's lists; without them there
+		// is nothing to hold it against.
+		c.skipped[ViewProcFD] = "nothing to compare it with: needs " + string(ViewBPFFile)
+		c.skipped[ViewProc] = "nothing to compare it with: needs " + string(ViewBPFTask)
+	}
 	if why := c.pidNSProblem(); why != "" {
 		c.skipped[ViewBPFTask] = why
 		c.skipped[ViewProc] = why
