@@ -136,7 +136,8 @@ type Options struct {
 	NoProbe bool
 	// Workers run the bind probe; runtime.NumCPU() by default.
 	Workers int
-	// Fault, when set, may change what a table view returned before it is
+	// Fault, when set, may change what a table view (or, as ViewBPFFile
+	// with netns 0, the kernel's file tables) returned before it is
 	// compared. It exists for fault-injection tests that make one view lie;
 	// porteiro itself never sets it.
 	Fault func(v View, netns uint64, socks []Sock) []Sock

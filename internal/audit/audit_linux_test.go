@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		helperChurn()
 	case "hide":
 		helperHide()
+	case "bound":
+		helperBound()
 	}
 	os.Exit(0)
 }
@@ -341,5 +343,58 @@ func TestHiddenProcess(t *testing.T) {
 	// The mount was the helper's alone.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", victim.Process.Pid)); err != nil {
 		t.Fatalf("the mount leaked out of the helper's namespace: %v", err)
+	}
+}
+
+// helperBound holds a TCP socket that is bound but not listening: the
+// kernel keeps it in the bind hash only, so no socket table shows it, yet
+// bind() on its port fails.
+func helperBound() {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		panic(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{}); err != nil {
+		panic(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	fmt.Println(sa.(*unix.SockaddrInet4).Port)
+	bufio.NewReader(os.Stdin).ReadByte()
+}
+
+func TestHiddenSocketBoundNotListening(t *testing.T) {
+	needRoot(t)
+	_, out, _ := helper(t, "bound")
+	var port uint16
+	if _, err := fmt.Fscanln(out, &port); err != nil {
+		t.Fatal(err)
+	}
+	// First, honestly: the kernel's file tables explain the port.
+	if rep := run(t, Options{}); !rep.Clean {
+		t.Fatalf("a socket bound and not listening is not hidden: %+v", rep.Findings)
+	}
+	// Then a fake: the seam removes the socket from the kernel's file
+	// tables, the one view that shows it, as if a rootkit hid it there
+	// too. Only the bind probe still sees the port taken.
+	fault := func(v View, netns uint64, socks []Sock) []Sock {
+		if v != ViewBPFFile {
+			return socks
+		}
+		out := socks[:0]
+		for _, s := range socks {
+			if !(s.Proto == 6 && s.Local.Port() == port) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	rep := run(t, Options{Fault: fault})
+	if len(rep.Findings) != 1 {
+		t.Fatalf("want one finding, got %+v", rep.Findings)
+	}
+	f := rep.Findings[0]
+	if f.Kind != KindHiddenSocket || f.Local != fmt.Sprintf("0.0.0.0:%d", port) || f.Proto != "tcp4" ||
+		!hasView(f.SeenBy, ViewBind) || !hasView(f.MissedBy, ViewSockDiag) || !hasView(f.MissedBy, ViewBPFFile) {
+		t.Fatalf("finding %+v", f)
 	}
 }

@@ -199,12 +199,18 @@ func (c *collector) round(ctx context.Context) (*Round, error) {
 				Sock:  sockOf(k),
 			}
 			r.KernelFDs = append(r.KernelFDs, f)
-			if _, ok := holders[f.NetNS]; !ok {
-				holders[f.NetNS] = f
-			}
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reading the kernel's file tables: %w", err)
+		}
+		r.KernelFDs = c.faultFDs(r.KernelFDs)
+		for ino := range holders {
+			delete(holders, ino)
+		}
+		for _, f := range r.KernelFDs {
+			if _, ok := holders[f.NetNS]; !ok {
+				holders[f.NetNS] = f
+			}
 		}
 		for ino := range holders {
 			if r.Namespaces[ino] == nil {
@@ -310,6 +316,29 @@ func (c *collector) tables(ctx context.Context, ns *Namespace) map[View][]Sock {
 		var socks []Sock
 		if err := c.progs.Sockets(ctx, func(k kview.Record) { socks = append(socks, sockOf(k)) }); err == nil {
 			out[ViewBPFSock] = fault(ViewBPFSock, socks)
+		}
+	}
+	return out
+}
+
+// faultFDs passes the kernel's file tables through Options.Fault (tests
+// only), as the sockets they hold.
+func (c *collector) faultFDs(fds []FD) []FD {
+	if c.o.Fault == nil {
+		return fds
+	}
+	socks := make([]Sock, len(fds))
+	for i, f := range fds {
+		socks[i] = f.Sock
+	}
+	keep := map[sockKey]bool{}
+	for _, s := range c.o.Fault(ViewBPFFile, 0, socks) {
+		keep[keyOf(s)] = true
+	}
+	out := fds[:0]
+	for _, f := range fds {
+		if keep[keyOf(f.Sock)] {
+			out = append(out, f)
 		}
 	}
 	return out
