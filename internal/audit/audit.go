@@ -129,8 +129,8 @@ type Report struct {
 type Options struct {
 	// ProcRoot is /proc by default.
 	ProcRoot string
-	// Rounds is how many times every difference must be seen (3 by
-	// default: the first sighting and two re-checks).
+	// Rounds is how many times every difference must be seen: at least 3,
+	// the first sighting and two re-checks.
 	Rounds int
 	// NoProbe skips the bind probe.
 	NoProbe bool
@@ -147,7 +147,7 @@ func (o *Options) defaults() {
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
-	if o.Rounds < 1 {
+	if o.Rounds < 3 {
 		o.Rounds = 3
 	}
 }
@@ -165,6 +165,11 @@ func ProtoName(proto uint8, v6 bool) string {
 }
 
 func durationMS(d time.Duration) int64 { return d.Milliseconds() }
+
+// ID identifies the finding across audits: the same hidden port, process,
+// namespace or socket gets the same ID each time, so a scheduler can tell
+// a new finding from one it has already reported.
+func (f Finding) ID() string { return f.key }
 
 func (f Finding) String() string {
 	return fmt.Sprintf("%s netns %d %s %s pid %d", f.Kind, f.NetNS, f.Proto, f.Local, f.PID)

@@ -63,8 +63,8 @@ no two views available).`,
 			if output != "table" && output != "json" {
 				return usageErrorf("unknown output format %q: want table or json", output)
 			}
-			if rounds < 2 || rounds > 10 {
-				return usageErrorf("--rounds %d: want 2 to 10 (every difference is checked at least twice)", rounds)
+			if rounds < 3 || rounds > 10 {
+				return usageErrorf("--rounds %d: want 3 to 10 (every difference is checked at least twice more)", rounds)
 			}
 			ctx := c.Context()
 			if ctx == nil {
@@ -102,7 +102,7 @@ no two views available).`,
 	}
 	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	c.Flags().BoolVar(&noProbe, "no-probe", false, "skip the bind() probe of every port")
-	c.Flags().IntVar(&rounds, "rounds", 3, "how many rounds must see a difference before it is reported (2-10)")
+	c.Flags().IntVar(&rounds, "rounds", 3, "how many rounds must see a difference before it is reported (3-10)")
 	return c
 }
 

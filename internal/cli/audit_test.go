@@ -11,7 +11,7 @@ import (
 )
 
 func TestAuditUsage(t *testing.T) {
-	for _, args := range [][]string{{"audit", "-o", "yaml"}, {"audit", "--rounds", "1"}, {"audit", "extra"}} {
+	for _, args := range [][]string{{"audit", "-o", "yaml"}, {"audit", "--rounds", "2"}, {"audit", "extra"}} {
 		var out, errb bytes.Buffer
 		if rc := Main(args, nil, &out, &errb); rc != ExitUsage {
 			t.Errorf("%v: exit %d, want %d (%s)", args, rc, ExitUsage, errb.String())
