@@ -398,3 +398,35 @@ func TestHiddenSocketBoundNotListening(t *testing.T) {
 		t.Fatalf("finding %+v", f)
 	}
 }
+
+func TestProbeSeesBusyPorts(t *testing.T) {
+	// No root needed: the ports are above 1024.
+	t4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t4.Close()
+	u6, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u6.Close()
+	tp, up := uint16(t4.Addr().(*net.TCPAddr).Port), uint16(u6.LocalAddr().(*net.UDPAddr).Port)
+	for _, c := range []struct {
+		p    Port
+		want bool
+	}{
+		{Port{6, false, tp}, true},
+		{Port{6, true, tp}, false}, // IPV6_V6ONLY: a v4 listener does not refuse it
+		{Port{17, false, tp}, false},
+		{Port{17, true, up}, true},
+	} {
+		if got := inUse(c.p); got != c.want {
+			t.Errorf("inUse(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	busy := probe(context.Background(), []Port{{6, false, tp}, {17, true, up}, {6, false, tp}}, Explained{{6, false, tp}: true}, 2)
+	if len(busy) != 1 || busy[0] != (Port{17, true, up}) {
+		t.Fatalf("probe skips explained ports and finds the rest: %v", busy)
+	}
+}
