@@ -430,3 +430,29 @@ func TestProbeSeesBusyPorts(t *testing.T) {
 		t.Fatalf("probe skips explained ports and finds the rest: %v", busy)
 	}
 }
+
+func TestDualStackProbeAnswersForBoth(t *testing.T) {
+	if !dualStackWorks() {
+		t.Skip("no dual-stack IPv6 sockets here")
+	}
+	t4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t4.Close()
+	u6, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u6.Close()
+	tp, up := uint16(t4.Addr().(*net.TCPAddr).Port), uint16(u6.LocalAddr().(*net.UDPAddr).Port)
+	if !bindRefused(6, tp, modeDual) || !bindRefused(17, up, modeDual) {
+		t.Fatal("a dual-stack bind must be refused by a v4 and by a v6 socket on the port")
+	}
+	all := []Port{{6, false, tp}, {6, true, tp}, {17, false, up}, {17, true, up}}
+	busy := probe(context.Background(), all, Explained{}, 2)
+	want := []Port{{6, false, tp}, {17, true, up}}
+	if len(busy) != 2 || !((busy[0] == want[0] && busy[1] == want[1]) || (busy[0] == want[1] && busy[1] == want[0])) {
+		t.Fatalf("probe found %v, want %v", busy, want)
+	}
+}
