@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		helperHide()
 	case "bound":
 		helperBound()
+	case "hidepid":
+		helperHidepid()
 	}
 	os.Exit(0)
 }
@@ -454,5 +456,50 @@ func TestDualStackProbeAnswersForBoth(t *testing.T) {
 	want := []Port{{6, false, tp}, {17, true, up}}
 	if len(busy) != 2 || !((busy[0] == want[0] && busy[1] == want[1]) || (busy[0] == want[1] && busy[1] == want[0])) {
 		t.Fatalf("probe found %v, want %v", busy, want)
+	}
+}
+
+// helperHidepid mounts a procfs with hidepid=2 (in its private mount
+// namespace) and audits through it.
+func helperHidepid() {
+	dir, err := os.MkdirTemp("", "audit-proc")
+	if err != nil {
+		panic(err)
+	}
+	defer os.Remove(dir)
+	if err := unix.Mount("proc", dir, "proc", 0, "hidepid=2"); err != nil {
+		panic(fmt.Sprintf("mounting proc with hidepid=2: %v", err))
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	rep, err := Run(context.Background(), Options{ProcRoot: dir, NoProbe: true})
+	if err != nil {
+		panic(err)
+	}
+	json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// hidepid=2 hides other users' processes from other users, not from root:
+// root auditing through such a /proc finds nothing hidden.
+func TestHidepidProcIsNotAFinding(t *testing.T) {
+	needRoot(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=hidepid")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	var rep Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("helper output: %v\n%s", err, out)
+	}
+	if !rep.Clean {
+		t.Fatalf("findings through a hidepid=2 /proc: %+v", rep.Findings)
+	}
+	for _, v := range rep.Views {
+		if v.View == ViewProc && !v.Ran {
+			t.Fatalf("the /proc view did not run: %s", v.Skipped)
+		}
 	}
 }
