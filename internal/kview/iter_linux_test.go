@@ -41,8 +41,8 @@ func TestIteratorsSeeRealSockets(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The listener handed to a child: iter/task_file does not list the
-	// reading process's own files.
+	// The listener handed to a child, which must then show as its holder.
+	// (net.Listen makes an MPTCP socket: the program must count it as TCP.)
 	lf, err := ln.(*net.TCPListener).File()
 	if err != nil {
 		t.Fatal(err)
