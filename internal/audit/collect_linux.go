@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,9 +35,17 @@ type collector struct {
 	hostNS  uint64
 }
 
+// running serialises audits in one process: two bind probes at once would
+// each see the other's sockets as busy ports.
+var running sync.Mutex
+
 // Run audits the host: every network namespace it can find, and the
-// processes. It returns an error only when nothing could be compared.
+// processes. It returns an error only when the audit could not run; a
+// report whose Compared is false proves nothing. Concurrent calls run one
+// after the other.
 func Run(ctx context.Context, o Options) (*Report, error) {
+	running.Lock()
+	defer running.Unlock()
 	o.defaults()
 	start := time.Now()
 	c := &collector{o: o, self: uint32(os.Getpid()), skipped: map[View]string{}}
