@@ -503,3 +503,47 @@ func TestHidepidProcIsNotAFinding(t *testing.T) {
 		}
 	}
 }
+
+// A kernel socket (here VXLAN's UDP socket) has an inode but no file and
+// no process: every view must agree on it.
+func TestKernelSocketIsNotAFinding(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found", tool)
+		}
+	}
+	cmd := exec.Command("unshare", "-n", "sh", "-c",
+		"ip link set lo up && ip link add vx0 type vxlan id 42 dstport 4789 local 127.0.0.1 dev lo && ip link set vx0 up && echo ready && read x")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+		t.Skipf("no VXLAN here (%q)", l)
+	}
+	ns, err := nsInode(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := run(t, Options{NoProbe: true})
+	if !rep.Clean {
+		t.Fatalf("findings: %+v", rep.Findings)
+	}
+	// And the namespace was audited: the fault seam sees its tables.
+	saw := false
+	run(t, Options{NoProbe: true, Fault: func(v View, netns uint64, socks []Sock) []Sock {
+		for _, s := range socks {
+			if netns == ns && v == ViewBPFSock && s.Proto == 17 && s.Local.Port() == 4789 && s.Inode != 0 {
+				saw = true
+			}
+		}
+		return socks
+	}})
+	if !saw {
+		t.Fatal("the VXLAN socket was not seen with its inode in its namespace")
+	}
+}

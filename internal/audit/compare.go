@@ -187,7 +187,7 @@ func Findings(r *Round) []Finding {
 				}
 			}
 			f.Owners = owners[f.Inode]
-			f.Detail = fmt.Sprintf("%s shows the socket, %s does not", joinViews(f.SeenBy), joinViews(f.MissedBy))
+			f.Detail = fmt.Sprintf("seen by %s; not by %s", joinViews(f.SeenBy), joinViews(f.MissedBy))
 			f.key = fmt.Sprintf("%s|%d|%v", f.Kind, ns.Inode, k)
 			out = append(out, *f)
 		}

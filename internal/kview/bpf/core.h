@@ -72,6 +72,14 @@ struct socket {
 	struct sock *sk;
 } __attribute__((preserve_access_index));
 
+/* A socket and its inode are allocated together; SOCK_INODE() in the
+ * kernel is this container_of. Kernel sockets (VXLAN, WireGuard, NFS)
+ * have the inode but no file. */
+struct socket_alloc {
+	struct socket socket;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
 struct sock {
 	struct sock_common __sk_common;
 	struct socket *sk_socket;

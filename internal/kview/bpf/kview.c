@@ -71,6 +71,18 @@ static __always_inline void fill_common(struct record *r, struct sock_common *sk
 	}
 }
 
+// sock_ino is the kernel's sock_i_ino(): the inode of the socket, which a
+// kernel socket has too although no file points at it. sock_diag and
+// /proc/net report this one.
+static __always_inline __u64 sock_ino(struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	if (!sock)
+		return 0;
+	struct socket_alloc *sa = (void *)sock - bpf_core_field_offset(struct socket_alloc, socket);
+	return BPF_CORE_READ(sa, vfs_inode.i_ino);
+}
+
 static __always_inline void fill_task(struct record *r, struct task_struct *task)
 {
 	r->tgid = BPF_CORE_READ(task, tgid);
@@ -93,7 +105,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	// TIME-WAIT and request sockets are smaller structs with no socket
 	// behind them: only a full sock has an inode.
 	if (r.state != TCP_TIME_WAIT && r.state != TCP_NEW_SYN_RECV)
-		r.inode = BPF_CORE_READ((struct sock *)skc, sk_socket, file, f_inode, i_ino);
+		r.inode = sock_ino((struct sock *)skc);
 	r.uid = ctx->uid;
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
@@ -110,7 +122,7 @@ int dump_udp(struct bpf_iter__udp *ctx)
 	r.kind = KIND_UDP;
 	r.proto = IPPROTO_UDP;
 	fill_common(&r, &sk->__sk_common);
-	r.inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	r.inode = sock_ino(sk);
 	r.uid = ctx->uid;
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
