@@ -134,6 +134,9 @@ type Options struct {
 	Rounds int
 	// NoProbe skips the bind probe.
 	NoProbe bool
+	// ProbeHostOnly probes the audit's own network namespace only, not
+	// every namespace it finds (each costs as much as the host's).
+	ProbeHostOnly bool
 	// Workers run the bind probe; runtime.NumCPU() by default.
 	Workers int
 	// Fault, when set, may change what a table view (or, as ViewBPFFile

@@ -189,24 +189,36 @@ func helperOrphan() {
 		panic(err)
 	}
 	sa, _ := unix.Getsockname(fd)
+	// And a TCP socket bound but not listening: in no table, only in the
+	// kernel's file tables.
+	bound, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		panic(err)
+	}
+	if err := unix.Bind(bound, &unix.SockaddrInet4{}); err != nil {
+		panic(err)
+	}
+	bsa, _ := unix.Getsockname(bound)
 	ns, _ := os.Readlink("/proc/thread-self/ns/net")
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 		panic(err)
 	}
 	unix.Close(orig)
-	fmt.Println(sa.(*unix.SockaddrInet4).Port, ns)
+	fmt.Println(sa.(*unix.SockaddrInet4).Port, bsa.(*unix.SockaddrInet4).Port, ns)
 	bufio.NewReader(os.Stdin).ReadByte()
 }
 
 func TestOrphanNetNS(t *testing.T) {
 	needRoot(t)
 	cmd, out, _ := helper(t, "orphan")
-	var port int
+	var port, boundPort int
 	var ns string
-	if _, err := fmt.Fscanln(out, &port, &ns); err != nil {
+	if _, err := fmt.Fscanln(out, &port, &boundPort, &ns); err != nil {
 		t.Fatal(err)
 	}
-	rep := run(t, Options{NoProbe: true})
+	// With the probe: it runs inside the orphan namespace too, and its
+	// listener explains its port there.
+	rep := run(t, Options{})
 	var found *Finding
 	for i, f := range rep.Findings {
 		if f.Kind == KindOrphanNetNS && fmt.Sprintf("net:[%d]", f.NetNS) == ns {
@@ -231,6 +243,34 @@ func TestOrphanNetNS(t *testing.T) {
 	}
 	if !sawSock || !sawOwner {
 		t.Fatalf("orphan_netns should name the listener 0.0.0.0:%d and pid %d: %+v", port, cmd.Process.Pid, found)
+	}
+	if rep.PortsProbed+rep.PortsSkipped < 2*4*65535 {
+		t.Errorf("the probe should have run in both namespaces: %d + %d ports", rep.PortsProbed, rep.PortsSkipped)
+	}
+
+	// A fake: the seam hides the bound socket from the kernel's file
+	// tables; the probe inside the orphan namespace still finds its port.
+	fault := func(v View, netns uint64, socks []Sock) []Sock {
+		if v != ViewBPFFile {
+			return socks
+		}
+		out := socks[:0]
+		for _, s := range socks {
+			if int(s.Local.Port()) != boundPort {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	rep = run(t, Options{Fault: fault})
+	var hidden bool
+	for _, f := range rep.Findings {
+		if f.Kind == KindHiddenSocket && f.NetNS == found.NetNS && f.Local == fmt.Sprintf("0.0.0.0:%d", boundPort) {
+			hidden = true
+		}
+	}
+	if !hidden {
+		t.Fatalf("no hidden_socket for 0.0.0.0:%d in the orphan namespace: %+v", boundPort, rep.Findings)
 	}
 }
 
@@ -427,7 +467,7 @@ func TestProbeSeesBusyPorts(t *testing.T) {
 			t.Errorf("inUse(%v) = %v, want %v", c.p, got, c.want)
 		}
 	}
-	busy := probe(context.Background(), []Port{{6, false, tp}, {17, true, up}, {6, false, tp}}, Explained{{6, false, tp}: true}, 2)
+	busy := probe(context.Background(), []Port{{6, false, tp}, {17, true, up}, {6, false, tp}}, Explained{{6, false, tp}: true}, 2, nil)
 	if len(busy) != 1 || busy[0] != (Port{17, true, up}) {
 		t.Fatalf("probe skips explained ports and finds the rest: %v", busy)
 	}
@@ -452,7 +492,7 @@ func TestDualStackProbeAnswersForBoth(t *testing.T) {
 		t.Fatal("a dual-stack bind must be refused by a v4 and by a v6 socket on the port")
 	}
 	all := []Port{{6, false, tp}, {6, true, tp}, {17, false, up}, {17, true, up}}
-	busy := probe(context.Background(), all, Explained{}, 2)
+	busy := probe(context.Background(), all, Explained{}, 2, nil)
 	want := []Port{{6, false, tp}, {17, true, up}}
 	if len(busy) != 2 || !((busy[0] == want[0] && busy[1] == want[1]) || (busy[0] == want[1] && busy[1] == want[0])) {
 		t.Fatalf("probe found %v, want %v", busy, want)

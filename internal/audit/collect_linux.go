@@ -33,6 +33,7 @@ type collector struct {
 	self    uint32
 	skipped map[View]string
 	hostNS  uint64
+	holders map[uint64]FD // this round's: netns → a process holding a socket there
 }
 
 // running serialises audits in one process: two bind probes at once would
@@ -82,7 +83,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	rep := &Report{SchemaVersion: SchemaVersion, Rounds: o.Rounds}
 	var rounds []*Round
-	var busy []Port
+	var busy map[uint64][]Port // by namespace: busy and unexplained in the last round
 	for i := 0; i < o.Rounds; i++ {
 		if i > 0 {
 			// Let what was opening or closing settle before looking again.
@@ -97,20 +98,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		if _, skip := c.skipped[ViewBind]; !skip {
-			exp := ExplainedBy(r, r.HostNS)
-			if i == 0 {
-				busy, rep.PortsProbed, rep.PortsSkipped = probeAll(ctx, exp, o.Workers)
-			} else {
-				busy = probe(ctx, busy, exp, o.Workers)
-			}
-			// A socket opened after the views and before bind() explains
-			// the port too: look again.
-			if len(busy) > 0 {
-				if after, err := c.hostSockDiag(); err == nil {
-					busy = unexplained(busy, after)
+			next := map[uint64][]Port{}
+			for _, ns := range sortedNS(r) {
+				if ns.Tables == nil || (o.ProbeHostOnly && ns.Inode != c.hostNS) {
+					continue // not entered this round: nothing to explain a busy port with
+				}
+				if i > 0 && len(busy[ns.Inode]) == 0 {
+					continue
+				}
+				b, probed, explained, err := c.probeNS(ctx, r, ns, i == 0, busy[ns.Inode])
+				if err != nil {
+					return nil, err
+				}
+				if i == 0 {
+					rep.PortsProbed += probed
+					rep.PortsSkipped += explained
+				}
+				if len(b) > 0 {
+					next[ns.Inode] = b
 				}
 			}
-			r.Busy = busy
+			busy = next
+			r.Busy = next
 		}
 		rounds = append(rounds, r)
 		rep.Namespaces = len(r.Namespaces)
@@ -193,10 +202,10 @@ func (c *collector) round(ctx context.Context) (*Round, error) {
 	}
 
 	// The kernel's file tables: who holds which socket, in any namespace.
-	var holders map[uint64]FD // netns → one holder, to enter namespaces nothing names
+	holders := map[uint64]FD{} // netns → one holder, to enter namespaces nothing names
+	c.holders = holders
 	if c.progs != nil {
 		r.KernelFDs = []FD{}
-		holders = map[uint64]FD{}
 		err := c.progs.TaskFiles(ctx, func(k kview.Record) {
 			if k.TGID == c.self {
 				return
@@ -353,7 +362,65 @@ func (c *collector) faultFDs(fds []FD) []FD {
 	return out
 }
 
-func (c *collector) hostSockDiag() ([]Sock, error) { return sockDiagAll() }
+// probeNS runs the bind probe inside ns: every port the first time, the
+// ports still suspect in later rounds. A port busy for the probe is checked
+// once more against a sock_diag dump taken right after it, since a socket
+// opened after the views and before bind() explains it too.
+func (c *collector) probeNS(ctx context.Context, r *Round, ns *Namespace, all bool, suspect []Port) (busy []Port, probed, explained int, err error) {
+	exp := ExplainedBy(r, ns.Inode)
+	host := ns.Inode == c.hostNS
+	var enter func() func()
+	if !host {
+		fd, err := c.openNS(ns, c.holders)
+		if err != nil {
+			return nil, 0, 0, nil // gone since the views: no finding this round
+		}
+		defer unix.Close(fd)
+		enter = func() func() {
+			runtime.LockOSThread()
+			orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				runtime.UnlockOSThread()
+				return nil
+			}
+			if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+				unix.Close(orig)
+				runtime.UnlockOSThread()
+				return nil
+			}
+			return func() {
+				// A thread that cannot go back stays locked: the
+				// runtime then retires it with its goroutine.
+				if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+					runtime.UnlockOSThread()
+				}
+				unix.Close(orig)
+			}
+		}
+	}
+	if all {
+		busy, probed, explained = probeAll(ctx, exp, c.o.Workers, enter)
+	} else {
+		busy = probe(ctx, suspect, exp, c.o.Workers, enter)
+	}
+	if len(busy) == 0 {
+		return nil, probed, explained, nil
+	}
+	var after []Sock
+	var derr error
+	if host {
+		after, derr = sockDiagAll()
+	} else if leave := enter(); leave != nil {
+		after, derr = sockDiagAll()
+		leave()
+	} else {
+		derr = fmt.Errorf("entering network namespace %d", ns.Inode)
+	}
+	if derr != nil {
+		return nil, probed, explained, nil // cannot re-check: not a finding
+	}
+	return unexplained(busy, after), probed, explained, nil
+}
 
 func sockDiagAll() ([]Sock, error) {
 	conn, err := sockdiag.Dial()

@@ -68,9 +68,9 @@ type Round struct {
 	// processes that /proc does not show, how /proc failed.
 	Tasks      map[uint32]Task
 	ProcHidden map[uint32]string
-	// Busy are the ports that bind() found in use in the host namespace
+	// Busy are, per network namespace, the ports that bind() found in use
 	// and that no socket view explained.
-	Busy []Port
+	Busy map[uint64][]Port
 }
 
 // sockKey identifies a socket across the table views: the inode (0 for
@@ -208,22 +208,24 @@ func Findings(r *Round) []Finding {
 	}
 
 	// hidden_socket: busy for bind() and in no view.
-	for _, p := range r.Busy {
-		f := Finding{
-			Kind:     KindHiddenSocket,
-			NetNS:    r.HostNS,
-			Proto:    ProtoName(p.Proto, p.V6),
-			SeenBy:   []View{ViewBind},
-			MissedBy: socketViews(r, r.HostNS),
-			Detail:   fmt.Sprintf("bind() on %s fails with EADDRINUSE, but no socket view shows a socket on the port", p),
+	for _, ns := range sortedNS(r) {
+		for _, p := range r.Busy[ns.Inode] {
+			f := Finding{
+				Kind:     KindHiddenSocket,
+				NetNS:    ns.Inode,
+				Proto:    ProtoName(p.Proto, p.V6),
+				SeenBy:   []View{ViewBind},
+				MissedBy: socketViews(r, ns.Inode),
+				Detail:   fmt.Sprintf("bind() on %s fails with EADDRINUSE, but no socket view shows a socket on the port", p),
+			}
+			if p.V6 {
+				f.Local = fmt.Sprintf("[::]:%d", p.Port)
+			} else {
+				f.Local = fmt.Sprintf("0.0.0.0:%d", p.Port)
+			}
+			f.key = fmt.Sprintf("%s|%d|%v", f.Kind, ns.Inode, p)
+			out = append(out, f)
 		}
-		if p.V6 {
-			f.Local = fmt.Sprintf("[::]:%d", p.Port)
-		} else {
-			f.Local = fmt.Sprintf("0.0.0.0:%d", p.Port)
-		}
-		f.key = fmt.Sprintf("%s|%d|%v", f.Kind, r.HostNS, p)
-		out = append(out, f)
 	}
 
 	// hidden_process: the kernel runs it, /proc does not show it.

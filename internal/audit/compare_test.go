@@ -87,7 +87,7 @@ func TestExplains(t *testing.T) {
 func TestHiddenSocket(t *testing.T) {
 	r := roundWith(same(tcp("0.0.0.0:22", 10, 100)))
 	r.KernelFDs = []FD{}
-	r.Busy = []Port{{6, false, 31337}}
+	r.Busy = map[uint64][]Port{hostNS: {{6, false, 31337}}}
 	f := Compare([]*Round{r, r})
 	if len(f) != 1 || f[0].Kind != KindHiddenSocket || f[0].Local != "0.0.0.0:31337" ||
 		!reflect.DeepEqual(f[0].MissedBy, []View{ViewSockDiag, ViewProcNet, ViewBPFSock, ViewBPFFile}) {

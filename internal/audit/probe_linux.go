@@ -22,7 +22,7 @@ func allPorts() []Port {
 
 // probeAll binds every port the views do not already explain and returns
 // the ones in use, how many were probed and how many the views explained.
-func probeAll(ctx context.Context, exp Explained, workers int) (busy []Port, probed, explained int) {
+func probeAll(ctx context.Context, exp Explained, workers int, enter func() func()) (busy []Port, probed, explained int) {
 	all := allPorts()
 	todo := all[:0]
 	for _, p := range all {
@@ -32,7 +32,7 @@ func probeAll(ctx context.Context, exp Explained, workers int) (busy []Port, pro
 		}
 		todo = append(todo, p)
 	}
-	return probe(ctx, todo, exp, workers), len(todo), explained
+	return probe(ctx, todo, exp, workers, enter), len(todo), explained
 }
 
 // probeTask is one port of one protocol, with the families to probe.
@@ -51,7 +51,11 @@ type probeTask struct {
 // (IPV6_V6ONLY off) answers for both: it is refused by any IPv4 or IPv6
 // socket on the port. Only when it is refused are the two exact probes
 // made. That halves the work on a host where most ports are free.
-func probe(ctx context.Context, ports []Port, exp Explained, workers int) []Port {
+//
+// enter, when not nil, runs first on each worker's goroutine to put its
+// thread in the namespace to probe; it returns how to leave, or nil when
+// it could not enter (that worker then probes nothing).
+func probe(ctx context.Context, ports []Port, exp Explained, workers int, enter func() func()) []Port {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -89,6 +93,13 @@ func probe(ctx context.Context, ports []Port, exp Explained, workers int) []Port
 		wg.Add(1)
 		go func(w int, part []probeTask) {
 			defer wg.Done()
+			if enter != nil {
+				leave := enter()
+				if leave == nil {
+					return
+				}
+				defer leave()
+			}
 			for i, t := range part {
 				if i%4096 == 0 && ctx.Err() != nil {
 					return

@@ -22,9 +22,10 @@ const exitFindings = 1
 
 func newAuditCmd(env *Env) *cobra.Command {
 	var (
-		output  string
-		noProbe bool
-		rounds  int
+		output   string
+		noProbe  bool
+		hostOnly bool
+		rounds   int
 	)
 	c := &cobra.Command{
 		Use:   "audit",
@@ -48,7 +49,9 @@ sees it, so sockets opening and closing during the audit are not findings.
 Needs root for the BPF views and the probe of ports below 1024; without
 them it compares what it can and says which views it skipped. The probe
 binds each free port for an instant: a service starting at that very
-moment could see "address in use" once. --no-probe skips it.
+moment could see "address in use" once. The probe runs in every network
+namespace found, each costing about as much as the host's;
+--probe-host-only limits it to porteiro's own, --no-probe skips it.
 
 Findings are printed as a table, or as JSON with -o json (schema in
 docs/audit.md).
@@ -72,7 +75,7 @@ no two views available).`,
 			}
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			rep, err := audit.Run(ctx, audit.Options{Rounds: rounds, NoProbe: noProbe})
+			rep, err := audit.Run(ctx, audit.Options{Rounds: rounds, NoProbe: noProbe, ProbeHostOnly: hostOnly})
 			if err != nil {
 				return exitWith(ExitUsage, fmt.Errorf("audit: %w", err))
 			}
@@ -102,6 +105,7 @@ no two views available).`,
 	}
 	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	c.Flags().BoolVar(&noProbe, "no-probe", false, "skip the bind() probe of every port")
+	c.Flags().BoolVar(&hostOnly, "probe-host-only", false, "probe porteiro's own network namespace only, not every namespace found")
 	c.Flags().IntVar(&rounds, "rounds", 3, "how many rounds must see a difference before it is reported (3-10)")
 	return c
 }
