@@ -46,3 +46,33 @@ func TestAuditJSONOnThisHost(t *testing.T) {
 		t.Errorf("stderr should say the probe was skipped: %q", errb.String())
 	}
 }
+
+func TestAuditTableEscapesAndAligns(t *testing.T) {
+	rep := &audit.Report{
+		Rounds: 3,
+		Findings: []audit.Finding{
+			{Kind: audit.KindHiddenProcess, PID: 4242, SeenBy: []audit.View{audit.ViewBPFTask}, MissedBy: []audit.View{audit.ViewProc},
+				Owners:  []audit.Owner{{PID: 4242, Comm: "evil\x1b[2J\u202e", UID: 0}},
+				Sockets: []audit.SockRef{{Proto: "tcp4", Local: "0.0.0.0:31337", State: "LISTEN"}},
+				Detail:  "the kernel runs pid 4242;\nnewline"},
+			{Kind: audit.KindViewMismatch, NetNS: 4026531840, Proto: "tcp6", Local: "[::1]:80", State: "LISTEN",
+				SeenBy: []audit.View{audit.ViewSockDiag}, MissedBy: []audit.View{audit.ViewProcNet}, Owners: []audit.Owner{}},
+		},
+	}
+	var out bytes.Buffer
+	if err := auditTable(&Env{Stdout: &out}, rep); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.ContainsAny(s, "\x1b\u202e") || strings.Contains(s, ";\nnewline") {
+		t.Fatalf("control bytes reached the terminal:\n%q", s)
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) < 4 || strings.Index(lines[1], "-") != strings.Index(lines[0], "NETNS") ||
+		strings.Index(lines[2], "4026531840") != strings.Index(lines[0], "NETNS") {
+		t.Fatalf("columns do not line up:\n%s", s)
+	}
+	if !strings.Contains(s, "tcp4 0.0.0.0:31337") || !strings.Contains(lines[len(lines)-2], "2 findings") {
+		t.Fatalf("table:\n%s", s)
+	}
+}
