@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The committed BPF objects and their Go bindings (internal/bpfevents/
-# listener_bpf{el,eb}.{o,go}) are exactly what the C sources compile to.
+# listener_bpf{el,eb}.{o,go}, internal/kview/kview_bpf{el,eb}.{o,go}) are
+# exactly what the C sources compile to.
 # It regenerates them with clang through bpf2go, twice, and fails when the
 # two runs differ (generation is not deterministic) or when the result
 # differs from what is committed (someone changed bpf/*.c without running
@@ -13,8 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 want_clang=14 # Debian 12's clang; change it together with the committed objects
-pkg=internal/bpfevents
-generated=("$pkg"/listener_bpfel.o "$pkg"/listener_bpfel.go "$pkg"/listener_bpfeb.o "$pkg"/listener_bpfeb.go)
+pkgs=(internal/bpfevents internal/kview)
+generated=(internal/bpfevents/listener_bpfel.o internal/bpfevents/listener_bpfel.go
+	internal/bpfevents/listener_bpfeb.o internal/bpfevents/listener_bpfeb.go
+	internal/kview/kview_bpfel.o internal/kview/kview_bpfel.go
+	internal/kview/kview_bpfeb.o internal/kview/kview_bpfeb.go)
 
 for tool in clang llvm-strip; do
 	command -v "$tool" >/dev/null || { echo "20-bpf-generate: $tool not found: apt-get install clang llvm libbpf-dev" >&2; exit 1; }
@@ -29,9 +33,10 @@ for f in "${generated[@]}"; do
 	git ls-files --error-unmatch "$f" >/dev/null 2>&1 || { echo "20-bpf-generate: $f is not committed" >&2; exit 1; }
 done
 
-go generate ./"$pkg"/...
+generate() { for pkg in "${pkgs[@]}"; do go generate ./"$pkg"/...; done; }
+generate
 first=$(sha256sum "${generated[@]}")
-go generate ./"$pkg"/...
+generate
 second=$(sha256sum "${generated[@]}")
 if [ "$first" != "$second" ]; then
 	echo "20-bpf-generate: two runs of go generate gave different bytes:" >&2
@@ -39,7 +44,7 @@ if [ "$first" != "$second" ]; then
 	exit 1
 fi
 if ! git diff --exit-code --stat -- "${generated[@]}"; then
-	echo "20-bpf-generate: the committed BPF objects do not match $pkg/bpf/*.c: run 'go generate ./$pkg/...' and commit the result" >&2
+	echo "20-bpf-generate: the committed BPF objects do not match the C sources (${pkgs[*]/%//bpf/*.c}): run 'go generate' in the package and commit the result" >&2
 	exit 1
 fi
-echo "20-bpf-generate: ${#generated[@]} generated files match $pkg/bpf/*.c (clang $have_clang)"
+echo "20-bpf-generate: ${#generated[@]} generated files match ${pkgs[*]/%//bpf/*.c} (clang $have_clang)"

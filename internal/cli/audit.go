@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/porteiro/porteiro/internal/audit"
+	"github.com/porteiro/porteiro/internal/render"
+)
+
+func init() { register(70, newAuditCmd) }
+
+// Exit code of porteiro audit when it found something.
+const exitFindings = 1
+
+func newAuditCmd(env *Env) *cobra.Command {
+	var (
+		output   string
+		noProbe  bool
+		hostOnly bool
+		rounds   int
+	)
+	c := &cobra.Command{
+		Use:   "audit",
+		Short: "Look for listeners and processes hidden from the usual tools",
+		Long: `Compare independent views of the kernel, in every network namespace, and
+report what one view shows and another hides:
+
+  hidden_socket    a port that bind() finds in use, but that no socket view
+                   shows (every port 1-65535, TCP and UDP, IPv4 and IPv6)
+  hidden_process   a process that the kernel runs but /proc does not show
+  orphan_netns     a network namespace with sockets that no process is a
+                   member of and no mount names
+  view_mismatch    a socket that one view shows and another does not
+
+The views: the sock_diag dump, /proc/PID/net/{tcp,tcp6,udp,udp6}, BPF
+iterators over the kernel's socket tables, task list and open files,
+/proc/PID/fd, readdir(/proc), and the bind probe. Every difference is
+checked again (--rounds times in all) and reported only if every round
+sees it, so sockets opening and closing during the audit are not findings.
+
+Needs root for the BPF views and the probe of ports below 1024; without
+them it compares what it can and says which views it skipped. The probe
+binds each free port for an instant: a service starting at that very
+moment could see "address in use" once. The probe runs in every network
+namespace found, each costing about as much as the host's;
+--probe-host-only limits it to porteiro's own, --no-probe skips it.
+
+Findings are printed as a table, or as JSON with -o json (schema in
+docs/audit.md).
+
+Exit status: 0 when the views agree, 1 when there are findings, 2 when
+the audit could not run or could compare nothing (bad usage, not root and
+no two views available).`,
+		Example: `  sudo porteiro audit
+  sudo porteiro audit -o json | jq '.findings[] | select(.kind=="hidden_socket")'`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageErrorf("unknown output format %q: want table or json", output)
+			}
+			if rounds < 3 || rounds > 10 {
+				return usageErrorf("--rounds %d: want 3 to 10 (every difference is checked at least twice more)", rounds)
+			}
+			ctx := c.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			rep, err := audit.Run(ctx, audit.Options{Rounds: rounds, NoProbe: noProbe, ProbeHostOnly: hostOnly})
+			if err != nil {
+				return exitWith(ExitUsage, fmt.Errorf("audit: %w", err))
+			}
+			for _, v := range rep.Views {
+				if !v.Ran {
+					fmt.Fprintf(env.Stderr, "porteiro: audit: view %s skipped: %s\n", v.View, render.Escape(v.Skipped))
+				}
+			}
+			if output == "json" {
+				enc := json.NewEncoder(env.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else if err := auditTable(env, rep); err != nil {
+				return err
+			}
+			switch {
+			case !rep.Compared:
+				fmt.Fprintln(env.Stderr, "porteiro: audit: no two views could be compared; run as root")
+				return silentExit(ExitUsage)
+			case !rep.Clean:
+				return silentExit(exitFindings)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	c.Flags().BoolVar(&noProbe, "no-probe", false, "skip the bind() probe of every port")
+	c.Flags().BoolVar(&hostOnly, "probe-host-only", false, "probe porteiro's own network namespace only, not every namespace found")
+	c.Flags().IntVar(&rounds, "rounds", 3, "how many rounds must see a difference before it is reported (3-10)")
+	return c
+}
+
+func auditTable(env *Env, rep *audit.Report) error {
+	summary := fmt.Sprintf("%d network namespaces, %d ports probed (%d explained by the views), %d rounds, %d ms",
+		rep.Namespaces, rep.PortsProbed, rep.PortsSkipped, rep.Rounds, rep.DurationMS)
+	if len(rep.Findings) == 0 {
+		_, err := fmt.Fprintf(env.Stdout, "clean: the views agree (%s)\n", summary)
+		return err
+	}
+	t := render.NewTable("KIND", "NETNS", "PROTO", "LOCAL", "STATE", "PID", "COMM", "UID", "SEEN BY", "MISSED BY", "DETAIL")
+	for _, f := range rep.Findings {
+		pid, comm, uid := "-", "-", "-"
+		if len(f.Owners) > 0 {
+			var pids, comms []string
+			for _, o := range f.Owners {
+				pids = append(pids, strconv.FormatUint(uint64(o.PID), 10))
+				comms = append(comms, o.Comm)
+			}
+			pid, comm, uid = strings.Join(pids, ","), strings.Join(comms, ","), strconv.FormatUint(uint64(f.Owners[0].UID), 10)
+		}
+		local := f.Local
+		if local == "" && len(f.Sockets) > 0 {
+			var ls []string
+			for _, s := range f.Sockets {
+				ls = append(ls, s.Proto+" "+s.Local)
+			}
+			local = strings.Join(ls, ",")
+		}
+		t.Row(f.Kind, dash(strconv.FormatUint(f.NetNS, 10), f.NetNS == 0), dash(f.Proto, f.Proto == ""), dash(local, local == ""),
+			dash(f.State, f.State == ""), pid, comm, uid, joinViews(f.SeenBy), joinViews(f.MissedBy), f.Detail)
+	}
+	if err := t.Write(env.Stdout, tableOptions(env)); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(env.Stdout, "%d findings (%s)\n", len(rep.Findings), summary)
+	return err
+}
+
+func dash(s string, empty bool) string {
+	if empty {
+		return "-"
+	}
+	return s
+}
+
+func joinViews(vs []audit.View) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ",")
+}
