@@ -34,6 +34,7 @@ func NewRoot(env *Env) *cobra.Command {
 		newOnceCmd(env),
 		newEventsCmd(env),
 		newTraceCmd(env),
+		newAuditCmd(env),
 		cmdkit.VersionCommand(env, "porteirod"),
 	)
 	return root

@@ -1,4 +1,4 @@
-package cli
+package daemoncli
 
 import (
 	"bytes"
@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/porteiro/porteiro/internal/audit"
+	"github.com/porteiro/porteiro/internal/cmdkit"
 )
 
 func TestAuditUsage(t *testing.T) {
 	for _, args := range [][]string{{"audit", "-o", "yaml"}, {"audit", "--rounds", "2"}, {"audit", "extra"}} {
 		var out, errb bytes.Buffer
-		if rc := Main(args, nil, &out, &errb); rc != ExitUsage {
-			t.Errorf("%v: exit %d, want %d (%s)", args, rc, ExitUsage, errb.String())
+		if rc := Main(args, nil, &out, &errb); rc != cmdkit.ExitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, rc, cmdkit.ExitUsage, errb.String())
 		}
 	}
 }
@@ -22,7 +23,7 @@ func TestAuditUsage(t *testing.T) {
 func TestAuditHelpHasExampleAndExitCodes(t *testing.T) {
 	var out, errb bytes.Buffer
 	Main([]string{"audit", "--help"}, nil, &out, &errb)
-	for _, want := range []string{"Exit status: 0", "porteiro audit -o json", "hidden_socket", "docs/audit.md"} {
+	for _, want := range []string{"Exit status: 0", "porteirod audit -o json", "hidden_socket", "docs/audit.md"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}

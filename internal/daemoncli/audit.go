@@ -1,4 +1,4 @@
-package cli
+package daemoncli
 
 import (
 	"context"
@@ -12,12 +12,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/audit"
+	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/render"
 )
 
-func init() { register(70, newAuditCmd) }
-
-// Exit code of porteiro audit when it found something.
+// Exit code of porteirod audit when it found something.
 const exitFindings = 1
 
 func newAuditCmd(env *Env) *cobra.Command {
@@ -59,8 +58,8 @@ docs/audit.md).
 Exit status: 0 when the views agree, 1 when there are findings, 2 when
 the audit could not run or could compare nothing (bad usage, not root and
 no two views available).`,
-		Example: `  sudo porteiro audit
-  sudo porteiro audit -o json | jq '.findings[] | select(.kind=="hidden_socket")'`,
+		Example: `  sudo porteirod audit
+  sudo porteirod audit -o json | jq '.findings[] | select(.kind=="hidden_socket")'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -77,7 +76,7 @@ no two views available).`,
 			defer stop()
 			rep, err := audit.Run(ctx, audit.Options{Rounds: rounds, NoProbe: noProbe, ProbeHostOnly: hostOnly})
 			if err != nil {
-				return exitWith(ExitUsage, fmt.Errorf("audit: %w", err))
+				return cmdkit.Exit(cmdkit.ExitUsage, fmt.Errorf("audit: %w", err))
 			}
 			for _, v := range rep.Views {
 				if !v.Ran {
@@ -96,7 +95,7 @@ no two views available).`,
 			switch {
 			case !rep.Compared:
 				fmt.Fprintln(env.Stderr, "porteiro: audit: no two views could be compared; run as root")
-				return silentExit(ExitUsage)
+				return silentExit(cmdkit.ExitUsage)
 			case !rep.Clean:
 				return silentExit(exitFindings)
 			}
@@ -139,7 +138,7 @@ func auditTable(env *Env, rep *audit.Report) error {
 		t.Row(f.Kind, dash(strconv.FormatUint(f.NetNS, 10), f.NetNS == 0), dash(f.Proto, f.Proto == ""), dash(local, local == ""),
 			dash(f.State, f.State == ""), pid, comm, uid, joinViews(f.SeenBy), joinViews(f.MissedBy), f.Detail)
 	}
-	if err := t.Write(env.Stdout, tableOptions(env)); err != nil {
+	if err := t.Write(env.Stdout, cmdkit.TableOptions(env)); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(env.Stdout, "%d findings (%s)\n", len(rep.Findings), summary)
