@@ -76,6 +76,9 @@ Exit status:
 // loadPolicyOrExit reads the policy and turns every failure into an exit-2 error
 // that says what to do.
 func loadPolicyOrExit(path string) (*policy.Policy, error) {
+	if path == "" {
+		return nil, usageErrorf("-p needs a file: -p '' names none (the default is %s)", policy.DefaultPath)
+	}
 	pol, err := policy.Load(path)
 	if err == nil {
 		return pol, nil
