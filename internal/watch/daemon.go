@@ -389,27 +389,37 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	// Listeners the kernel reported during the scan are kept on top of
 	// it: the dump may predate them.
 	view := d.live.reset(snap)
-	d.process(ctx, view)
+	d.process(ctx, true, view)
 	d.statusMu.Lock()
 	d.lastOK = d.now()
 	d.statusMu.Unlock()
 	return nil
 }
 
-// process judges one view of the listeners (a scan, or the last scan with
-// the kernel's events since), records what changed and queues its alerts.
-func (d *Daemon) process(ctx context.Context, snap *inventory.Snapshot) {
+// process judges views of the listeners (a scan, or the last scan with
+// the kernel's events since; a batch of events may need two), records
+// what changed in one commit and queues its alerts. save says whether the
+// known listener set may be saved too: after scans, not on the events'
+// path, where it would cost every batch a large write.
+func (d *Daemon) process(ctx context.Context, save bool, snaps ...*inventory.Snapshot) {
 	d.procMu.Lock()
 	defer d.procMu.Unlock()
 	_, pol, _ := d.configuration()
-	var findings []Finding
+	views := make([]view, 0, len(snaps))
+	for _, snap := range snaps {
+		v := view{snap: snap}
+		if pol != nil {
+			v.findings = allowSelf(pol.Check(snap), d.self)
+		}
+		views = append(views, v)
+	}
+	last := views[len(views)-1]
 	if pol != nil {
-		findings = allowSelf(pol.Check(snap), d.self)
 		counts := map[string]int{}
 		flagged := map[inventory.Key]bool{}
-		for i := range findings {
-			counts[findings[i].Kind]++
-			if so := findings[i].Socket; so != nil {
+		for i := range last.findings {
+			counts[last.findings[i].Kind]++
+			if so := last.findings[i].Socket; so != nil {
 				flagged[so.Key()] = true
 			}
 		}
@@ -417,11 +427,11 @@ func (d *Daemon) process(ctx context.Context, snap *inventory.Snapshot) {
 	} else {
 		d.metrics.ClearPolicy()
 	}
-	d.logVisibility(snap)
+	d.logVisibility(last.snap)
 	now := d.now()
-	n, rerr := d.rec.observe(ctx, now, snap, findings)
+	n, rerr := d.rec.observe(ctx, now, views, save)
 	d.statusMu.Lock()
-	d.last = snap
+	d.last = last.snap
 	d.statusMu.Unlock()
 	if rerr != nil {
 		d.log.Error("recording events; will retry at the next scan", "err", rerr)

@@ -295,17 +295,21 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 				}
 			}
 			now := d.now()
-			if snap := d.live.transientView(now); snap != nil {
-				d.process(ctx, snap)
-			}
+			// Listeners that opened and closed within the batch are judged
+			// first, as if still open, then the view as it is: both in one
+			// commit.
 			if snap := d.live.current(now); snap != nil {
-				d.process(ctx, snap)
+				if tv := d.live.transientView(now); tv != nil {
+					d.process(ctx, false, tv, snap)
+				} else {
+					d.process(ctx, false, snap)
+				}
 			}
 			cfg, _, _ := d.configuration()
 			after.Reset(cfg.Grace() + 100*time.Millisecond)
 		case <-after.C:
 			if snap := d.live.current(d.now()); snap != nil {
-				d.process(ctx, snap)
+				d.process(ctx, false, snap)
 			}
 		case <-tick.C:
 			if n := src.Drops(); n > lastDrops {

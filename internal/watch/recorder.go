@@ -42,6 +42,8 @@ type recorder struct {
 	unsaved  []Event
 	lastSave time.Time
 	final    bool
+	// noSave holds the listener set back from this commit.
+	noSave bool
 
 	sentMu sync.Mutex
 	// sentFromMemory lists, per event id, the channels that already got
@@ -108,14 +110,27 @@ func (r *recorder) restore(ctx context.Context) error {
 	return nil
 }
 
+// view is one state of the listeners to judge, with the policy's
+// findings about it.
+type view struct {
+	snap     *inventory.Snapshot
+	findings []Finding
+}
+
 // observe is one scan's worth of work: detect what changed, record it and
-// queue its alerts. Events that cannot be stored are kept for the next
-// call, and their alerts go out from memory meanwhile. It returns the
-// number of events recorded.
-func (r *recorder) observe(ctx context.Context, now time.Time, snap *inventory.Snapshot, findings []Finding) (int, error) {
+// queue its alerts. Several views (a batch of kernel events may need two)
+// are detected in order and recorded in one commit. Events that cannot be
+// stored are kept for the next call, and their alerts go out from memory
+// meanwhile. It returns the number of events recorded. The known listener
+// set is saved only when save is true (after scans, not on the events'
+// hot path).
+func (r *recorder) observe(ctx context.Context, now time.Time, views []view, save bool) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fresh := r.det.step(now, snap, findings)
+	var fresh []Event
+	for _, v := range views {
+		fresh = append(fresh, r.det.step(now, v.snap, v.findings)...)
+	}
 	// Re-sent firing alerts describe the listener as it is now (a
 	// restarted offender has a new pid); id and start stay.
 	for key, f := range r.det.active {
@@ -126,10 +141,13 @@ func (r *recorder) observe(ctx context.Context, now time.Time, snap *inventory.S
 	}
 	events := append(r.unsaved, fresh...)
 	r.unsaved = nil
-	if len(events) == 0 && !r.saveDue(now) {
+	if len(events) == 0 && (!save || !r.saveDue(now)) {
 		return 0, nil
 	}
-	if err := r.record(ctx, events); err != nil {
+	r.noSave = !save
+	err := r.record(ctx, events)
+	r.noSave = false
+	if err != nil {
 		// Keep them and try again at the next scan rather than lose
 		// them; the detector has already moved on. Their alerts must not
 		// wait for the disk: they go out now, from memory.
@@ -286,7 +304,7 @@ func (r *recorder) commit(ctx context.Context, events []Event) error {
 			b.ClearActive = append(b.ClearActive, e.Finding.Key)
 		}
 	}
-	saving := r.saveDue(r.now())
+	saving := !r.noSave && r.saveDue(r.now())
 	if saving {
 		js, err := json.Marshal(r.det.knownSockets())
 		if err != nil {
