@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -441,7 +440,7 @@ type topUI struct {
 	reverse bool
 	grouped bool
 	filter  top.Filter
-	input   textinput.Model
+	input   lineInput
 
 	mode     topMode
 	selected int
@@ -455,9 +454,7 @@ type topUI struct {
 }
 
 func newTopUI(f *topFlags) *topUI {
-	in := textinput.New()
-	in.Prompt = "/"
-	in.Placeholder = "port:443 proc:nginx user: netns: or any word"
+	in := lineInput{prompt: "/", placeholder: "port:443 proc:nginx user: netns: or any word"}
 	u := &topUI{
 		f:       f,
 		sampler: top.NewSampler(f.procRoot, f.noOwners),
@@ -506,7 +503,6 @@ func (u *topUI) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		u.width, u.height = msg.Width, msg.Height
-		u.input.SetWidth(max(u.width-4, 10))
 		return u, nil
 	case sampleMsg:
 		if msg.err != nil {
@@ -525,11 +521,6 @@ func (u *topUI) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return u.key(msg)
 	}
-	if u.mode == modeFilter {
-		var cmd tea.Cmd
-		u.input, cmd = u.input.Update(msg)
-		return u, cmd
-	}
 	return u, nil
 }
 
@@ -543,19 +534,16 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		switch k {
 		case "enter":
 			u.mode = modeTable
-			u.input.Blur()
 			return u, nil
 		case "esc":
 			u.mode = modeTable
-			u.input.Blur()
 			u.setFilter("")
 			return u, nil
 		}
-		var cmd tea.Cmd
-		u.input, cmd = u.input.Update(msg)
-		u.filter, u.filterText = top.ParseFilter(u.input.Value()), u.input.Value()
+		u.input.key(msg)
+		u.filter, u.filterText = top.ParseFilter(u.input.value), u.input.value
 		u.selected, u.offset = 0, 0
-		return u, cmd
+		return u, nil
 	case modeConfirm:
 		if k == "y" || k == "Y" {
 			u.status = u.signalPending()
@@ -583,7 +571,7 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	case "/":
 		u.mode = modeFilter
 		u.status = ""
-		return u, u.input.Focus()
+		return u, nil
 	case "esc":
 		u.setFilter("")
 		u.status = ""
@@ -627,7 +615,7 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 }
 
 func (u *topUI) setFilter(text string) {
-	u.input.SetValue(text)
+	u.input.value = text
 	u.filter, u.filterText = top.ParseFilter(text), text
 }
 
@@ -908,11 +896,11 @@ func (u *topUI) render() string {
 	var status string
 	switch {
 	case u.mode == modeFilter:
-		status = u.input.View()
+		status = u.input.view(u.noColor)
 	case u.status != "":
 		status = u.status
 	case !u.filter.Empty():
-		status = "filter: " + render.Escape(u.input.Value()) + "   (/ to edit, Esc to clear)"
+		status = "filter: " + render.Escape(u.input.value) + "   (/ to edit, Esc to clear)"
 	default:
 		status = "q quit  / filter  s < > sort  r reverse  p group  Enter details  k kill"
 	}
@@ -976,4 +964,39 @@ func dashIfEmpty(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// lineInput is the filter's one-line editor: typed text is appended,
+// Backspace removes a character, Ctrl+U clears. A full text-input widget
+// (cursor movement, clipboard) would weigh more in porteiro than the
+// filter needs.
+type lineInput struct {
+	prompt, placeholder, value string
+}
+
+func (in *lineInput) key(msg tea.KeyPressMsg) {
+	switch msg.String() {
+	case "backspace", "ctrl+h":
+		if r := []rune(in.value); len(r) > 0 {
+			in.value = string(r[:len(r)-1])
+		}
+		return
+	case "ctrl+u":
+		in.value = ""
+		return
+	}
+	// Printable input only: keys with modifiers carry no text.
+	if msg.Text != "" && len(in.value) < 256 {
+		in.value += msg.Text
+	}
+}
+
+func (in *lineInput) view(noColor bool) string {
+	if in.value == "" {
+		if noColor {
+			return in.prompt + "█ " + in.placeholder
+		}
+		return in.prompt + "█ \x1b[2m" + in.placeholder + "\x1b[0m"
+	}
+	return in.prompt + render.Escape(in.value) + "█"
 }
