@@ -70,6 +70,8 @@ func run(bin, mode string, n int, life, poll, idle time.Duration) error {
 	logf, _ := os.Create(filepath.Join(dir, "log"))
 	cmd := exec.Command(bin, "-c", conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// The daemon must not outlive the benchmark, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
