@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/user"
-	"strconv"
 	"sync"
 	"time"
 
@@ -42,7 +40,6 @@ type Resolver struct {
 	setup  sync.Once
 	btime  int64
 	hidden bool // hidepid hides other users' processes from us
-	users  sync.Map
 
 	it     *taskfd.Iterator
 	itErr  error // why the iterator is not in use
@@ -411,7 +408,7 @@ func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
 		RSSBytes:   uint64(max(st.RSSPages, 0)) * uint64(os.Getpagesize()),
 	}
 	if info.UIDKnown {
-		p.User = r.userName(info.UID)
+		p.User = UserName(info.UID)
 	}
 	if r.btime > 0 {
 		start := time.Unix(r.btime, 0).Add(time.Duration(st.StartTicks) * time.Second / userHZ)
@@ -423,14 +420,11 @@ func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
 	return p
 }
 
-func (r *Resolver) userName(uid uint32) string {
-	if v, ok := r.users.Load(uid); ok {
-		return v.(string)
-	}
-	name := strconv.Itoa(int(uid))
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	r.users.Store(uid, name)
-	return name
+// Process reads the details of one process, as a scan would give them,
+// or returns nil when it is gone. The daemon uses it to complete what the
+// kernel said of a listener's owner at listen() or bind().
+func (r *Resolver) Process(pid int) *Process {
+	r.init()
+	var buf []byte
+	return r.process(pid, time.Now(), &buf)
 }

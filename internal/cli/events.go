@@ -12,18 +12,13 @@ import (
 
 	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/localapi"
-	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/yamlx"
 )
 
 func init() { register(61, newEventsCmd) }
 
 type eventsFlags struct {
-	since    string
-	port     string
-	kind     string
-	limit    int
-	output   string
+	cmdkit.EventsFlags
 	socket   string
 	config   string
 	stateDir string
@@ -59,11 +54,7 @@ or when the daemon is not running.`,
 			return runEvents(env, c, f)
 		},
 	}
-	c.Flags().StringVar(&f.since, "since", "24h", `show events from this long ago (24h, 7d) or this time; "" for all`)
-	c.Flags().StringVar(&f.port, "port", "", "only events of this port (a number or a service name: 22, ssh)")
-	c.Flags().StringVar(&f.kind, "kind", "", "only events of this kind")
-	c.Flags().IntVar(&f.limit, "limit", 1000, "show at most this many events (the newest)")
-	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	f.EventsFlags.Add(c)
 	c.Flags().StringVar(&f.socket, "socket", "", "porteirod's local API socket (default: socket: of the configuration, else "+localapi.DefaultSocket+")")
 	c.Flags().StringVarP(&f.config, "config", "c", defaultConfigFile, "porteirod's configuration, for its socket:")
 	// --state-dir reads the database, which only porteirod does.
@@ -76,15 +67,9 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 	if f.stateDir != "" {
 		return usageErrorf("porteiro events asks the running daemon; to read a state directory's database, run \"porteirod events --state-dir %s\"", f.stateDir)
 	}
-	if f.output != "table" && f.output != "json" {
-		return usageErrorf("unknown output format %q: want table or json", f.output)
-	}
-	port, err := services.PortArg(f.port)
+	q, err := f.Query()
 	if err != nil {
-		return usageErrorf("--port: %v", err)
-	}
-	if f.limit < 1 {
-		return usageErrorf("--limit must be at least 1")
+		return err
 	}
 	sock := f.socket
 	if sock == "" {
@@ -94,7 +79,7 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 		}
 	}
 	cl := &localapi.Client{Socket: sock}
-	doc, err := cl.Events(context.Background(), localapi.NewEventsQuery(f.since, port, f.kind, f.limit))
+	doc, err := cl.Events(context.Background(), q)
 	var ae *localapi.Error
 	switch {
 	case errors.Is(err, localapi.ErrNotRunning):
@@ -104,7 +89,7 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 	case err != nil:
 		return usageErrorf("%v", err)
 	}
-	return cmdkit.PrintEvents(env, f.output, doc, "porteiro")
+	return cmdkit.PrintEvents(env, f.Output, doc, "porteiro")
 }
 
 // socketOf reads socket: from porteirod's configuration. A missing default

@@ -10,18 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/cmdkit"
-	"github.com/porteiro/porteiro/internal/localapi"
-	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/internal/watch"
 )
 
 type eventsFlags struct {
-	since    string
-	port     string
-	kind     string
-	limit    int
-	output   string
+	cmdkit.EventsFlags
 	stateDir string
 	config   string
 }
@@ -52,11 +46,7 @@ or when there is no database.`,
 			return runEvents(env, c, f)
 		},
 	}
-	c.Flags().StringVar(&f.since, "since", "24h", `show events from this long ago (24h, 7d) or this time; "" for all`)
-	c.Flags().StringVar(&f.port, "port", "", "only events of this port (a number or a service name: 22, ssh)")
-	c.Flags().StringVar(&f.kind, "kind", "", "only events of this kind")
-	c.Flags().IntVar(&f.limit, "limit", 1000, "show at most this many events (the newest)")
-	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	f.EventsFlags.Add(c)
 	c.Flags().StringVar(&f.stateDir, "state-dir", "", "directory of the event database")
 	configFlag(c, &f.config, "configuration file, for its state_dir")
 	return c
@@ -79,17 +69,10 @@ func stateDirOf(c *cobra.Command, flagDir, configPath string) (string, error) {
 }
 
 func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
-	if f.output != "table" && f.output != "json" {
-		return usageErrorf("unknown output format %q: want table or json", f.output)
-	}
-	port, err := services.PortArg(f.port)
+	q, err := f.Query()
 	if err != nil {
-		return usageErrorf("--port: %v", err)
+		return err
 	}
-	if f.limit < 1 {
-		return usageErrorf("--limit must be at least 1")
-	}
-	q := localapi.NewEventsQuery(f.since, port, f.kind, f.limit)
 	flt, err := watch.ParseFilter(q.Since, q.Port, q.Kind, q.Limit, time.Now())
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -114,5 +97,5 @@ func runEvents(env *Env, c *cobra.Command, f *eventsFlags) error {
 		return usageErrorf("%v", err)
 	}
 	doc := watch.NewEventsDocument(evs)
-	return cmdkit.PrintEvents(env, f.output, &doc, "porteirod")
+	return cmdkit.PrintEvents(env, f.Output, &doc, "porteirod")
 }

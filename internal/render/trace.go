@@ -3,7 +3,6 @@ package render
 import (
 	"encoding/json"
 	"io"
-	"os/user"
 	"strconv"
 	"strings"
 
@@ -18,7 +17,6 @@ import (
 type TracePrinter struct {
 	w      io.Writer
 	ndjson bool
-	users  map[uint32]string
 	// open remembers the opened events by socket cookie, to complete the
 	// closed ones (a UDP release or a TCP close knows less).
 	open   map[uint64]localapi.TraceEvent
@@ -28,7 +26,7 @@ type TracePrinter struct {
 // NewTracePrinter returns a printer for format "table" or "ndjson"; the
 // table's header is written at once.
 func NewTracePrinter(w io.Writer, format string) *TracePrinter {
-	p := &TracePrinter{w: w, ndjson: format == "ndjson", users: map[uint32]string{}, open: map[uint64]localapi.TraceEvent{}}
+	p := &TracePrinter{w: w, ndjson: format == "ndjson", open: map[uint64]localapi.TraceEvent{}}
 	if !p.ndjson {
 		p.header()
 	}
@@ -56,18 +54,6 @@ func (p *TracePrinter) complete(ev *localapi.TraceEvent) {
 			ev.Address = o.Address
 		}
 	}
-}
-
-func (p *TracePrinter) user(uid uint32) string {
-	if name, ok := p.users[uid]; ok {
-		return name
-	}
-	name := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(name); err == nil {
-		name = u.Username
-	}
-	p.users[uid] = name
-	return name
 }
 
 var traceHeader = [...]string{"TIME", "EVENT", "PROTO", "LOCAL", "NETNS", "PID", "USER", "COMMAND"}
@@ -108,7 +94,7 @@ func (p *TracePrinter) line(cells []string) error {
 func (p *TracePrinter) Print(ev localapi.TraceEvent) error {
 	p.complete(&ev)
 	if ev.User == "" {
-		ev.User = p.user(ev.UID)
+		ev.User = inventory.UserName(ev.UID)
 	}
 	if p.ndjson {
 		b, err := json.Marshal(ev)

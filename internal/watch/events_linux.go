@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os/user"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/bpfevents"
-	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -50,12 +47,13 @@ type liveView struct {
 	// lived less than one pass must still be seen once.
 	fresh     map[inventory.Key]bool
 	transient []inventory.Socket
-	users     map[uint32]string
+	// procs reads an owner's details as a scan would.
+	procs *inventory.Resolver
 }
 
 func newLiveView() *liveView {
 	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{},
-		fresh: map[inventory.Key]bool{}, users: map[uint32]string{}}
+		fresh: map[inventory.Key]bool{}, procs: &inventory.Resolver{ProcRoot: "/proc"}}
 }
 
 // scanStarted marks the start of a scan: events from now on are kept to
@@ -199,38 +197,14 @@ func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
 		so.UnattributedReason = inventory.ReasonNoProcess
 		return so
 	}
-	p := inventory.Process{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: v.userName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
-	if info, err := procfs.ReadProcess("/proc", ev.PID); err == nil {
-		p.PPID, p.StartTicks, p.State = info.Stat.PPID, info.Stat.StartTicks, info.Stat.State
-		p.Unit, p.Container = info.Cgroup.Unit, info.Cgroup.Container
-		if p.Exe == "" {
-			p.Exe, p.ExeDeleted = info.Exe, info.ExeDeleted
-		}
-		if len(p.Cmdline) == 0 {
-			p.Cmdline = info.Cmdline
-		}
+	p := inventory.Process{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: inventory.UserName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
+	// The process as a scan sees it, if it is still the one that
+	// listened: a pid reused since then has another name.
+	if full := v.procs.Process(ev.PID); full != nil && full.Name == ev.Comm {
+		p = *full
 	}
 	so.Processes = []inventory.Process{p}
 	return so
-}
-
-// userNameLocked is userName for callers outside the view's lock.
-func (v *liveView) userNameLocked(uid uint32) string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.userName(uid)
-}
-
-func (v *liveView) userName(uid uint32) string {
-	if n, ok := v.users[uid]; ok {
-		return n
-	}
-	n := strconv.Itoa(int(uid))
-	if u, err := user.LookupId(n); err == nil {
-		n = u.Username
-	}
-	v.users[uid] = n
-	return n
 }
 
 // runEvents reads the kernel's listener events until ctx ends, and judges
@@ -328,6 +302,6 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 // publish hands an event to the trace clients, if any.
 func (d *Daemon) publish(ev *bpfevents.Event) {
 	if d.trace.active() {
-		d.trace.publish(ev.Wire(d.live.userNameLocked(ev.UID)))
+		d.trace.publish(ev.Wire(inventory.UserName(ev.UID)))
 	}
 }
