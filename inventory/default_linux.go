@@ -20,7 +20,7 @@ import (
 // DefaultSource returns a source that dumps sockets through sock_diag
 // netlink and falls back to /proc/net when netlink is refused.
 func DefaultSource(procRoot string) SocketSource {
-	return &autoSource{nl: &NetlinkSource{}, proc: &ProcNetSource{ProcRoot: procRoot}}
+	return &autoSource{nl: NewNamespacesSource(procRoot), proc: &ProcNetSource{ProcRoot: procRoot}}
 }
 
 // DefaultResolver returns the owner pipeline with the task-file iterator
@@ -70,6 +70,18 @@ func (a *autoSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]
 	return liveBySockets(ctx, src, q, inodes)
 }
 
+// notesAndNames forwards the namespaces of the netlink source, when it
+// answered.
+func (a *autoSource) notesAndNames() ([]string, map[uint64]NamespaceInfo) {
+	if n, ok := a.nl.(namespaceNamer); ok && a.last == a.nl.Name() {
+		return n.notesAndNames()
+	}
+	if a.last == a.proc.Name() {
+		return []string{"sockets read from /proc/net: only porteiro's own network namespace is shown"}, nil
+	}
+	return nil, nil
+}
+
 // Close closes the netlink socket.
 func (a *autoSource) Close() error {
 	if c, ok := a.nl.(io.Closer); ok {
@@ -84,6 +96,27 @@ type NetlinkSource struct {
 	mu   sync.Mutex
 	conn *sockdiag.Conn
 	msgs []diagMsg // reused: the compact form, before Sockets are built
+	// dial opens the socket; nil means in porteiro's own namespace.
+	dial func() (*sockdiag.Conn, error)
+	// foreign is true for another namespace than porteiro's, whose
+	// interface indexes name that namespace's devices.
+	foreign bool
+}
+
+func (n *NetlinkSource) open() error {
+	if n.conn != nil {
+		return nil
+	}
+	dial := n.dial
+	if dial == nil {
+		dial = sockdiag.Dial
+	}
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	n.conn = c
+	return nil
 }
 
 type diagMsg struct {
@@ -98,18 +131,14 @@ func (*NetlinkSource) Name() string { return "netlink" }
 func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.conn == nil {
-		c, err := sockdiag.Dial()
-		if err != nil {
-			return nil, err
-		}
-		n.conn = c
+	if err := n.open(); err != nil {
+		return nil, err
 	}
 	// Collect the small messages first, then build exactly as many Sockets
 	// as needed: growing a slice of large structs would copy them over and
 	// over on a host with 100,000 sockets.
 	msgs := n.msgs[:0]
-	if q.States == MaskAll && cap(msgs) == 0 {
+	if q.States == MaskAll && cap(msgs) == 0 && !n.foreign {
 		// Size the buffer from the kernel's own count, so 100,000
 		// sockets don't cost a dozen reallocations and copies.
 		msgs = make([]diagMsg, 0, socketCount()+64)
@@ -139,7 +168,7 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	n.msgs = msgs
 	out := make([]Socket, 0, len(msgs))
 	for i := range msgs {
-		if so, ok := fromDiag(msgs[i].proto, msgs[i].m); ok {
+		if so, ok := fromDiag(msgs[i].proto, msgs[i].m, n.foreign); ok {
 			out = append(out, so)
 		}
 	}
@@ -151,12 +180,8 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 func (n *NetlinkSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.conn == nil {
-		c, err := sockdiag.Dial()
-		if err != nil {
-			return nil, err
-		}
-		n.conn = c
+	if err := n.open(); err != nil {
+		return nil, err
 	}
 	live := map[uint64]struct{}{}
 	for _, p := range []Proto{TCP, UDP} {
@@ -211,7 +236,7 @@ func protoNum(p Proto) uint8 {
 	return sockdiag.ProtoTCP
 }
 
-func fromDiag(p Proto, m sockdiag.Msg) (Socket, bool) {
+func fromDiag(p Proto, m sockdiag.Msg, foreign bool) (Socket, bool) {
 	fam := IPv4
 	if m.Family == sockdiag.AFInet6 {
 		fam = IPv6
@@ -228,7 +253,12 @@ func fromDiag(p Proto, m sockdiag.Msg) (Socket, bool) {
 		}
 	}
 	if m.IfIndex != 0 {
-		so.Interface = ifName(m.IfIndex)
+		if foreign {
+			// Another namespace's device: its index means nothing here.
+			so.Interface = "if" + strconv.Itoa(int(m.IfIndex))
+		} else {
+			so.Interface = ifName(m.IfIndex)
+		}
 	}
 	return so, true
 }
@@ -285,9 +315,11 @@ func socketCount() int {
 }
 
 // ProcNetSource lists sockets from /proc/net/{tcp,tcp6,udp,udp6} of the
-// scanning process's network namespace.
+// scanning process's network namespace, or of process PID's.
 type ProcNetSource struct {
 	ProcRoot string
+	// PID, if set, reads ProcRoot/PID/net: that process's namespace.
+	PID int
 }
 
 // Name implements SocketSource.
@@ -309,6 +341,9 @@ func (s *ProcNetSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 				name += "6"
 			}
 			path := filepath.Join(s.ProcRoot, "net", name)
+			if s.PID > 0 {
+				path = filepath.Join(s.ProcRoot, strconv.Itoa(s.PID), "net", name)
+			}
 			fh, err := os.Open(path)
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) && f == IPv6 {

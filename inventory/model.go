@@ -142,6 +142,10 @@ type Socket struct {
 	UID uint32 `json:"uid"`
 	// NetNS is the inode of the socket's network namespace.
 	NetNS uint64 `json:"netns"`
+	// NetNSName names the namespace: "host" (PID 1's), the container's
+	// name, the `ip netns` name, "pid N (comm)" for its first member
+	// process, or "orphan" when no process is a member.
+	NetNSName string `json:"netns_name,omitempty"`
 	// Interface is the device the socket is bound to (SO_BINDTODEVICE), if any.
 	Interface string `json:"interface,omitempty"`
 	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4
@@ -154,6 +158,16 @@ type Socket struct {
 	Processes []Process `json:"processes"`
 	// UnattributedReason is set when Processes is empty.
 	UnattributedReason Reason `json:"unattributed_reason,omitempty"`
+}
+
+// NamespaceLabel says which namespace the socket is in, for a sentence:
+// "netns blue", "netns pid 4242 (python3)", "the host".
+func (s *Socket) NamespaceLabel() string {
+	switch s.NetNSName {
+	case "", "host":
+		return "the host"
+	}
+	return "netns " + s.NetNSName
 }
 
 // Key identifies a socket across scans. Inodes are unique per boot.

@@ -127,8 +127,19 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 	}
 	socks = filterFamilies(socks, q)
 	snap := &Snapshot{Time: now, Source: s.opts.Source.Name(), Sockets: socks, Privileged: true}
+	var names map[uint64]NamespaceInfo
+	if nn, ok := s.opts.Source.(namespaceNamer); ok {
+		var notes []string
+		notes, names = nn.notesAndNames()
+		snap.Notes = append(snap.Notes, notes...)
+	}
 	for i := range socks {
-		socks[i].NetNS = s.netns
+		if socks[i].NetNS == 0 {
+			socks[i].NetNS = s.netns
+		}
+		if ni, ok := names[socks[i].NetNS]; ok {
+			socks[i].NetNSName = ni.Name
+		}
 		socks[i].Exposure = ExposureOf(socks[i].Local.Address)
 	}
 	if q.Keep != nil {

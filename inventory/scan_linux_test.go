@@ -404,11 +404,40 @@ func TestOtherNetNS(t *testing.T) {
 		if nsIno == 0 {
 			t.Fatalf("ss inside %s does not show the helper's listener: %v", ns, inNS)
 		}
+		var st syscall.Stat_t
+		if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
+			t.Fatal(err)
+		}
+		want := st.Ino
+		// Every namespace by default: the listener is there, named.
 		snap := scanHost(t, Query{})
+		found := false
 		for _, s := range snap.Sockets {
-			if s.Inode == nsIno || (s.Local.Port == uint16(port) && s.Local.Address.String() == "127.0.0.1") {
+			if s.Inode != nsIno {
+				continue
+			}
+			found = true
+			if s.NetNS != want || s.NetNSName != ns {
+				t.Errorf("listener of %s: netns %d %q, want %d %q", ns, s.NetNS, s.NetNSName, want, ns)
+			}
+			if len(s.Processes) != 1 || s.Processes[0].PID != cmd.Process.Pid {
+				t.Errorf("listener of %s: owners %+v, want pid %d", ns, s.Processes, cmd.Process.Pid)
+			}
+		}
+		if !found {
+			t.Errorf("the list does not show the listener of namespace %s (inode %d)", ns, nsIno)
+		}
+		// Restricted to the host, it is not.
+		snap = scanHost(t, Query{NetNS: []string{"host"}})
+		for _, s := range snap.Sockets {
+			if s.Inode == nsIno || s.NetNS == want {
 				t.Errorf("the host list shows a listener from namespace %s: %+v", ns, s)
 			}
+		}
+		// By name, only it.
+		snap = scanHost(t, Query{NetNS: []string{ns}})
+		if len(snap.Sockets) != 1 || snap.Sockets[0].Inode != nsIno {
+			t.Errorf("--netns %s: %d sockets, want its one listener", ns, len(snap.Sockets))
 		}
 	})
 }

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"path"
 
 	"github.com/porteiro/porteiro/internal/procfs"
 )
@@ -25,6 +26,10 @@ type Query struct {
 	// question about one port reads the details of its holders only. It
 	// sees every field a SocketSource fills, and Exposure.
 	Keep func(*Socket) bool
+	// NetNS limits the network namespaces: each entry is "all", "host",
+	// a namespace inode, or a name (a glob, as in path.Match). Empty means
+	// every namespace. Namespaces left out are not read at all.
+	NetNS []string
 
 	// exactFamilies makes Families mean the sockets' own families, without
 	// the IPv6 sockets that may be dual-stack (the scanner's second look
@@ -131,4 +136,14 @@ type OwnerResolver interface {
 	// Resolve walks the processes and returns the holders of the inodes in
 	// want. Races with exiting processes are not errors.
 	Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error)
+}
+
+// globMatch matches name against a path.Match pattern; a malformed
+// pattern matches only itself.
+func globMatch(pattern, name string) bool {
+	ok, err := path.Match(pattern, name)
+	if err != nil {
+		return pattern == name
+	}
+	return ok
 }

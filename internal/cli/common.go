@@ -31,6 +31,7 @@ type sockFlags struct {
 	output   string
 	procRoot string
 	noOwners bool
+	netns    []string
 
 	// cmd is the command the flags belong to, to tell "--port ''" from
 	// no --port.
@@ -69,6 +70,7 @@ func (f *sockFlags) addProto(c *cobra.Command) {
 	c.Flags().BoolVarP(&f.v4, "ipv4", "4", false, "only sockets that serve IPv4 (dual-stack [::] sockets included)")
 	c.Flags().BoolVarP(&f.v6, "ipv6", "6", false, "only IPv6 sockets")
 	c.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, wide, json, ndjson, csv")
+	c.Flags().StringSliceVar(&f.netns, "netns", nil, "only these network namespaces: host, all, an inode, or a name (ip netns, container, \"pid N (comm)\", orphan; globs allowed); default all")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	f.cmd = c
@@ -99,6 +101,15 @@ func (f *sockFlags) query() (inventory.Query, error) {
 	}
 	if f.all {
 		q.States = inventory.MaskAll
+	}
+	if err := f.emptyFlag("netns", "", len(f.netns)); err != nil {
+		return q, err
+	}
+	for _, n := range f.netns {
+		if n = strings.TrimSpace(n); n == "" {
+			return q, usageErrorf("--netns: empty namespace name")
+		}
+		q.NetNS = append(q.NetNS, n)
 	}
 	if err := f.emptyFlag("state", f.state, 0); err != nil {
 		return q, err
@@ -272,6 +283,18 @@ func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
 	}
 	if !snap.Privileged && counts[inventory.ReasonNotPermitted] == 0 {
 		fmt.Fprintf(env.Stderr, "porteiro: note: not running as root; other users' processes may be missing (grant CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, or use sudo)\n")
+	}
+	for _, n := range snap.Notes {
+		// The notes about owners are written above, for the sockets
+		// shown; the namespaces' are written as they are. Processes whose
+		// namespace could not be read are the unprivileged note's.
+		if strings.Contains(n, "socket(s) without a process") || (strings.HasPrefix(n, "the network namespace of") && snap.Privileged) {
+			continue
+		}
+		if !snap.Privileged && strings.HasPrefix(n, "the network namespace of") {
+			continue
+		}
+		fmt.Fprintf(env.Stderr, "porteiro: note: %s\n", render.Escape(n))
 	}
 	if snap.Source == "procfs" {
 		fmt.Fprintf(env.Stderr, "porteiro: note: sock_diag netlink was refused; read /proc/net instead (dual-stack detection uses the system default)\n")

@@ -9,7 +9,10 @@ import (
 
 // Mount is one line of /proc/PID/mountinfo, the fields porteiro uses.
 type Mount struct {
-	ID         int
+	ID int
+	// Root is the path inside the filesystem that is mounted: for an nsfs
+	// mount, the namespace ("net:[4026532280]").
+	Root       string
 	MountPoint string // unescaped
 	FSType     string
 	// SuperOptions are the filesystem's own options, such as a procfs
@@ -45,7 +48,7 @@ func ParseMountInfo(b []byte) ([]Mount, error) {
 		if err != nil || id < 0 {
 			return nil, fmt.Errorf("mountinfo line %d: bad mount id %q", n, f[0])
 		}
-		m := Mount{ID: id, MountPoint: unescapeOctal(f[4]), FSType: f[sep+1]}
+		m := Mount{ID: id, Root: unescapeOctal(f[3]), MountPoint: unescapeOctal(f[4]), FSType: f[sep+1]}
 		if len(f) > sep+3 {
 			m.SuperOptions = f[sep+3]
 		}

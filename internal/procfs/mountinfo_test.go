@@ -11,6 +11,7 @@ const mountinfoSample = `22 28 0:20 / /proc rw,nosuid,nodev,noexec,relatime shar
 28 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro
 99 28 0:60 / /tmp/with\040space\134x rw,relatime - proc proc rw,hidepid=invisible,gid=4
 100 28 0:61 / /srv/p rw master:7 propagate_from:1 - proc none rw,hidepid=2
+640 28 0:4 net:[4026532280] /run/netns/blue rw shared:5 - nsfs nsfs rw
 `
 
 func TestParseMountInfo(t *testing.T) {
@@ -18,15 +19,16 @@ func TestParseMountInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 5 {
-		t.Fatalf("%d mounts, want 5", len(ms))
+	if len(ms) != 6 {
+		t.Fatalf("%d mounts, want 6", len(ms))
 	}
 	want := []Mount{
-		{ID: 22, MountPoint: "/proc", FSType: "proc", SuperOptions: "rw"},
-		{ID: 99, MountPoint: `/tmp/with space\x`, FSType: "proc", SuperOptions: "rw,hidepid=invisible,gid=4"},
-		{ID: 100, MountPoint: "/srv/p", FSType: "proc", SuperOptions: "rw,hidepid=2"},
+		{ID: 22, Root: "/", MountPoint: "/proc", FSType: "proc", SuperOptions: "rw"},
+		{ID: 99, Root: "/", MountPoint: `/tmp/with space\x`, FSType: "proc", SuperOptions: "rw,hidepid=invisible,gid=4"},
+		{ID: 100, Root: "/", MountPoint: "/srv/p", FSType: "proc", SuperOptions: "rw,hidepid=2"},
+		{ID: 640, Root: "net:[4026532280]", MountPoint: "/run/netns/blue", FSType: "nsfs", SuperOptions: "rw"},
 	}
-	for i, k := range []int{0, 3, 4} {
+	for i, k := range []int{0, 3, 4, 5} {
 		if ms[k] != want[i] {
 			t.Errorf("mount %d = %+v, want %+v", k, ms[k], want[i])
 		}

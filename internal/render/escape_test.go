@@ -228,7 +228,7 @@ func TestCSVEscapesAndNeutralisesFormulas(t *testing.T) {
 		}
 	}
 	for i, c := range hostile {
-		if got := rows[i+1][13]; got != c.want {
+		if got := rows[i+1][14]; got != c.want {
 			t.Errorf("name cell of %q = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -238,8 +238,8 @@ func TestCSVEscapesAndNeutralisesFormulas(t *testing.T) {
 		if f[0] == '\t' || f[0] == '\r' {
 			want = Escape(f) // escaped to \t, \r: no longer a formula
 		}
-		if row[13] != want || row[15] != want+" x" {
-			t.Errorf("formula %q: name %q cmdline %q, want %q", f, row[13], row[15], want)
+		if row[14] != want || row[16] != want+" x" {
+			t.Errorf("formula %q: name %q cmdline %q, want %q", f, row[14], row[16], want)
 		}
 	}
 }

@@ -154,14 +154,36 @@ func Remote(s *inventory.Socket) string {
 	return endpoint(s.Remote)
 }
 
-// Exposure formats the exposure column.
+// Exposure formats the exposure column. Exposure is about the socket's
+// own network namespace: a container's 0.0.0.0 is every interface of the
+// container, not of the host, and the cell says so: "all (in netns web-1)".
 func Exposure(s *inventory.Socket) string {
 	e := string(s.Exposure)
 	if s.Interface != "" {
 		e += "%" + s.Interface
 	}
+	if Foreign(s) && s.Exposure != inventory.ExposureLoopback {
+		e += " (in " + s.NamespaceLabel() + ")"
+	}
 	return e
 }
+
+// Foreign reports whether s is in another network namespace than the
+// host's.
+func Foreign(s *inventory.Socket) bool { return s.NetNSName != "" && s.NetNSName != "host" }
+
+// anyForeign reports whether a NETNS column is needed.
+func anyForeign(socks []inventory.Socket) bool {
+	for i := range socks {
+		if Foreign(&socks[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// NetNS is the NETNS cell: the namespace's name, "-" when unknown.
+func NetNS(s *inventory.Socket) string { return dash(s.NetNSName) }
 
 // Unattributed is the table cell shown instead of a process:
 // "(not permitted)". The words are inventory.Reason.Short's.
@@ -187,10 +209,20 @@ func joinUnique(ps []inventory.Process, f func(p *inventory.Process) string) str
 
 func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
 	t := NewTable("PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
+	withNS := anyForeign(socks)
+	if withNS {
+		t = NewTable("PROTO", "LOCAL", "NETNS", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
+	}
+	row := func(cells ...string) {
+		if withNS {
+			cells = slices.Insert(cells, 2, NetNS(&socks[t.Len()]))
+		}
+		t.Row(cells...)
+	}
 	for i := range socks {
 		s := &socks[i]
 		if len(s.Processes) == 0 {
-			t.Row(string(s.Proto), Local(s), Exposure(s), string(s.State), "-", "-", "-", Unattributed(s.UnattributedReason))
+			row(string(s.Proto), Local(s), Exposure(s), string(s.State), "-", "-", "-", Unattributed(s.UnattributedReason))
 			continue
 		}
 		pids := joinUnique(s.Processes, func(p *inventory.Process) string { return strconv.Itoa(p.PID) })
@@ -202,18 +234,28 @@ func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
 				cmd += " | " + c
 			}
 		}
-		t.Row(string(s.Proto), Local(s), Exposure(s), string(s.State), pids, users, names, cmd)
+		row(string(s.Proto), Local(s), Exposure(s), string(s.State), pids, users, names, cmd)
 	}
 	return t.Write(w, o)
 }
 
 func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
 	t := NewTable("PROTO", "LOCAL", "REMOTE", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
+	withNS := anyForeign(socks)
+	if withNS {
+		t = NewTable("PROTO", "LOCAL", "REMOTE", "NETNS", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
+	}
 	for i := range socks {
 		s := &socks[i]
 		ino := strconv.FormatUint(s.Inode, 10)
+		row := func(cells ...string) {
+			if withNS {
+				cells = slices.Insert(cells, 3, NetNS(s))
+			}
+			t.Row(cells...)
+		}
 		if len(s.Processes) == 0 {
-			t.Row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino, "-", "-", "-", "-", "-", "-", "-", "-", Unattributed(s.UnattributedReason))
+			row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino, "-", "-", "-", "-", "-", "-", "-", "-", Unattributed(s.UnattributedReason))
 			continue
 		}
 		for j := range s.Processes {
@@ -226,7 +268,7 @@ func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
 			if p.ExeDeleted {
 				exe += " (deleted)"
 			}
-			t.Row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino,
+			row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino,
 				strconv.Itoa(p.PID), strconv.Itoa(p.PPID), dash(p.User), strings.Join(fds, ","),
 				StartTime(p.StartTime), dash(p.Unit), dash(short(p.Container)), dash(exe), p.CommandLine())
 		}
@@ -273,12 +315,12 @@ func writeCSV(w io.Writer, socks []inventory.Socket) error {
 		cw.Write(row)
 	}
 	write("proto", "family", "state", "local_address", "local_port", "remote_address", "remote_port",
-		"exposure", "dual_stack", "inode", "netns", "pid", "user", "name", "exe", "cmdline", "unit", "container", "unattributed_reason")
+		"exposure", "dual_stack", "inode", "netns", "netns_name", "pid", "user", "name", "exe", "cmdline", "unit", "container", "unattributed_reason")
 	for i := range socks {
 		s := &socks[i]
 		base := []string{string(s.Proto), string(s.Family), string(s.State), addr(s.Local), strconv.Itoa(int(s.Local.Port)),
 			addr(s.Remote), strconv.Itoa(int(s.Remote.Port)), string(s.Exposure), strconv.FormatBool(s.DualStack),
-			strconv.FormatUint(s.Inode, 10), strconv.FormatUint(s.NetNS, 10)}
+			strconv.FormatUint(s.Inode, 10), strconv.FormatUint(s.NetNS, 10), s.NetNSName}
 		if len(s.Processes) == 0 {
 			write(append(base, "", "", "", "", "", "", "", string(s.UnattributedReason))...)
 			continue

@@ -1,0 +1,115 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/porteiro/porteiro/internal/sockdiag"
+)
+
+// ErrRefused means the kernel refused to let porteiro enter a namespace
+// (setns needs CAP_SYS_ADMIN): read its tables from /proc/PID/net
+// instead, through a member.
+var ErrRefused = errors.New("entering the network namespace was refused")
+
+// ErrGone means nothing that led to the namespace is there any more.
+var ErrGone = errors.New("the network namespace is gone")
+
+// Dial opens a sock_diag socket inside n. The socket keeps answering for
+// n from any goroutine until it is closed.
+func (s *Set) Dial(n *Namespace) (*sockdiag.Conn, error) {
+	if n.Self {
+		return sockdiag.Dial()
+	}
+	fd, err := n.open()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return DialFD(fd)
+}
+
+// open returns an fd of the namespace, through the first path that still
+// leads to it: a member that has exited, and whose pid was reused, leads
+// elsewhere, which the inode check catches.
+func (n *Namespace) open() (int, error) {
+	var last error = ErrGone
+	for _, p := range n.enter {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				last = fmt.Errorf("%w: opening %s: %v", ErrRefused, p, err)
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Ino != n.Inode {
+			unix.Close(fd)
+			continue
+		}
+		return fd, nil
+	}
+	return -1, last
+}
+
+// MemberPIDs returns a few pids of member processes, lowest first, whose
+// /proc/PID/net shows the namespace's tables.
+func (n *Namespace) MemberPIDs() []int { return n.members }
+
+// AddSocketLed records a namespace that a socket led to (its fd came
+// from SIOCGSKNS, and DialFD opens it): no member, no mount names it.
+func (s *Set) AddSocketLed(ino uint64) *Namespace {
+	n := s.get(ino)
+	if n.Members == 0 && len(n.Mounts) == 0 {
+		n.FromSocket = true
+	}
+	return n
+}
+
+// DialFD opens a sock_diag socket inside the network namespace that nsfd
+// refers to. It runs on a locked OS thread that enters the namespace and
+// comes back; if it cannot come back, the thread is never unlocked, so the
+// runtime ends it rather than run anything else there.
+func DialFD(nsfd int) (*sockdiag.Conn, error) {
+	var (
+		conn *sockdiag.Conn
+		err  error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conn, err = inNS(nsfd, sockdiag.Dial)
+	}()
+	<-done
+	return conn, err
+}
+
+func inNS(nsfd int, fn func() (*sockdiag.Conn, error)) (*sockdiag.Conn, error) {
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("opening /proc/thread-self/ns/net: %w", err)
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("%w: setns: %v", ErrRefused, err)
+		}
+		return nil, fmt.Errorf("setns: %w", err)
+	}
+	conn, ferr := fn()
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		// Stay locked: this thread dies with the goroutine.
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("returning to porteiro's network namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return conn, ferr
+}

@@ -1,0 +1,317 @@
+package netns
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/porteiro/porteiro/internal/procfs"
+)
+
+// maxMountinfo bounds one mountinfo read; a host with a million mounts is
+// beyond what porteiro reads (a note says so).
+const maxMountinfo = 16 << 20
+
+// keepMembers is how many member pids a namespace keeps to enter it by:
+// if the first has exited when it is entered, the next is tried.
+const keepMembers = 3
+
+// Discover finds every network namespace that a process, a thread or an
+// nsfs mount leads to, under the procfs mounted at procRoot ("" means
+// /proc). Processes that vanish meanwhile are skipped; processes whose
+// namespace links cannot be read (another user's, without privileges)
+// are counted in a note.
+func Discover(ctx context.Context, procRoot string) (*Set, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	s := &Set{ByInode: map[uint64]*Namespace{}}
+	s.Self, _ = nsLink(filepath.Join(procRoot, "self/ns/net"))
+	s.Host = hostNS(procRoot)
+	if s.Host == 0 {
+		s.Notes = append(s.Notes, "the host's network namespace (that of PID 1) could not be read: no namespace is named host")
+	}
+	if s.Self != 0 {
+		s.get(s.Self)
+	}
+	if s.Host != 0 {
+		s.get(s.Host)
+	}
+	pids, err := listPIDs(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	d := &discovery{set: s, root: procRoot, mnts: map[uint64]bool{}}
+	if self, err := nsLink(filepath.Join(procRoot, "self/ns/mnt")); err == nil {
+		d.selfMnt = self
+	}
+	for i, pid := range pids {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d.process(pid)
+	}
+	for _, n := range s.ByInode {
+		if n.First > 0 && !n.Host {
+			n.FirstComm = readComm(procRoot, n.First)
+		}
+		if n.Self && len(n.enter) == 0 {
+			n.enter = append(n.enter, filepath.Join(procRoot, "self/ns/net"))
+		}
+	}
+	if d.denied > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("the network namespace of %d process(es) could not be read (not permitted: run as root)", d.denied))
+	}
+	if d.bigMounts > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d mount table(s) larger than %d MiB were not read for namespace mounts", d.bigMounts, maxMountinfo>>20))
+	}
+	return s, nil
+}
+
+type discovery struct {
+	set       *Set
+	root      string
+	selfMnt   uint64
+	mnts      map[uint64]bool // mount namespaces whose mountinfo was read
+	denied    int
+	bigMounts int
+	buf       []byte
+}
+
+// process adds what pid leads to: its namespace, its threads' namespaces,
+// and the nsfs mounts of its mount namespace.
+func (d *discovery) process(pid int) {
+	dir := filepath.Join(d.root, strconv.Itoa(pid))
+	ino, err := nsLink(filepath.Join(dir, "ns/net"))
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			d.denied++
+		}
+		return
+	}
+	d.member(ino, pid, filepath.Join(dir, "ns/net"))
+	d.threads(dir, pid, ino)
+	if mnt, err := nsLink(filepath.Join(dir, "ns/mnt")); err == nil && !d.mnts[mnt] {
+		d.mnts[mnt] = true
+		d.mounts(dir, mnt == d.selfMnt)
+	}
+}
+
+func (d *discovery) member(ino uint64, pid int, path string) {
+	n := d.set.get(ino)
+	n.Members++
+	if len(n.members) < keepMembers {
+		n.members = append(n.members, pid)
+		n.enter = append(n.enter, path)
+	}
+	if n.First == 0 || pid < n.First {
+		n.First = pid
+	}
+}
+
+// threads adds the namespaces of pid's threads that differ from the
+// process's own (a thread can setns on its own).
+func (d *discovery) threads(dir string, pid int, procNS uint64) {
+	f, err := os.Open(filepath.Join(dir, "task"))
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	if len(names) <= 1 {
+		return
+	}
+	for _, t := range names {
+		if t == strconv.Itoa(pid) {
+			continue
+		}
+		p := filepath.Join(dir, "task", t, "ns/net")
+		ino, err := nsLink(p)
+		if err != nil || ino == procNS {
+			continue
+		}
+		n := d.set.get(ino)
+		if n.First == 0 || pid < n.First {
+			n.First = pid
+		}
+		if n.Members == 0 || !slices.Contains(n.members, pid) {
+			n.Members++
+			if len(n.members) < keepMembers {
+				n.members = append(n.members, pid)
+				n.enter = append(n.enter, p)
+			}
+		}
+	}
+}
+
+// mounts reads the nsfs mounts of the mount namespace that dir's process
+// is in. here is true when that is porteiro's own mount namespace; else
+// the mounts are reached through dir/root.
+func (d *discovery) mounts(dir string, here bool) {
+	b, err := readBounded(filepath.Join(dir, "mountinfo"), maxMountinfo, &d.buf)
+	if err != nil {
+		if errors.Is(err, errTooBig) {
+			d.bigMounts++
+		}
+		return
+	}
+	for _, m := range NSMounts(b) {
+		n := d.set.get(m.Inode)
+		if !slices.Contains(n.Mounts, m.Path) {
+			n.Mounts = append(n.Mounts, m.Path)
+		}
+		open := m.Path
+		if !here {
+			open = filepath.Join(dir, "root", m.Path)
+		}
+		n.enter = append(n.enter, open)
+		if name, ok := ipNetnsName(m.Path); ok && here && !slices.Contains(n.Names, name) {
+			n.Names = append(n.Names, name)
+		}
+	}
+}
+
+// NSMount is one nsfs bind mount of a network namespace.
+type NSMount struct {
+	Inode uint64
+	Path  string
+}
+
+// NSMounts returns the network namespace mounts in the text of a
+// /proc/PID/mountinfo. Lines that are not network namespace mounts, and
+// lines that do not parse, are skipped: the file comes from the kernel.
+func NSMounts(mountinfo []byte) []NSMount {
+	var out []NSMount
+	for line := range bytes.Lines(mountinfo) {
+		if !bytes.Contains(line, []byte(" nsfs ")) {
+			continue
+		}
+		ms, err := procfs.ParseMountInfo(line)
+		if err != nil || len(ms) != 1 || ms[0].FSType != "nsfs" || !strings.HasPrefix(ms[0].Root, "net:[") {
+			continue
+		}
+		ino, ok := procfs.ParseNSLink([]byte(ms[0].Root))
+		if !ok {
+			continue
+		}
+		out = append(out, NSMount{Inode: ino, Path: ms[0].MountPoint})
+	}
+	return out
+}
+
+// ipNetnsName returns the `ip netns` name of a mount point: the file name
+// under /run/netns (or /var/run/netns).
+func ipNetnsName(path string) (string, bool) {
+	for _, dir := range []string{"/run/netns/", "/var/run/netns/"} {
+		if rest, ok := strings.CutPrefix(path, dir); ok && rest != "" && !strings.Contains(rest, "/") {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
+// hostNS returns the inode of PID 1's network namespace. Where PID 1's
+// link is not readable (a PID 1 that refuses even root), kthreadd's is
+// used: kernel threads live in the initial namespace.
+func hostNS(root string) uint64 {
+	if ino, err := nsLink(filepath.Join(root, "1/ns/net")); err == nil {
+		return ino
+	}
+	if readComm(root, 2) == "kthreadd" {
+		if ino, err := nsLink(filepath.Join(root, "2/ns/net")); err == nil {
+			return ino
+		}
+	}
+	return 0
+}
+
+// nsLink reads a namespace link such as /proc/PID/ns/net.
+func nsLink(path string) (uint64, error) {
+	var buf [64]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err != nil {
+		return 0, err
+	}
+	ino, ok := procfs.ParseNSLink(buf[:n])
+	if !ok {
+		return 0, fmt.Errorf("readlink %s: unexpected %q", path, buf[:n])
+	}
+	return ino, nil
+}
+
+// readComm reads /proc/PID/comm (at most 64 bytes), without its newline.
+func readComm(root string, pid int) string {
+	f, err := os.Open(filepath.Join(root, strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var b [64]byte
+	n, _ := io.ReadFull(f, b[:])
+	return strings.TrimSuffix(string(b[:n]), "\n")
+}
+
+var errTooBig = errors.New("file too large")
+
+// readBounded reads a whole file of at most max bytes into *buf.
+func readBounded(path string, limit int, buf *[]byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			if cap(b) > limit {
+				return nil, fmt.Errorf("reading %s: %w", path, errTooBig)
+			}
+			b = append(b, make([]byte, max(4096, cap(b)))...)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	*buf = b
+	return b, nil
+}
+
+func listPIDs(root string) ([]int, error) {
+	d, err := os.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", root, err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", root, err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if n[0] < '1' || n[0] > '9' {
+			continue
+		}
+		if p, err := strconv.Atoi(n); err == nil && p > 0 {
+			pids = append(pids, p)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}

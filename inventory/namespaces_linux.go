@@ -1,0 +1,282 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/porteiro/porteiro/internal/netns"
+	"github.com/porteiro/porteiro/internal/sockdiag"
+)
+
+// NamespacesSource lists the sockets of every network namespace: it finds
+// them (internal/netns), keeps one sock_diag socket open inside each, and
+// dumps them in parallel. A namespace porteiro may not enter (setns needs
+// CAP_SYS_ADMIN) is read from /proc/PID/net of a member instead, and a
+// note says so. Each Socket comes back with NetNS set.
+type NamespacesSource struct {
+	ProcRoot string
+
+	mu     sync.Mutex
+	self   *NetlinkSource
+	others map[uint64]*nsEntry
+	set    *netns.Set
+	notes  []string
+	names  map[uint64]NamespaceInfo
+}
+
+// nsEntry is how one namespace other than porteiro's is read.
+type nsEntry struct {
+	src SocketSource
+	// procPID is the member whose /proc/PID/net is read, when entering
+	// was refused; 0 for sock_diag.
+	procPID int
+}
+
+// NamespaceInfo names a network namespace.
+type NamespaceInfo struct {
+	Inode uint64
+	// Name is the container's name, the `ip netns` name, "host",
+	// "pid N (comm)" or "orphan".
+	Name string
+	Host bool
+	// Orphan is true when no process is a member and no mount names it.
+	Orphan bool
+}
+
+// NewNamespacesSource returns a source over every network namespace.
+func NewNamespacesSource(procRoot string) *NamespacesSource {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	return &NamespacesSource{ProcRoot: procRoot, self: &NetlinkSource{}, others: map[uint64]*nsEntry{}}
+}
+
+// Name implements SocketSource.
+func (*NamespacesSource) Name() string { return "netlink" }
+
+// Sockets implements SocketSource.
+func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// porteiro's own namespace is dumped while the others are found.
+	var (
+		selfSocks []Socket
+		selfErr   error
+		wg        sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		selfSocks, selfErr = s.self.Sockets(ctx, q)
+	}()
+	set, err := netns.Discover(ctx, s.ProcRoot)
+	wg.Wait()
+	if selfErr != nil {
+		return nil, selfErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding network namespaces: %w", err)
+	}
+	s.set = set
+	s.notes = slices.Clone(set.Notes)
+	s.names = s.name(set)
+	for i := range selfSocks {
+		selfSocks[i].NetNS = set.Self
+	}
+	// Forget the namespaces that are gone, and their sockets.
+	for ino, e := range s.others {
+		if _, ok := set.ByInode[ino]; !ok {
+			closeSource(e.src)
+			delete(s.others, ino)
+		}
+	}
+	var todo []*netns.Namespace
+	for _, n := range set.Sorted() {
+		if n.Self || !q.wantsNamespace(s.names[n.Inode]) {
+			continue
+		}
+		todo = append(todo, n)
+	}
+	if !q.wantsNamespace(s.names[set.Self]) {
+		selfSocks = selfSocks[:0]
+	}
+	if len(todo) == 0 {
+		return selfSocks, nil
+	}
+	results := make([][]Socket, len(todo))
+	errs := make([]error, len(todo))
+	next := make(chan int)
+	workers := min(len(todo), max(2, runtime.GOMAXPROCS(0)))
+	var mu sync.Mutex // guards s.others and s.notes
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i], errs[i] = s.dumpOne(ctx, q, todo[i], &mu)
+			}
+		}()
+	}
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	n := len(selfSocks)
+	for i := range results {
+		n += len(results[i])
+	}
+	out := make([]Socket, 0, n)
+	out = append(out, selfSocks...)
+	for i, r := range results {
+		if errs[i] != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			s.notes = append(s.notes, fmt.Sprintf("network namespace %s not read: %v", s.names[todo[i].Inode].Name, errs[i]))
+			continue
+		}
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// dumpOne lists the sockets of namespace n, entering it the first time.
+func (s *NamespacesSource) dumpOne(ctx context.Context, q Query, n *netns.Namespace, mu *sync.Mutex) ([]Socket, error) {
+	mu.Lock()
+	e := s.others[n.Inode]
+	mu.Unlock()
+	if e == nil {
+		conn, err := s.set.Dial(n)
+		switch {
+		case err == nil:
+			e = &nsEntry{src: &NetlinkSource{conn: conn, foreign: true, dial: func() (*sockdiag.Conn, error) {
+				return nil, errors.New("the namespace's sock_diag socket was closed")
+			}}}
+		case errors.Is(err, netns.ErrRefused) && len(n.MemberPIDs()) > 0:
+			pid := n.MemberPIDs()[0]
+			e = &nsEntry{src: &ProcNetSource{ProcRoot: s.ProcRoot, PID: pid}, procPID: pid}
+		default:
+			return nil, err
+		}
+		mu.Lock()
+		s.others[n.Inode] = e
+		mu.Unlock()
+	}
+	socks, err := e.src.Sockets(ctx, q)
+	if err != nil {
+		// The next scan enters it again (a member may have exited).
+		mu.Lock()
+		closeSource(e.src)
+		delete(s.others, n.Inode)
+		mu.Unlock()
+		return nil, err
+	}
+	if e.procPID > 0 {
+		mu.Lock()
+		s.notes = append(s.notes, fmt.Sprintf("network namespace %s read from /proc/%d/net: entering it was refused (not root)", s.names[n.Inode].Name, e.procPID))
+		mu.Unlock()
+	}
+	for i := range socks {
+		socks[i].NetNS = n.Inode
+	}
+	return socks, nil
+}
+
+// name gives each namespace its name.
+func (s *NamespacesSource) name(set *netns.Set) map[uint64]NamespaceInfo {
+	out := make(map[uint64]NamespaceInfo, len(set.ByInode))
+	for ino, n := range set.ByInode {
+		out[ino] = NamespaceInfo{Inode: ino, Name: n.Name(), Host: n.Host, Orphan: n.Orphan()}
+	}
+	return out
+}
+
+// liveInodes implements inodeChecker over every namespace read last.
+func (s *NamespacesSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live, err := s.self.liveInodes(ctx, q, inodes)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range s.others {
+		var more map[uint64]struct{}
+		if c, ok := e.src.(inodeChecker); ok {
+			more, err = c.liveInodes(ctx, q, inodes)
+		} else {
+			more, err = liveBySockets(ctx, e.src, q, inodes)
+		}
+		if err != nil {
+			continue // a namespace that went away holds nothing live
+		}
+		for ino := range more {
+			live[ino] = struct{}{}
+		}
+	}
+	return live, nil
+}
+
+// notesAndNames implements namespaceNamer.
+func (s *NamespacesSource) notesAndNames() ([]string, map[uint64]NamespaceInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notes, s.names
+}
+
+// Close closes every sock_diag socket.
+func (s *NamespacesSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.self.Close()
+	for ino, e := range s.others {
+		closeSource(e.src)
+		delete(s.others, ino)
+	}
+	return err
+}
+
+func closeSource(src SocketSource) {
+	if c, ok := src.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// namespaceNamer is a source that names the namespaces it read.
+type namespaceNamer interface {
+	notesAndNames() ([]string, map[uint64]NamespaceInfo)
+}
+
+// nsLabel is the name a namespace selector matches: its name, its inode,
+// "host", or "all".
+func (q Query) wantsNamespace(ni NamespaceInfo) bool {
+	if len(q.NetNS) == 0 {
+		return true
+	}
+	for _, sel := range q.NetNS {
+		if MatchNetNS(sel, ni) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchNetNS reports whether selector sel names namespace ni: "all",
+// "host", the inode in decimal, or the name (a shell glob, as in
+// path.Match).
+func MatchNetNS(sel string, ni NamespaceInfo) bool {
+	switch sel {
+	case "all", "*":
+		return true
+	case "host":
+		return ni.Host
+	case strconv.FormatUint(ni.Inode, 10):
+		return true
+	}
+	return globMatch(sel, ni.Name)
+}
