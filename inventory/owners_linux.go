@@ -105,8 +105,9 @@ func (r *Resolver) Close() error {
 func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
 	r.init()
 	var (
-		p    *ownerPass
-		seen map[int]struct{}
+		p     *ownerPass
+		seen  map[int]struct{}
+		fence uint64
 	)
 	for attempt := 0; r.it != nil; attempt++ {
 		ip := r.pre
@@ -118,6 +119,7 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 			ip, r.pre = r.pre, nil
 		}
 		p = r.newPass(ctx, want)
+		fence = ip.fence
 		var err error
 		if seen, err = r.fromIterator(ctx, ip, p); err == nil {
 			break
@@ -153,6 +155,9 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	}
 	own := p.finish()
 	own.Via = via
+	if via == "taskfd" {
+		own.fence = fence
+	}
 	own.Scanned = len(seen) + res.Scanned
 	own.Denied = res.Denied
 	own.Hidden = r.hidden
@@ -160,6 +165,13 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 		own.noFiles = res.NoFiles
 	}
 	return own, ctx.Err()
+}
+
+// secondLook runs the owner pipeline again, for sockets that the first
+// pass may have missed because they were opened while it ran.
+func (r *Resolver) secondLook(ctx context.Context, inodes map[uint64]struct{}) (*Owners, error) {
+	r.finishPass()
+	return r.Resolve(ctx, inodes)
 }
 
 // exitingHolders finds inodes held by the threads of processes whose
@@ -242,6 +254,7 @@ type iterPass struct {
 	done   bool
 	buf    []byte
 	err    error
+	fence  uint64 // inodeFence() when the pass started
 }
 
 // Prefetch starts a pass of the iterator, for the next Resolve to use. A
@@ -252,7 +265,7 @@ func (r *Resolver) Prefetch(ctx context.Context) {
 	if r.it == nil {
 		return
 	}
-	p := &iterPass{}
+	p := &iterPass{fence: inodeFence()}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
 	it, buf := r.it, r.buf

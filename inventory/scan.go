@@ -343,7 +343,55 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 			delete(orphans, ino)
 		}
 	}
-	return s.dropClosed(ctx, narrow, orphans, own)
+	if err := s.dropClosed(ctx, narrow, orphans, own); err != nil {
+		return err
+	}
+	young, err := s.lookAgain(ctx, orphans, own)
+	if err != nil || len(young) == 0 {
+		return err
+	}
+	// What the second look did not find may have closed meanwhile.
+	return s.dropClosed(ctx, narrow, young, own)
+}
+
+// lookAgain finds the holders of orphans that were opened while the
+// owner pass ran beside the dump (own.fence), with a second pass; the old
+// orphans (kernel sockets, other PID namespaces') cost nothing.
+//
+// It returns the young orphans still without a holder (they are also
+// still in orphans).
+func (s *Scanner) lookAgain(ctx context.Context, orphans map[uint64]struct{}, own *Owners) (map[uint64]struct{}, error) {
+	sl, ok := s.opts.Resolver.(secondLooker)
+	if !ok || own.fence == 0 {
+		return nil, nil
+	}
+	young := map[uint64]struct{}{}
+	for ino := range orphans {
+		if newerThan(ino, own.fence) {
+			young[ino] = struct{}{}
+		}
+	}
+	if len(young) == 0 {
+		return nil, nil
+	}
+	again, err := sl.secondLook(ctx, young)
+	if err != nil {
+		return nil, err
+	}
+	for ino, hs := range again.Holders {
+		if len(hs) == 0 {
+			continue
+		}
+		own.Holders[ino] = hs
+		for _, h := range hs {
+			if p, ok := again.Processes[h.PID]; ok {
+				own.Processes[h.PID] = p
+			}
+		}
+		delete(orphans, ino)
+		delete(young, ino)
+	}
+	return young, nil
 }
 
 // dropClosed marks the sockets of orphans that no longer exist as

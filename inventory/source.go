@@ -107,6 +107,10 @@ type Owners struct {
 	vanished map[uint64]struct{}
 	// noFiles are the processes the /proc walk found without files.
 	noFiles []int
+	// fence is the inode fence (inodeFence) of an iterator pass that ran
+	// beside the socket dump: sockets at or above it may have been opened
+	// after the pass went by their holder. 0 when there was no such race.
+	fence uint64
 	// Via names the method: "taskfd" (the kernel's task-file iterator) or
 	// "procfs" (the /proc/PID/fd walk).
 	Via string
@@ -116,6 +120,12 @@ type Owners struct {
 // still exist without building Sockets, to recheck sockets without owners.
 type inodeChecker interface {
 	liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error)
+}
+
+// secondLooker is an OwnerResolver that can look again for the holders
+// of a few sockets.
+type secondLooker interface {
+	secondLook(ctx context.Context, inodes map[uint64]struct{}) (*Owners, error)
 }
 
 // exitingFinder is an OwnerResolver that can find sockets held only by the
