@@ -146,6 +146,9 @@ type Socket struct {
 	// name, the `ip netns` name, "pid N (comm)" for its first member
 	// process, or "orphan" when no process is a member.
 	NetNSName string `json:"netns_name,omitempty"`
+	// Container is the container whose network namespace the socket is
+	// in, when it is one's.
+	Container *Container `json:"container,omitempty"`
 	// Interface is the device the socket is bound to (SO_BINDTODEVICE), if any.
 	Interface string `json:"interface,omitempty"`
 	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4
@@ -160,12 +163,58 @@ type Socket struct {
 	UnattributedReason Reason `json:"unattributed_reason,omitempty"`
 }
 
+// Container names a container. Its fields come from the members'
+// cgroup paths and the runtime's own state files.
+type Container struct {
+	// Runtime is docker, podman, containerd, cri-o, lxc or systemd-nspawn.
+	Runtime string `json:"runtime"`
+	ID      string `json:"id,omitempty"`
+	// Name is the runtime's name for it ("web-1"); for Kubernetes, the
+	// pod's.
+	Name string `json:"name,omitempty"`
+	// Pod, Namespace and Container are Kubernetes' names.
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Container string `json:"container,omitempty"`
+}
+
+// ContainerName is the name policy rules and the daemon know a container
+// by: its name, else the Kubernetes namespace/pod/container, else
+// runtime:short-id. It is "" outside containers.
+func (s *Socket) ContainerName() string {
+	c := s.Container
+	if c == nil {
+		return ""
+	}
+	switch {
+	case c.Pod != "":
+		name := c.Pod
+		if c.Namespace != "" {
+			name = c.Namespace + "/" + name
+		}
+		if c.Container != "" {
+			name += "/" + c.Container
+		}
+		return name
+	case c.Name != "":
+		return c.Name
+	}
+	id := c.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return c.Runtime + ":" + id
+}
+
 // NamespaceLabel says which namespace the socket is in, for a sentence:
 // "netns blue", "netns pid 4242 (python3)", "the host".
 func (s *Socket) NamespaceLabel() string {
 	switch s.NetNSName {
 	case "", "host":
 		return "the host"
+	}
+	if c := s.ContainerName(); c != "" {
+		return "container " + c
 	}
 	return "netns " + s.NetNSName
 }
