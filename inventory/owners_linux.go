@@ -319,7 +319,7 @@ func (r *Resolver) fromIterator(ctx context.Context, ip *iterPass, p *ownerPass)
 		if b == nil {
 			break
 		}
-		taskfd.ParseRecords(b, func(pid, fd uint32, inode uint64) {
+		taskfd.ParseRecords(b, func(pid, fd uint32, inode uint64, netns uint32) {
 			pi := int(pid)
 			if r.hide != nil && r.hide(pi) {
 				return

@@ -76,7 +76,18 @@ type Layout struct {
 	PidNumbers      int16 // pid.numbers, an array of struct upid
 	UpidSize        int16 // sizeof(struct upid)
 	UpidNr          int16 // upid.nr (4 bytes)
+
+	// HasNetNS says the fields below are known: the program then reads
+	// each socket's network namespace.
+	HasNetNS bool
+	SocketSk int16 // socket.sk
+	SockNet  int16 // sock.__sk_common.skc_net.net
+	NetInum  int16 // net.ns.inum (4 bytes)
 }
+
+// NetNS reports whether the program built for l reads the network
+// namespace of sockets.
+func (l Layout) NetNS() bool { return l.HasNetNS }
 
 // btf is a decoded BTF blob: the offset of every type's record, by id.
 type btf struct {
@@ -163,7 +174,51 @@ func ParseLayout(b []byte) (Layout, error) {
 	}
 	l.PidNumbers = int16(off)
 	l.UpidSize = int16(size)
+	// The network namespace of sockets is a bonus: a kernel whose types
+	// differ still gets the rest.
+	l.SocketSk, l.SockNet, l.NetInum, l.HasNetNS = netnsLayout(t, names)
 	return l, nil
+}
+
+// netnsLayout finds socket.sk, sock.__sk_common.skc_net.net and
+// net.ns.inum, each a path of members whose sum is the offset.
+func netnsLayout(t *btf, names map[string]uint32) (sk, net, inum int16, ok bool) {
+	path := func(want int, wantSize uint32, steps ...string) (int16, bool) {
+		var total uint64
+		var tid uint32
+		for i := 0; i+1 < len(steps); i += 2 {
+			id := tid
+			if steps[i] != "" {
+				var found bool
+				if id, found = names[steps[i]]; !found {
+					return 0, false
+				}
+			}
+			off, mt, err := t.member(id, steps[i+1])
+			if err != nil {
+				return 0, false
+			}
+			total += off
+			tid = mt
+			if i+2 < len(steps) {
+				k, _, err := t.resolve(tid)
+				if err != nil || k != kindStruct {
+					return 0, false
+				}
+				tid = t.skipQualifiers(tid)
+			}
+		}
+		k, size, err := t.resolve(tid)
+		if err != nil || k != want || (wantSize != 0 && size != wantSize) || total > 1<<15-1 {
+			return 0, false
+		}
+		return int16(total), true
+	}
+	var ok1, ok2, ok3 bool
+	sk, ok1 = path(kindPtr, 0, "socket", "sk")
+	net, ok2 = path(kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
+	inum, ok3 = path(kindInt, 4, "net", "ns", "", "inum")
+	return sk, net, inum, ok1 && ok2 && ok3
 }
 
 const nameFuncIter = "func bpf_iter_task_file"
@@ -232,7 +287,8 @@ func parseBTF(b []byte) (*btf, map[string]uint32, error) {
 				}
 			} else {
 				switch string(name) {
-				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid":
+				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid",
+					"socket", "sock", "net":
 					if _, dup := names[string(name)]; !dup {
 						names[string(name)] = id
 					}

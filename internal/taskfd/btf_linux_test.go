@@ -140,11 +140,17 @@ func TestParseLayoutKernel(t *testing.T) {
 	}
 	want.UpidSize = int16(upid.Size)
 	want.UpidNr = member("upid", "nr", intOf(4))
+	isStruct := func(typ cbtf.Type) bool { _, ok := typ.(*cbtf.Struct); return ok }
+	want.HasNetNS = true
+	want.SocketSk = member("socket", "sk", ptr)
+	// possible_net_t is a struct whose one member, net, is at offset 0.
+	want.SockNet = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_net", isStruct)
+	want.NetInum = member("net", "ns", isStruct) + member("ns_common", "inum", intOf(4))
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
-	if n := reflect.TypeFor[Layout]().NumField(); n != 15 {
-		t.Fatalf("Layout has %d fields; this test knows 15", n)
+	if n := reflect.TypeFor[Layout]().NumField(); n != 19 {
+		t.Fatalf("Layout has %d fields; this test knows 19", n)
 	}
 	if got != want {
 		t.Errorf("ParseLayout:\n got %+v\nwant %+v", got, want)

@@ -47,11 +47,11 @@ func FuzzParseRecords(f *testing.F) {
 	f.Add(make([]byte, RecordSize+1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
-		err := ParseRecords(b, func(pid, fd uint32, inode uint64) {
+		err := ParseRecords(b, func(pid, fd uint32, inode uint64, netns uint32) {
 			at := b[n*RecordSize:]
 			if pid != binary.NativeEndian.Uint32(at) || fd != binary.NativeEndian.Uint32(at[4:]) ||
-				inode != binary.NativeEndian.Uint64(at[8:]) {
-				t.Errorf("record %d decoded as (%d, %d, %d)", n, pid, fd, inode)
+				inode != binary.NativeEndian.Uint64(at[8:]) || netns != binary.NativeEndian.Uint32(at[16:]) {
+				t.Errorf("record %d decoded as (%d, %d, %d, %d)", n, pid, fd, inode, netns)
 			}
 			n++
 		})

@@ -27,6 +27,8 @@ type Iterator struct {
 	level      int
 	probe      int    // a socket of our own, to check the first pass
 	probeIno   uint64 // its inode
+	probeNS    uint64 // its network namespace
+	netns      bool   // the records carry network namespaces
 	checked    bool   // the first pass reported the probe right
 }
 
@@ -104,8 +106,17 @@ func Open() (*Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &Iterator{prog: -1, link: -1, probe: -1, level: level}
-	if it.prog, err = loadProgram(code, l.AttachID); err != nil {
+	it := &Iterator{prog: -1, link: -1, probe: -1, level: level, netns: l.NetNS()}
+	if it.prog, err = loadProgram(code, l.AttachID); err != nil && l.NetNS() {
+		// A kernel without bpf_sock_from_file (before 5.11) for this
+		// program type: the iterator without namespaces.
+		l.HasNetNS, it.netns = false, false
+		if code, err = Program(l, level); err != nil {
+			return nil, err
+		}
+		it.prog, err = loadProgram(code, l.AttachID)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("loading the task-file iterator: %w", err)
 	}
 	if it.link, err = createLink(it.prog); err != nil {
@@ -124,6 +135,14 @@ func Open() (*Iterator, error) {
 		return nil, fmt.Errorf("reading the probe socket: %w", err)
 	}
 	it.probeIno = st.Ino
+	if it.netns {
+		var ns unix.Stat_t
+		if err := unix.Stat("/proc/thread-self/ns/net", &ns); err != nil {
+			it.netns = false
+		} else {
+			it.probeNS = ns.Ino
+		}
+	}
 	return it, nil
 }
 
@@ -199,9 +218,10 @@ func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte))
 func (it *Iterator) check(out []byte) error {
 	self := uint32(os.Getpid())
 	found := false
-	err := ParseRecords(out, func(pid, fd uint32, inode uint64) {
-		if inode == it.probeIno && fd == uint32(it.probe) {
-			found = found || pid == self
+	var netns uint32
+	err := ParseRecords(out, func(pid, fd uint32, inode uint64, ns uint32) {
+		if inode == it.probeIno && fd == uint32(it.probe) && pid == self {
+			found, netns = true, ns
 		}
 	})
 	if err != nil {
@@ -210,8 +230,14 @@ func (it *Iterator) check(out []byte) error {
 	if !found {
 		return fmt.Errorf("task-file iterator did not report this process's socket under pid %d (pid namespace level %d)", self, it.level)
 	}
+	if it.netns && uint64(netns) != it.probeNS {
+		return fmt.Errorf("task-file iterator gave network namespace %d for this process's socket, not %d", netns, it.probeNS)
+	}
 	return nil
 }
+
+// NetNS reports whether the records carry the sockets' network namespaces.
+func (it *Iterator) NetNS() bool { return it.netns }
 
 // bpf(2) attributes, laid out as in include/uapi/linux/bpf.h.
 type progLoadAttr struct {

@@ -64,7 +64,7 @@ func readRecords(t *testing.T, it *Iterator) map[record]bool {
 func parseSet(t *testing.T, b []byte) map[record]bool {
 	t.Helper()
 	set := map[record]bool{}
-	err := ParseRecords(b, func(pid, fd uint32, inode uint64) {
+	err := ParseRecords(b, func(pid, fd uint32, inode uint64, _ uint32) {
 		r := record{pid, fd, inode}
 		if set[r] {
 			t.Errorf("record %v reported twice", r)
@@ -478,5 +478,78 @@ func TestHelperInPIDNamespace(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(int(r.pid)))); err != nil {
 			t.Errorf("record %v: its process is not in this namespace: %v", r, err)
 		}
+	}
+}
+
+// TestIteratorNetNS checks the network namespace of each socket: a socket
+// opened in a new namespace, which this process then leaves (so only the
+// socket leads to it), is reported with that namespace's inode, and the
+// other sockets with this process's.
+func TestIteratorNetNS(t *testing.T) {
+	it := openIterator(t)
+	if !it.NetNS() {
+		t.Skip("this kernel's iterator does not give network namespaces (no bpf_sock_from_file for tracing programs)")
+	}
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
+		t.Fatal(err)
+	}
+	here, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(here)
+	var (
+		away   = -1
+		awayNS uint64
+		errc   = make(chan error, 1)
+	)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		var st unix.Stat_t
+		unix.Stat("/proc/thread-self/ns/net", &st)
+		awayNS = st.Ino
+		away, err = unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if unix.Setns(orig, unix.CLONE_NEWNET) != nil {
+			errc <- errors.New("could not return to the original namespace")
+			return // the thread stays locked and dies
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("cannot create a network namespace here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer unix.Close(away)
+	b, err := it.Read(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]uint32{}
+	pid := uint32(os.Getpid())
+	ParseRecords(b, func(p, fd uint32, inode uint64, netns uint32) {
+		if p == pid && (fd == uint32(here) || fd == uint32(away)) {
+			got[int(fd)] = netns
+		}
+	})
+	if got[here] != uint32(self.Ino) {
+		t.Errorf("socket in this namespace: netns %d, want %d", got[here], self.Ino)
+	}
+	if got[away] != uint32(awayNS) || awayNS == self.Ino {
+		t.Errorf("socket in the namespace it alone leads to: netns %d, want %d (this process's: %d)", got[away], awayNS, self.Ino)
 	}
 }

@@ -17,9 +17,11 @@ const (
 )
 
 // RecordSize is the size of one record the program writes:
-// struct { u32 pid; u32 fd; u64 inode; } in the kernel's byte order, one
-// per open file, with inode 0 for a file that is not a socket.
-const RecordSize = 16
+// struct { u32 pid; u32 fd; u64 inode; u32 netns; u32 pad; } in the
+// kernel's byte order, one per open file, with inode 0 for a file that is
+// not a socket, and netns the inode of the socket's network namespace (0
+// when not a socket, or when the layout has no NetNS fields).
+const RecordSize = 24
 
 // MaxLevel is the deepest PID namespace the program can be built for
 // (the kernel's own limit is 32).
@@ -30,6 +32,16 @@ const (
 	labelExit    = "exit"
 	labelStore   = "store"
 	labelNoInode = "no_inode"
+	labelNSDone  = "ns_done"
+)
+
+// Stack slots of the record, below the frame pointer.
+const (
+	slotPID   = -24
+	slotFD    = -20
+	slotInode = -16
+	slotNetNS = -8
+	slotPad   = -4
 )
 
 // Instructions builds the iterator program for layout l. The program runs
@@ -60,6 +72,9 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		asm.JEq.Imm(asm.R7, 0, labelExit), // the final call has no task
 		asm.LoadMem(asm.R8, asm.R6, l.CtxFile, asm.DWord),
 		asm.JEq.Imm(asm.R8, 0, labelExit),
+		asm.Mov.Reg(asm.R9, asm.R8), // r9 = the file, for bpf_sock_from_file
+		asm.StoreImm(asm.RFP, slotNetNS, 0, asm.Word),
+		asm.StoreImm(asm.RFP, slotPad, 0, asm.Word),
 		asm.Mov.Imm(asm.R2, 0), // inode 0: not a socket
 		asm.LoadMem(asm.R8, asm.R8, l.FileInode, asm.DWord),
 		asm.JEq.Imm(asm.R8, 0, labelNoInode),
@@ -67,9 +82,30 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		asm.And.Imm(asm.R3, sIFMT),
 		asm.JNE.Imm(asm.R3, sIFSOCK, labelNoInode),
 		asm.LoadMem(asm.R2, asm.R8, l.InodeIno, asm.DWord),
-		asm.StoreMem(asm.RFP, -8, asm.R2, asm.DWord).WithSymbol(labelNoInode), // record.inode
+	}
+	if l.NetNS() {
+		// The socket's network namespace:
+		// bpf_sock_from_file(file)->sk->__sk_common.skc_net.net->ns.inum.
+		// The helper and the loads are typed (BTF), so the kernel checks
+		// every pointer; a null one leaves the netns 0.
+		p = append(p,
+			asm.StoreMem(asm.RFP, slotInode, asm.R2, asm.DWord), // kept across the call
+			asm.Mov.Reg(asm.R1, asm.R9),
+			asm.FnSockFromFile.Call(),
+			asm.JEq.Imm(asm.R0, 0, labelNSDone),
+			asm.LoadMem(asm.R0, asm.R0, l.SocketSk, asm.DWord),
+			asm.JEq.Imm(asm.R0, 0, labelNSDone),
+			asm.LoadMem(asm.R0, asm.R0, l.SockNet, asm.DWord),
+			asm.JEq.Imm(asm.R0, 0, labelNSDone),
+			asm.LoadMem(asm.R0, asm.R0, l.NetInum, asm.Word),
+			asm.StoreMem(asm.RFP, slotNetNS, asm.R0, asm.Word),
+			asm.LoadMem(asm.R2, asm.RFP, slotInode, asm.DWord).WithSymbol(labelNSDone),
+		)
+	}
+	p = append(p,
+		asm.StoreMem(asm.RFP, slotInode, asm.R2, asm.DWord).WithSymbol(labelNoInode), // record.inode
 		asm.LoadMem(asm.R2, asm.R6, l.CtxFD, asm.Word),
-		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word), // record.fd
+		asm.StoreMem(asm.RFP, slotFD, asm.R2, asm.Word), // record.fd
 		// The process's struct pid: task->group_leader->thread_pid.
 		asm.LoadMem(asm.R7, asm.R7, l.TaskGroupLeader, asm.DWord),
 		asm.JEq.Imm(asm.R7, 0, labelExit),
@@ -81,7 +117,7 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		asm.LoadMem(asm.R0, asm.R0, l.TaskThreadPid, asm.DWord),
 		asm.JEq.Imm(asm.R0, 0, labelExit),
 		asm.LoadMem(asm.R0, asm.R0, l.PidLevel, asm.Word),
-	}
+	)
 	// The pid, numbers[depth].nr: one load per depth the reader may be at.
 	for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
 		next := fmt.Sprintf("depth_%d", lv+1)
@@ -95,7 +131,7 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		}
 	}
 	p = append(p,
-		asm.StoreMem(asm.RFP, -16, asm.R2, asm.Word).WithSymbol(labelStore), // record.pid
+		asm.StoreMem(asm.RFP, slotPID, asm.R2, asm.Word).WithSymbol(labelStore), // record.pid
 		// bpf_seq_write(ctx->meta->seq, &record, 16)
 		asm.LoadMem(asm.R1, asm.R6, l.CtxMeta, asm.DWord),
 		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
@@ -135,12 +171,12 @@ func hostOrder() binary.ByteOrder {
 
 // ParseRecords calls fn for every record in b, which holds what the program
 // wrote. A trailing partial record is an error.
-func ParseRecords(b []byte, fn func(pid, fd uint32, inode uint64)) error {
+func ParseRecords(b []byte, fn func(pid, fd uint32, inode uint64, netns uint32)) error {
 	if len(b)%RecordSize != 0 {
 		return fmt.Errorf("iterator output of %d bytes is not a whole number of records", len(b))
 	}
 	for ; len(b) >= RecordSize; b = b[RecordSize:] {
-		fn(binary.NativeEndian.Uint32(b), binary.NativeEndian.Uint32(b[4:]), binary.NativeEndian.Uint64(b[8:]))
+		fn(binary.NativeEndian.Uint32(b), binary.NativeEndian.Uint32(b[4:]), binary.NativeEndian.Uint64(b[8:]), binary.NativeEndian.Uint32(b[16:]))
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ var testLayout = Layout{
 	PidNumbers:      144,
 	UpidSize:        24,
 	UpidNr:          4,
+	HasNetNS:        true,
+	SocketSk:        24,
+	SockNet:         48,
+	NetInum:         180,
 }
 
 // decode reads back the bytes Program gives the kernel, where every jump
@@ -70,6 +74,8 @@ func pidOffset(l Layout, level int) int {
 // reads, at made-up addresses, each a byte slice.
 type kernel struct {
 	objs map[uint64][]byte
+	// sockFromFile is what bpf_sock_from_file returns.
+	sockFromFile uint64
 }
 
 func (k *kernel) obj(addr uint64, size int) []byte {
@@ -131,6 +137,13 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 				t.Fatalf("instruction %d (%v): load from %#x, no memory there", pc, ins, r[ins.Src]+uint64(int64(ins.Offset)))
 			}
 			r[ins.Dst] = binary.LittleEndian.Uint64(append(slices.Clone(b), make([]byte, 8-n)...))
+		case op.Class() == asm.StClass:
+			n := op.Size().Sizeof()
+			b := k.at(r[ins.Dst]+uint64(int64(ins.Offset)), n)
+			if b == nil {
+				t.Fatalf("instruction %d (%v): store to %#x, no memory there", pc, ins, r[ins.Dst]+uint64(int64(ins.Offset)))
+			}
+			copy(b, binary.LittleEndian.AppendUint64(nil, uint64(ins.Constant))[:n])
 		case op.Class() == asm.StXClass:
 			n := op.Size().Sizeof()
 			b := k.at(r[ins.Dst]+uint64(int64(ins.Offset)), n)
@@ -150,6 +163,11 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 				switch asm.BuiltinFunc(ins.Constant) {
 				case asm.FnGetCurrentTaskBtf:
 					r[0] = current
+				case asm.FnSockFromFile:
+					if r[1] != fileA {
+						t.Errorf("bpf_sock_from_file(%#x), not the file", r[1])
+					}
+					r[0] = k.sockFromFile
 				case asm.FnSeqWrite:
 					if r[1] != 0x5e9 {
 						t.Errorf("bpf_seq_write to %#x, not the seq_file", r[1])
@@ -190,6 +208,9 @@ type world struct {
 	noInode     bool
 	noPid       bool
 	noReaderPid bool
+	notSockFile bool // bpf_sock_from_file returns null
+	noSk        bool // socket.sk is null
+	noNet       bool // sk's net is null
 }
 
 // Addresses of the fake kernel's objects.
@@ -197,10 +218,12 @@ const (
 	ctxA, metaA, seqA             = 0x1000, 0x2000, 0x5e9
 	taskA, leaderA, fileA, inodeA = 0x10000, 0x20000, 0x30000, 0x40000
 	pidA, currentA, curPidA       = 0x50000, 0x60000, 0x70000
+	socketA, sockA, netA          = 0x80000, 0x90000, 0xa0000
 	// The file the program is run on: fd 7, socket inode 1<<40|12345, held
 	// by a process whose pid at depth d is 1000+d.
 	testFD    = 7
 	testInode = 1<<40 | 12345
+	testNetNS = 4026532999
 )
 
 // build lays out w in a fake kernel for layout l.
@@ -246,14 +269,32 @@ func build(l Layout, w world) *kernel {
 	}
 	curPid := k.obj(curPidA, pidSize)
 	u32(curPid, l.PidLevel, w.readerLevel)
+	if !w.notSockFile && w.mode&sIFMT == sIFSOCK {
+		k.sockFromFile = socketA
+	}
+	socket := k.obj(socketA, 64)
+	if !w.noSk {
+		u64(socket, l.SocketSk, sockA)
+	}
+	sock := k.obj(sockA, 1024)
+	if !w.noNet {
+		u64(sock, l.SockNet, netA)
+	}
+	net := k.obj(netA, 1024)
+	u32(net, l.NetInum, testNetNS)
 	return k
 }
 
-// rec is a record as the program writes it.
-func rec(pid, fd uint32, inode uint64) []byte {
+// rec is a record as the program writes it, with no network namespace.
+func rec(pid, fd uint32, inode uint64) []byte { return recNS(pid, fd, inode, 0) }
+
+// recNS is a record with a network namespace.
+func recNS(pid, fd uint32, inode uint64, netns uint32) []byte {
 	b := binary.NativeEndian.AppendUint32(nil, pid)
 	b = binary.NativeEndian.AppendUint32(b, fd)
-	return binary.NativeEndian.AppendUint64(b, inode)
+	b = binary.NativeEndian.AppendUint64(b, inode)
+	b = binary.NativeEndian.AppendUint32(b, netns)
+	return binary.NativeEndian.AppendUint32(b, 0)
 }
 
 // TestProgramRun runs the program on fake kernel objects: it writes the
@@ -286,13 +327,16 @@ func TestProgramRun(t *testing.T) {
 			{"reader without a pid", world{readerLevel: uint32(level), mode: sock, noReaderPid: true}, nil},
 			{"reader shallower than level", world{readerLevel: uint32(level) - 1, mode: sock}, nil},
 			{"reader deeper than MaxLevel", world{readerLevel: MaxLevel + 1, mode: sock}, nil},
+			{"socket that bpf_sock_from_file does not give", world{readerLevel: uint32(level), mode: sock, notSockFile: true}, rec(uint32(1000+level), testFD, testInode)},
+			{"socket without sk", world{readerLevel: uint32(level), mode: sock, noSk: true}, rec(uint32(1000+level), testFD, testInode)},
+			{"sock without net", world{readerLevel: uint32(level), mode: sock, noNet: true}, rec(uint32(1000+level), testFD, testInode)},
 		}
 		for d := level; d <= MaxLevel; d++ {
 			tests = append(tests, struct {
 				name string
 				w    world
 				want []byte
-			}{fmt.Sprintf("socket, reader at depth %d", d), world{readerLevel: uint32(d), mode: sock}, rec(uint32(1000+d), testFD, testInode)})
+			}{fmt.Sprintf("socket, reader at depth %d", d), world{readerLevel: uint32(d), mode: sock}, recNS(uint32(1000+d), testFD, testInode, testNetNS)})
 		}
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("level %d: %s", level, tc.name), func(t *testing.T) {
@@ -356,7 +400,7 @@ func TestProgramLevels(t *testing.T) {
 			for d := 0; d <= MaxLevel+1; d++ {
 				var want []byte
 				if d >= tc.level && d < tc.level+tc.depths {
-					want = rec(uint32(1000+d), testFD, testInode)
+					want = recNS(uint32(1000+d), testFD, testInode, testNetNS)
 				}
 				got := runProgram(t, insns, build(tc.l, world{readerLevel: uint32(d), mode: sIFSOCK}), ctxA, currentA)
 				if !bytes.Equal(got, want) {
@@ -371,6 +415,7 @@ func TestParseRecords(t *testing.T) {
 	type record struct {
 		pid, fd uint32
 		inode   uint64
+		netns   uint32
 	}
 	tests := []struct {
 		name string
@@ -380,21 +425,21 @@ func TestParseRecords(t *testing.T) {
 	}{
 		{name: "nil"},
 		{name: "empty", in: []byte{}},
-		{name: "one", in: rec(1, 3, 12345), want: []record{{1, 3, 12345}}},
+		{name: "one", in: recNS(1, 3, 12345, 4026531840), want: []record{{1, 3, 12345, 4026531840}}},
 		{
 			name: "two",
-			in:   append(rec(4194304, 0, 1<<63|7), rec(2, 1<<31, 0)...),
-			want: []record{{4194304, 0, 1<<63 | 7}, {2, 1 << 31, 0}},
+			in:   append(rec(4194304, 0, 1<<63|7), recNS(2, 1<<31, 0, 1<<32-1)...),
+			want: []record{{4194304, 0, 1<<63 | 7, 0}, {2, 1 << 31, 0, 1<<32 - 1}},
 		},
-		{name: "partial", in: rec(1, 3, 12345)[:15], err: true},
+		{name: "partial", in: rec(1, 3, 12345)[:RecordSize-1], err: true},
 		{name: "one and a partial", in: append(rec(1, 3, 12345), 0), err: true},
 		{name: "two and a partial", in: append(append(rec(1, 3, 4), rec(5, 6, 7)...), make([]byte, 8)...), err: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []record
-			err := ParseRecords(tc.in, func(pid, fd uint32, inode uint64) {
-				got = append(got, record{pid, fd, inode})
+			err := ParseRecords(tc.in, func(pid, fd uint32, inode uint64, netns uint32) {
+				got = append(got, record{pid, fd, inode, netns})
 			})
 			if tc.err {
 				if err == nil {
