@@ -82,6 +82,14 @@ func (a *autoSource) notesAndNames() ([]string, map[uint64]NamespaceInfo) {
 	return nil, nil
 }
 
+// readForeign forwards to the netlink source, when it answered.
+func (a *autoSource) readForeign(ctx context.Context, q Query, via map[uint64]Holder) []Socket {
+	if fr, ok := a.nl.(foreignReader); ok && a.last == a.nl.Name() {
+		return fr.readForeign(ctx, q, via)
+	}
+	return nil
+}
+
 // Close closes the netlink socket.
 func (a *autoSource) Close() error {
 	if c, ok := a.nl.(io.Closer); ok {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/porteiro/porteiro/internal/netns"
 	"github.com/porteiro/porteiro/internal/sockdiag"
 )
@@ -155,9 +157,7 @@ func (s *NamespacesSource) dumpOne(ctx context.Context, q Query, n *netns.Namesp
 		conn, err := s.set.Dial(n)
 		switch {
 		case err == nil:
-			e = &nsEntry{src: &NetlinkSource{conn: conn, foreign: true, dial: func() (*sockdiag.Conn, error) {
-				return nil, errors.New("the namespace's sock_diag socket was closed")
-			}}}
+			e = &nsEntry{src: &NetlinkSource{conn: conn, foreign: true, dial: closedDial}}
 		case errors.Is(err, netns.ErrRefused) && len(n.MemberPIDs()) > 0:
 			pid := n.MemberPIDs()[0]
 			e = &nsEntry{src: &ProcNetSource{ProcRoot: s.ProcRoot, PID: pid}, procPID: pid}
@@ -186,6 +186,62 @@ func (s *NamespacesSource) dumpOne(ctx context.Context, q Query, n *netns.Namesp
 		socks[i].NetNS = n.Inode
 	}
 	return socks, nil
+}
+
+// readForeign implements foreignReader: it enters each namespace through
+// a socket a process holds in it, and dumps it.
+func (s *NamespacesSource) readForeign(ctx context.Context, q Query, via map[uint64]Holder) []Socket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		return nil
+	}
+	var out []Socket
+	for ino, h := range via {
+		n := s.set.AddSocketLed(ino)
+		ni := NamespaceInfo{Inode: ino, Name: n.Name(), Host: n.Host, Orphan: n.Orphan()}
+		s.names[ino] = ni
+		if !q.wantsNamespace(ni) {
+			continue
+		}
+		e := s.others[ino]
+		if e == nil {
+			nsfd, got, err := netns.FromSocket(h.PID, h.FD)
+			if err == nil && got != ino {
+				unix.Close(nsfd)
+				err = fmt.Errorf("the socket moved to namespace %d", got)
+			}
+			if err != nil {
+				s.notes = append(s.notes, fmt.Sprintf("network namespace %d, which only a socket of pid %d leads to, not read: %v", ino, h.PID, err))
+				continue
+			}
+			conn, err := netns.DialFD(nsfd)
+			unix.Close(nsfd)
+			if err != nil {
+				s.notes = append(s.notes, fmt.Sprintf("network namespace %d, which only a socket of pid %d leads to, not read: %v", ino, h.PID, err))
+				continue
+			}
+			e = &nsEntry{src: &NetlinkSource{conn: conn, foreign: true, dial: closedDial}}
+			s.others[ino] = e
+		}
+		socks, err := e.src.Sockets(ctx, q)
+		if err != nil {
+			closeSource(e.src)
+			delete(s.others, ino)
+			continue
+		}
+		for i := range socks {
+			socks[i].NetNS = ino
+		}
+		out = append(out, socks...)
+	}
+	return out
+}
+
+// closedDial is the dialer of a namespace's source whose socket was
+// opened from inside it: once closed, the next scan enters it again.
+func closedDial() (*sockdiag.Conn, error) {
+	return nil, errors.New("the namespace's sock_diag socket was closed")
 }
 
 // name gives each namespace its name.

@@ -47,6 +47,11 @@ type Resolver struct {
 	pre    *iterPass
 	closed bool
 
+	// known, if set, says which network namespaces the socket source
+	// read: a socket the iterator finds in another one leads to a
+	// namespace that nothing else names.
+	known func(netns uint64) bool
+
 	// hide, if set, drops the iterator's records of the pids it returns
 	// true for (fault injection: tests use it to stand for processes the
 	// iterator cannot see).
@@ -167,6 +172,9 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	return own, ctx.Err()
 }
 
+// setKnownNS implements nsAware.
+func (r *Resolver) setKnownNS(known func(uint64) bool) { r.known = known }
+
 // secondLook runs the owner pipeline again, for sockets that the first
 // pass may have missed because they were opened while it ran.
 func (r *Resolver) secondLook(ctx context.Context, inodes map[uint64]struct{}) (*Owners, error) {
@@ -191,6 +199,9 @@ type ownerPass struct {
 	want    map[uint64]struct{}
 	sinks   []sink // the iterator's, then one per walk worker
 	details *detailStage
+	// foreign holds, for each network namespace that only sockets led
+	// to, one (pid, fd) of a socket in it; their records are in sink 0.
+	foreign map[uint64]Holder
 }
 
 // rec is one (pid, fd) holding a wanted inode.
@@ -228,6 +239,24 @@ func (p *ownerPass) add(k, pid, fd int, inode uint64) {
 	}
 }
 
+// addForeign keeps the record of a socket in a namespace the source did
+// not read, whatever the wanted set: the scanner reads that namespace
+// next, and its sockets need their holders.
+func (p *ownerPass) addForeign(pid, fd int, inode, netns uint64) {
+	if p.foreign == nil {
+		p.foreign = map[uint64]Holder{}
+	}
+	if _, ok := p.foreign[netns]; !ok {
+		p.foreign[netns] = Holder{PID: pid, FD: fd}
+	}
+	s := &p.sinks[0]
+	s.recs = append(s.recs, rec{inode: inode, pid: int32(pid), fd: int32(fd)})
+	if pid != s.lastPID {
+		s.lastPID = pid
+		p.details.add(pid)
+	}
+}
+
 // emit is procfs.Walker.Emit: worker w's records go to sink 1+w.
 func (p *ownerPass) emit(w, pid, fd int, inode uint64) { p.add(1+w, pid, fd, inode) }
 
@@ -240,7 +269,7 @@ func (p *ownerPass) finish() *Owners {
 			holders[h.inode] = append(holders[h.inode], Holder{PID: int(h.pid), FD: int(h.fd)})
 		}
 	}
-	return &Owners{Holders: holders, Processes: procs}
+	return &Owners{Holders: holders, Processes: procs, Foreign: p.foreign}
 }
 
 // abandon stops the details stage of a pass whose records are dropped.
@@ -327,6 +356,10 @@ func (r *Resolver) fromIterator(ctx context.Context, ip *iterPass, p *ownerPass)
 			if pi != lastPID {
 				seen[pi] = struct{}{}
 				lastPID = pi
+			}
+			if netns != 0 && inode != 0 && r.known != nil && !r.known(uint64(netns)) {
+				p.addForeign(pi, int(fd), inode, uint64(netns))
+				return
 			}
 			p.add(0, pi, int(fd), inode)
 		})

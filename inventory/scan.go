@@ -165,6 +165,34 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 	return snap, nil
 }
 
+// prepare completes sockets read late (from namespaces only sockets led
+// to) as Scan does the others, and keeps those q wants.
+func (s *Scanner) prepare(snap *Snapshot, more []Socket, q Query) []Socket {
+	more = filterFamilies(more, q)
+	var names map[uint64]NamespaceInfo
+	if nn, ok := s.opts.Source.(namespaceNamer); ok {
+		var notes []string
+		notes, names = nn.notesAndNames()
+		// The source's notes may have grown.
+		for _, n := range notes {
+			if !slices.Contains(snap.Notes, n) {
+				snap.Notes = append(snap.Notes, n)
+			}
+		}
+	}
+	kept := more[:0]
+	for i := range more {
+		if ni, ok := names[more[i].NetNS]; ok {
+			more[i].NetNSName = ni.Name
+		}
+		more[i].Exposure = ExposureOf(more[i].Local.Address)
+		if q.Keep == nil || q.Keep(&more[i]) {
+			kept = append(kept, more[i])
+		}
+	}
+	return kept
+}
+
 func filterFamilies(socks []Socket, q Query) []Socket {
 	if len(q.Families) == 0 {
 		return socks
@@ -185,7 +213,9 @@ func filterFamilies(socks []Socket, q Query) []Socket {
 // sockets, which it does while the resolver works.
 func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.Time) (sorted bool, err error) {
 	socks := snap.Sockets
-	if len(socks) == 0 {
+	if len(socks) == 0 && len(q.NetNS) == 0 {
+		// (With namespaces asked for by name, the owners may still lead
+		// to one that only sockets lead to: "orphan".)
 		return false, nil
 	}
 	needWalk := !s.opts.Incremental || s.cache == nil || now.Sub(s.lastFull) >= s.opts.FullEvery
@@ -218,12 +248,31 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.
 		for i := range socks {
 			want[socks[i].Inode] = struct{}{}
 		}
+		if na, ok := s.opts.Resolver.(nsAware); ok {
+			var known func(uint64) bool
+			if nn, ok := s.opts.Source.(namespaceNamer); ok {
+				if _, names := nn.notesAndNames(); names != nil {
+					known = func(ns uint64) bool { _, ok := names[ns]; return ok }
+				}
+			}
+			na.setKnownNS(known)
+		}
 		// The resolver waits on the kernel much of the time: sort the
 		// sockets meanwhile. Owners are attached by inode, after both.
 		done := make(chan struct{})
 		go func() { sortSockets(socks); close(done) }()
 		own, err := s.opts.Resolver.Resolve(ctx, want)
 		<-done
+		if err == nil && len(own.Foreign) > 0 {
+			if fr, ok := s.opts.Source.(foreignReader); ok {
+				raw := fr.readForeign(ctx, q, own.Foreign)
+				if more := s.prepare(snap, raw, q); len(more) > 0 {
+					socks = append(snap.Sockets, more...)
+					snap.Sockets = socks
+					sortSockets(socks)
+				}
+			}
+		}
 		if err == nil {
 			err = s.recheckOrphans(ctx, q, socks, own)
 		}

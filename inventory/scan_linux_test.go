@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -357,6 +358,10 @@ func TestMain(m *testing.M) {
 		helperScan(root)
 		return
 	}
+	if os.Getenv("PORTEIRO_HELPER_ORPHANNS") != "" {
+		helperOrphanNS()
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -440,6 +445,108 @@ func TestOtherNetNS(t *testing.T) {
 			t.Errorf("--netns %s: %d sockets, want its one listener", ns, len(snap.Sockets))
 		}
 	})
+}
+
+// helperOrphanNS opens a TCP listener and a UDP socket in a new network
+// namespace and leaves it, so that only the sockets lead there; it prints
+// the namespace's inode and the sockets' inodes, and waits.
+func helperOrphanNS() {
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	var ns unix.Stat_t
+	unix.Stat("/proc/thread-self/ns/net", &ns)
+	tcp, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	unix.Bind(tcp, &unix.SockaddrInet4{Port: 47123})
+	unix.Listen(tcp, 8)
+	udp, _ := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
+	unix.Bind(udp, &unix.SockaddrInet6{Port: 47124})
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	var a, b unix.Stat_t
+	unix.Fstat(tcp, &a)
+	unix.Fstat(udp, &b)
+	fmt.Println("ready", ns.Ino, a.Ino, b.Ino)
+	time.Sleep(60 * time.Second)
+}
+
+// TestNamespaceOnlyASocketLeadsTo: a process opens sockets in a new
+// network namespace and moves back. No process is a member and no mount
+// names the namespace; ss, lsns and /proc/PID/net cannot see those
+// sockets. The scan finds them through the socket fds (the task-file
+// iterator gives each socket's namespace) and names the namespace
+// "orphan".
+func TestNamespaceOnlyASocketLeadsTo(t *testing.T) {
+	testenv.RequireRoot(t)
+	r := NewIterResolver("/proc")
+	defer r.Close()
+	if r.init(); r.it == nil {
+		t.Skipf("the task-file iterator is not available: %v", r.Err())
+	}
+	if !r.it.NetNS() {
+		t.Skip("this kernel's iterator gives no network namespaces")
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_ORPHANNS=1")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var word string
+	var nsIno, tcpIno, udpIno uint64
+	if _, err := fmt.Fscan(out, &word, &nsIno, &tcpIno, &udpIno); err != nil || word != "ready" {
+		t.Fatalf("helper did not start: %q %v", word, err)
+	}
+	for _, q := range []Query{{}, {NetNS: []string{"orphan"}}} {
+		sc := NewScanner(Options{})
+		snap, err := sc.Scan(context.Background(), q)
+		sc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[uint64]Socket{}
+		for _, s := range snap.Sockets {
+			if s.NetNS == nsIno {
+				got[s.Inode] = s
+			}
+		}
+		for _, ino := range []uint64{tcpIno, udpIno} {
+			s, ok := got[ino]
+			if !ok {
+				t.Errorf("query %v: socket %d of the namespace only a socket leads to (%d) not listed; notes %q", q.NetNS, ino, nsIno, snap.Notes)
+				continue
+			}
+			if s.NetNSName != "orphan" || len(s.Processes) != 1 || s.Processes[0].PID != cmd.Process.Pid {
+				t.Errorf("socket %d: netns_name %q, owners %+v; want orphan, pid %d", ino, s.NetNSName, s.Processes, cmd.Process.Pid)
+			}
+		}
+		if len(got) != 2 {
+			t.Errorf("query %v: %d sockets in namespace %d, want the 2 listeners", q.NetNS, len(got), nsIno)
+		}
+	}
+	// Restricted to the host, they are not there.
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.Scan(context.Background(), Query{NetNS: []string{"host"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snap.Sockets {
+		if s.NetNS == nsIno {
+			t.Errorf("--netns host lists %+v", s)
+		}
+	}
 }
 
 // TestRaceWithExitingProcesses scans while children come and go: a scan

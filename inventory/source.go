@@ -107,6 +107,10 @@ type Owners struct {
 	vanished map[uint64]struct{}
 	// noFiles are the processes the /proc walk found without files.
 	noFiles []int
+	// Foreign maps each network namespace that the socket source did not
+	// read, and that sockets held by processes are in, to one holder of
+	// such a socket: the way into a namespace nothing else leads to.
+	Foreign map[uint64]Holder
 	// fence is the inode fence (inodeFence) of an iterator pass that ran
 	// beside the socket dump: sockets at or above it may have been opened
 	// after the pass went by their holder. 0 when there was no such race.
@@ -120,6 +124,18 @@ type Owners struct {
 // still exist without building Sockets, to recheck sockets without owners.
 type inodeChecker interface {
 	liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error)
+}
+
+// nsAware is an OwnerResolver that can report sockets in namespaces the
+// source did not read (Owners.Foreign).
+type nsAware interface {
+	setKnownNS(known func(netns uint64) bool)
+}
+
+// foreignReader is a SocketSource that can read the namespaces that only
+// sockets lead to, through those sockets.
+type foreignReader interface {
+	readForeign(ctx context.Context, q Query, via map[uint64]Holder) []Socket
 }
 
 // secondLooker is an OwnerResolver that can look again for the holders

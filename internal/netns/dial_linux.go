@@ -113,3 +113,35 @@ func inNS(nsfd int, fn func() (*sockdiag.Conn, error)) (*sockdiag.Conn, error) {
 	runtime.UnlockOSThread()
 	return conn, ferr
 }
+
+// siocgskns is SIOCGSKNS: the ioctl that returns a socket's network
+// namespace as a new fd.
+const siocgskns = 0x894C
+
+// FromSocket returns an fd of the network namespace of the socket that
+// process pid holds as fd, and that namespace's inode: a copy of the
+// socket (pidfd_getfd, which needs ptrace rights over pid) is asked with
+// SIOCGSKNS. The caller closes the fd.
+func FromSocket(pid, fd int) (int, uint64, error) {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, 0, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(pfd)
+	s, err := unix.PidfdGetfd(pfd, fd, 0)
+	if err != nil {
+		return -1, 0, fmt.Errorf("pidfd_getfd %d fd %d: %w", pid, fd, err)
+	}
+	defer unix.Close(s)
+	ns, err := unix.IoctlRetInt(s, siocgskns)
+	if err != nil {
+		return -1, 0, fmt.Errorf("SIOCGSKNS on pid %d fd %d: %w", pid, fd, err)
+	}
+	unix.CloseOnExec(ns)
+	var st unix.Stat_t
+	if err := unix.Fstat(ns, &st); err != nil {
+		unix.Close(ns)
+		return -1, 0, fmt.Errorf("reading the namespace of pid %d fd %d: %w", pid, fd, err)
+	}
+	return ns, st.Ino, nil
+}
