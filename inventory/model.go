@@ -230,8 +230,11 @@ func (s *Socket) Key() Key { return Key{NetNS: s.NetNS, Inode: s.Inode} }
 
 // ListenerKey identifies a listener by what it offers rather than by inode,
 // so that a restarted service (new inode, same port) maps to the same key.
+// Its namespace is a name, not an inode: inodes are reused, and a
+// container that is recreated gets a new namespace with the same name.
 type ListenerKey struct {
-	NetNS   uint64
+	// NetNS is the namespace's name (Socket.NetNSName); "" for the host.
+	NetNS   string
 	Proto   Proto
 	Address netip.Addr
 	Port    uint16
@@ -239,22 +242,33 @@ type ListenerKey struct {
 
 // ListenerKey returns the socket's listener identity.
 func (s *Socket) ListenerKey() ListenerKey {
-	return ListenerKey{NetNS: s.NetNS, Proto: s.Proto, Address: s.Local.Address, Port: s.Local.Port}
+	ns := s.NetNSName
+	if ns == "host" {
+		ns = ""
+	}
+	return ListenerKey{NetNS: ns, Proto: s.Proto, Address: s.Local.Address, Port: s.Local.Port}
 }
 
 // String formats a listener key as "tcp 127.0.0.1:22". Wildcards stay
 // explicit, "tcp 0.0.0.0:22" and "tcp [::]:22", as in the policy's finding
 // keys: the two are different listeners, and events and alerts must not
-// give them one name.
+// give them one name. Outside the host the namespace follows:
+// "tcp 0.0.0.0:80 in web-1".
 func (k ListenerKey) String() string {
 	port := strconv.Itoa(int(k.Port))
+	var s string
 	switch {
 	case !k.Address.IsValid():
-		return string(k.Proto) + " *:" + port
+		s = string(k.Proto) + " *:" + port
 	case k.Address.Is6() && !k.Address.Is4In6():
-		return string(k.Proto) + " [" + k.Address.String() + "]:" + port
+		s = string(k.Proto) + " [" + k.Address.String() + "]:" + port
+	default:
+		s = string(k.Proto) + " " + k.Address.Unmap().String() + ":" + port
 	}
-	return string(k.Proto) + " " + k.Address.Unmap().String() + ":" + port
+	if k.NetNS != "" {
+		s += " in " + k.NetNS
+	}
+	return s
 }
 
 // PIDs returns the pids of the socket's owners.

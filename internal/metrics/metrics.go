@@ -72,8 +72,8 @@ var (
 		"Unix time of the latest successful scan; 0 before the first one.",
 		nil, nil)
 	descListenerInfo = prometheus.NewDesc("porteiro_listener_info",
-		"One series per listener (proto, address, port) and owner; the value is the number of sockets behind it, usually 1. allowed is true, false (a policy finding), or unknown (no policy). Capped; see porteiro_listener_info_dropped.",
-		[]string{"proto", "address", "port", "process", "user", "allowed"}, nil)
+		"One series per listener (proto, address, port, network namespace) and owner; the value is the number of sockets behind it, usually 1. netns is host or the namespace's name, container the container's name (empty outside one). allowed is true, false (a policy finding), or unknown (no policy). Capped; see porteiro_listener_info_dropped.",
+		[]string{"proto", "address", "port", "netns", "container", "process", "user", "allowed"}, nil)
 	descInfoDropped = prometheus.NewDesc("porteiro_listener_info_dropped",
 		"Listeners left out of porteiro_listener_info in this scrape because of the series cap.",
 		nil, nil)
@@ -392,7 +392,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range sorted {
 		ch <- prometheus.MustNewConstMetric(descListenerInfo, prometheus.GaugeValue, float64(rows[r]),
-			r.proto, r.address, strconv.Itoa(int(r.port)), r.process, r.user, r.allowed)
+			r.proto, r.address, strconv.Itoa(int(r.port)), r.netns, r.container, r.process, r.user, r.allowed)
 	}
 	ch <- prometheus.MustNewConstMetric(descInfoDropped, prometheus.GaugeValue, float64(dropped))
 }
@@ -409,10 +409,35 @@ func isFindingKind(k string) bool {
 // infoRow is one porteiro_listener_info label set. Sockets that share it
 // (SO_REUSEPORT groups) become one series whose value counts them.
 type infoRow struct {
-	proto, address string
-	port           uint16
-	process, user  string
-	allowed        string
+	proto, address   string
+	port             uint16
+	netns, container string
+	process, user    string
+	allowed          string
+}
+
+// netnsLabel is the netns label of a socket: "host", a container's or an
+// `ip netns` name, "orphan", or "unnamed" for a namespace known only by its
+// first process ("pid 4242 (python3)"), whose name changes with every
+// process and would make a new series each time.
+func netnsLabel(so *inventory.Socket) string {
+	n := so.NetNSName
+	switch {
+	case n == "":
+		return "host"
+	case strings.HasPrefix(n, "pid "):
+		return "unnamed"
+	}
+	return truncateLabel(n)
+}
+
+// truncateLabel bounds a label value that comes from names others choose.
+func truncateLabel(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "")
 }
 
 func newInfoRow(so *inventory.Socket, allowed string) infoRow {
@@ -421,12 +446,14 @@ func newInfoRow(so *inventory.Socket, allowed string) infoRow {
 		addr = so.Local.Address.String()
 	}
 	return infoRow{
-		proto:   string(so.Proto),
-		address: addr,
-		port:    so.Local.Port,
-		process: joinDistinct(so.Processes, func(p *inventory.Process) string { return p.Name }),
-		user:    joinDistinct(so.Processes, func(p *inventory.Process) string { return p.User }),
-		allowed: allowed,
+		proto:     string(so.Proto),
+		address:   addr,
+		port:      so.Local.Port,
+		netns:     netnsLabel(so),
+		container: truncateLabel(so.ContainerName()),
+		process:   joinDistinct(so.Processes, func(p *inventory.Process) string { return p.Name }),
+		user:      joinDistinct(so.Processes, func(p *inventory.Process) string { return p.User }),
+		allowed:   allowed,
 	}
 }
 

@@ -65,6 +65,13 @@ func hostSnapshot() *inventory.Snapshot {
 	estab.Listening, estab.State, estab.Remote = false, "ESTABLISHED", ep("10.0.0.9", 51000)
 	v6 := listener(inventory.TCP, inventory.IPv6, "::", 22, 101, proc(500, "sshd", "root"))
 	v6.DualStack = true
+	// The same port in a container, and in a namespace known only by its
+	// first process: one series each, with bounded netns values.
+	web := listener(inventory.TCP, inventory.IPv4, "0.0.0.0", 8080, 200, proc(900, "nginx", "root"))
+	web.NetNSName, web.NetNS = "web-1", 4026532500
+	web.Container = &inventory.Container{Runtime: "docker", ID: "0123456789abcdef", Name: "web-1"}
+	adhoc := listener(inventory.TCP, inventory.IPv4, "0.0.0.0", 8080, 201, proc(4242, "python3", "root"))
+	adhoc.NetNSName, adhoc.NetNS = "pid 4242 (python3)", 4026532600
 	return &inventory.Snapshot{
 		Time:   time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Source: "netlink",
@@ -79,6 +86,8 @@ func hostSnapshot() *inventory.Snapshot {
 			listener(inventory.TCP, inventory.IPv4, "0.0.0.0", 4444, 106, proc(666, "nc", "mallory")),
 			listener(inventory.TCP, inventory.IPv4, "192.0.2.10", 9000, 107),
 			estab,
+			web,
+			adhoc,
 		},
 	}
 }
@@ -164,7 +173,7 @@ func TestListenerInfoCap(t *testing.T) {
 	want := `
 # HELP porteiro_listener_info_dropped Listeners left out of porteiro_listener_info in this scrape because of the series cap.
 # TYPE porteiro_listener_info_dropped gauge
-porteiro_listener_info_dropped 5
+porteiro_listener_info_dropped 7
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "porteiro_listener_info_dropped"); err != nil {
 		t.Error(err)
@@ -277,7 +286,7 @@ func TestHandler(t *testing.T) {
 	for _, want := range []string{
 		`porteiro_build_info{goversion="` + version.Get().GoVersion + `",revision="`,
 		`version="7.7.7"} 1`,
-		`porteiro_listeners{exposure="all",family="ipv4",proto="tcp"} 2`,
+		`porteiro_listeners{exposure="all",family="ipv4",proto="tcp"} 4`,
 		`porteiro_policy_violations{kind="unexpected"} 1`,
 		`porteiro_outbox_pending 3`,
 		"go_goroutines ",
