@@ -31,7 +31,7 @@ type amAlert struct {
 // config may not.
 func reservedLabel(k string) bool {
 	switch k {
-	case "alertname", "instance", "listener", "proto", "port", "finding", "severity":
+	case "alertname", "instance", "listener", "proto", "port", "finding", "severity", "netns", "container":
 		return true
 	}
 	return false
@@ -280,6 +280,12 @@ func amLabels(a Alert, extra map[string]string) map[string]string {
 	}
 	if a.Finding != "" {
 		labels["finding"] = a.Finding
+	}
+	// The namespace and the container, by name: they stay the same when
+	// a container is recreated (its namespace's inode does not).
+	if so := a.Socket; so != nil && so.NetNSName != "" && so.NetNSName != "host" {
+		labels["netns"] = so.NetNSName
+		labels["container"] = so.ContainerName()
 	}
 	for k, v := range labels {
 		labels[k] = strings.ToValidUTF8(oneLine(v), "?")
