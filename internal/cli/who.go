@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -123,10 +124,22 @@ func runWho(env *Env, f *sockFlags, args []string) error {
 // writeWho prints one line per (socket, process).
 func writeWho(env *Env, socks []inventory.Socket) {
 	t := render.NewTable("PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "STARTED", "%CPU", "RSS", "UNIT", "COMMAND")
+	withNS := render.AnyForeign(socks)
+	if withNS {
+		// Which namespace each match is in: the same port may be open
+		// in the host and in every container.
+		t = render.NewTable("PROTO", "LOCAL", "NETNS", "EXPOSURE", "STATE", "PID", "USER", "STARTED", "%CPU", "RSS", "UNIT", "COMMAND")
+	}
 	for i := range socks {
 		s := &socks[i]
+		row := func(cells ...string) {
+			if withNS {
+				cells = slices.Insert(cells, 2, render.NetNS(s))
+			}
+			t.Row(cells...)
+		}
 		if len(s.Processes) == 0 {
-			t.Row(string(s.Proto), render.Local(s), render.Exposure(s), string(s.State), "-", "-", "-", "-", "-", "-", render.Unattributed(s.UnattributedReason))
+			row(string(s.Proto), render.Local(s), render.Exposure(s), string(s.State), "-", "-", "-", "-", "-", "-", render.Unattributed(s.UnattributedReason))
 			continue
 		}
 		for j := range s.Processes {
@@ -138,7 +151,7 @@ func writeWho(env *Env, socks []inventory.Socket) {
 			if unit == "" {
 				unit = "-"
 			}
-			t.Row(string(s.Proto), render.Local(s), render.Exposure(s), string(s.State), strconv.Itoa(p.PID), p.User,
+			row(string(s.Proto), render.Local(s), render.Exposure(s), string(s.State), strconv.Itoa(p.PID), p.User,
 				render.StartTime(p.StartTime), strconv.FormatFloat(p.CPUPercent, 'f', 1, 64), render.HumanBytes(p.RSSBytes), unit, p.CommandLine())
 		}
 	}

@@ -172,8 +172,9 @@ func Exposure(s *inventory.Socket) string {
 // host's.
 func Foreign(s *inventory.Socket) bool { return s.NetNSName != "" && s.NetNSName != "host" }
 
-// anyForeign reports whether a NETNS column is needed.
-func anyForeign(socks []inventory.Socket) bool {
+// AnyForeign reports whether a NETNS column is needed: some socket is
+// outside the host namespace.
+func AnyForeign(socks []inventory.Socket) bool {
 	for i := range socks {
 		if Foreign(&socks[i]) {
 			return true
@@ -209,7 +210,7 @@ func joinUnique(ps []inventory.Process, f func(p *inventory.Process) string) str
 
 func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
 	t := NewTable("PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
-	withNS := anyForeign(socks)
+	withNS := AnyForeign(socks)
 	if withNS {
 		t = NewTable("PROTO", "LOCAL", "NETNS", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
 	}
@@ -241,7 +242,7 @@ func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
 
 func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
 	t := NewTable("PROTO", "LOCAL", "REMOTE", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
-	withNS := anyForeign(socks)
+	withNS := AnyForeign(socks)
 	if withNS {
 		t = NewTable("PROTO", "LOCAL", "REMOTE", "NETNS", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
 	}
