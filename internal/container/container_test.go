@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -134,10 +135,7 @@ func hostileRoot(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	big := append([]byte(`{"ID":"`+idDockerHuge+`","Name":"/huge","Config":{"Labels":{"x":"`), make([]byte, 10<<20)...)
-	for i := len(big) - 10<<20; i < len(big); i++ {
-		big[i] = 'a'
-	}
+	big := append([]byte(`{"ID":"`+idDockerHuge+`","Name":"/huge","Config":{"Labels":{"x":"`), bytes.Repeat([]byte("a"), 10<<20)...)
 	big = append(big, `"}}}`...)
 	if err := os.WriteFile(filepath.Join(dir, "config.v2.json"), big, 0o644); err != nil {
 		t.Fatal(err)
