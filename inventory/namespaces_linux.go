@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/porteiro/porteiro/internal/container"
 	"github.com/porteiro/porteiro/internal/netns"
 	"github.com/porteiro/porteiro/internal/sockdiag"
 )
@@ -22,6 +23,10 @@ import (
 // note says so. Each Socket comes back with NetNS set.
 type NamespacesSource struct {
 	ProcRoot string
+
+	// Namer names containers from their runtimes' state files; nil
+	// means the live host's.
+	Namer *container.Namer
 
 	mu     sync.Mutex
 	self   *NetlinkSource
@@ -48,6 +53,8 @@ type NamespaceInfo struct {
 	Host bool
 	// Orphan is true when no process is a member and no mount names it.
 	Orphan bool
+	// Container is the container the namespace belongs to, if any.
+	Container *Container
 }
 
 // NewNamespacesSource returns a source over every network namespace.
@@ -55,7 +62,7 @@ func NewNamespacesSource(procRoot string) *NamespacesSource {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	return &NamespacesSource{ProcRoot: procRoot, self: &NetlinkSource{}, others: map[uint64]*nsEntry{}}
+	return &NamespacesSource{ProcRoot: procRoot, self: &NetlinkSource{}, others: map[uint64]*nsEntry{}, Namer: &container.Namer{}}
 }
 
 // Name implements SocketSource.
@@ -244,13 +251,31 @@ func closedDial() (*sockdiag.Conn, error) {
 	return nil, errors.New("the namespace's sock_diag socket was closed")
 }
 
-// name gives each namespace its name.
+// name gives each namespace its name: a container's, when its first
+// member runs in one, else the namespace's own (netns.Namespace.Name).
+// The host's processes are not looked at: a host may run in a container
+// cgroup of its own (a CI runner), and its namespace is still "host".
 func (s *NamespacesSource) name(set *netns.Set) map[uint64]NamespaceInfo {
 	out := make(map[uint64]NamespaceInfo, len(set.ByInode))
 	for ino, n := range set.ByInode {
-		out[ino] = NamespaceInfo{Inode: ino, Name: n.Name(), Host: n.Host, Orphan: n.Orphan()}
+		ni := NamespaceInfo{Inode: ino, Name: n.Name(), Host: n.Host, Orphan: n.Orphan()}
+		if !n.Host && s.Namer != nil {
+			for _, pid := range n.MemberPIDs() {
+				if info, ok := s.Namer.ForPID(s.ProcRoot, pid); ok {
+					ni.Container = containerOf(info)
+					ni.Name = info.Label()
+					break
+				}
+			}
+		}
+		out[ino] = ni
 	}
 	return out
+}
+
+// containerOf converts the container package's Info to the schema's.
+func containerOf(i container.Info) *Container {
+	return &Container{Runtime: i.Runtime, ID: i.ID, Name: i.Name, Pod: i.Pod, Namespace: i.Namespace, Container: i.Container}
 }
 
 // liveInodes implements inodeChecker over every namespace read last.

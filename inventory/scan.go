@@ -139,6 +139,7 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 		}
 		if ni, ok := names[socks[i].NetNS]; ok {
 			socks[i].NetNSName = ni.Name
+			socks[i].Container = ni.Container
 		}
 		socks[i].Exposure = ExposureOf(socks[i].Local.Address)
 	}
@@ -184,6 +185,7 @@ func (s *Scanner) prepare(snap *Snapshot, more []Socket, q Query) []Socket {
 	for i := range more {
 		if ni, ok := names[more[i].NetNS]; ok {
 			more[i].NetNSName = ni.Name
+			more[i].Container = ni.Container
 		}
 		more[i].Exposure = ExposureOf(more[i].Local.Address)
 		if q.Keep == nil || q.Keep(&more[i]) {
