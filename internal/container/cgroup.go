@@ -49,17 +49,18 @@ func FromCgroup(b []byte) (Info, bool) {
 		if p == "" || p == "/" {
 			continue
 		}
-		if info, ok := fromPath(p); ok {
+		if info, ok := FromPath(p); ok {
 			return info, true
 		}
 	}
 	return Info{}, false
 }
 
-// fromPath reads one cgroup path, innermost element first: a container
-// nested in another (docker in an LXC container, a kind node's pods) is
-// the inner one, whose network namespace the process is in.
-func fromPath(p string) (Info, bool) {
+// FromPath reads one cgroup path, as FromCgroup does for each line. It
+// looks at the innermost element first: a container nested in another
+// (docker in an LXC container, a kind node's pods) is the inner one, whose
+// network namespace the process is in.
+func FromPath(p string) (Info, bool) {
 	elems := strings.Split(p, "/")
 	for i := len(elems) - 1; i >= 0; i-- {
 		e := elems[i]

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/porteiro/porteiro/internal/container"
 )
 
 // Stat is the part of /proc/PID/stat porteiro uses.
@@ -106,15 +108,13 @@ type Cgroup struct {
 	// Unit is the systemd unit: a .service or a non-container .scope.
 	Unit string
 	// Container is a container id (docker, podman, containerd, cri-o,
-	// kubernetes) or an LXC name.
+	// kubernetes) or an LXC or systemd-nspawn machine name.
 	Container string
 }
 
-var (
-	hex64      = regexp.MustCompile(`[0-9a-f]{64}`)
-	scopeID    = regexp.MustCompile(`^(?:docker|libpod|cri-containerd|crio|containerd)-([0-9a-f]{12,64})\.scope$`)
-	lxcPayload = regexp.MustCompile(`^/lxc(?:\.payload)?[./]([^/]+)`)
-)
+// scopeID matches the scopes that hold a container, which are not the
+// process's service.
+var scopeID = regexp.MustCompile(`^(?:docker|libpod|cri-containerd|crio|containerd)-([0-9a-f]{12,64})\.scope$`)
 
 // ParseCgroup reads /proc/PID/cgroup (v1 or v2). It prefers the unified
 // (v2) line, then the v1 name=systemd line, then any other.
@@ -154,24 +154,18 @@ func ParseCgroup(b []byte) Cgroup {
 	return c
 }
 
+// containerOf names the container of one cgroup path: its id, or the
+// name of an LXC or systemd-nspawn container, which have no other. The
+// patterns live in package container.
 func containerOf(p string) string {
-	elems := strings.Split(p, "/")
-	for i := len(elems) - 1; i >= 0; i-- {
-		if m := scopeID.FindStringSubmatch(elems[i]); m != nil {
-			return m[1]
-		}
+	i, ok := container.FromPath(p)
+	if !ok {
+		return ""
 	}
-	if m := lxcPayload.FindStringSubmatch(p); m != nil {
-		return m[1]
+	if i.ID != "" {
+		return i.ID
 	}
-	for _, marker := range []string{"/docker/", "/kubepods", "/ecs/", "/actions_job/"} {
-		if strings.Contains(p, marker) {
-			if id := hex64.FindString(p[strings.Index(p, marker):]); id != "" {
-				return id
-			}
-		}
-	}
-	return ""
+	return i.Name
 }
 
 // unitOf returns the innermost systemd unit of a cgroup path: the last
