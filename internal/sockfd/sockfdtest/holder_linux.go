@@ -199,3 +199,32 @@ func Start(t testing.TB) *Holder {
 	}
 	return &Holder{PID: pid, Sockets: held}
 }
+
+// StartSharing starts a second process that holds the first listener of
+// h too (it inherits it from the test, which takes it with pidfd_getfd), and
+// returns its pid. It is killed, by pid, when the test ends.
+func StartSharing(t testing.TB, h *Holder) int {
+	t.Helper()
+	pidfd, err := unix.PidfdOpen(h.PID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.PidfdGetfd(pidfd, h.Sockets[0].FD, 0)
+	unix.Close(pidfd)
+	if err != nil {
+		t.Fatalf("taking the holder's socket: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "shared")
+	defer f.Close()
+	cmd := exec.Command("sleep", "600")
+	cmd.ExtraFiles = []*os.File{f}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		unix.Kill(pid, unix.SIGKILL)
+		cmd.Wait()
+	})
+	return pid
+}

@@ -1,0 +1,201 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/porteiro/porteiro/internal/sockfd"
+	"github.com/porteiro/porteiro/internal/sockfd/sockfdtest"
+	"github.com/porteiro/porteiro/internal/testenv"
+)
+
+// dumpPIDs is what `porteiro pid` gave before ScanPIDs: a scan of the
+// host, then the sockets that pids hold.
+func dumpPIDs(t *testing.T, pids []int, q Query) []Socket {
+	t.Helper()
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.Scan(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]bool{}
+	for _, p := range pids {
+		want[p] = true
+	}
+	var out []Socket
+	for _, s := range snap.Sockets {
+		for _, p := range s.Processes {
+			if want[p.PID] {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// steady clears what changes from one read of /proc/PID to the next
+// (%CPU over a lifetime that grows, RSS, the run state), so that two
+// scans of the same process compare equal.
+func steady(socks []Socket) []Socket {
+	out := make([]Socket, len(socks))
+	for i, s := range socks {
+		ps := make([]Process, len(s.Processes))
+		for j, p := range s.Processes {
+			p.CPUPercent, p.RSSBytes, p.State = 0, 0, ""
+			ps[j] = p
+		}
+		s.Processes = ps
+		out[i] = s
+	}
+	return out
+}
+
+func comparePIDScans(t *testing.T, name string, got, want []Socket) {
+	t.Helper()
+	got, want = steady(got), steady(want)
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	t.Errorf("%s: ScanPIDs gives %d sockets, the dump %d", name, len(got), len(want))
+	for i := 0; i < max(len(got), len(want)); i++ {
+		var g, w string
+		if i < len(got) {
+			g = fmt.Sprintf("%+v", got[i])
+		}
+		if i < len(want) {
+			w = fmt.Sprintf("%+v", want[i])
+		}
+		if g != w {
+			t.Errorf("socket %d:\n got %s\nwant %s", i, g, w)
+		}
+	}
+}
+
+// ScanPIDs gives, for a real process holding TCP and UDP sockets of both
+// families (listeners, a dual-stack [::] listener, a v6-only one, one bound
+// to lo, connections, UDP bound and connected), exactly what the dump gives
+// for the same process; and so for processes with hostile names.
+func TestScanPIDsMatchesTheDump(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: pidfd_getfd of another process")
+	}
+	h := sockfdtest.Start(t)
+	hostile := testenv.StartHostile(t)
+	pids := []int{h.PID}
+	for _, x := range hostile {
+		pids = append(pids, x.PID)
+	}
+	for _, q := range []Query{{States: MaskAll}, {}, {Protos: []Proto{UDP}, States: MaskAll}, {Families: []Family{IPv4}}, {Families: []Family{IPv6}, States: MaskAll}} {
+		name := fmt.Sprintf("query %+v", q)
+		sc := NewScanner(Options{})
+		snap, err := sc.ScanPIDs(context.Background(), pids, q)
+		sc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Source != "pidfd" {
+			t.Fatalf("%s: source %q, want pidfd", name, snap.Source)
+		}
+		comparePIDScans(t, name, snap.Sockets, dumpPIDs(t, pids, q))
+	}
+	// Every socket of the holder is there, once.
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(context.Background(), []int{h.PID}, Query{States: MaskAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sockets) != len(h.Sockets) {
+		t.Errorf("%d sockets of the holder, want %d", len(snap.Sockets), len(h.Sockets))
+	}
+	for _, s := range snap.Sockets {
+		if len(s.Processes) != 1 || s.Processes[0].PID != h.PID || len(s.Processes[0].FDs) != 1 {
+			t.Errorf("holders of %+v", s)
+		}
+	}
+}
+
+// A socket that several of the given processes hold lists each of them,
+// by pid, with its fds, as the dump does.
+func TestScanPIDsSharedSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: pidfd_getfd of another process")
+	}
+	h := sockfdtest.Start(t)
+	// The test process holds none of the holder's sockets; the holder's
+	// listener, passed again to a second holder, is shared.
+	h2 := sockfdtest.StartSharing(t, h)
+	q := Query{States: MaskAll}
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(context.Background(), []int{h2, h.PID}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePIDScans(t, "shared", snap.Sockets, dumpPIDs(t, []int{h.PID, h2}, q))
+	shared := 0
+	for _, s := range snap.Sockets {
+		if len(s.Processes) == 2 {
+			shared++
+		}
+	}
+	if shared != 1 {
+		t.Errorf("%d sockets with two holders, want 1", shared)
+	}
+}
+
+// When the kernel refuses pidfd_getfd, ScanPIDs falls back to the dump and
+// gives the same sockets. The refusal is a fake (fault injection): openPIDFD
+// is replaced by a function that returns what an old kernel returns.
+func TestScanPIDsFallsBackWhenRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the dump must see the holder's fds")
+	}
+	h := sockfdtest.Start(t)
+	orig := openPIDFD
+	t.Cleanup(func() { openPIDFD = orig })
+	calls := 0
+	openPIDFD = func(pid int) (*sockfd.Proc, error) {
+		calls++
+		return nil, fmt.Errorf("pidfd_open %d: %w: %w", pid, sockfd.ErrRefused, errors.ErrUnsupported)
+	}
+	q := Query{States: MaskAll}
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(context.Background(), []int{h.PID}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || snap.Source != "netlink" || len(snap.Notes) != 1 {
+		t.Errorf("after a refusal: %d calls, source %q, notes %q", calls, snap.Source, snap.Notes)
+	}
+	if len(snap.Sockets) != len(h.Sockets) {
+		t.Errorf("fallback: %d sockets, want %d", len(snap.Sockets), len(h.Sockets))
+	}
+	openPIDFD = orig
+	direct, err := sc.ScanPIDs(context.Background(), []int{h.PID}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePIDScans(t, "fallback", direct.Sockets, snap.Sockets)
+}
+
+// A pid that does not exist gives no sockets and no error; a fixture
+// procfs root falls back to the scan, which reads the fixture.
+func TestScanPIDsNoProcess(t *testing.T) {
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(context.Background(), []int{1 << 30}, Query{States: MaskAll})
+	if err != nil && !errors.Is(err, sockfd.ErrRefused) {
+		t.Fatal(err)
+	}
+	if err == nil && len(snap.Sockets) != 0 {
+		t.Errorf("sockets of no process: %+v", snap.Sockets)
+	}
+}
