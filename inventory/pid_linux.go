@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 
@@ -20,7 +21,7 @@ var openPIDFD = sockfd.Open
 
 // errOtherProcRoot says that the pidfd path cannot serve a procfs root
 // other than the live /proc: a fixture tree's pids are not the kernel's.
-var errOtherProcRoot = errors.New("procfs root is not /proc")
+var errOtherProcRoot = errors.New("the procfs root is not the /proc of this pid namespace, whose pids pidfd_open takes")
 
 // ScanPIDs returns the sockets that the processes pids hold, as Scan would
 // give them with the sockets of other processes left out: the same fields,
@@ -84,7 +85,7 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if s.opts.ProcRoot != "/proc" {
+	if s.opts.ProcRoot != "/proc" || !ownPIDNamespace(s.opts.ProcRoot) {
 		return nil, errOtherProcRoot
 	}
 	if s.netns == 0 {
@@ -162,6 +163,14 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 	}
 	sortSockets(socks)
 	return &Snapshot{Time: now, Source: "pidfd", Resolver: "pidfd", Sockets: socks, Privileged: true}, nil
+}
+
+// ownPIDNamespace reports whether procRoot is the procfs of porteiro's own
+// pid namespace, whose pids pidfd_open takes: a /proc mounted by the
+// host, seen from a container, names other processes by the same numbers.
+func ownPIDNamespace(procRoot string) bool {
+	l, err := os.Readlink(procRoot + "/self")
+	return err == nil && l == strconv.Itoa(os.Getpid())
 }
 
 // pidSocket builds the Socket that the dump would give for what a socket

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/porteiro/porteiro/internal/sockfd"
@@ -197,5 +199,35 @@ func TestScanPIDsNoProcess(t *testing.T) {
 	}
 	if err == nil && len(snap.Sockets) != 0 {
 		t.Errorf("sockets of no process: %+v", snap.Sockets)
+	}
+}
+
+// BenchmarkScanPIDs is `porteiro pid` on a process that holds n TCP and UDP
+// sockets and n unix sockets: ns/socket and allocs/socket are per TCP or
+// UDP socket, process details included.
+func BenchmarkScanPIDs(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: pidfd_getfd of another process")
+	}
+	for _, n := range []int{10, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			pid := sockfdtest.StartN(b, n)
+			sc := NewScanner(Options{})
+			defer sc.Close()
+			b.ReportAllocs()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			for b.Loop() {
+				snap, err := sc.ScanPIDs(context.Background(), []int{pid}, Query{States: MaskAll})
+				if err != nil || len(snap.Sockets) != n || snap.Source != "pidfd" {
+					b.Fatalf("%v", err)
+				}
+			}
+			runtime.ReadMemStats(&m1)
+			per := float64(b.N * n)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/socket")
+			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/per, "allocs/socket")
+			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/per, "B/socket")
+		})
 	}
 }

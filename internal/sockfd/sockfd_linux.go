@@ -75,6 +75,10 @@ type Proc struct {
 	lbuf  [64]byte
 	sbuf  [128]byte
 	st    unix.Stat_t
+	// netns maps a namespace's cookie (SO_NETNS_COOKIE, one getsockopt)
+	// to its inode (SIOCGSKNS, fstat and close: three calls and a file),
+	// so that the second socket of a namespace costs one call.
+	netns map[uint64]uint64
 }
 
 // Open opens a pidfd for pid. The error matches ErrNoProcess when there is
@@ -275,13 +279,34 @@ func (p *Proc) query(dup, fd int, s *Socket) bool {
 		v, err := unix.GetsockoptInt(dup, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 		s.V6Only = err == nil && v != 0
 	}
-	if nsfd, err := unix.IoctlRetInt(dup, unix.SIOCGSKNS); err == nil {
-		if unix.Fstat(nsfd, &p.st) == nil {
-			s.NetNS = p.st.Ino
-		}
-		unix.Close(nsfd)
-	}
+	s.NetNS = p.netnsOf(dup)
 	return true
+}
+
+// netnsOf returns the inode of the network namespace of socket fd, or 0
+// when SIOCGSKNS is refused.
+func (p *Proc) netnsOf(fd int) uint64 {
+	cookie, cerr := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if cerr == nil {
+		if ino, ok := p.netns[cookie]; ok {
+			return ino
+		}
+	}
+	nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(nsfd)
+	if unix.Fstat(nsfd, &p.st) != nil {
+		return 0
+	}
+	if cerr == nil { // Linux 5.14 and later
+		if p.netns == nil {
+			p.netns = make(map[uint64]uint64, 1)
+		}
+		p.netns[cookie] = p.st.Ino
+	}
+	return p.st.Ino
 }
 
 // name runs getsockname or getpeername into the Proc's buffer.

@@ -248,21 +248,33 @@ func TestNetNSOfASocketOnly(t *testing.T) {
 	}
 }
 
+// BenchmarkSockets reads the sockets of a process that holds n TCP and
+// UDP sockets and n unix sockets; ns/socket and allocs/socket are per TCP
+// or UDP socket.
 func BenchmarkSockets(b *testing.B) {
 	needRoot(b)
-	h := sockfdtest.Start(b)
-	p, err := sockfd.Open(h.PID)
-	if err != nil {
-		b.Fatal(err)
+	for _, n := range []int{10, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			pid := sockfdtest.StartN(b, n)
+			p, err := sockfd.Open(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			var out []sockfd.Socket
+			b.ReportAllocs()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			for b.Loop() {
+				out, err = p.Sockets("/proc", out[:0])
+				if err != nil || len(out) != n {
+					b.Fatalf("%d sockets, %v", len(out), err)
+				}
+			}
+			runtime.ReadMemStats(&m1)
+			per := float64(b.N * n)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/socket")
+			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/per, "allocs/socket")
+		})
 	}
-	defer p.Close()
-	var out []sockfd.Socket
-	b.ReportAllocs()
-	for b.Loop() {
-		out, err = p.Sockets("/proc", out[:0])
-		if err != nil || len(out) != len(h.Sockets) {
-			b.Fatalf("%d sockets, %v", len(out), err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(h.Sockets)), "ns/socket")
 }

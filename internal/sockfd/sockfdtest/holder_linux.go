@@ -228,3 +228,52 @@ func StartSharing(t testing.TB, h *Holder) int {
 	})
 	return pid
 }
+
+// StartN starts a process that holds n sockets on 127.0.0.1, half TCP
+// listeners and half bound UDP sockets, and as many unix sockets, as a
+// busy server does; for benchmarks. It returns the pid, and kills the
+// process, by pid, when the test ends.
+func StartN(t testing.TB, n int) int {
+	t.Helper()
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i := range n {
+		typ := unix.SOCK_STREAM
+		if i%2 == 1 {
+			typ = unix.SOCK_DGRAM
+		}
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "inet"))
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if typ == unix.SOCK_STREAM {
+			if err := unix.Listen(fd, 8); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, os.NewFile(uintptr(u), "unix"))
+	}
+	cmd := exec.Command("sleep", "600")
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		unix.Kill(pid, unix.SIGKILL)
+		cmd.Wait()
+	})
+	return pid
+}
