@@ -9,6 +9,12 @@
 // pidfd_getfd needs the right to ptrace the process (PTRACE_MODE_ATTACH) and
 // Linux 5.6; without them the calls fail with an error that matches
 // ErrRefused, and the caller falls back to the dump.
+//
+// Only reads are made on a duplicate, and it is closed at once. One side
+// effect remains, the kernel's: like a socket received over a unix socket,
+// a duplicate takes the cgroup v1 net_cls classid and net_prio index of the
+// process that receives it (__receive_sock), which matters only where those
+// v1 controllers shape traffic.
 package sockfd
 
 import (

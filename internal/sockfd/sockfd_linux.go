@@ -60,10 +60,12 @@ type Socket struct {
 	NetNS uint64
 }
 
-// Kernel states of UDP sockets, as sock_diag reports them.
+// Kernel socket states (include/net/tcp_states.h); UDP sockets take the
+// first two, as sock_diag reports them.
 const (
 	stateEstablished = 1
 	stateClose       = 7
+	stateListen      = 10
 )
 
 // Proc is one process, pinned by a pidfd: its pid cannot be reused while
@@ -251,25 +253,32 @@ func (p *Proc) query(dup, fd int, s *Socket) bool {
 		return false
 	}
 	s.Local = local
-	fam, remote, ok := p.name(dup, unix.SYS_GETPEERNAME)
-	connected := ok && fam == s.Family
-	if connected {
-		s.Remote = remote
-	} else if dom == unix.AF_INET {
-		s.Remote = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
-	} else {
-		s.Remote = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
-	}
 	if proto == unix.IPPROTO_TCP {
 		st, ok := tcpState(dup)
 		if !ok {
 			return false
 		}
 		s.State = st
-	} else if connected {
-		s.State = stateEstablished
-	} else {
+	}
+	connected := false
+	if s.State != stateListen { // a listener has no peer: save the call
+		fam, remote, ok := p.name(dup, unix.SYS_GETPEERNAME)
+		if connected = ok && fam == s.Family; connected {
+			s.Remote = remote
+		}
+	}
+	if !connected {
+		if dom == unix.AF_INET {
+			s.Remote = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		} else {
+			s.Remote = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+		}
+	}
+	if proto == unix.IPPROTO_UDP {
 		s.State = stateClose
+		if connected {
+			s.State = stateEstablished
+		}
 	}
 	if idx, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX); err == nil && idx > 0 {
 		s.IfIndex = uint32(idx)
