@@ -262,7 +262,7 @@ func (p *Proc) query(dup, fd int, s *Socket) bool {
 	}
 	connected := false
 	if s.State != stateListen { // a listener has no peer: save the call
-		fam, remote, ok := p.name(dup, unix.SYS_GETPEERNAME)
+		fam, remote, ok := p.peer(dup, dom)
 		if connected = ok && fam == s.Family; connected {
 			s.Remote = remote
 		}
@@ -322,6 +322,23 @@ func (p *Proc) netnsOf(fd int) uint64 {
 func (p *Proc) name(fd int, trap uintptr) (uint16, netip.AddrPort, bool) {
 	n := uint32(len(p.sbuf))
 	_, _, e := unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p.sbuf[0])), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return 0, netip.AddrPort{}, false
+	}
+	return parseSockaddr(p.sbuf[:min(int(n), len(p.sbuf))])
+}
+
+// peer reads the peer's address with SO_PEERNAME rather than
+// getpeername(2): the kernel then answers for a TCP socket that is still
+// connecting (SYN-SENT), whose peer sock_diag reports, where getpeername
+// says ENOTCONN. The length must be that of the family's sockaddr exactly.
+func (p *Proc) peer(fd, family int) (uint16, netip.AddrPort, bool) {
+	n := uint32(unix.SizeofSockaddrInet4)
+	if family == unix.AF_INET6 {
+		n = unix.SizeofSockaddrInet6
+	}
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERNAME,
+		uintptr(unsafe.Pointer(&p.sbuf[0])), uintptr(unsafe.Pointer(&n)), 0)
 	if e != 0 {
 		return 0, netip.AddrPort{}, false
 	}

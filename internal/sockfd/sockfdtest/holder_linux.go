@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +39,7 @@ type Holder struct {
 
 const (
 	stateEstablished = 1
+	stateSynSent     = 2
 	stateClose       = 7
 	stateListen      = 10
 )
@@ -162,6 +164,16 @@ func Start(t testing.TB) *Holder {
 	udp("udp dual-stack", "udp", "[::]:0", "", unix.AF_INET6, false)
 	udp("udp6 connected", "udp6", "[::1]:0", "[::1]:9", unix.AF_INET6, false)
 
+	synSent(t, func(name string, fd int, h Held) {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		h.Name, h.TCP, h.Inode, h.FD, h.Family = name, true, st.Ino, 3+len(files), unix.AF_INET
+		files = append(files, os.NewFile(uintptr(fd), name))
+		held = append(held, h)
+	})
+
 	// Not TCP or UDP: a unix socketpair and a pipe.
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -276,4 +288,70 @@ func StartN(t testing.TB, n int) int {
 		cmd.Wait()
 	})
 	return pid
+}
+
+// synSent makes a connection that stays in SYN-SENT, and gives add its fd,
+// with the listener it connects to and the connections that got through:
+// the listener's accept queue (backlog 0) is full after one connection, so
+// the kernel drops the next SYNs, for the two minutes of SYN retries.
+func synSent(t testing.TB, add func(name string, fd int, h Held)) {
+	t.Helper()
+	l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(l, 0); err != nil {
+		t.Fatal(err)
+	}
+	la := addrPort(t, l, false)
+	add("tcp4 listener, accept queue full", l, Held{State: stateListen, Local: la})
+	for range 8 {
+		c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Connect(c, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: int(la.Port())}); err != nil && err != unix.EINPROGRESS {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		info, err := unix.GetsockoptTCPInfo(c, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := Held{State: info.State, Local: addrPort(t, c, false), Remote: la}
+		switch info.State {
+		case stateSynSent:
+			add("tcp4 connecting (SYN-SENT)", c, h)
+			return
+		case stateEstablished:
+			add("tcp4 connection waiting to be accepted", c, h)
+		default:
+			t.Fatalf("a connection to a full accept queue is in state %d", info.State)
+		}
+	}
+	t.Fatal("no connection stayed in SYN-SENT")
+}
+
+// addrPort returns the local (or peer) address of socket fd.
+func addrPort(t testing.TB, fd int, peer bool) netip.AddrPort {
+	t.Helper()
+	get := unix.Getsockname
+	if peer {
+		get = unix.Getpeername
+	}
+	sa, err := get(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	t.Fatalf("address %v", sa)
+	return netip.AddrPort{}
 }
