@@ -33,11 +33,11 @@ var errOtherProcRoot = errors.New("the procfs root is not the /proc of this pid 
 // walking every process. It sees the sockets in whatever network namespace
 // they are; Scan sees the scanner's namespace only.
 //
-// Two things differ from Scan. A socket that processes outside pids hold
-// too lists only its holders among pids: finding the others takes the walk
-// of every process, which is what ScanPIDs saves. And a TCP socket that
-// was connected, then closed by its peer (state CLOSE, still held by the
-// process) is listed, with its port, where the dump no longer shows it.
+// One thing differs from Scan: a socket that processes outside pids hold
+// too lists only its holders among pids. Finding the others takes the walk
+// of every process, which is what ScanPIDs saves. Like the dump, it leaves
+// out TCP sockets in state CLOSE (bound only, or reset by the peer and not
+// yet closed by the process), though the process holds them.
 //
 // When the kernel refuses pidfd_getfd (no right to ptrace a process, or a
 // kernel before 5.6), or the procfs root is not /proc, ScanPIDs falls back
@@ -187,11 +187,15 @@ func (s *Scanner) pidSocket(ss *sockfd.Socket, q Query) (Socket, bool) {
 	if !q.WantsProto(p) || !q.WantsFamily(fam) || !q.Mask(p).Has(ss.State) {
 		return Socket{}, false
 	}
+	if p == TCP && ss.State == TCPClose {
+		// Bound only, or closed by the peer: in none of the tables the
+		// dump reads (Linux 6.8 lists bound-only sockets, but under a
+		// state bit of their own that no query sets).
+		return Socket{}, false
+	}
 	so := newSocket(p, fam, ss.State, ss.Local, ss.Remote, ss.UID, ss.Inode)
 	if so.Local.Port == 0 {
-		// UDP not bound (fromDiag drops it), TCP not bound (in no
-		// table the dump reads).
-		return Socket{}, false
+		return Socket{}, false // UDP not bound: fromDiag drops it
 	}
 	if fam == IPv6 && so.Local.Address.IsUnspecified() {
 		so.DualStack = !ss.V6Only

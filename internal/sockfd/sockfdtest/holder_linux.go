@@ -291,7 +291,8 @@ func StartN(t testing.TB, n int) int {
 }
 
 // synSent makes a connection that stays in SYN-SENT, and gives add its fd,
-// with the listener it connects to and the connections that got through:
+// with the listener it connects to, the connections that got through, and
+// a TCP socket that is bound only:
 // the listener's accept queue (backlog 0) is full after one connection, so
 // the kernel drops the next SYNs, for the two minutes of SYN retries.
 func synSent(t testing.TB, add func(name string, fd int, h Held)) {
@@ -308,6 +309,15 @@ func synSent(t testing.TB, add func(name string, fd int, h Held)) {
 	}
 	la := addrPort(t, l, false)
 	add("tcp4 listener, accept queue full", l, Held{State: stateListen, Local: la})
+	// Bound, neither listening nor connected: state CLOSE, a port taken.
+	b, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(b, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	add("tcp4 bound only", b, Held{State: stateClose, Local: addrPort(t, b, false)})
 	for range 8 {
 		c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
@@ -354,4 +364,17 @@ func addrPort(t testing.TB, fd int, peer bool) netip.AddrPort {
 	}
 	t.Fatalf("address %v", sa)
 	return netip.AddrPort{}
+}
+
+// Dumped counts the held sockets that a sock_diag dump of every state
+// lists: all but the TCP sockets in state CLOSE, which are in no table it
+// reads.
+func (h *Holder) Dumped() int {
+	n := 0
+	for _, s := range h.Sockets {
+		if !s.TCP || s.State != stateClose {
+			n++
+		}
+	}
+	return n
 }
