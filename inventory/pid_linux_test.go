@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
 	"runtime"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/porteiro/porteiro/internal/sockfd"
 	"github.com/porteiro/porteiro/internal/sockfd/sockfdtest"
@@ -229,5 +232,105 @@ func BenchmarkScanPIDs(b *testing.B) {
 			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/per, "allocs/socket")
 			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/per, "B/socket")
 		})
+	}
+}
+
+// A process's sockets in another network namespace, one that only its
+// sockets lead to, are listed with that namespace, and a device bound
+// there is named as that namespace names it. The dump of the scanner's
+// namespace cannot see them.
+func TestScanPIDsOtherNetNS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: unshare(CLONE_NEWNET) and pidfd_getfd")
+	}
+	type made struct {
+		fds []int
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		// The thread changes namespace: if it cannot come back it stays
+		// locked, and the runtime ends it with the goroutine.
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- made{err: err}
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- made{err: err}
+			return
+		}
+		var m made
+		for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+			fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+			if err == nil && typ == unix.SOCK_DGRAM {
+				err = unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "lo")
+			}
+			if err == nil {
+				err = unix.Bind(fd, &unix.SockaddrInet4{})
+			}
+			if err == nil && typ == unix.SOCK_STREAM {
+				err = unix.Listen(fd, 8)
+			}
+			m.fds = append(m.fds, fd)
+			if m.err == nil {
+				m.err = err
+			}
+		}
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			ch <- made{err: fmt.Errorf("setns back: %w", err)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- m
+	}()
+	m := <-ch
+	var files []*os.File
+	for _, fd := range m.fds {
+		files = append(files, os.NewFile(uintptr(fd), "inet"))
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	cmd := exec.Command("sleep", "600")
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		unix.Kill(pid, unix.SIGKILL)
+		cmd.Wait()
+	})
+	host := selfNetNS("/proc")
+	sc := NewScanner(Options{})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(context.Background(), []int{pid}, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sockets) != 2 {
+		t.Fatalf("%d sockets, want the TCP and the UDP listener: %+v", len(snap.Sockets), snap.Sockets)
+	}
+	for _, s := range snap.Sockets {
+		if s.NetNS == host || s.NetNS == 0 || s.NetNS != snap.Sockets[0].NetNS {
+			t.Errorf("%s %v in namespace %d (the host's is %d)", s.Proto, s.Local, s.NetNS, host)
+		}
+		if want := map[Proto]string{TCP: "", UDP: "lo"}[s.Proto]; s.Interface != want {
+			t.Errorf("%s bound to %q, want %q", s.Proto, s.Interface, want)
+		}
+		if !s.Listening || s.Exposure != ExposureAll || len(s.Processes) != 1 || s.Processes[0].PID != pid {
+			t.Errorf("%+v", s)
+		}
+	}
+	if got := dumpPIDs(t, []int{pid}, Query{}); len(got) != 0 {
+		t.Errorf("the dump of the host's namespace sees %d of them", len(got))
 	}
 }
