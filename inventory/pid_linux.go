@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -221,22 +220,35 @@ func (s *Scanner) pidSocket(ss *sockfd.Socket, q Query) (Socket, bool) {
 
 // attachPIDHolders gives each socket its holders, ordered by pid and fd as
 // buildOwners orders them, one Process per pid with its fds, and drops the
-// sockets left without a holder (their process exited meanwhile).
+// sockets left without a holder (their process exited meanwhile). The
+// holders come in pid order (scanPIDs goes through the pids in order), so
+// a stable counting sort by socket keeps that order, and no generic sort
+// is instantiated for them (the client's size is budgeted).
 func (s *Scanner) attachPIDHolders(socks []Socket, holders []pidHolder, procs map[int]*Process) []Socket {
-	slices.SortFunc(holders, func(a, b pidHolder) int {
-		return cmp.Or(cmp.Compare(a.idx, b.idx), cmp.Compare(a.pid, b.pid), cmp.Compare(a.fd, b.fd))
-	})
+	pos := make([]int, len(socks)+1)
+	for _, h := range holders {
+		pos[h.idx+1]++
+	}
+	for i := 1; i < len(pos); i++ {
+		pos[i] += pos[i-1]
+	}
+	byIdx := make([]pidHolder, len(holders))
+	for _, h := range holders {
+		byIdx[pos[h.idx]] = h
+		pos[h.idx]++
+	}
 	fds := make([]int, 0, len(holders))
-	for i := 0; i < len(holders); {
-		h := holders[i]
+	for i := 0; i < len(byIdx); {
+		h := byIdx[i]
 		f0 := len(fds)
-		for i < len(holders) && holders[i].idx == h.idx && holders[i].pid == h.pid {
-			fds = append(fds, holders[i].fd)
+		for i < len(byIdx) && byIdx[i].idx == h.idx && byIdx[i].pid == h.pid {
+			fds = append(fds, byIdx[i].fd)
 			i++
 		}
 		if d, ok := procs[h.pid]; ok {
 			cp := *d
 			cp.FDs = fds[f0:len(fds):len(fds)]
+			slices.Sort(cp.FDs) // the fd directory lists them in order already
 			socks[h.idx].Processes = append(socks[h.idx].Processes, cp)
 		}
 	}
