@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/sockfd"
 )
 
@@ -101,8 +102,13 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 		holders []pidHolder
 		procs   = map[int]*Process{}
 		buf     []sockfd.Socket
-		res     = &Resolver{ProcRoot: s.opts.ProcRoot} // details only: no iterator
+		// The scan's own reader of process details. Its init is not
+		// run: the iterator is not wanted, nor the hidepid check, which
+		// reads every mount of the host.
+		res  = &Resolver{ProcRoot: s.opts.ProcRoot}
+		dbuf []byte
 	)
+	res.btime, _ = procfs.BootTime(s.opts.ProcRoot)
 	for _, pid := range pids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -141,7 +147,7 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 			// Details read while the pidfd is open and the process
 			// still alive after them are that process's: its pid
 			// cannot have been reused in between.
-			if d := res.Process(pid); d != nil && p.Alive() {
+			if d := res.process(pid, now, &dbuf); d != nil && p.Alive() {
 				procs[pid] = d
 			} else {
 				holders = holders[:h0] // exited meanwhile
@@ -237,19 +243,27 @@ func (s *Scanner) attachPIDHolders(socks []Socket, holders []pidHolder, procs ma
 		byIdx[pos[h.idx]] = h
 		pos[h.idx]++
 	}
+	// One array of fds and one of Processes for all sockets, each socket
+	// a capped part of them, as newOwnerArena does for the scan.
 	fds := make([]int, 0, len(holders))
+	arena := make([]Process, 0, len(holders))
 	for i := 0; i < len(byIdx); {
-		h := byIdx[i]
-		f0 := len(fds)
-		for i < len(byIdx) && byIdx[i].idx == h.idx && byIdx[i].pid == h.pid {
-			fds = append(fds, byIdx[i].fd)
-			i++
+		idx, p0 := byIdx[i].idx, len(arena)
+		for i < len(byIdx) && byIdx[i].idx == idx {
+			pid, f0 := byIdx[i].pid, len(fds)
+			for i < len(byIdx) && byIdx[i].idx == idx && byIdx[i].pid == pid {
+				fds = append(fds, byIdx[i].fd)
+				i++
+			}
+			if d, ok := procs[pid]; ok {
+				cp := *d
+				cp.FDs = fds[f0:len(fds):len(fds)]
+				slices.Sort(cp.FDs) // the fd directory lists them in order already
+				arena = append(arena, cp)
+			}
 		}
-		if d, ok := procs[h.pid]; ok {
-			cp := *d
-			cp.FDs = fds[f0:len(fds):len(fds)]
-			slices.Sort(cp.FDs) // the fd directory lists them in order already
-			socks[h.idx].Processes = append(socks[h.idx].Processes, cp)
+		if len(arena) > p0 {
+			socks[idx].Processes = arena[p0:len(arena):len(arena)]
 		}
 	}
 	kept := socks[:0]
