@@ -86,7 +86,7 @@ go build -o "$bin/timeit" ./bench/timeit
 
 echo "== starting the $preset load" >&2
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
-"$bin/loadgen" -preset "$preset" -duration 2h ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
+"$bin/loadgen" -preset "$preset" -duration 2h -pidfile "$tmp/pids" ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
 lgpid=$!
 for _ in $(seq 1200); do
 	grep -qs '^ready' "$tmp/loadgen.out" && break
@@ -103,6 +103,10 @@ ready=$(grep '^ready' "$tmp/loadgen.out") || {
 }
 echo "$ready" >&2
 port=$(sed -n 's/.* who_port=\([0-9]*\).*/\1/p' <<<"$ready")
+# `porteiro pid` asks about one holder: the first after loadgen itself, a
+# process with a handful of sockets, as a service is.
+holder=$(sed -n 2p "$tmp/pids")
+holder_socks=$(ss -H -tuanp | grep -c "pid=$holder,") || true
 sleep 2
 
 # What is on the host now, counted by ss and by porteiro (one line per socket).
@@ -119,6 +123,7 @@ echo "== timing: $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_ru
 "$bin/timeit" -runs "$runs" -warmup "$warmup" -json "$tmp/t.json" \
 	-c "porteiro list::$bin/porteiro list" \
 	-c "ss -tlnp::ss -tlnp" \
+	-c "porteiro pid PID::$bin/porteiro pid $holder" \
 	-c "porteiro list --all::$bin/porteiro list --all" \
 	-c "ss -tunap::ss -tunap" \
 	-c "porteiro who PORT::$bin/porteiro who $port" \
@@ -149,8 +154,8 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t ? "met" : "MISSED") }
 mb() { j "$1" "" '.results[] | select(.command == $a) | .max_rss_kib_median / 1024 * 10 | round / 10'; }
 
 case $preset in
-large) t_list=0.35 t_all=0.15 ;;
-*) t_list=0.5 t_all= ;;
+large) t_list=0.35 t_all=0.15 t_pid=0.05 ;;
+*) t_list=0.5 t_all= t_pid= ;;
 esac
 
 out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
@@ -164,6 +169,7 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	echo "- on the host before the load: $base_procs processes, $base_socks TCP/UDP sockets"
 	echo "- on the host during the run: $procs processes, $fds fds;" \
 		"ss sees $ss_listen listening and $ss_all TCP/UDP sockets, porteiro $pt_listen and $pt_all"
+	echo "- \`porteiro pid PID\` asks about pid $holder, a holder of $holder_socks TCP/UDP sockets"
 	echo "- porteiro finds owners with: $resolver (\`taskfd\`: the kernel's task-file iterator;" \
 		"the \`/proc walk\` rows force the walk that runs without CAP_BPF)"
 	echo "- $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_runs), output to /dev/null (\`bench/timeit\`)"
@@ -187,6 +193,7 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	}
 	row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
 	row "porteiro list --all / ss -tunap" "porteiro list --all" "ss -tunap" "$t_all"
+	row "porteiro pid PID / ss -tlnp" "porteiro pid PID" "ss -tlnp" "$t_pid"
 	row "porteiro who / fuser" "porteiro who PORT" "fuser PORT/tcp" 0.5
 	row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" ""
 	row "porteiro list --all, /proc walk / ss -tunap" "porteiro list --all, /proc walk" "ss -tunap" ""
@@ -200,6 +207,7 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 	else
 		echo "Peak RSS of \`porteiro list\`: $rss MB."
 	fi
+	echo "Peak RSS of \`porteiro pid PID\`: $(mb "porteiro pid PID") MB."
 } >"$out"
 cp "$tmp/t.json" "${out%.md}.json"
 cat "$out"

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +24,14 @@ func newPidCmd(env *Env) *cobra.Command {
 		Use:   "pid PID...",
 		Short: "Show the sockets that a process holds",
 		Long: `Show every TCP and UDP socket that the given processes hold: listeners and
-connections. With --listening, only listeners.
+connections, in whatever network namespace they are. With --listening, only
+listeners.
+
+porteiro asks each of the processes' sockets directly (pidfd_getfd), so the
+cost follows the processes, not the host. A socket that other processes share
+lists only its holders among the given pids: "porteiro who PORT" lists them
+all. Where pidfd_getfd is refused (no right to ptrace the process, a kernel
+before 5.6), porteiro reads every socket of the host instead, as "list" does.
 
 Exit status: 0 when the process holds at least one socket, 1 when it holds
 none or does not exist, 2 on bad input.`,
@@ -50,7 +60,11 @@ none or does not exist, 2 on bad input.`,
 					missing = append(missing, p)
 				}
 			}
-			snap, err := scan(f, q)
+			list := make([]int, 0, len(pids))
+			for p := range pids {
+				list = append(list, p)
+			}
+			snap, err := scanPIDs(f, list, q)
 			if err != nil {
 				return err
 			}
@@ -77,4 +91,17 @@ none or does not exist, 2 on bad input.`,
 	f.addProto(c)
 	c.Flags().BoolVarP(&listening, "listening", "l", false, "only listening sockets")
 	return c
+}
+
+// scanPIDs lists the sockets of pids, interruptible with Ctrl-C.
+func scanPIDs(f *sockFlags, pids []int, q inventory.Query) (*inventory.Snapshot, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners})
+	defer sc.Close()
+	snap, err := sc.ScanPIDs(ctx, pids, q)
+	if err != nil {
+		return nil, exitWith(ExitUsage, fmt.Errorf("%w; porteiro needs pidfd_getfd, the sock_diag netlink interface or a readable /proc/net", err))
+	}
+	return snap, nil
 }
