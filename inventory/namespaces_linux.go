@@ -361,3 +361,33 @@ func MatchNetNS(sel string, ni NamespaceInfo) bool {
 	}
 	return globMatch(sel, ni.Name)
 }
+
+// namespaceNames names the namespaces in inodes for a scan that did not
+// discover them (the pid path): the host's alone costs one readlink, any
+// other a discovery. A namespace that discovery does not find is one only
+// sockets lead to.
+func namespaceNames(ctx context.Context, procRoot string, inodes map[uint64]bool) map[uint64]NamespaceInfo {
+	host := netns.HostInode(procRoot)
+	out := map[uint64]NamespaceInfo{}
+	if host != 0 {
+		out[host] = NamespaceInfo{Inode: host, Name: "host", Host: true}
+	}
+	need := false
+	for ino := range inodes {
+		if _, ok := out[ino]; !ok {
+			need = true
+		}
+	}
+	if !need {
+		return out
+	}
+	if set, err := netns.Discover(ctx, procRoot); err == nil {
+		out = (&NamespacesSource{ProcRoot: procRoot, Namer: &container.Namer{}}).name(set)
+	}
+	for ino := range inodes {
+		if _, ok := out[ino]; !ok {
+			out[ino] = NamespaceInfo{Inode: ino, Name: "orphan", Orphan: true}
+		}
+	}
+	return out
+}

@@ -157,6 +157,22 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 	}
 	socks = s.attachPIDHolders(socks, holders, procs)
 	socks = filterFamilies(socks, q)
+	inodes := map[uint64]bool{}
+	for i := range socks {
+		inodes[socks[i].NetNS] = true
+	}
+	names := namespaceNames(ctx, s.opts.ProcRoot, inodes)
+	named := socks[:0]
+	for i := range socks {
+		ni, ok := names[socks[i].NetNS]
+		if ok {
+			socks[i].NetNSName, socks[i].Container = ni.Name, ni.Container
+		}
+		if q.wantsNamespace(ni) {
+			named = append(named, socks[i])
+		}
+	}
+	socks = named
 	if q.Keep != nil {
 		kept := socks[:0]
 		for i := range socks {

@@ -330,7 +330,13 @@ func TestScanPIDsOtherNetNS(t *testing.T) {
 			t.Errorf("%+v", s)
 		}
 	}
-	if got := dumpPIDs(t, []int{pid}, Query{}); len(got) != 0 {
-		t.Errorf("the dump of the host's namespace sees %d of them", len(got))
+	for _, s := range snap.Sockets {
+		if s.NetNSName != "orphan" {
+			t.Errorf("%s %v: netns_name %q, want orphan (only sockets lead there)", s.Proto, s.Local, s.NetNSName)
+		}
+	}
+	// The dump reaches that namespace through the same sockets.
+	if got := dumpPIDs(t, []int{pid}, Query{}); len(got) != 2 {
+		t.Errorf("the dump sees %d of them, want 2", len(got))
 	}
 }

@@ -219,6 +219,15 @@ func ipNetnsName(path string) (string, bool) {
 	return "", false
 }
 
+// HostInode returns the inode of the host's network namespace (PID 1's),
+// or 0 when it cannot be read.
+func HostInode(procRoot string) uint64 {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	return hostNS(procRoot)
+}
+
 // hostNS returns the inode of PID 1's network namespace. Where PID 1's
 // link is not readable (a PID 1 that refuses even root), kthreadd's is
 // used: kernel threads live in the initial namespace.
