@@ -32,6 +32,18 @@ STATE, PID (every holder, comma-separated), USER, PROCESS and COMMAND.
 container and executable. UDP sockets that are bound and not connected count
 as listening and show the state UNCONN, as in ss.
 
+Every network namespace is listed in one scan: the host's, those of
+containers (docker, podman, containerd and Kubernetes, CRI-O, LXC,
+systemd-nspawn), those of "ip netns", those only a process is in, and those
+that only a socket leads to (a process opened it there and left). A NETNS
+column appears when a socket shown is outside the host; it names the
+namespace: host, the container's name, the ip netns name, "pid N (comm)" for
+its first process, or orphan. EXPOSURE is about the socket's own namespace:
+"all (in container web-1)" is every interface of that container, not of the
+host. --netns host|NAME|INODE|all restricts the scan (names may be globs).
+Without root, namespaces that cannot be entered are read through
+/proc/PID/net of a member when possible, and a note says which.
+
 A socket whose process can't be seen is still listed, with the reason:
 not permitted (run as root), no process in this PID namespace, or the process
 exited during the scan.
@@ -45,6 +57,8 @@ Exit status: 0 when at least one socket is listed, 1 when nothing matched,
 2 on bad usage or when sockets could not be read.`,
 		Example: `  porteiro list
   porteiro list --tcp -4 --port 80,443
+  porteiro list --netns host
+  porteiro list --netns 'web-*' -o wide
   porteiro list --all --state established --user www-data
   porteiro list -o json | jq '.sockets[] | select(.exposure=="all")'`,
 		Args: cobra.NoArgs,
