@@ -149,6 +149,9 @@ type Socket struct {
 	// Container is the container whose network namespace the socket is
 	// in, when it is one's.
 	Container *Container `json:"container,omitempty"`
+	// Forward is, for a published port (docker-proxy's listener), the
+	// container address and port it forwards to.
+	Forward *Forward `json:"forwards_to,omitempty"`
 	// Interface is the device the socket is bound to (SO_BINDTODEVICE), if any.
 	Interface string `json:"interface,omitempty"`
 	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4

@@ -55,6 +55,8 @@ type NamespaceInfo struct {
 	Orphan bool
 	// Container is the container the namespace belongs to, if any.
 	Container *Container
+	// Member is a member process, 0 when none is.
+	Member int
 }
 
 // NewNamespacesSource returns a source over every network namespace.
@@ -259,11 +261,19 @@ func (s *NamespacesSource) name(set *netns.Set) map[uint64]NamespaceInfo {
 	out := make(map[uint64]NamespaceInfo, len(set.ByInode))
 	for ino, n := range set.ByInode {
 		ni := NamespaceInfo{Inode: ino, Name: n.Name(), Host: n.Host, Orphan: n.Orphan()}
+		if m := n.MemberPIDs(); len(m) > 0 {
+			ni.Member = m[0]
+		}
 		if !n.Host && s.Namer != nil {
 			for _, pid := range n.MemberPIDs() {
 				if info, ok := s.Namer.ForPID(s.ProcRoot, pid); ok {
 					ni.Container = containerOf(info)
 					ni.Name = info.Label()
+					if ni.Name == "host" || ni.Name == "orphan" {
+						// A container may be called so; the name must
+						// not pass for the host or an orphan.
+						ni.Name = info.Runtime + ":" + ni.Name
+					}
 					break
 				}
 			}

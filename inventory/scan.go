@@ -321,6 +321,7 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 			missing[e.reason]++
 		}
 	}
+	s.linkForwards(socks)
 	for _, r := range []Reason{ReasonNotPermitted, ReasonNoProcess, ReasonExited, ReasonKernel} {
 		if n := missing[r]; n > 0 {
 			snap.Notes = append(snap.Notes, fmt.Sprintf("%d socket(s) without a process: %s", n, r.Hint()))

@@ -286,12 +286,11 @@ func printNotes(env *Env, snap *inventory.Snapshot, socks []inventory.Socket) {
 	}
 	for _, n := range snap.Notes {
 		// The notes about owners are written above, for the sockets
-		// shown; the namespaces' are written as they are. Processes whose
-		// namespace could not be read are the unprivileged note's.
+		// shown; the namespaces' are written as they are. As root, a
+		// process whose namespace cannot be read is one that refuses
+		// even root (a PID 1 that does): its sockets are explained by
+		// their own note.
 		if strings.Contains(n, "socket(s) without a process") || (strings.HasPrefix(n, "the network namespace of") && snap.Privileged) {
-			continue
-		}
-		if !snap.Privileged && strings.HasPrefix(n, "the network namespace of") {
 			continue
 		}
 		fmt.Fprintf(env.Stderr, "porteiro: note: %s\n", render.Escape(n))

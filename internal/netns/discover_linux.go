@@ -240,6 +240,16 @@ func hostNS(root string) uint64 {
 			return ino
 		}
 	}
+	// Without privileges no other process's link can be read, but
+	// /proc/PID/net is one directory per namespace: the same inode for
+	// PID 1 and porteiro means porteiro is in the host's namespace.
+	var one, self unix.Stat_t
+	if unix.Stat(filepath.Join(root, "1/net/dev"), &one) == nil && unix.Stat(filepath.Join(root, "self/net/dev"), &self) == nil &&
+		one.Ino == self.Ino && one.Dev == self.Dev {
+		if ino, err := nsLink(filepath.Join(root, "self/ns/net")); err == nil {
+			return ino
+		}
+	}
 	return 0
 }
 
