@@ -130,6 +130,9 @@ func scopeOf(so *inventory.Socket, privileged bool) (baseScope, string) {
 		}
 		return baseScope{}, whyNoName
 	}
+	if c := so.Container; c != nil && c.Name == "" && c.Pod == "" && so.NetNSName == so.ContainerName() {
+		return baseScope{}, whyNoName // named "runtime:id": an id all the same
+	}
 	name := so.NetNSName
 	if name == "orphan" {
 		return baseScope{}, whyOrphan
@@ -233,7 +236,9 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) ([]*baseRule, []
 						r.names = append(r.names, p.Name)
 					}
 					u := p.User
-					if u == "" {
+					// A name the parser would refuse as a bad uid ("+0")
+					// is written as the uid.
+					if u == "" || !validUser(u) {
 						u = strconv.FormatUint(uint64(p.UID), 10)
 					}
 					if !slices.Contains(r.users, u) {

@@ -198,6 +198,12 @@ func TestBaselineLeavesOutUnnamed(t *testing.T) {
 	if len(p.Rules) != 1 {
 		t.Errorf("%d rules, want the host's only\n%s", len(p.Rules), text)
 	}
+	// Without root too: the namespace's name is then the container's id.
+	snap.Privileged = false
+	if text, p := baseline(t, snap, BaselineOptions{}); len(p.Rules) != 1 || !strings.Contains(text, "# 2 listening socket(s) got no rule") {
+		t.Errorf("unprivileged: %d rules, want the host's only\n%s", len(p.Rules), text)
+	}
+	snap.Privileged = true
 	got := kinds(p.Check(snap))
 	want := []string{
 		"unexpected unexpected tcp 0.0.0.0:4444 in netns orphan [4026532701]",
