@@ -422,3 +422,18 @@ func TestPodPattern(t *testing.T) {
 		}
 	}
 }
+
+// Ignore rules have the same scope as the others: without netns, the host
+// only.
+func TestIgnoreNamespaceScope(t *testing.T) {
+	inWeb := inCtr(sock(inventory.UDP, "0.0.0.0", 40000, 1, ncat), web1Ino, web1)
+	onHost := inNS(sock(inventory.UDP, "0.0.0.0", 40000, 2, ncat), hostIno, "host")
+	p := mustParse(t, "ignore:\n  - proto: udp\n    port: 32768-60999\n")
+	if got := kinds(p.Check(snapOf(inWeb, onHost))); len(got) != 1 || got[0] != "unexpected unexpected udp 0.0.0.0:40000 in container web-1" {
+		t.Errorf("host-only ignore: findings %q", got)
+	}
+	p = mustParse(t, "ignore:\n  - netns: \"*\"\n    proto: udp\n    port: 32768-60999\n")
+	if rep := p.Check(snapOf(inWeb, onHost)); !rep.Clean() {
+		t.Errorf("ignore everywhere: findings %q", kinds(rep))
+	}
+}
