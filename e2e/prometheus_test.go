@@ -45,6 +45,7 @@ default: deny
 ignore:
   - name: every-other-port
     reason: only port %[1]d is under test
+    netns: "*"
     port: [1-%[2]d, %[3]d-65535]
 `, port, port-1, port+1))
 

@@ -50,6 +50,7 @@ default: deny
 ignore:
   - name: every-other-port
     reason: only port %[1]d is under test
+    netns: "*"
     port: [1-%[2]d, %[3]d-65535]
 `, w.port, w.port-1, w.port+1))
 	return w

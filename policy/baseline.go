@@ -48,8 +48,24 @@ func ParseLocalPortRange(data []byte) (PortRange, error) {
 	return PortRange{Lo: lo, Hi: hi}, nil
 }
 
+// baseScope is where a baseline rule looks: the host (the zero value), a
+// container by name, or a network namespace by name.
+type baseScope struct {
+	// key is "container" or "netns"; "" for the host.
+	key string
+	// pattern is the value written, a shell pattern.
+	pattern string
+	// label names the scope in rule names and comments: "web-1".
+	label string
+	// note explains the pattern when it is not simply the name.
+	note string
+}
+
+func (s baseScope) String() string { return s.key + "=" + s.pattern }
+
 // baseRule is a rule being built by Baseline.
 type baseRule struct {
+	scope     baseScope
 	protos    []inventory.Proto
 	ports     []PortRange
 	bind      []string // "any", "loopback" or addresses
@@ -60,7 +76,117 @@ type baseRule struct {
 }
 
 func (r *baseRule) ownerKey() string {
-	return strings.Join(r.names, "\x00") + "\x01" + strings.Join(r.users, "\x00")
+	return r.scope.String() + "\x01" + strings.Join(r.names, "\x00") + "\x01" + strings.Join(r.users, "\x00")
+}
+
+// skipped is a listener that Baseline wrote no rule for, and why.
+type skipped struct {
+	so  *inventory.Socket
+	why string
+}
+
+// Why baseline writes no rule for a socket, one comment line each: a key
+// that would not name the same namespace after a restart would be a rule
+// that silently allows nothing, or worse, something else.
+const (
+	whyOrphan = `In a network namespace with no process and no name: only its sockets keep
+it alive, which is how a process hides a listener. To allow such a
+listener on purpose, write a rule with netns: orphan.`
+	whyNoName = `In a container with no name, only an id, which changes when the container
+is recreated. Name the container, or write a rule with container: ID.`
+)
+
+// scopeOf says where the rule for a socket looks. Containers are keyed by
+// name and `ip netns` namespaces by their name, never by id or inode: both
+// change when a container is recreated or a namespace is added again. A
+// namespace named after its first process ("pid 4242 (python3)") is keyed
+// by the command alone, since the pid changes at every restart. A
+// namespace with no name at all ("orphan") gets no rule.
+func scopeOf(so *inventory.Socket, privileged bool) (baseScope, string) {
+	if inHost(so) {
+		return baseScope{}, ""
+	}
+	// Without root, the runtimes' state files (and so containers' names)
+	// cannot be read, and a container rule could not be checked: the
+	// namespace's name is used instead.
+	if c := so.Container; c != nil && privileged {
+		switch {
+		case c.Pod != "":
+			pat, generated := podPattern(c.Pod)
+			if c.Namespace != "" {
+				pat = globLiteral(c.Namespace) + "/" + pat
+			}
+			if c.Container != "" {
+				pat += "/" + globLiteral(c.Container)
+			}
+			sc := baseScope{key: "container", pattern: pat, label: so.ContainerName()}
+			if generated {
+				sc.label = pat
+				sc.note = "the pod's name ends in a suffix that Kubernetes generates anew for each pod, so the rule matches it with *"
+			}
+			return sc, ""
+		case c.Name != "":
+			return baseScope{key: "container", pattern: globLiteral(c.Name), label: c.Name}, ""
+		}
+		return baseScope{}, whyNoName
+	}
+	if c := so.Container; c != nil && c.Name == "" && c.Pod == "" && so.NetNSName == so.ContainerName() {
+		return baseScope{}, whyNoName // named "runtime:id": an id all the same
+	}
+	name := so.NetNSName
+	if name == "orphan" {
+		return baseScope{}, whyOrphan
+	}
+	if comm, ok := firstProcessName(name); ok {
+		return baseScope{key: "netns", pattern: "pid * (" + globLiteral(comm) + ")", label: "pid * (" + comm + ")",
+			note: "the namespace has no name; it is known by its first process, whose pid changes at every restart, so the rule names the command only"}, ""
+	}
+	return baseScope{key: "netns", pattern: globLiteral(name), label: name}, ""
+}
+
+// firstProcessName returns comm from a namespace name "pid 4242 (comm)".
+func firstProcessName(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "pid ")
+	if !ok {
+		return "", false
+	}
+	pid, comm, ok := strings.Cut(rest, " (")
+	if !ok || !target.IsDigits(pid) || !strings.HasSuffix(comm, ")") {
+		return "", false
+	}
+	return strings.TrimSuffix(comm, ")"), true
+}
+
+// k8sRand are the characters of the suffixes Kubernetes generates for pod
+// names (k8s.io/apimachinery/pkg/util/rand: no vowels, no 0, 1 or 3).
+const k8sRand = "bcdfghjklmnpqrstvwxz2456789"
+
+// podPattern turns a pod's name into a pattern that survives the pod
+// being recreated. A Deployment's pods are named
+// DEPLOYMENT-TEMPLATEHASH-XXXXX and a DaemonSet's DAEMONSET-XXXXX, both
+// random: "web-7d9f8c6b5-x2k4p" becomes "web-*". A StatefulSet's pods
+// (web-0) and bare pods keep their names.
+func podPattern(pod string) (string, bool) {
+	isRand := func(s string, lo, hi int) bool {
+		if len(s) < lo || len(s) > hi {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			if !strings.ContainsRune(k8sRand, rune(s[i])) {
+				return false
+			}
+		}
+		return true
+	}
+	i := strings.LastIndexByte(pod, '-')
+	if i <= 0 || !isRand(pod[i+1:], 5, 5) {
+		return globLiteral(pod), false
+	}
+	stem := pod[:i]
+	if j := strings.LastIndexByte(stem, '-'); j > 0 && isRand(stem[j+1:], 6, 10) {
+		stem = stem[:j]
+	}
+	return globLiteral(stem) + "-*", true
 }
 
 // Baseline writes a policy that allows exactly what listens in snap,
@@ -70,18 +196,19 @@ func (r *baseRule) ownerKey() string {
 // findings. When snap could not see every process, the rules name no owners,
 // so that the same unprivileged check stays clean.
 func Baseline(w io.Writer, snap *inventory.Snapshot, o BaselineOptions) error {
-	rules := baselineRules(snap, o)
+	rules, left := baselineRules(snap, o)
 	var b bytes.Buffer
-	writeBaseline(&b, snap, o, rules)
+	writeBaseline(&b, snap, o, rules, left)
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("writing baseline: %w", err)
 	}
 	return nil
 }
 
-func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
+func baselineRules(snap *inventory.Snapshot, o BaselineOptions) ([]*baseRule, []skipped) {
 	owners := snap != nil && snap.Privileged
-	// Stage 1: one group per (proto, port, owners).
+	var left []skipped
+	// Stage 1: one group per (proto, port, namespace, owners).
 	type k1 struct {
 		proto inventory.Proto
 		port  PortRange
@@ -97,14 +224,21 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
 			if !so.Listening || so.Local.Port == 0 {
 				continue
 			}
-			r := &baseRule{protos: []inventory.Proto{so.Proto}}
+			scope, why := scopeOf(so, owners)
+			if why != "" {
+				left = append(left, skipped{so, why})
+				continue
+			}
+			r := &baseRule{scope: scope, protos: []inventory.Proto{so.Proto}}
 			if owners {
 				for _, p := range so.Processes {
 					if p.Name != "" && !slices.Contains(r.names, p.Name) {
 						r.names = append(r.names, p.Name)
 					}
 					u := p.User
-					if u == "" {
+					// A name the parser would refuse as a bad uid ("+0")
+					// is written as the uid.
+					if u == "" || !validUser(u) {
 						u = strconv.FormatUint(uint64(p.UID), 10)
 					}
 					if !slices.Contains(r.users, u) {
@@ -166,13 +300,24 @@ func baselineRules(snap *inventory.Snapshot, o BaselineOptions) []*baseRule {
 		byKey[key] = m
 		out = append(out, m)
 	}
+	// The host's rules first, as before namespaces, then one namespace
+	// after the other.
 	slices.SortStableFunc(out, func(a, b *baseRule) int {
+		if ah, bh := a.scope.key == "", b.scope.key == ""; ah != bh {
+			if ah {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a.scope.String(), b.scope.String()); c != 0 {
+			return c
+		}
 		if a.ports[0].Lo != b.ports[0].Lo {
 			return int(a.ports[0].Lo) - int(b.ports[0].Lo)
 		}
 		return strings.Compare(string(a.protos[0]), string(b.protos[0]))
 	})
-	return out
+	return out, left
 }
 
 // mergeRanges sorts ranges and joins those that overlap or touch, so that
@@ -214,7 +359,7 @@ func addBind(bind []string, so *inventory.Socket) []string {
 	return append(bind, s)
 }
 
-func writeBaseline(b *bytes.Buffer, snap *inventory.Snapshot, o BaselineOptions, rules []*baseRule) {
+func writeBaseline(b *bytes.Buffer, snap *inventory.Snapshot, o BaselineOptions, rules []*baseRule, left []skipped) {
 	n := 0
 	privileged := false
 	if snap != nil {
@@ -234,8 +379,10 @@ func writeBaseline(b *bytes.Buffer, snap *inventory.Snapshot, o BaselineOptions,
 	b.WriteString("# that no rule allows is an \"unexpected\" finding. Check with: porteiro check -p FILE\n")
 	if !privileged {
 		b.WriteString("#\n# This scan could not see every process (run as root, or with CAP_SYS_PTRACE\n")
-		b.WriteString("# and CAP_DAC_READ_SEARCH), so the rules name no process or user.\n")
+		b.WriteString("# and CAP_DAC_READ_SEARCH), so the rules name no process or user, and name\n")
+		b.WriteString("# containers by their network namespace's name.\n")
 	}
+	writeLeftOut(b, left)
 	b.WriteString("version: 1\ndefault: deny\n\n")
 	b.WriteString("# Listeners that are never a finding. Examples:\n")
 	b.WriteString("#  - name: ephemeral-udp\n#    reason: resolver and NTP client sockets\n#    proto: udp\n#    port: 32768-60999\n")
@@ -257,6 +404,9 @@ func writeBaseline(b *bytes.Buffer, snap *inventory.Snapshot, o BaselineOptions,
 		}
 		writeRuleComment(b, r, o)
 		fmt.Fprintf(b, "  - name: %s\n", yamlQuote(uniqueName(used, r)))
+		if r.scope.key != "" {
+			fmt.Fprintf(b, "    %s: %s\n", r.scope.key, yamlQuote(r.scope.pattern))
+		}
 		if len(r.protos) == 1 {
 			fmt.Fprintf(b, "    proto: %s\n", r.protos[0])
 		}
@@ -290,6 +440,9 @@ func uniqueName(used map[string]int, r *baseRule) string {
 		port = "ephemeral"
 	}
 	name := commentText(owner) + "-" + proto + "-" + port
+	if r.scope.key != "" {
+		name += "@" + commentText(r.scope.label)
+	}
 	used[name]++
 	if n := used[name]; n > 1 {
 		name += "-" + strconv.Itoa(n)
@@ -332,6 +485,31 @@ func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
 			g.pids = append(g.pids, p.PID)
 		}
 	}
+	if r.scope.key != "" {
+		// Replicas of a pod, or namespaces of the same command, share a
+		// rule: name each of them.
+		var wheres []string
+		for _, so := range r.sockets {
+			w := "network namespace " + so.NetNSName
+			if c := so.Container; c != nil && r.scope.key == "container" {
+				w = "container " + so.ContainerName() + " (" + c.Runtime
+				if c.ID != "" {
+					w += " " + c.ID[:min(len(c.ID), 12)]
+				}
+				w += ")"
+			}
+			if !slices.Contains(wheres, w) {
+				wheres = append(wheres, w)
+			}
+		}
+		if len(wheres) > 4 {
+			wheres = append(wheres[:4], fmt.Sprintf("%d more", len(wheres)-4))
+		}
+		fmt.Fprintf(b, "  # in %s\n", commentText(strings.Join(wheres, ", ")))
+	}
+	if r.scope.note != "" {
+		fmt.Fprintf(b, "  # %s.\n", r.scope.note)
+	}
 	const maxProcs = 4
 	for i, p := range procs {
 		if i == maxProcs {
@@ -368,15 +546,17 @@ func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
 		fmt.Fprintf(b, "  # no process: %s\n", commentText(hint))
 	}
 	var socks []string
-	seen := map[inventory.ListenerKey]bool{}
+	// By name: replicas of a pod have the same listeners in namespaces of
+	// their own.
+	seen := map[string]bool{}
 	for _, so := range r.sockets {
-		k := so.ListenerKey()
+		k := listenerName(so)
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
 		if len(socks) < 6 {
-			socks = append(socks, listenerName(so))
+			socks = append(socks, k)
 		}
 	}
 	if len(seen) > 6 {
@@ -385,6 +565,45 @@ func writeRuleComment(b *bytes.Buffer, r *baseRule, o BaselineOptions) {
 	fmt.Fprintf(b, "  # listening: %s (%d socket(s))\n", strings.Join(socks, ", "), len(r.sockets))
 	if r.ephemeral {
 		fmt.Fprintf(b, "  # UDP ports in the ephemeral range %s change at every restart: the whole range is allowed.\n", o.Ephemeral)
+	}
+}
+
+// writeLeftOut lists, in the header, the listeners that got no rule and
+// why: check reports them, and the admin should know that before, not
+// from the first finding.
+func writeLeftOut(b *bytes.Buffer, left []skipped) {
+	if len(left) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "#\n# %d listening socket(s) got no rule, so check reports them.\n", len(left))
+	var whys []string
+	for _, s := range left {
+		if !slices.Contains(whys, s.why) {
+			whys = append(whys, s.why)
+		}
+	}
+	const maxShown = 10
+	for _, why := range whys {
+		for _, l := range strings.Split(why, "\n") {
+			b.WriteString("# " + l + "\n")
+		}
+		n := 0
+		for _, s := range left {
+			if s.why != why {
+				continue
+			}
+			if n++; n > maxShown {
+				continue
+			}
+			where := " in netns " + s.so.NetNSName
+			if s.so.Container != nil {
+				where = " in container " + s.so.ContainerName()
+			}
+			fmt.Fprintf(b, "#   %s%s, held by %s\n", listenerName(s.so), commentText(where), commentText(oneLine(ownersSummary(s.so), 100)))
+		}
+		if n > maxShown {
+			fmt.Fprintf(b, "#   ... and %d more\n", n-maxShown)
+		}
 	}
 }
 

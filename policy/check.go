@@ -223,6 +223,9 @@ func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bo
 	var wrongOwner, tooExposed, both *Rule
 	for _, ri := range cands {
 		r := p.Rules[ri]
+		if !r.matchScope(so) {
+			continue
+		}
 		bindOK := r.matchBind(so.Local.Address)
 		own := r.matchOwners(so)
 		switch {
@@ -254,7 +257,7 @@ func (p *Policy) checkSocket(so *inventory.Socket, cands []int32, satisfied []bo
 	if unknown {
 		return nil, true
 	}
-	lk := listenerName(so)
+	lk := listenerName(so) + whereSuffix(so)
 	sockCopy := *so
 	switch {
 	case wrongOwner != nil || (tooExposed == nil && both != nil):
@@ -306,6 +309,28 @@ func listenerName(so *inventory.Socket) string {
 		a = a.Unmap()
 	}
 	return string(so.Proto) + " " + netip.AddrPortFrom(a, so.Local.Port).String()
+}
+
+// whereSuffix says which namespace a listener is in, for finding keys and
+// messages: "" in the host's (so that keys are what they were before
+// porteiro saw other namespaces, and stored events and alerts keep
+// matching), " in container web-1", " in netns blue" (the words of
+// Socket.NamespaceLabel). The container's name,
+// not its id, keeps the key across a recreated container. Several
+// namespaces can be "orphan" at once, so an orphan's key carries its inode,
+// the only identity it has, lest two of them share a finding.
+func whereSuffix(so *inventory.Socket) string {
+	if inHost(so) {
+		return ""
+	}
+	if so.Container != nil {
+		return " in container " + so.ContainerName()
+	}
+	s := " in netns " + so.NetNSName
+	if so.NetNSName == "orphan" {
+		s += " [" + strconv.FormatUint(so.NetNS, 10) + "]"
+	}
+	return s
 }
 
 func exposurePhrase(so *inventory.Socket) string {

@@ -33,7 +33,7 @@ const maxErrors = 20
 const maxUnknown = 3
 
 var topKeys = []string{"version", "default", "ignore", "allow", "require"}
-var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "exe", "user", "unit", "container"}
+var ruleKeys = []string{"name", "reason", "proto", "port", "bind", "process", "exe", "user", "unit", "container", "netns"}
 
 // Parse parses and validates a policy. filename is used in error messages
 // only. A non-nil error is an ErrorList.
@@ -404,6 +404,8 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 			r.User = ps.patterns(kv.value, "user")
 		case "unit":
 			r.Unit = ps.patterns(kv.value, "unit")
+		case "netns":
+			r.NetNS = ps.patterns(kv.value, "netns")
 		case "container":
 			r.Container = ps.patterns(kv.value, "container")
 		default:
@@ -420,7 +422,7 @@ func (ps *parseState) rule(sec Section, idx int, n ast.Node) (*Rule, bool) {
 		// "- {}" or a rule with only a name would match every socket:
 		// almost always a rule whose conditions were lost in an edit.
 		l, c := yamlx.NodePos(n)
-		ps.errorAt(l, c, "%s rule %s has no conditions and would match every socket: add port, proto, bind, process, exe, user, unit or container (to allow everything, write default: allow)", sec, yamlx.Quote(r.Name))
+		ps.errorAt(l, c, "%s rule %s has no conditions and would match every socket: add port, proto, bind, netns, container, process, exe, user or unit (to allow everything, write default: allow)", sec, yamlx.Quote(r.Name))
 	}
 	return r, len(ps.errs) == nerr
 }

@@ -287,7 +287,7 @@ func TestParseDuplicateNameOnBrokenRule(t *testing.T) {
 	_, err := Parse([]byte("allow:\n  - name: ssh\n    port: 70000\n  - name: ssh\n    prto: tcp\n"), "p.yaml")
 	want := "p.yaml:3:11: port 70000 is out of range: ports are 1-65535\n" +
 		"p.yaml:4:11: duplicate rule name \"ssh\" (first used at line 2): rule names must be unique\n" +
-		"p.yaml:5:5: unknown key \"prto\" in allow rule: want one of name, reason, proto, port, bind, process, exe, user, unit, container"
+		"p.yaml:5:5: unknown key \"prto\" in allow rule: want one of name, reason, proto, port, bind, process, exe, user, unit, container, netns"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}

@@ -4,9 +4,12 @@
 // A policy is a YAML file with three lists of rules: ignore (never a
 // finding), allow (may listen) and require (may listen, and must). Anything
 // no rule allows is a finding unless the policy's default is "allow". A rule
-// matches a listening socket when every condition it names holds: protocol,
-// port, bind address, and the owning process, executable, user, systemd unit
-// or container. The file format is documented in docs/policy.md.
+// matches a listening socket when every condition it names holds: the
+// network namespace or container, protocol, port, bind address, and the
+// owning process, executable, user or systemd unit. A rule that names no
+// namespace and no container is about the host's namespace only, so that a
+// policy written for the host does not allow the same ports inside every
+// container. The file format is documented in docs/policy.md.
 //
 // Parse and Load read a policy strictly: an unknown key, a bad port or a bad
 // address is an error of the form FILE:LINE:COLUMN: message. The file is
@@ -67,16 +70,21 @@ type Rule struct {
 	// Line and Column locate the rule in the file.
 	Line, Column int
 
+	// Where the socket is: shell patterns (path.Match) on the network
+	// namespace's name and on the container's name or id. With neither,
+	// the rule is about the host's namespace only.
+	NetNS     []string
+	Container []string
+
 	Protos []inventory.Proto
 	Ports  []PortRange
 	Bind   []Bind
 	// Owner conditions: shell patterns (path.Match). A socket satisfies them
 	// when one of its processes satisfies all of them together.
-	Process   []string
-	Exe       []string
-	User      []string
-	Unit      []string
-	Container []string
+	Process []string
+	Exe     []string
+	User    []string
+	Unit    []string
 }
 
 // PortRange is an inclusive range of ports; a single port has Lo == Hi.
@@ -143,11 +151,14 @@ func Load(path string) (*Policy, error) {
 }
 
 // NeedsOwners reports whether some rule matches on the owning process
-// (process, exe, user, unit or container). Checking such a policy needs a
-// scan that could see every process's file descriptors.
+// (process, exe, user, unit) or on a container. Checking such a policy
+// needs a scan that could see every process's file descriptors; container
+// names come from the runtimes' state files, which only root can read, so
+// an unprivileged scan would name a container by its id and turn every
+// container rule into a false alarm.
 func (p *Policy) NeedsOwners() bool {
 	for _, r := range p.Rules {
-		if r.hasOwnerConds() {
+		if r.hasOwnerConds() || len(r.Container) > 0 {
 			return true
 		}
 	}
@@ -166,7 +177,66 @@ func (p *Policy) Count(s Section) int {
 }
 
 func (r *Rule) hasOwnerConds() bool {
-	return len(r.Process)+len(r.Exe)+len(r.User)+len(r.Unit)+len(r.Container) > 0
+	return len(r.Process)+len(r.Exe)+len(r.User)+len(r.Unit) > 0
+}
+
+// HostNetNS is the name porteiro gives the host's network namespace (that
+// of PID 1), and the one a rule without netns or container is about.
+const HostNetNS = "host"
+
+// inHost reports whether the socket is in the host's network namespace. A
+// socket without a namespace name comes from a scan that did not name
+// namespaces (one namespace, or an older snapshot): it is the host's.
+func inHost(so *inventory.Socket) bool {
+	return (so.NetNSName == "" || so.NetNSName == HostNetNS) && so.Container == nil
+}
+
+// netnsName is the name a netns pattern is matched against.
+func netnsName(so *inventory.Socket) string {
+	if so.NetNSName == "" {
+		return HostNetNS
+	}
+	return so.NetNSName
+}
+
+// matchScope reports whether the socket is in a namespace the rule is
+// about. It comes before every other condition: a rule about the host says
+// nothing of a container's port 80, not even that it has the wrong owner.
+func (r *Rule) matchScope(so *inventory.Socket) bool {
+	if len(r.NetNS) == 0 && len(r.Container) == 0 {
+		return inHost(so)
+	}
+	return matchAny(r.NetNS, func(pat string) bool {
+		return globMatch(pat, netnsName(so))
+	}) && matchAny(r.Container, func(pat string) bool {
+		return matchContainer(pat, so)
+	})
+}
+
+// matchContainer matches a container pattern against the container whose
+// namespace the socket is in: its name as porteiro shows it
+// (Socket.ContainerName: "web-1", "prod/web-7d9f-x2k4p/nginx"), the
+// runtime's own name, or its id. A container on the host's network has no
+// namespace of its own; its sockets match by the container id of the
+// processes that hold them, as the scan finds it in their cgroups.
+func matchContainer(pat string, so *inventory.Socket) bool {
+	if c := so.Container; c != nil {
+		if globMatch(pat, so.ContainerName()) || globMatch(pat, c.Name) || matchID(pat, c.ID) {
+			return true
+		}
+	}
+	for i := range so.Processes {
+		if matchID(pat, so.Processes[i].Container) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchID matches a container id, full or short: "docker ps" shows 12
+// characters, so a plain pattern also matches as a prefix.
+func matchID(pat, id string) bool {
+	return globMatch(pat, id) || (id != "" && !hasMeta(pat) && strings.HasPrefix(id, pat))
 }
 
 func (r *Rule) matchProto(p inventory.Proto) bool {
@@ -249,11 +319,6 @@ func (r *Rule) matchProcess(p *inventory.Process) bool {
 		return globMatch(pat, p.User)
 	}) && matchAny(r.Unit, func(pat string) bool {
 		return globMatch(pat, p.Unit)
-	}) && matchAny(r.Container, func(pat string) bool {
-		// Short container ids (docker ps shows 12 characters) match as
-		// prefixes.
-		return globMatch(pat, p.Container) ||
-			(p.Container != "" && !hasMeta(pat) && strings.HasPrefix(p.Container, pat))
 	})
 }
 
@@ -305,7 +370,24 @@ func (r *Rule) describeWhere() string {
 	if len(r.Bind) > 0 && !(len(r.Bind) == 1 && r.Bind[0].Kind == BindAny) {
 		b.WriteString(" on " + joinStrings(r.Bind, ", "))
 	}
+	b.WriteString(r.describeScope())
 	return b.String()
+}
+
+// describeScope says where a rule looks, for messages: "" for the host (as
+// before namespaces), " in container web-1", " in netns blue|green".
+func (r *Rule) describeScope() string {
+	var parts []string
+	if len(r.Container) > 0 {
+		parts = append(parts, "container "+strings.Join(r.Container, "|"))
+	}
+	if len(r.NetNS) > 0 {
+		parts = append(parts, "netns "+strings.Join(r.NetNS, "|"))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " in " + strings.Join(parts, ", ")
 }
 
 // describeOwners says what owner a rule expects: "process sshd, user root".
@@ -320,7 +402,6 @@ func (r *Rule) describeOwners() string {
 	add("exe", r.Exe)
 	add("user", r.User)
 	add("unit", r.Unit)
-	add("container", r.Container)
 	return strings.Join(parts, ", ")
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,11 +106,28 @@ func checkTable(w io.Writer, c Check, o Options) error {
 		_, err := fmt.Fprintf(w, "clean: %d listening socket(s) match the %d rule(s) of %s\n", rep.Checked, c.Rules, path)
 		return err
 	}
-	t := NewTable("KIND", "PROTO", "LOCAL", "EXPOSURE", "PID", "USER", "PROCESS", "RULE", "EXPECTED", "COMMAND")
+	// A NETNS column, as in list, when a finding is in another namespace
+	// than the host's: a container's loopback listener says so nowhere
+	// else in the row.
+	withNS := false
+	for _, f := range rep.Findings {
+		withNS = withNS || (f.Socket != nil && Foreign(f.Socket))
+	}
+	header := []string{"KIND", "PROTO", "LOCAL", "EXPOSURE", "PID", "USER", "PROCESS", "RULE", "EXPECTED", "COMMAND"}
+	if withNS {
+		header = slices.Insert(header, 3, "NETNS")
+	}
+	t := NewTable(header...)
+	row := func(netns string, cells ...string) {
+		if withNS {
+			cells = slices.Insert(cells, 3, netns)
+		}
+		t.Row(cells...)
+	}
 	for _, f := range rep.Findings {
 		rule, expected := dash(f.Rule), dash(f.Expected)
 		if f.Socket == nil {
-			t.Row(f.Kind, "-", "-", "-", "-", "-", "-", rule, expected, "-")
+			row("-", f.Kind, "-", "-", "-", "-", "-", "-", rule, expected, "-")
 			continue
 		}
 		s := f.Socket
@@ -124,7 +142,7 @@ func checkTable(w io.Writer, c Check, o Options) error {
 			names = joinUnique(s.Processes, func(p *inventory.Process) string { return p.Name })
 			cmd = s.Processes[0].CommandLine()
 		}
-		t.Row(f.Kind, string(s.Proto), Local(s), Exposure(s), pids, users, names, rule, expected, cmd)
+		row(NetNS(s), f.Kind, string(s.Proto), Local(s), Exposure(s), pids, users, names, rule, expected, cmd)
 	}
 	var buf bytes.Buffer
 	if err := t.Write(&buf, o); err != nil {

@@ -129,3 +129,47 @@ func TestCheckJSON(t *testing.T) {
 		t.Errorf("empty lists must be [], not null:\n%s", b.String())
 	}
 }
+
+// A finding inside a container names it in the row (a NETNS column, as in
+// list) and in its message; a report with host findings only has no NETNS
+// column, as before.
+func TestCheckTableContainer(t *testing.T) {
+	pol, err := policy.Parse([]byte("allow:\n  - port: 22\n"), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := inventory.Socket{Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN", Listening: true, Exposure: inventory.ExposureLoopback, Inode: 9,
+		Local:     inventory.Endpoint{Address: netip.MustParseAddr("127.0.0.1"), Port: 6379},
+		NetNS:     4026532401,
+		Container: &inventory.Container{Runtime: "docker", ID: "3f2a9c1b2d3e4f5a", Name: "web-1"},
+		Processes: []inventory.Process{{PID: 31, Name: "redis-server", User: "redis", Cmdline: []string{"redis-server"}}}}
+	so.NetNSName = so.ContainerName()
+	host := so
+	host.NetNS, host.NetNSName, host.Container, host.Local.Port = 4026531840, "host", nil, 6380
+	snap := &inventory.Snapshot{Sockets: []inventory.Socket{so, host}, Privileged: true}
+	var b bytes.Buffer
+	if err := CheckTable(&b, Check{Policy: "policy.yaml", Rules: 1, Snap: snap, Report: pol.Check(snap)}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	lines := strings.Split(out, "\n")
+	if f := strings.Fields(lines[0]); len(f) < 4 || f[3] != "NETNS" {
+		t.Errorf("header %q: no NETNS column", lines[0])
+	}
+	if f := strings.Fields(lines[1]); len(f) < 4 || f[3] != "web-1" || f[2] != "127.0.0.1:6379" {
+		t.Errorf("row %q does not name the container", lines[1])
+	}
+	if f := strings.Fields(lines[2]); len(f) < 4 || f[3] != "host" {
+		t.Errorf("host row %q", lines[2])
+	}
+	if !strings.Contains(out, "unexpected: tcp 127.0.0.1:6379 in container web-1 is listening and no rule allows it") {
+		t.Errorf("message does not name the container:\n%s", out)
+	}
+
+	snap.Sockets = snap.Sockets[1:]
+	b.Reset()
+	CheckTable(&b, Check{Policy: "policy.yaml", Rules: 1, Snap: snap, Report: pol.Check(snap)}, Options{})
+	if strings.Contains(b.String(), "NETNS") {
+		t.Errorf("NETNS column with host findings only:\n%s", b.String())
+	}
+}
