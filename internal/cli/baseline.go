@@ -19,6 +19,7 @@ func init() { register(51, newBaselineCmd) }
 func newBaselineCmd(env *Env) *cobra.Command {
 	var require bool
 	var procRoot string
+	var netns []string
 	c := &cobra.Command{
 		Use:   "baseline",
 		Short: "Write a policy that allows what listens now",
@@ -51,7 +52,11 @@ Exit status: 0 when the policy was written, 2 when sockets could not be read.`,
 			defer stop()
 			sc := inventory.NewScanner(inventory.Options{ProcRoot: procRoot})
 			defer sc.Close()
-			snap, err := sc.Scan(ctx, inventory.Query{})
+			q, err := netnsQuery(netns)
+			if err != nil {
+				return err
+			}
+			snap, err := sc.Scan(ctx, q)
 			if err != nil {
 				return usageErrorf("%v; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)
 			}
@@ -69,6 +74,7 @@ Exit status: 0 when the policy was written, 2 when sockets could not be read.`,
 		},
 	}
 	c.Flags().BoolVar(&require, "require", false, "write require rules: every service listening now must keep listening")
+	c.Flags().StringSliceVar(&netns, "netns", nil, "only the listeners of these network namespaces: host, all, an inode or a name (globs allowed); default all")
 	c.Flags().StringVar(&procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	return c

@@ -23,6 +23,7 @@ type checkFlags struct {
 	output     string
 	notify     bool
 	procRoot   string
+	netns      []string
 }
 
 func newCheckCmd(env *Env) *cobra.Command {
@@ -68,6 +69,7 @@ Exit status:
 	// --notify moved to the daemon's program; the flag stays to say where.
 	c.Flags().BoolVar(&f.notify, "notify", false, "moved: use \"porteirod once\"")
 	c.Flags().MarkHidden("notify")
+	c.Flags().StringSliceVar(&f.netns, "netns", nil, "check only these network namespaces: host, all, an inode or a name (globs allowed); require rules about the others then count as missing")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	return c
@@ -110,7 +112,11 @@ func runCheck(env *Env, f *checkFlags) error {
 	defer stop()
 	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot})
 	defer sc.Close()
-	snap, err := sc.Scan(ctx, inventory.Query{})
+	q, err := netnsQuery(f.netns)
+	if err != nil {
+		return err
+	}
+	snap, err := sc.Scan(ctx, q)
 	if err != nil {
 		return usageErrorf("%v; porteiro needs the sock_diag netlink interface or a readable /proc/net", err)
 	}

@@ -127,6 +127,19 @@ func (f *sockFlags) query() (inventory.Query, error) {
 	return q, nil
 }
 
+// netnsQuery is the query of a --netns flag for the commands that have no
+// other selection (check, baseline).
+func netnsQuery(sel []string) (inventory.Query, error) {
+	var q inventory.Query
+	for _, n := range sel {
+		if n = strings.TrimSpace(n); n == "" {
+			return q, usageErrorf("--netns: empty namespace name")
+		}
+		q.NetNS = append(q.NetNS, n)
+	}
+	return q, nil
+}
+
 // sockFilter selects sockets after the scan.
 type sockFilter struct {
 	ports []target.Range
