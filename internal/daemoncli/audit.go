@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/signal"
-		"syscall"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
