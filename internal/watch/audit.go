@@ -80,6 +80,7 @@ type auditor struct {
 	lastAt  time.Time
 	lastRes string // ok, findings or error
 	lastErr string
+	runs    int // audits finished
 
 	recMu  sync.Mutex // guards active; held while recording
 	active map[string]*auditRecord
@@ -235,6 +236,7 @@ func (a *auditor) execute(ctx context.Context, r *auditRun) {
 	}
 	a.mu.Lock()
 	a.lastAt, a.lastRes = a.d.now(), res
+	a.runs++
 	a.lastErr = ""
 	if err != nil {
 		a.lastErr = err.Error()
