@@ -32,8 +32,9 @@ const auditStartDelay = time.Minute
 const auditAdvice = "porteiro's audit found a listener or process hidden from the usual tools (docs/audit.md). " +
 	"Run `porteiro audit` to see it again with its evidence. Until it is explained, treat the host as possibly compromised."
 
-// errAuditStopping is answered to an audit asked for while porteirod stops.
-var errAuditStopping = errors.New("porteirod is stopping")
+// errAuditStopping is answered to an audit asked for before porteirod runs
+// or while it stops.
+var errAuditStopping = errors.New("porteirod is starting or stopping; try again")
 
 // auditRecord is what the store keeps of a firing audit finding.
 type auditRecord struct {
@@ -109,11 +110,16 @@ func (a *auditor) restore(ctx context.Context) error {
 	return nil
 }
 
-// start runs the schedule until ctx ends; audits run under ctx.
-func (a *auditor) start(ctx context.Context) {
+// begin lets audits run, under ctx, from now on: before the local API
+// answers, so that it can ask for one at once.
+func (a *auditor) begin(ctx context.Context) {
 	a.mu.Lock()
 	a.ctx = ctx
 	a.mu.Unlock()
+}
+
+// start runs the schedule until ctx ends.
+func (a *auditor) start(ctx context.Context) {
 	a.wg.Add(1)
 	go a.loop(ctx)
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/porteiro/porteiro/internal/audit/report"
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
-	"github.com/porteiro/porteiro/internal/store"
 )
 
 // auditHelperEnv makes the test binary, run again as a child, the process
@@ -149,38 +148,6 @@ func (r *alertReceiver) count(listener string) (firing, resolved int) {
 		}
 	}
 	return firing, resolved
-}
-
-// auditEvents counts the stored violation and resolved events of one
-// audit finding.
-func auditEvents(t *testing.T, st *store.Store, key string) (violations, resolved int) {
-	t.Helper()
-	evs, err := st.Events(context.Background(), store.Filter{Limit: 100000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs {
-		var p Payload
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			t.Fatal(err)
-		}
-		if p.Finding == nil || p.Finding.Key != key {
-			continue
-		}
-		if p.Audit == nil || p.Audit.Kind != report.KindOrphanNetNS {
-			t.Fatalf("event %s of %s carries no audit finding: %s", e.Kind, key, e.Payload)
-		}
-		switch e.Kind {
-		case KindViolation:
-			if e.Severity != string(notify.SeverityCritical) {
-				t.Errorf("violation of severity %s", e.Severity)
-			}
-			violations++
-		case KindResolved:
-			resolved++
-		}
-	}
-	return violations, resolved
 }
 
 func (a *auditor) finished() int {

@@ -236,6 +236,7 @@ var ErrUnsaved = errors.New("events could not be saved before exit")
 // wrapping ErrUnsaved when events could not be stored.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg, _, sinks := d.configuration()
+	d.audit.begin(ctx)
 
 	var servers []*http.Server
 	serve := func(ln net.Listener, h http.Handler, what string) {
