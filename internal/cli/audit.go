@@ -44,14 +44,14 @@ them on its own every audit_interval, when set), porteiro waits for it and
 prints its report. Each finding also becomes a critical event and alert of
 the daemon, once while it lasts ("porteiro events --kind violation").
 
-An audit takes a few seconds per network namespace: every port is probed
-in each one.
+An audit probes every port of every network namespace: about a second per
+namespace on a small host, longer on a busy one.
 
 porteiro asks through the daemon's local socket (--socket, else socket: in
-the configuration -c, else ` + localapi.DefaultSocket + `), which is open to
-root and to the members of group ` + localapi.SocketGroup + `. When porteirod is
-not running, start it (systemctl start porteiro), or run "sudo porteirod
-audit", which audits without the daemon and takes the same output flags.
+the configuration -c, else ` + localapi.DefaultSocket + `), open to root
+and to the members of group ` + localapi.SocketGroup + `. When porteirod is not running, start
+it (systemctl start porteiro), or run "sudo porteirod audit", which audits
+without the daemon and prints the same report.
 
 Findings are printed as a table, or as JSON with -o json (schema in
 docs/audit.md).
