@@ -17,6 +17,7 @@ import (
 	"github.com/porteiro/porteiro/internal/bpfevents"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
+	"github.com/porteiro/porteiro/inventory"
 )
 
 // kvAudit is the store key of the audit findings that are firing, so that
@@ -69,10 +70,10 @@ type auditor struct {
 
 	wake chan struct{}
 	wg   sync.WaitGroup
-	// probing is true while an audit runs in this process: its bind()
-	// probe's UDP binds reach the kernel's listener events, which ignore
-	// them (ownProbe).
-	probing atomic.Bool
+	// probeFrom and probeTo (unix ns; 0: still running) bound the last
+	// audit in this process: its bind() probe's UDP binds reach the
+	// kernel's listener events, which ignore them (ownProbe).
+	probeFrom, probeTo atomic.Int64
 
 	mu      sync.Mutex // guards the fields below; never held across I/O
 	ctx     context.Context
@@ -211,9 +212,10 @@ func (a *auditor) Run(ctx context.Context) (*report.Report, error) {
 func (a *auditor) execute(ctx context.Context, r *auditRun) {
 	defer a.wg.Done()
 	start := time.Now()
-	a.probing.Store(true)
+	a.probeTo.Store(0)
+	a.probeFrom.Store(start.UnixNano())
 	rep, err := a.run(ctx, a.opts)
-	a.probing.Store(false)
+	a.probeTo.Store(time.Now().UnixNano())
 	res := "ok"
 	switch {
 	case err != nil:
@@ -389,11 +391,68 @@ func (a *auditor) firing() []notify.Alert {
 	return out
 }
 
-// ownProbe says whether a listener event is the audit's own bind()
-// probe, which binds every UDP port in this process for an instant: not a
-// listener to record.
+// probeSlack widens the window of ownProbe and hideProbe: the kernel's
+// clock, turned into wall time, and the daemon's may differ a little, and a
+// scan that began before the audit ended may end well after. Only the
+// daemon's own UDP sockets are hidden in it, and porteirod has none of its
+// own.
+const probeSlack = 5 * time.Second
+
+// ownProbe says whether a listener event is the audit's own bind() probe,
+// which binds every UDP port in this process for an instant: not a
+// listener to record. The event's time decides, not when it is read: the
+// ring buffer may still hold the probe's events after the audit ended.
 func (a *auditor) ownProbe(ev *bpfevents.Event) bool {
-	return a.probing.Load() && ev.PID == a.d.self
+	return ev.PID == a.d.self && a.probeOverlaps(ev.Time, ev.Time)
+}
+
+// probeOverlaps says whether [from, to] met the last audit's window.
+func (a *auditor) probeOverlaps(from, to time.Time) bool {
+	pf := a.probeFrom.Load()
+	if pf == 0 {
+		return false
+	}
+	pt := a.probeTo.Load()
+	return to.UnixNano() >= pf-int64(probeSlack) && (pt == 0 || from.UnixNano() <= pt+int64(probeSlack))
+}
+
+// hideProbe returns the scan without the UDP sockets that only the daemon
+// itself holds, when the scan ran during an audit: a scan can catch one of
+// the probe's sockets in the instant it is bound, and the daemon would
+// report it as a listener that opened and closed. Otherwise, or when there
+// is nothing to hide, it returns snap itself.
+func (a *auditor) hideProbe(snap *inventory.Snapshot) *inventory.Snapshot {
+	if snap == nil || !a.probeOverlaps(snap.Time, time.Now()) {
+		return snap
+	}
+	mine := func(so *inventory.Socket) bool {
+		if so.Proto != inventory.UDP || len(so.Processes) == 0 {
+			return false
+		}
+		for _, p := range so.Processes {
+			if p.PID != a.d.self {
+				return false
+			}
+		}
+		return true
+	}
+	n := 0
+	for i := range snap.Sockets {
+		if mine(&snap.Sockets[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return snap
+	}
+	cp := *snap
+	cp.Sockets = make([]inventory.Socket, 0, len(snap.Sockets)-n)
+	for i := range snap.Sockets {
+		if !mine(&snap.Sockets[i]) {
+			cp.Sockets = append(cp.Sockets, snap.Sockets[i])
+		}
+	}
+	return &cp
 }
 
 // status is what /healthz says of the audits; nil before the first.

@@ -22,6 +22,7 @@ import (
 	"github.com/porteiro/porteiro/internal/audit/report"
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/store"
 )
 
 // auditHelperEnv makes the test binary, run again as a child, the process
@@ -259,5 +260,63 @@ func TestDaemonAuditOrphanNetNS(t *testing.T) {
 	})
 	if v, _ := auditEvents(t, d.Store(), key); v != 1 {
 		t.Fatalf("%d violation events, want 1", v)
+	}
+}
+
+// TestDaemonAuditProbeIsNoListener runs an audit, bind() probe included,
+// in a daemon that hears the kernel's listener events: the probe binds
+// every UDP port in the daemon's own process, and none of that may become
+// an event.
+func TestDaemonAuditProbeIsNoListener(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the audit's kernel views and the listener events need root")
+	}
+	cfg := testConfig(t)
+	cfg.Events = "auto"
+	d, err := New(Options{Config: cfg, Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.audit.every, d.audit.first = time.Hour, 0
+	d.audit.opts = audit.Options{ProbeHostOnly: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, "the first scan", 10*time.Second, func() bool { return d.Healthy().OK })
+	if d.EventSource() != "ebpf" {
+		t.Skip("the kernel's listener events did not load here")
+	}
+	// About a second on an idle host; much longer on a loaded one.
+	waitFor(t, "an audit", 3*time.Minute, func() bool { return d.audit.finished() >= 1 })
+	// Let the last of the probe's events arrive and be judged.
+	time.Sleep(3 * time.Second)
+	evs, err := d.Store().Events(context.Background(), store.Filter{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := 0
+	for _, e := range evs {
+		if e.PID == os.Getpid() && e.Proto == "udp" {
+			mine++
+			if mine < 5 {
+				t.Errorf("the audit's probe became an event: %s %s", e.Kind, e.Listener)
+			}
+		}
+	}
+	if mine > 0 {
+		t.Fatalf("%d events of the probe's own UDP binds", mine)
+	}
+	var probed bool
+	d.audit.mu.Lock()
+	probed = d.audit.last != nil && d.audit.last.PortsProbed > 0
+	d.audit.mu.Unlock()
+	if !probed {
+		t.Fatal("the audit probed no port")
 	}
 }

@@ -395,6 +395,7 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	start := time.Now()
 	d.live.scanStarted()
 	snap, err := d.scanner.Scan(ctx, inventory.Query{})
+	snap = d.audit.hideProbe(snap)
 	d.metrics.ObserveScan(snap, time.Since(start), err)
 	if err != nil {
 		d.log.Warn("scan failed", "err", err)
