@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -214,13 +215,16 @@ func (a *auditor) execute(ctx context.Context, r *auditRun) {
 	start := time.Now()
 	a.probeTo.Store(0)
 	a.probeFrom.Store(start.UnixNano())
-	rep, err := a.run(ctx, a.opts)
+	rep, err := a.safeRun(ctx)
 	a.probeTo.Store(time.Now().UnixNano())
 	res := "ok"
 	switch {
+	case err != nil && ctx.Err() != nil:
+		res = "error"
+		a.d.log.Info("audit cancelled: porteirod is stopping")
 	case err != nil:
 		res = "error"
-		a.d.log.Error("audit failed; the next one runs at the next interval", "err", err)
+		a.d.log.Error("audit failed; the next scheduled one tries again", "err", err)
 	case !rep.Compared:
 		res = "error"
 		var skipped []string
@@ -255,6 +259,18 @@ func (a *auditor) execute(ctx context.Context, r *auditRun) {
 	a.mu.Unlock()
 	r.rep, r.err = rep, err
 	close(r.done)
+}
+
+// safeRun runs the audit; a panic in it is an error of this audit, not
+// the end of the daemon.
+func (a *auditor) safeRun(ctx context.Context) (rep *report.Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.d.log.Error("the audit panicked", "panic", p, "stack", string(debug.Stack()))
+			rep, err = nil, fmt.Errorf("the audit panicked: %v", p)
+		}
+	}()
+	return a.run(ctx, a.opts)
 }
 
 // record turns a report into events: a violation for each finding not

@@ -100,6 +100,9 @@ func TestDaemonAuditRecording(t *testing.T) {
 	fake := func(ctx context.Context, o audit.Options) (*report.Report, error) {
 		next := queue[0]
 		queue = queue[1:]
+		if next == "panic" {
+			panic("injected panic")
+		}
 		if err, ok := next.(error); ok {
 			return nil, err
 		}
@@ -127,7 +130,8 @@ func TestDaemonAuditRecording(t *testing.T) {
 	queue = append(queue, &report.Report{Findings: []report.Finding{}, Views: skipped, Compared: true, Clean: true})
 	post(r.d, 200)
 	// An audit that fails, and one that compared nothing, change nothing.
-	queue = append(queue, errors.New("injected failure"), &report.Report{Findings: []report.Finding{}, Views: skipped})
+	queue = append(queue, errors.New("injected failure"), "panic", &report.Report{Findings: []report.Finding{}, Views: skipped})
+	post(r.d, 500)
 	post(r.d, 500)
 	post(r.d, 200)
 	if v, res := auditEvents(t, r.d.Store(), key); v != 1 || res != 0 {
@@ -136,7 +140,7 @@ func TestDaemonAuditRecording(t *testing.T) {
 	waitFor(t, "the alert", 5*time.Second, func() bool { return len(sink.sent()) > 0 })
 	w := httptest.NewRecorder()
 	r.d.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{`porteiro_audit_runs_total{result="error"} 2`, `porteiro_audit_runs_total{result="findings"} 2`, `porteiro_audit_runs_total{result="ok"} 1`} {
+	for _, want := range []string{`porteiro_audit_runs_total{result="error"} 3`, `porteiro_audit_runs_total{result="findings"} 2`, `porteiro_audit_runs_total{result="ok"} 1`} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
