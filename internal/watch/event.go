@@ -50,7 +50,7 @@ type Event struct {
 	// Finding is set for policy verdicts and audit findings.
 	Finding *Finding
 	// Audit is the audit's own finding, with its evidence, when the event
-	// comes from a scheduled audit (audit.go).
+	// comes from an audit the daemon ran (audit.go).
 	Audit *report.Finding
 	// Flapping marks the summary of a listener that kept coming back;
 	// Restarts counts its comebacks.
