@@ -118,7 +118,7 @@ func TestDaemonAuditRecording(t *testing.T) {
 	}
 	r := start(t, cfg, host, nil, sink)
 	r.d.audit.run = fake
-	waitFor(t, "the first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
+	waitFor(t, "the first scan", 30*time.Second, func() bool { return r.d.Healthy().OK })
 
 	queue = append(queue, withOrphan, withOrphan)
 	post(r.d, 200)
@@ -137,7 +137,7 @@ func TestDaemonAuditRecording(t *testing.T) {
 	if v, res := auditEvents(t, r.d.Store(), key); v != 1 || res != 0 {
 		t.Fatalf("after a skipped view and failures: %d violations, %d resolved; want 1, 0", v, res)
 	}
-	waitFor(t, "the alert", 5*time.Second, func() bool { return len(sink.sent()) > 0 })
+	waitFor(t, "the alert", 30*time.Second, func() bool { return len(sink.sent()) > 0 })
 	w := httptest.NewRecorder()
 	r.d.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{`porteiro_audit_runs_total{result="error"} 3`, `porteiro_audit_runs_total{result="findings"} 2`, `porteiro_audit_runs_total{result="ok"} 1`} {
@@ -152,7 +152,7 @@ func TestDaemonAuditRecording(t *testing.T) {
 	// A restart remembers the firing finding: no second alert.
 	r = start(t, cfg, host, nil, sink)
 	r.d.audit.run = fake
-	waitFor(t, "the first scan", 5*time.Second, func() bool { return r.d.Healthy().OK })
+	waitFor(t, "the first scan", 30*time.Second, func() bool { return r.d.Healthy().OK })
 	queue = append(queue, withOrphan, clean)
 	post(r.d, 200)
 	if v, res := auditEvents(t, r.d.Store(), key); v != 1 || res != 0 {
@@ -162,7 +162,7 @@ func TestDaemonAuditRecording(t *testing.T) {
 	if v, res := auditEvents(t, r.d.Store(), key); v != 1 || res != 1 {
 		t.Fatalf("once gone: %d violations, %d resolved; want 1, 1", v, res)
 	}
-	waitFor(t, "the resolved alert", 5*time.Second, func() bool {
+	waitFor(t, "the resolved alert", 30*time.Second, func() bool {
 		var firing, resolved int
 		for _, b := range sink.sent() {
 			for _, a := range b {
