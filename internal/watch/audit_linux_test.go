@@ -288,7 +288,7 @@ func TestDaemonAuditProbeIsNoListener(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	waitFor(t, "the first scan", 10*time.Second, func() bool { return d.Healthy().OK })
+	waitFor(t, "the first scan", 30*time.Second, func() bool { return d.Healthy().OK })
 	if d.EventSource() != "ebpf" {
 		t.Skip("the kernel's listener events did not load here")
 	}
