@@ -11,32 +11,42 @@ package audit
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/porteiro/porteiro/internal/audit/report"
 )
 
 // SchemaVersion is the version of the JSON report documented in docs/audit.md.
-const SchemaVersion = 1
+const SchemaVersion = report.SchemaVersion
 
 // ErrUnsupported is wrapped when the audit cannot run on this OS.
 var ErrUnsupported = errors.New("porteiro audit needs Linux")
 
-// View names one independent source of truth.
-type View string
+// The report's types live in package report, which the porteiro client
+// links to print an audit the daemon ran; these names keep the audit's
+// code short.
+type (
+	View       = report.View
+	Owner      = report.Owner
+	SockRef    = report.SockRef
+	Finding    = report.Finding
+	ViewStatus = report.ViewStatus
+	Report     = report.Report
+)
 
 // The views.
 const (
-	ViewSockDiag View = "sock_diag"     // the NETLINK_SOCK_DIAG dump
-	ViewProcNet  View = "proc_net"      // /proc/PID/net/{tcp,tcp6,udp,udp6}
-	ViewBPFSock  View = "bpf_iter_sock" // BPF iter/tcp and iter/udp
-	ViewBPFFile  View = "bpf_iter_file" // BPF iter/task_file: sockets that processes hold
-	ViewProcFD   View = "proc_fd"       // /proc/PID/fd links
-	ViewBind     View = "bind_probe"    // bind() on every port
-	ViewBPFTask  View = "bpf_iter_task" // BPF iter/task
-	ViewProc     View = "proc"          // readdir(/proc) and /proc/PID/stat
-	ViewNSMember View = "netns_members" // /proc/PID/ns/net
-	ViewNSMount  View = "netns_mounts"  // nsfs mounts in every mount namespace
+	ViewSockDiag = report.ViewSockDiag
+	ViewProcNet  = report.ViewProcNet
+	ViewBPFSock  = report.ViewBPFSock
+	ViewBPFFile  = report.ViewBPFFile
+	ViewProcFD   = report.ViewProcFD
+	ViewBind     = report.ViewBind
+	ViewBPFTask  = report.ViewBPFTask
+	ViewProc     = report.ViewProc
+	ViewNSMember = report.ViewNSMember
+	ViewNSMount  = report.ViewNSMount
 )
 
 // tableViews are the views that list a namespace's whole socket tables;
@@ -45,10 +55,10 @@ var tableViews = []View{ViewSockDiag, ViewProcNet, ViewBPFSock}
 
 // Kinds of findings.
 const (
-	KindHiddenSocket  = "hidden_socket"
-	KindHiddenProcess = "hidden_process"
-	KindOrphanNetNS   = "orphan_netns"
-	KindViewMismatch  = "view_mismatch"
+	KindHiddenSocket  = report.KindHiddenSocket
+	KindHiddenProcess = report.KindHiddenProcess
+	KindOrphanNetNS   = report.KindOrphanNetNS
+	KindViewMismatch  = report.KindViewMismatch
 )
 
 // Sock is one socket as a table view shows it.
@@ -64,66 +74,6 @@ type Sock struct {
 // V6 says whether the socket is AF_INET6 (the views give AF_INET6
 // addresses in 16 bytes, v4-mapped ones included).
 func (s Sock) V6() bool { return s.Local.Addr().Is6() }
-
-// Owner is a process that holds a socket, or the hidden process itself, as
-// the kernel's view names it.
-type Owner struct {
-	PID      uint32 `json:"pid"`
-	Comm     string `json:"comm"`
-	UID      uint32 `json:"uid"`
-	CgroupID uint64 `json:"cgroup_id"`
-	FD       *int   `json:"fd,omitempty"`
-}
-
-// SockRef names a socket in a finding.
-type SockRef struct {
-	Proto string `json:"proto"` // tcp4, tcp6, udp4, udp6
-	Local string `json:"local"`
-	State string `json:"state"`
-	Inode uint64 `json:"inode"`
-}
-
-// Finding is one difference that survived every re-check.
-type Finding struct {
-	Kind     string    `json:"kind"`
-	NetNS    uint64    `json:"netns,omitempty"`
-	Proto    string    `json:"proto,omitempty"`
-	Local    string    `json:"local,omitempty"`
-	Remote   string    `json:"remote,omitempty"`
-	State    string    `json:"state,omitempty"`
-	Inode    uint64    `json:"inode,omitempty"`
-	PID      uint32    `json:"pid,omitempty"`
-	SeenBy   []View    `json:"seen_by"`
-	MissedBy []View    `json:"missed_by"`
-	Owners   []Owner   `json:"owners"`
-	Sockets  []SockRef `json:"sockets,omitempty"`
-	Detail   string    `json:"detail"`
-
-	key string
-}
-
-// ViewStatus says whether a view ran, and why not.
-type ViewStatus struct {
-	View    View   `json:"view"`
-	Ran     bool   `json:"ran"`
-	Skipped string `json:"skipped,omitempty"`
-}
-
-// Report is the result of an audit.
-type Report struct {
-	SchemaVersion int          `json:"schema_version"`
-	Clean         bool         `json:"clean"`
-	Findings      []Finding    `json:"findings"`
-	Views         []ViewStatus `json:"views"`
-	Namespaces    int          `json:"namespaces"`
-	PortsProbed   int          `json:"ports_probed"`
-	PortsSkipped  int          `json:"ports_explained"`
-	Rounds        int          `json:"rounds"`
-	DurationMS    int64        `json:"duration_ms"`
-	// Compared is false when no two views could be compared (not root, no
-	// BPF, no /proc): the report then proves nothing.
-	Compared bool `json:"compared"`
-}
 
 // Options tunes an audit. The zero value is a full audit.
 type Options struct {
@@ -168,12 +118,3 @@ func ProtoName(proto uint8, v6 bool) string {
 }
 
 func durationMS(d time.Duration) int64 { return d.Milliseconds() }
-
-// ID identifies the finding across audits: the same hidden port, process,
-// namespace or socket gets the same ID each time, so a scheduler can tell
-// a new finding from one it has already reported.
-func (f Finding) ID() string { return f.key }
-
-func (f Finding) String() string {
-	return fmt.Sprintf("%s netns %d %s %s pid %d", f.Kind, f.NetNS, f.Proto, f.Local, f.PID)
-}

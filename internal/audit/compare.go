@@ -188,7 +188,7 @@ func Findings(r *Round) []Finding {
 			}
 			f.Owners = owners[f.Inode]
 			f.Detail = fmt.Sprintf("seen by %s; not by %s", joinViews(f.SeenBy), joinViews(f.MissedBy))
-			f.key = fmt.Sprintf("%s|%d|%v", f.Kind, ns.Inode, k)
+			f.Key = fmt.Sprintf("%s netns %d %s %s %s inode %d", f.Kind, ns.Inode, f.Proto, f.Local, orDash(f.Remote), f.Inode)
 			out = append(out, *f)
 		}
 	}
@@ -203,7 +203,7 @@ func Findings(r *Round) []Finding {
 		f.SeenBy = []View{ViewBPFFile}
 		f.MissedBy = []View{ViewProcFD}
 		f.Detail = fmt.Sprintf("the kernel says pid %d holds the socket at fd %d; /proc: %s", o.PID, derefFD(o.FD), why)
-		f.key = fmt.Sprintf("%s|fd|%d|%d|%d", f.Kind, o.PID, derefFD(o.FD), fd.Sock.Inode)
+		f.Key = fmt.Sprintf("%s pid %d fd %d inode %d", f.Kind, o.PID, derefFD(o.FD), fd.Sock.Inode)
 		out = append(out, *f)
 	}
 
@@ -223,7 +223,7 @@ func Findings(r *Round) []Finding {
 			} else {
 				f.Local = fmt.Sprintf("0.0.0.0:%d", p.Port)
 			}
-			f.key = fmt.Sprintf("%s|%d|%v", f.Kind, ns.Inode, p)
+			f.Key = fmt.Sprintf("%s netns %d %v", f.Kind, ns.Inode, p)
 			out = append(out, f)
 		}
 	}
@@ -241,7 +241,7 @@ func Findings(r *Round) []Finding {
 			MissedBy: []View{ViewProc},
 			Owners:   []Owner{{PID: tgid, Comm: t.Comm, UID: t.UID, CgroupID: t.CgroupID}},
 			Detail:   fmt.Sprintf("the kernel runs pid %d (%s); /proc: %s", tgid, t.Comm, why),
-			key:      fmt.Sprintf("%s|%d|%s", KindHiddenProcess, tgid, t.Comm),
+			Key:      fmt.Sprintf("%s pid %d comm %q", KindHiddenProcess, tgid, t.Comm),
 		}
 		for _, fd := range r.KernelFDs {
 			if fd.Owner.PID == tgid {
@@ -261,7 +261,7 @@ func Findings(r *Round) []Finding {
 			NetNS:    ns.Inode,
 			SeenBy:   []View{ViewBPFFile},
 			MissedBy: []View{ViewNSMember, ViewNSMount},
-			key:      fmt.Sprintf("%s|%d", KindOrphanNetNS, ns.Inode),
+			Key:      fmt.Sprintf("%s netns %d", KindOrphanNetNS, ns.Inode),
 		}
 		refs := map[uint64]bool{}
 		for _, v := range tableViews {
@@ -301,9 +301,9 @@ func Compare(rounds []*Round) []Finding {
 		fs := Findings(r)
 		seen := map[string]bool{}
 		for _, f := range fs {
-			if !seen[f.key] {
-				seen[f.key] = true
-				count[f.key]++
+			if !seen[f.Key] {
+				seen[f.Key] = true
+				count[f.Key]++
 			}
 		}
 		if i == len(rounds)-1 {
@@ -313,8 +313,8 @@ func Compare(rounds []*Round) []Finding {
 	var out []Finding
 	done := map[string]bool{}
 	for _, f := range last {
-		if count[f.key] == len(rounds) && !done[f.key] {
-			done[f.key] = true
+		if count[f.Key] == len(rounds) && !done[f.Key] {
+			done[f.Key] = true
 			if f.Owners == nil {
 				f.Owners = []Owner{}
 			}
@@ -325,7 +325,7 @@ func Compare(rounds []*Round) []Finding {
 		if out[i].Kind != out[j].Kind {
 			return out[i].Kind < out[j].Kind
 		}
-		return out[i].key < out[j].key
+		return out[i].Key < out[j].Key
 	})
 	return out
 }
@@ -405,4 +405,11 @@ func derefFD(p *int) int {
 		return -1
 	}
 	return *p
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/audit"
+	"github.com/porteiro/porteiro/internal/audit/report"
 	"github.com/porteiro/porteiro/internal/cmdkit"
 	"github.com/porteiro/porteiro/internal/render"
 )
@@ -110,55 +109,5 @@ no two views available).`,
 }
 
 func auditTable(env *Env, rep *audit.Report) error {
-	summary := fmt.Sprintf("%d network namespaces, %d ports probed (%d explained by the views), %d rounds, %d ms",
-		rep.Namespaces, rep.PortsProbed, rep.PortsSkipped, rep.Rounds, rep.DurationMS)
-	if len(rep.Findings) == 0 {
-		_, err := fmt.Fprintf(env.Stdout, "clean: the views agree (%s)\n", summary)
-		return err
-	}
-	t := render.NewTable("KIND", "NETNS", "PROTO", "LOCAL", "STATE", "PID", "COMM", "UID", "SEEN BY", "MISSED BY", "DETAIL")
-	for _, f := range rep.Findings {
-		pid, comm, uid := "-", "-", "-"
-		if len(f.Owners) > 0 {
-			var pids, comms []string
-			for _, o := range f.Owners {
-				pids = append(pids, strconv.FormatUint(uint64(o.PID), 10))
-				comms = append(comms, o.Comm)
-			}
-			pid, comm, uid = strings.Join(pids, ","), strings.Join(comms, ","), strconv.FormatUint(uint64(f.Owners[0].UID), 10)
-		}
-		local := f.Local
-		if local == "" && len(f.Sockets) > 0 {
-			var ls []string
-			for _, s := range f.Sockets {
-				ls = append(ls, s.Proto+" "+s.Local)
-			}
-			local = strings.Join(ls, ",")
-		}
-		t.Row(f.Kind, dash(strconv.FormatUint(f.NetNS, 10), f.NetNS == 0), dash(f.Proto, f.Proto == ""), dash(local, local == ""),
-			dash(f.State, f.State == ""), pid, comm, uid, joinViews(f.SeenBy), joinViews(f.MissedBy), f.Detail)
-	}
-	if err := t.Write(env.Stdout, cmdkit.TableOptions(env)); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(env.Stdout, "%d findings (%s)\n", len(rep.Findings), summary)
-	return err
-}
-
-func dash(s string, empty bool) string {
-	if empty {
-		return "-"
-	}
-	return s
-}
-
-func joinViews(vs []audit.View) string {
-	if len(vs) == 0 {
-		return "-"
-	}
-	s := make([]string, len(vs))
-	for i, v := range vs {
-		s[i] = string(v)
-	}
-	return strings.Join(s, ",")
+	return report.Table(env.Stdout, rep, cmdkit.TableOptions(env))
 }

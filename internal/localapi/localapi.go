@@ -134,16 +134,37 @@ func (c *Client) Events(ctx context.Context, q EventsQuery) (*EventsDocument, er
 // maxResponse bounds what the client reads of one answer.
 const maxResponse = 256 << 20
 
+// AuditTimeout bounds Audit when the client sets no Timeout: an audit of
+// a host with many network namespaces probes every port in each.
+const AuditTimeout = 10 * time.Minute
+
+// Audit asks the daemon to run an audit now, or to wait for the one it is
+// running, and decodes its report into into: a *report.Report (package
+// internal/audit/report, which this package cannot import, since the
+// report's table is drawn by render, which imports this package).
+func (c *Client) Audit(ctx context.Context, into any) error {
+	to := c.Timeout
+	if to <= 0 {
+		to = AuditTimeout
+	}
+	return c.do(ctx, "POST", "/api/v1/audit", to, into)
+}
+
 // get asks for path and decodes the JSON answer into into.
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	return c.do(ctx, "GET", path, c.Timeout, into)
+}
+
+// do sends one request with no body and decodes the JSON answer into into.
+// A zero timeout means 10 s.
 //
 // The request is plain HTTP/1.0 written by hand: net/http's client (with
 // TLS, proxies and HTTP/2) would nearly double the size of porteiro for one
 // GET on a unix socket. HTTP/1.0 means the daemon closes the connection
 // after the answer and sends no chunked encoding, so the body is what
 // follows the headers, up to the end.
-func (c *Client) get(ctx context.Context, path string, into any) error {
+func (c *Client) do(ctx context.Context, method, path string, to time.Duration, into any) error {
 	sock := c.path()
-	to := c.Timeout
 	if to <= 0 {
 		to = 10 * time.Second
 	}
@@ -159,7 +180,7 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: porteiro\r\n\r\n", path); err != nil {
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.0\r\nHost: localhost\r\nUser-Agent: porteiro\r\nContent-Length: 0\r\n\r\n", method, path); err != nil {
 		return fmt.Errorf("asking porteirod on %s: %w", sock, err)
 	}
 	status, body, err := readResponse(bufio.NewReader(io.LimitReader(conn, maxResponse)))

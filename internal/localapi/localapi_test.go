@@ -160,3 +160,31 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestClientAudit checks that Audit POSTs (a mux that routes by method, as
+// porteirod's does, would answer 405 to a GET) and decodes the report.
+func TestClientAudit(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"schema_version":1,"clean":false,"findings":[{"kind":"orphan_netns","key":"orphan_netns netns 7"}],"compared":true}`)
+	})
+	path := serve(t, mux)
+	var rep struct {
+		Clean    bool `json:"clean"`
+		Findings []struct {
+			Kind, Key string
+		} `json:"findings"`
+	}
+	if err := (&Client{Socket: path}).Audit(context.Background(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Clean || len(rep.Findings) != 1 || rep.Findings[0].Key != "orphan_netns netns 7" {
+		t.Fatalf("report = %+v", rep)
+	}
+	// No daemon: ErrNotRunning, which porteiro audit turns into exit 2.
+	err := (&Client{Socket: filepath.Join(t.TempDir(), "none.sock")}).Audit(context.Background(), &rep)
+	if !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("err = %v, want ErrNotRunning", err)
+	}
+}

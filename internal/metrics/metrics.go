@@ -93,6 +93,8 @@ type Metrics struct {
 	storeErrors   prometheus.Counter
 	eventSource   *prometheus.GaugeVec
 	eventDrops    prometheus.Counter
+	auditRuns     *prometheus.CounterVec
+	auditFindings prometheus.Gauge
 
 	mu          sync.Mutex
 	snap        *inventory.Snapshot
@@ -147,6 +149,14 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 			Name: "porteiro_event_drops_total",
 			Help: "Listener events the kernel could not hand over (ring buffer full); each drop triggers a reconciliation scan at once.",
 		}),
+		auditRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "porteiro_audit_runs_total",
+			Help: "Audits porteirod ran (on schedule or asked for), by result: ok (the views agree), findings, error (the audit could not run or compared nothing).",
+		}, []string{"result"}),
+		auditFindings: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "porteiro_audit_findings",
+			Help: "Findings of the last audit that ran (hidden sockets and processes, orphan namespaces, view mismatches).",
+		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "porteiro_store_errors_total",
 			Help: "Commits to the event store that failed (a full disk, a locked or broken database); their events are kept in memory and retried.",
@@ -154,6 +164,9 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 	}
 	for _, r := range scanErrorReasons {
 		m.scanErrors.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "findings", "error"} {
+		m.auditRuns.WithLabelValues(r)
 	}
 	m.SetEventSource("poll")
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -166,7 +179,7 @@ func newWithInfo(info version.Info, withRuntime bool) *Metrics {
 		},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, m.storeErrors, m.eventSource, m.eventDrops, buildInfo, (*snapshotCollector)(m))
+	m.reg.MustRegister(m.scanDuration, m.scanErrors, m.events, m.notifications, m.outboxPending, m.storeErrors, m.eventSource, m.eventDrops, m.auditRuns, m.auditFindings, buildInfo, (*snapshotCollector)(m))
 	if withRuntime {
 		m.runtime.MustRegister(
 			collectors.NewGoCollector(),
@@ -283,6 +296,15 @@ func (m *Metrics) SetEventSource(source string) {
 
 // AddEventDrops counts listener events the kernel dropped.
 func (m *Metrics) AddEventDrops(n uint64) { m.eventDrops.Add(float64(n)) }
+
+// ObserveAudit counts one audit by result (ok, findings or error) and, when
+// it ran, sets the number of its findings.
+func (m *Metrics) ObserveAudit(result string, findings int) {
+	m.auditRuns.WithLabelValues(result).Inc()
+	if result != "error" {
+		m.auditFindings.Set(float64(findings))
+	}
+}
 
 // IncStoreError counts a failed commit to the event store.
 func (m *Metrics) IncStoreError() { m.storeErrors.Inc() }

@@ -35,6 +35,9 @@ const (
 	DefaultRetryInitial    = 5 * time.Second
 	DefaultRetryMax        = 5 * time.Minute
 	DefaultShutdownTimeout = 10 * time.Second
+	// MinAuditInterval bounds audit_interval: an audit probes every port
+	// and loads BPF programs, so it is not a thing to run every second.
+	MinAuditInterval = time.Minute
 )
 
 // Duration is a YAML duration: Go syntax ("90s", "1h30m") plus days ("30d").
@@ -135,6 +138,9 @@ type Config struct {
 	// they load, polling otherwise) or "off" (polling only).
 	Events   string                `yaml:"events"`
 	Channels notify.ChannelsConfig `yaml:"channels"`
+	// AuditIntervalRaw is how often porteirod runs an audit (docs/audit.md);
+	// unset or 0 means never.
+	AuditIntervalRaw Duration `yaml:"audit_interval"`
 
 	// File is where the config was read from ("" for defaults).
 	File string `yaml:"-"`
@@ -206,6 +212,9 @@ func (c *Config) Listen() string {
 // DefaultReconcile is the interval of the reconciliation scans when the
 // kernel reports listeners as they open (events), unless interval is set.
 const DefaultReconcile = 30 * time.Second
+
+// AuditInterval is the time between scheduled audits; 0 means none.
+func (c *Config) AuditInterval() time.Duration { return orDur(c.AuditIntervalRaw, 0) }
 
 // ReconcileInterval is the scan interval when kernel events are in use:
 // interval when the file sets it, else DefaultReconcile.
@@ -389,6 +398,10 @@ func (c *Config) validate() []fieldErr {
 	dur(&c.Retry.Initial, "$.retry.initial", "retry.initial", 10*time.Millisecond)
 	dur(&c.Retry.Max, "$.retry.max", "retry.max", 10*time.Millisecond)
 	dur(&c.ShutdownTimeoutRaw, "$.shutdown_timeout", "shutdown_timeout", 0)
+	dur(&c.AuditIntervalRaw, "$.audit_interval", "audit_interval", 0)
+	if d := c.AuditIntervalRaw; d.set && d.D != 0 && d.D < MinAuditInterval {
+		errs = append(errs, fieldErr{"$.audit_interval", fmt.Sprintf("audit_interval: %s is too short: the minimum is %s (0 turns scheduled audits off)", d.D, MinAuditInterval)})
+	}
 	if c.Retry.Initial.set && c.Retry.Max.set && c.Retry.Max.D < c.Retry.Initial.D && c.Retry.Max.D > 0 {
 		errs = append(errs, fieldErr{"$.retry.max", fmt.Sprintf("retry.max (%s) is shorter than retry.initial (%s)", c.Retry.Max.D, c.Retry.Initial.D)})
 	}

@@ -85,6 +85,8 @@ type Daemon struct {
 	procMu sync.Mutex
 	// trace fans the kernel's events out to `porteiro trace` clients.
 	trace traceSubs
+	// audit runs the audit on schedule and for the local API (audit.go).
+	audit *auditor
 
 	cfgMu  sync.Mutex // guards cfg, policy and sinks
 	cfg    *Config
@@ -150,6 +152,11 @@ func New(o Options) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
+	d.audit = newAuditor(d)
+	if err := d.audit.restore(context.Background()); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -200,6 +207,7 @@ func (d *Daemon) Reload(cfg *Config, pol Checker, sinks []notify.Sink) {
 	}
 	d.disp.configure(sinks, cfg.Burst(), cfg.RetryInitial(), cfg.RetryMax())
 	d.failOrphans(context.Background(), sinks)
+	d.audit.reconfigure()
 	select {
 	case d.reload <- struct{}{}:
 	default:
@@ -228,6 +236,7 @@ var ErrUnsaved = errors.New("events could not be saved before exit")
 // wrapping ErrUnsaved when events could not be stored.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg, _, sinks := d.configuration()
+	d.audit.begin(ctx)
 
 	var servers []*http.Server
 	serve := func(ln net.Listener, h http.Handler, what string) {
@@ -257,6 +266,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		serve(ln, d.TCPHandler(cfg), "addr")
 	}
 	d.failOrphans(ctx, sinks)
+	d.audit.start(ctx)
+	if iv := cfg.AuditInterval(); iv > 0 {
+		d.log.Info("auditing for hidden listeners and processes", "audit_interval", iv, "first_in", min(iv, auditStartDelay))
+	}
 
 	rescan := make(chan struct{}, 1)
 	if cfg.EventsWanted() {
@@ -346,6 +359,7 @@ loop:
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
+	d.audit.stop()
 	d.scanner.Close()
 	lost, ferr := d.rec.flush(context.Background())
 	cerr := d.store.Close()
@@ -381,6 +395,7 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 	start := time.Now()
 	d.live.scanStarted()
 	snap, err := d.scanner.Scan(ctx, inventory.Query{})
+	snap = d.audit.hideProbe(snap)
 	d.metrics.ObserveScan(snap, time.Since(start), err)
 	if err != nil {
 		d.log.Warn("scan failed", "err", err)
@@ -514,7 +529,7 @@ func (d *Daemon) refreshLoop(ctx context.Context) {
 			lastRefresh[s.Name()] = now
 			return true
 		}
-		for _, err := range refreshFiring(ctx, sinks, d.rec.firing(nil), due) {
+		for _, err := range refreshFiring(ctx, sinks, append(d.rec.firing(nil), d.audit.firing()...), due) {
 			d.log.Warn("re-sending firing alerts failed", "err", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/audit/report"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/internal/testenv"
@@ -30,7 +31,7 @@ var updateDocs = flag.Bool("update-docs", false, "rewrite the generated examples
 // and must be what the code writes, so the documentation cannot drift.
 func TestDocsExamples(t *testing.T) {
 	ex := docsExamples(t)
-	for _, file := range []string{"alerts.md", "watch.md"} {
+	for _, file := range []string{"alerts.md", "watch.md", "audit.md"} {
 		path := filepath.Join(testenv.ModuleRoot(), "docs", file)
 		doc, err := os.ReadFile(path)
 		if err != nil {
@@ -150,9 +151,30 @@ func docsExamples(t *testing.T) map[string]string {
 	if err := json.Indent(&pretty, payload, "", "  "); err != nil {
 		t.Fatal(err)
 	}
+	// An audit finding, as the daemon records it (audit.go).
+	fd := 3
+	af := report.Finding{Kind: report.KindOrphanNetNS, Key: "orphan_netns netns 4026532512", NetNS: 4026532512,
+		SeenBy: []report.View{report.ViewBPFFile}, MissedBy: []report.View{report.ViewNSMember, report.ViewNSMount},
+		Owners:  []report.Owner{{PID: 4242, Comm: "sleep", UID: 0, CgroupID: 5213, FD: &fd}},
+		Sockets: []report.SockRef{{Proto: "tcp4", Local: "0.0.0.0:41231", State: "LISTEN", Inode: 1104451}},
+		Detail:  "network namespace 4026532512 has 1 sockets, but no process is a member and no mount names it"}
+	apf := auditFinding(&af)
+	ae := Event{Kind: KindViolation, Time: at, Finding: &apf, Audit: &af, UID: "5c0d1e4f2a7b3c9d8e6f0a1b2c3d4e5f"}
+	prepare(&ae)
+	ane, err := ae.record("web1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aev := ane.Event
+	aev.ID = 43
+	auditJSON, err := json.MarshalIndent(NewEventsDocument([]store.Event{aev}), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
-		"event":   string(evJSON) + "\n",
-		"payload": pretty.String() + "\n",
-		"summary": e.Summary() + "\n",
+		"audit_event": string(auditJSON) + "\n",
+		"event":       string(evJSON) + "\n",
+		"payload":     pretty.String() + "\n",
+		"summary":     e.Summary() + "\n",
 	}
 }

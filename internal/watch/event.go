@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/audit/report"
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/notify"
 	"github.com/porteiro/porteiro/internal/store"
@@ -46,8 +47,11 @@ type Event struct {
 	Socket *inventory.Socket
 	// Old is the previous view for owner_changed and restarted.
 	Old *inventory.Socket
-	// Finding is set for policy verdicts.
+	// Finding is set for policy verdicts and audit findings.
 	Finding *Finding
+	// Audit is the audit's own finding, with its evidence, when the event
+	// comes from an audit the daemon ran (audit.go).
+	Audit *report.Finding
 	// Flapping marks the summary of a listener that kept coming back;
 	// Restarts counts its comebacks.
 	Flapping bool
@@ -66,6 +70,7 @@ type Payload struct {
 	Socket     *inventory.Socket `json:"socket,omitempty"`
 	Old        *inventory.Socket `json:"old,omitempty"`
 	Finding    *Finding          `json:"finding,omitempty"`
+	Audit      *report.Finding   `json:"audit,omitempty"`
 	Flapping   bool              `json:"flapping,omitempty"`
 	Restarts   int               `json:"restarts,omitempty"`
 	DownMillis int64             `json:"down_ms,omitempty"`
@@ -164,6 +169,9 @@ func (e *Event) pid() int {
 // detail says what to do next, in an alert body. The channels add the
 // `porteiro who` and `porteiro events` lines themselves.
 func (e *Event) detail() string {
+	if e.Audit != nil && e.Kind == KindViolation {
+		return auditAdvice
+	}
 	switch e.Kind {
 	case KindViolation:
 		return "Check whether this listener should exist. If it should, add a rule to the policy and reload porteiro (systemctl reload porteiro); if not, stop the process."
@@ -225,7 +233,7 @@ func findingListener(f *Finding) string {
 // record builds the store row of the event, with one delivery per sink
 // whose filter takes its alert.
 func (e *Event) record(host string, sinks []notify.Sink) (store.NewEvent, error) {
-	p := Payload{Socket: e.Socket, Old: e.Old, Finding: e.Finding, Flapping: e.Flapping, Restarts: e.Restarts, Summary: e.Summary(), Host: host}
+	p := Payload{Socket: e.Socket, Old: e.Old, Finding: e.Finding, Audit: e.Audit, Flapping: e.Flapping, Restarts: e.Restarts, Summary: e.Summary(), Host: host}
 	if e.Down > 0 {
 		p.DownMillis = e.Down.Milliseconds()
 	}

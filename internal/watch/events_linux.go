@@ -232,6 +232,9 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 				}
 				return
 			}
+			if d.audit.ownProbe(&ev) {
+				continue
+			}
 			select {
 			case evs <- ev:
 			case <-ctx.Done():

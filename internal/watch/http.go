@@ -26,6 +26,8 @@ import (
 //	/api/v1/listeners  the current listeners, as `porteiro list -o json`
 //	/api/v1/events     the event history (?since=24h&port=22&kind=opened&limit=100)
 //	/api/v1/trace      listener events as they happen, as ndjson (?port=22,8000-8100)
+//	/api/v1/audit      GET: the last audit's report; POST: run one now (or
+//	                   wait for the one running) and answer its report
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.serveHealth)
@@ -33,6 +35,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/listeners", d.serveListeners)
 	mux.HandleFunc("GET /api/v1/events", d.serveEvents)
 	mux.HandleFunc("GET /api/v1/trace", d.serveTrace)
+	mux.HandleFunc("GET /api/v1/audit", d.serveAuditGet)
+	mux.HandleFunc("POST /api/v1/audit", d.serveAuditPost)
 	return mux
 }
 
@@ -107,6 +111,9 @@ func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !h.LastScan.IsZero() {
 		body["last_scan"] = h.LastScan
 		body["age_seconds"] = d.now().Sub(h.LastScan).Seconds()
+	}
+	if a := d.audit.status(); a != nil {
+		body["audit"] = a
 	}
 	code := http.StatusOK
 	if !h.OK {
