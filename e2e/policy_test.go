@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -301,9 +302,18 @@ func (ns *polNetns) start(anchor bool, label string, specs ...string) *polHolder
 	return h
 }
 
-// Porteiro runs the binary in the namespace, as root or as uid.
+// Porteiro runs the binary in the namespace, as root or as uid. The
+// commands that scan are kept to the test's namespace (--netns): porteiro
+// sees every namespace of the host, and the tests are about this one.
 func (ns *polNetns) Porteiro(uid int, args ...string) (stdout, stderr string, code int) {
 	ns.t.Helper()
+	if len(args) > 0 && slices.Contains([]string{"check", "baseline", "list", "who", "pid", "kill"}, args[0]) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(ns.path, &st); err != nil {
+			ns.t.Fatal(err)
+		}
+		args = append([]string{args[0], "--netns", strconv.FormatUint(st.Ino, 10)}, args[1:]...)
+	}
 	argv, _ := json.Marshal(append([]string{ns.bin}, args...))
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPolicyHelperProcess$")
 	cmd.Env = append(os.Environ(), polHelperEnv+"=exec", polNetnsEnv+"="+ns.path, polArgvEnv+"="+string(argv))
@@ -460,8 +470,9 @@ func TestPolicyBaselineThenCheck(t *testing.T) {
 	}
 	f := doc.Findings[0]
 	port := intruder.Port(0)
-	if f.Kind != "unexpected" || f.Key != fmt.Sprintf("unexpected tcp 0.0.0.0:%d", port) {
-		t.Errorf("finding = %s %q, want unexpected tcp 0.0.0.0:%d", f.Kind, f.Key, port)
+	// The test's namespace is not the host's: the key names it.
+	if want := fmt.Sprintf("unexpected tcp 0.0.0.0:%d in netns pid %d (", port, ns.anchor.PID); f.Kind != "unexpected" || !strings.HasPrefix(f.Key, want) {
+		t.Errorf("finding = %s %q, want %s...)", f.Kind, f.Key, want)
 	}
 	if f.Socket == nil || f.Socket.Local.Port != port || len(f.Socket.Processes) != 1 || f.Socket.Processes[0].PID != intruder.PID {
 		t.Errorf("finding socket = %+v, want port %d held by pid %d", f.Socket, port, intruder.PID)
@@ -517,15 +528,18 @@ func TestPolicyWrongOwnerAndTooExposed(t *testing.T) {
 allow:
   - name: ssh
     reason: only sshd may hold it
+    netns: "*"
     proto: tcp
     port: %d
     process: sshd
   - name: metrics
     reason: scraped locally
+    netns: "*"
     proto: tcp
     port: %d
     bind: loopback
   - name: stats
+    netns: "*"
     port: %d
     bind: loopback
     user: root
