@@ -93,16 +93,25 @@ func TestHostileNamesInList(t *testing.T) {
 	if len(rows) != 1+2*len(hs) || strings.Count(r.stdout, "\n") != len(rows) {
 		t.Fatalf("csv: %d rows on %d lines for %d sockets:\n%s", len(rows), strings.Count(r.stdout, "\n"), 2*len(hs), r.stdout)
 	}
+	// Columns by their header, so that a new column does not move them.
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	pidC, nameC, cmdC := col["pid"], col["name"], col["cmdline"]
+	if pidC == 0 || nameC == 0 || cmdC == 0 {
+		t.Fatalf("csv header %q lacks pid, name or cmdline", rows[0])
+	}
 	byPID := map[string]string{}
 	for _, row := range rows[1:] {
-		byPID[row[11]] = row[13]
+		byPID[row[pidC]] = row[nameC]
 		for _, cell := range row {
 			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
 				t.Errorf("csv cell %q would run as a formula", cell)
 			}
 		}
-		if row[15] != cmdline {
-			t.Errorf("csv cmdline %q, want %q", row[15], cmdline)
+		if row[cmdC] != cmdline {
+			t.Errorf("csv cmdline %q, want %q", row[cmdC], cmdline)
 		}
 	}
 	for _, h := range hs {
