@@ -700,6 +700,14 @@ func TestNetNSUnprivileged(t *testing.T) {
 		t.Errorf("no note says that namespace %s could not be entered:\nnotes: %q\nstderr: %s", name, d.Notes, r.stderr)
 	}
 
+	// The host's own sockets are the host's, even where nobody may not
+	// read PID 1's namespace link.
+	_, hostPort := listen(t, "127.0.0.1:0")
+	r = asNobody("list", "--port", strconv.Itoa(hostPort), "-o", "json")
+	if d := decodeNS(t, r); len(d.Sockets) != 1 || d.Sockets[0].NetNSName != "host" {
+		t.Errorf("as nobody, a listener of the host (port %d) is not named host: %v", hostPort, d.Sockets)
+	}
+
 	// Every listening socket of the namespace, against ss run by nobody,
 	// who is root inside its own user namespace and may enter it.
 	r = asNobody("list", "--netns", want, "-o", "json")
