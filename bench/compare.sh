@@ -3,6 +3,10 @@
 # load, and writes a table of medians and ratios to bench/results/.
 #
 #   bench/compare.sh [small|medium|large]      # default: medium
+#   bench/compare.sh netns                     # 100 ip netns namespaces of 5 listeners
+#
+# netns times porteiro list, which reads every namespace in one scan, against
+# the loop an admin runs today, one `ip netns exec NS ss -tlnp` per namespace.
 #
 # Environment:
 #   RUNS=N        timed runs per command (default: 20; 10 at large)
@@ -10,6 +14,11 @@
 #   WARMUP=N      warm-up runs per command (default: 2)
 #   LOADGEN_ARGS  extra loadgen flags, e.g. "-holder self"
 #   ALLOW_OTHER_LOAD=1  run even though another loadgen is running
+#   NETNS=N PER_NETNS=M the netns load (default: 100 namespaces of 5 listeners)
+#   BASELINE_REV=REV    also time porteiro list built from git revision REV
+#                       (e.g. 64ef889, before namespaces were read), paired
+#   QUICK=1       time only porteiro list and ss -tlnp (and the baseline)
+#   OUT=FILE      the report (default: bench/results/PRESET-DATE-TIME.md)
 #
 # The commands run in interleaved rounds (bench/timeit): each round runs every
 # command once, so a noisy neighbour slows all of them alike. Each pair that is
@@ -24,10 +33,10 @@ cd "$(dirname "$0")/.."
 
 preset=${1:-medium}
 case $preset in
-small | medium) runs=${RUNS:-20} lsof_runs=${LSOF_RUNS:-5} ;;
+small | medium | netns) runs=${RUNS:-20} lsof_runs=${LSOF_RUNS:-5} ;;
 large) runs=${RUNS:-10} lsof_runs=${LSOF_RUNS:-3} ;;
 *)
-	echo "usage: $0 [small|medium|large]" >&2
+	echo "usage: $0 [small|medium|large|netns]" >&2
 	exit 2
 	;;
 esac
@@ -48,7 +57,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 base_socks=$(ss -H -tuan | wc -l)
-base_procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+base_procs=$({ find /proc -maxdepth 1 -name '[0-9]*' 2>/dev/null || true; } | wc -l)
 if others=$(pgrep -x loadgen); then
 	if [ -z "${ALLOW_OTHER_LOAD:-}" ]; then
 		echo "another loadgen is running (pid $(echo $others)): its load would add to this one." >&2
@@ -83,10 +92,23 @@ mkdir -p "$bin" bench/results
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/porteiro" ./cmd/porteiro
 go build -o "$bin/loadgen" ./bench/loadgen
 go build -o "$bin/timeit" ./bench/timeit
+if [ -n "${BASELINE_REV:-}" ]; then
+	# The same build of another revision, from its own tree.
+	base=$(git rev-parse --short "$BASELINE_REV^{commit}")
+	mkdir -p "$tmp/base"
+	git archive "$base" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/porteiro-base" ./cmd/porteiro)
+fi
+loadargs=(-preset "$preset")
+if [ "$preset" = netns ]; then
+	loadargs=(-netns "${NETNS:-100}" -per-netns "${PER_NETNS:-5}")
+	# The admin's loop, as typed today (ip netns list prints "NAME (id: N)").
+	printf '%s\n' 'for ns in $(ip netns list | cut -d" " -f1); do ip netns exec "$ns" ss -tlnp; done' >"$tmp/nsloop.sh"
+fi
 
 echo "== starting the $preset load" >&2
 # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
-"$bin/loadgen" -preset "$preset" -duration 2h -pidfile "$tmp/pids" ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
+"$bin/loadgen" "${loadargs[@]}" -duration 2h -pidfile "$tmp/pids" ${LOADGEN_ARGS:-} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
 lgpid=$!
 for _ in $(seq 1200); do
 	grep -qs '^ready' "$tmp/loadgen.out" && break
@@ -107,6 +129,7 @@ port=$(sed -n 's/.* who_port=\([0-9]*\).*/\1/p' <<<"$ready")
 # process with a handful of sockets, as a service is.
 holder=$(sed -n 2p "$tmp/pids")
 holder_socks=$(ss -H -tuanp | grep -c "pid=$holder,") || true
+netns_count=$(ip netns list | wc -l)
 sleep 2
 
 # What is on the host now, counted by ss and by porteiro (one line per socket).
@@ -115,25 +138,40 @@ ss_all=$(ss -H -tuan | wc -l)
 pt_listen=$("$bin/porteiro" list -o ndjson | wc -l)
 pt_all=$("$bin/porteiro" list --all -o ndjson | wc -l)
 resolver=$("$bin/porteiro" list -o json | jq -r '.resolver // "none"')
-procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+procs=$({ find /proc -maxdepth 1 -name '[0-9]*' 2>/dev/null || true; } | wc -l)
 fds=$({ find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null || true; } | wc -l)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "== timing: $runs interleaved rounds after $warmup warm-ups (lsof: $lsof_runs)" >&2
-"$bin/timeit" -runs "$runs" -warmup "$warmup" -json "$tmp/t.json" \
-	-c "porteiro list::$bin/porteiro list" \
-	-c "ss -tlnp::ss -tlnp" \
-	-c "porteiro pid PID::$bin/porteiro pid $holder" \
-	-c "porteiro list --all::$bin/porteiro list --all" \
-	-c "ss -tunap::ss -tunap" \
-	-c "porteiro who PORT::$bin/porteiro who $port" \
-	-c "porteiro list, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list" \
-	-c "porteiro list --all, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list --all" \
-	-c "fuser PORT/tcp::fuser $port/tcp" \
-	-c "netstat -tulpn::netstat -tulpn" \
-	-c "ss -tln (no owners)::ss -tln" \
-	-c "ss -tuan (no owners)::ss -tuan" \
-	-c "lsof -i -P -n::lsof -i -P -n::$lsof_runs" &
+timed=()
+if [ -n "${BASELINE_REV:-}" ]; then
+	timed+=(-c "porteiro list @$base::$bin/porteiro-base list")
+fi
+if [ "$preset" = netns ]; then
+	timed+=(-c "porteiro list::$bin/porteiro list"
+		-c "ip netns exec NS ss -tlnp, every NS::bash $tmp/nsloop.sh"
+		-c "porteiro list --netns host::$bin/porteiro list --netns host"
+		-c "ss -tlnp::ss -tlnp"
+		-c "ss -tln (no owners)::ss -tln")
+elif [ -n "${QUICK:-}" ]; then
+	timed+=(-c "porteiro list::$bin/porteiro list" -c "ss -tlnp::ss -tlnp")
+else
+	timed+=(
+		-c "porteiro list::$bin/porteiro list"
+		-c "ss -tlnp::ss -tlnp"
+		-c "porteiro pid PID::$bin/porteiro pid $holder"
+		-c "porteiro list --all::$bin/porteiro list --all"
+		-c "ss -tunap::ss -tunap"
+		-c "porteiro who PORT::$bin/porteiro who $port"
+		-c "porteiro list, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list"
+		-c "porteiro list --all, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list --all"
+		-c "fuser PORT/tcp::fuser $port/tcp"
+		-c "netstat -tulpn::netstat -tulpn"
+		-c "ss -tln (no owners)::ss -tln"
+		-c "ss -tuan (no owners)::ss -tuan"
+		-c "lsof -i -P -n::lsof -i -P -n::$lsof_runs")
+fi
+"$bin/timeit" -runs "$runs" -warmup "$warmup" -json "$tmp/t.json" "${timed[@]}" &
 # In the background with wait, so that a signal stops the run at once.
 tipid=$!
 wait "$tipid"
@@ -158,7 +196,7 @@ large) t_list=0.35 t_all=0.15 t_pid=0.05 ;;
 *) t_list=0.5 t_all= t_pid= ;;
 esac
 
-out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
+out=${OUT:-bench/results/$preset-$(date -u +%Y%m%d-%H%M).md}
 {
 	echo "# porteiro vs ss, netstat, lsof, fuser: $preset load"
 	echo
@@ -167,6 +205,7 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 		"load average $load_before before, $load_after after"
 	echo "- load: \`$ready\`"
 	echo "- on the host before the load: $base_procs processes, $base_socks TCP/UDP sockets"
+	echo "- network namespaces under /run/netns (ip netns list): $netns_count"
 	echo "- on the host during the run: $procs processes, $fds fds;" \
 		"ss sees $ss_listen listening and $ss_all TCP/UDP sockets, porteiro $pt_listen and $pt_all"
 	echo "- \`porteiro pid PID\` asks about pid $holder, a holder of $holder_socks TCP/UDP sockets"
@@ -191,15 +230,29 @@ out=bench/results/$preset-$(date -u +%Y%m%d-%H%M).md
 		r=$(ratio "$2" "$3")
 		echo "| $1 | $r | $(paired "$2" "$3") | $(cpuratio "$2" "$3") | ${4:+≤ $4} | ${4:+$(verdict "$r" "$4")} |"
 	}
-	row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
-	row "porteiro list --all / ss -tunap" "porteiro list --all" "ss -tunap" "$t_all"
-	row "porteiro pid PID / ss -tlnp" "porteiro pid PID" "ss -tlnp" "$t_pid"
-	row "porteiro who / fuser" "porteiro who PORT" "fuser PORT/tcp" 0.5
-	row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" ""
-	row "porteiro list --all, /proc walk / ss -tunap" "porteiro list --all, /proc walk" "ss -tunap" ""
-	row "porteiro list / netstat -tulpn" "porteiro list" "netstat -tulpn" ""
-	row "porteiro list / lsof -i" "porteiro list" "lsof -i -P -n" ""
-	row "ss -tln / ss -tlnp (kernel share of ss)" "ss -tln (no owners)" "ss -tlnp" ""
+	if [ -n "${BASELINE_REV:-}" ] && [ "$preset" = netns ]; then
+		row "porteiro list / porteiro list @$base (which reads the host only)" "porteiro list" "porteiro list @$base" ""
+	elif [ -n "${BASELINE_REV:-}" ]; then
+		row "porteiro list / porteiro list @$base (not slower)" "porteiro list" "porteiro list @$base" 1
+	fi
+	if [ "$preset" = netns ]; then
+		row "porteiro list (every namespace) / the ip netns exec loop" "porteiro list" "ip netns exec NS ss -tlnp, every NS" 0.1
+		row "porteiro list / ss -tlnp (the host only)" "porteiro list" "ss -tlnp" ""
+		row "porteiro list --netns host / ss -tlnp" "porteiro list --netns host" "ss -tlnp" ""
+		row "porteiro list / porteiro list --netns host (cost of the namespaces)" "porteiro list" "porteiro list --netns host" ""
+	elif [ -n "${QUICK:-}" ]; then
+		row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
+	else
+		row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
+		row "porteiro list --all / ss -tunap" "porteiro list --all" "ss -tunap" "$t_all"
+		row "porteiro pid PID / ss -tlnp" "porteiro pid PID" "ss -tlnp" "$t_pid"
+		row "porteiro who / fuser" "porteiro who PORT" "fuser PORT/tcp" 0.5
+		row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" ""
+		row "porteiro list --all, /proc walk / ss -tunap" "porteiro list --all, /proc walk" "ss -tunap" ""
+		row "porteiro list / netstat -tulpn" "porteiro list" "netstat -tulpn" ""
+		row "porteiro list / lsof -i" "porteiro list" "lsof -i -P -n" ""
+		row "ss -tln / ss -tlnp (kernel share of ss)" "ss -tln (no owners)" "ss -tlnp" ""
+	fi
 	echo
 	rss=$(mb "porteiro list")
 	if [ "$preset" = medium ]; then

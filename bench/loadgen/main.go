@@ -3,6 +3,7 @@
 //
 //	loadgen -preset medium                 # 500 processes, 20,000 sockets, 4,000 other fds
 //	loadgen -procs 100 -sockets 5000 -fds 1000 -listen-frac 0.5 -duration 10m
+//	loadgen -netns 100 -per-netns 5        # 100 `ip netns` namespaces of 5 listeners
 //
 // It creates loopback TCP listeners (on many 127.x.y.z addresses and ::1),
 // established loopback TCP pairs, UDP sockets (bound and connected),
@@ -13,6 +14,11 @@
 //
 // When the load is up it prints one line starting with "ready", with the
 // socket counts and a TCP port (who_port) held by loadgen and two holders.
+// With -netns N it also makes N network namespaces as `ip netns add` does
+// (porteiro-bench-000, ...), each with -per-netns TCP listeners held by one
+// holder that is a member of it, as on a host of containers; -netns alone
+// makes only those. They are deleted when loadgen stops.
+//
 // It stays until SIGINT, SIGTERM or -duration, then kills every holder by pid.
 // Exit status: 0 after a clean stop, 1 if the load could not be built, 2 on
 // bad usage.
@@ -72,13 +78,21 @@ func run() int {
 	holder := fs.String("holder", "sleep", `what holds the fds: "sleep" (sleep infinity, smallest) or "self" (loadgen, GOMAXPROCS=1)`)
 	pidfile := fs.String("pidfile", "", "write loadgen's pid and every holder's pid to this file, one per line")
 	quiet := fs.Bool("q", false, "no progress lines")
+	nsCount := fs.Int("netns", 0, "also make this many `ip netns` namespaces (porteiro-bench-NNN), deleted on exit")
+	perNS := fs.Int("per-netns", 5, "TCP listeners in each -netns namespace, held by one process inside it")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: loadgen -preset small|medium|large | -procs N -sockets M -fds K [flags]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: loadgen -preset small|medium|large | -procs N -sockets M -fds K | -netns N [flags]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
+	if *nsCount < 0 || *nsCount > 1000 || *perNS < 1 || *perNS > 1000 {
+		fmt.Fprintln(os.Stderr, "loadgen: -netns must be 0..1000 and -per-netns 1..1000")
+		return 2
+	}
+	// -netns alone: only the namespaces.
+	hostLoad := *nsCount == 0 || *preset != "" || *procs > 0 || *sockets > 0 || *fds >= 0
 	var cfg load.Config
 	if *preset != "" {
 		var err error
@@ -97,10 +111,13 @@ func run() int {
 		cfg.FDs = *fds
 	}
 	cfg.ListenFrac, cfg.UDPFrac = *listenFrac, *udpFrac
-	plan, err := load.NewPlan(cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "loadgen: %v (see loadgen -h)\n", err)
-		return 2
+	var plan *load.Plan
+	if hostLoad {
+		var err error
+		if plan, err = load.NewPlan(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %v (see loadgen -h)\n", err)
+			return 2
+		}
 	}
 
 	opts := load.Options{Log: os.Stderr}
@@ -134,21 +151,50 @@ func run() int {
 	// Signals during the build cancel it; Start cleans up what it made.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	if opts.Log != nil {
-		fmt.Fprintf(os.Stderr, "loadgen: %d holders, %d sockets, %d other fds (largest holder %d fds)\n",
-			len(plan.Holds), plan.Sockets, plan.OtherFDs, plan.MaxHolderFDs)
+	var (
+		l     *load.Load
+		ready []string
+	)
+	if hostLoad {
+		if opts.Log != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %d holders, %d sockets, %d other fds (largest holder %d fds)\n",
+				len(plan.Holds), plan.Sockets, plan.OtherFDs, plan.MaxHolderFDs)
+		}
+		var err error
+		if l, err = load.Start(ctx, plan, opts); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		defer l.Stop()
+		ready = append(ready, l.Summary.String())
 	}
-	l, err := load.Start(ctx, plan, opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		return 1
+	var ns *nsLoad
+	if *nsCount > 0 {
+		if opts.Log != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %d network namespaces of %d listeners\n", *nsCount, *perNS)
+		}
+		var err error
+		// Deferred before it can fail: what was made is removed on every
+		// return, a signal included.
+		defer func() { ns.Stop() }()
+		if ns, err = startNetns(ctx, *nsCount, *perNS, opts.Holder, opts.HolderEnv, opts.Log); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		ready = append(ready, ns.String())
 	}
-	defer l.Stop()
 	if *pidfile != "" {
 		var b strings.Builder
 		fmt.Fprintln(&b, os.Getpid())
-		for _, p := range l.Summary.PIDs {
-			fmt.Fprintln(&b, p)
+		if l != nil {
+			for _, p := range l.Summary.PIDs {
+				fmt.Fprintln(&b, p)
+			}
+		}
+		if ns != nil {
+			for _, p := range ns.pids {
+				fmt.Fprintln(&b, p)
+			}
 		}
 		if err := os.WriteFile(*pidfile, []byte(b.String()), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -156,7 +202,7 @@ func run() int {
 		}
 		defer os.Remove(*pidfile)
 	}
-	fmt.Printf("ready %s\n", l.Summary.String())
+	fmt.Printf("ready %s\n", strings.Join(ready, " "))
 
 	var deadline <-chan time.Time
 	if *duration > 0 {
