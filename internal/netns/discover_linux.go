@@ -119,9 +119,16 @@ func (d *discovery) member(ino uint64, pid int, path string) {
 }
 
 // threads adds the namespaces of pid's threads that differ from the
-// process's own (a thread can setns on its own).
+// process's own (a thread can setns on its own). The task directory's
+// link count is 2 plus the number of threads: a stat tells a process
+// with one thread, most of them, without listing the directory.
 func (d *discovery) threads(dir string, pid int, procNS uint64) {
-	f, err := os.Open(filepath.Join(dir, "task"))
+	taskDir := filepath.Join(dir, "task")
+	var st unix.Stat_t
+	if unix.Stat(taskDir, &st) == nil && st.Nlink <= 3 {
+		return
+	}
+	f, err := os.Open(taskDir)
 	if err != nil {
 		return
 	}
@@ -130,11 +137,12 @@ func (d *discovery) threads(dir string, pid int, procNS uint64) {
 	if len(names) <= 1 {
 		return
 	}
+	self := strconv.Itoa(pid)
 	for _, t := range names {
-		if t == strconv.Itoa(pid) {
+		if t == self {
 			continue
 		}
-		p := filepath.Join(dir, "task", t, "ns/net")
+		p := filepath.Join(taskDir, t, "ns/net")
 		ino, err := nsLink(p)
 		if err != nil || ino == procNS {
 			continue

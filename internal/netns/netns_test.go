@@ -173,3 +173,13 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkDiscover finds the namespaces of the live host: its cost
+// grows with the number of processes.
+func BenchmarkDiscover(b *testing.B) {
+	for b.Loop() {
+		if _, err := Discover(context.Background(), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
