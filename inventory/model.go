@@ -319,6 +319,9 @@ type Process struct {
 	RSSBytes uint64 `json:"rss_bytes"`
 	// State is the one-letter process state (R, S, Z, ...).
 	State string `json:"state"`
+	// Hidden is true for a process that the kernel's file tables name
+	// but /proc does not show: something hides it. Only the pid is known.
+	Hidden bool `json:"hidden,omitempty"`
 }
 
 // Identity is a process's (pid, start time) identity.
@@ -333,6 +336,9 @@ func (p *Process) Identity() Identity { return Identity{PID: p.PID, StartTicks: 
 // CommandLine returns the command line joined with spaces, or [name] for
 // kernel threads and zombies, as ps does.
 func (p *Process) CommandLine() string {
+	if p.Hidden {
+		return "(hidden from /proc: only the kernel shows pid " + strconv.Itoa(p.PID) + ")"
+	}
 	if len(p.Cmdline) == 0 {
 		return "[" + p.Name + "]"
 	}

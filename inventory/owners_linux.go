@@ -3,7 +3,10 @@ package inventory
 import (
 	"context"
 	"errors"
+	"golang.org/x/sys/unix"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -169,7 +172,51 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	if seen == nil {
 		own.noFiles = res.NoFiles
 	}
+	r.findHidden(own)
 	return own, ctx.Err()
+}
+
+// findHidden looks at the holders the kernel named (the iterator reads
+// the kernel's file tables, not /proc) whose details /proc did not give.
+// One that exited meanwhile is gone for pidfd_open too. One that the
+// kernel still runs is hidden from this /proc (a mount over /proc/PID, a
+// filtered readdir): it is kept, marked hidden, with its pid.
+func (r *Resolver) findHidden(own *Owners) {
+	for _, hs := range own.Holders {
+		for _, h := range hs {
+			if _, ok := own.Processes[h.PID]; ok {
+				continue
+			}
+			if own.Processes == nil {
+				own.Processes = map[int]*Process{}
+			}
+			if kernelHasPID(h.PID) && !procShows(r.ProcRoot, h.PID) {
+				own.Processes[h.PID] = &Process{PID: h.PID, Name: "?", Hidden: true}
+			}
+		}
+	}
+}
+
+// kernelHasPID reports whether the kernel runs process pid (pidfd_open
+// fails with ESRCH once it has exited).
+func kernelHasPID(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// procShows reports whether /proc shows pid as itself: its stat file
+// names the same pid.
+func procShows(root string, pid int) bool {
+	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	st, err := procfs.ParseStat(b)
+	return err == nil && st.PID == pid
 }
 
 // setKnownNS implements nsAware.

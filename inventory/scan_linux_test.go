@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -358,6 +359,10 @@ func TestMain(m *testing.M) {
 		helperScan(root)
 		return
 	}
+	if port := os.Getenv("PORTEIRO_HELPER_HIDDEN"); port != "" {
+		helperHidden(port)
+		return
+	}
 	if os.Getenv("PORTEIRO_HELPER_ORPHANNS") != "" {
 		helperOrphanNS()
 		return
@@ -546,6 +551,70 @@ func TestNamespaceOnlyASocketLeadsTo(t *testing.T) {
 		if s.NetNS == nsIno {
 			t.Errorf("--netns host lists %+v", s)
 		}
+	}
+}
+
+// helperHidden scans (run where /proc/PID of the holder is hidden) and
+// prints the owners of the listener on port.
+func helperHidden(port string) {
+	snap, err := NewScanner(Options{}).Scan(context.Background(), Query{})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for _, s := range snap.Sockets {
+		if strconv.Itoa(int(s.Local.Port)) == port {
+			json.NewEncoder(os.Stdout).Encode(s)
+			return
+		}
+	}
+	fmt.Println("not found")
+}
+
+// TestHiddenProcessShown hides a listener's process from /proc (an empty
+// directory mounted over /proc/PID, in a mount namespace of the scan's
+// own) and scans: the kernel's file tables still name the process, so the
+// socket is shown with its pid, marked hidden, and not as held by a
+// process that exited.
+func TestHiddenProcessShown(t *testing.T) {
+	testenv.RequireRoot(t)
+	unshare := testenv.RequireCommand(t, "unshare")
+	r := NewIterResolver("/proc")
+	defer r.Close()
+	if r.init(); r.it == nil {
+		t.Skipf("the task-file iterator is not available (only it reads the kernel's file tables): %v", r.Err())
+	}
+	l := listenTCP(t, "tcp4", "127.0.0.1:0")
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	holder := exec.Command("sleep", "60")
+	holder.ExtraFiles = []*os.File{f}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	l.Close() // the holder has it now
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	empty := t.TempDir()
+	script := fmt.Sprintf("mount --bind %s /proc/%d && exec %s", empty, holder.Process.Pid, os.Args[0])
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_HIDDEN="+strconv.Itoa(port))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot hide a process here (%v): %s", err, out)
+	}
+	var s Socket
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("scan where pid %d is hidden: %v: %s", holder.Process.Pid, err, out)
+	}
+	if len(s.Processes) != 1 || s.Processes[0].PID != holder.Process.Pid || !s.Processes[0].Hidden {
+		t.Errorf("listener of a hidden process: owners %+v, reason %q; want pid %d, hidden", s.Processes, s.UnattributedReason, holder.Process.Pid)
+	}
+	if s.UnattributedReason == ReasonExited {
+		t.Error("a hidden process is reported as exited")
 	}
 }
 
