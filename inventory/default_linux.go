@@ -151,6 +151,7 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		// sockets don't cost a dozen reallocations and copies.
 		msgs = make([]diagMsg, 0, socketCount()+64)
 	}
+	filter := portFilter(q)
 	for _, p := range []Proto{TCP, UDP} {
 		if !q.WantsProto(p) {
 			continue
@@ -163,7 +164,7 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			err := n.conn.Dump(familyNum(f), protoNum(p), uint32(mask), func(m sockdiag.Msg) {
+			err := n.conn.DumpFiltered(familyNum(f), protoNum(p), uint32(mask), filter, func(m sockdiag.Msg) {
 				msgs = append(msgs, diagMsg{proto: p, m: m})
 			})
 			if err != nil {
@@ -181,6 +182,18 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		}
 	}
 	return out, nil
+}
+
+// portFilter is the kernel's filter for q.LocalPorts, or nil.
+func portFilter(q Query) []byte {
+	if len(q.LocalPorts) == 0 {
+		return nil
+	}
+	rs := make([]sockdiag.PortRange, len(q.LocalPorts))
+	for i, r := range q.LocalPorts {
+		rs[i] = sockdiag.PortRange{Lo: r[0], Hi: r[1]}
+	}
+	return sockdiag.LocalPortFilter(rs)
 }
 
 // liveInodes dumps the sockets of q again and returns which of inodes are

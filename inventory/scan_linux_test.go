@@ -651,3 +651,39 @@ func TestRaceWithExitingProcesses(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// TestLocalPortsFilteredInKernel: with LocalPorts, the sock_diag dump
+// itself carries only those ports (no Keep is set here to do it).
+func TestLocalPortsFilteredInKernel(t *testing.T) {
+	a := listenTCP(t, "tcp4", "127.0.0.1:0")
+	b := listenTCP(t, "tcp4", "127.0.0.1:0")
+	pa := uint16(a.Addr().(*net.TCPAddr).Port)
+	pb := uint16(b.Addr().(*net.TCPAddr).Port)
+	src := &NetlinkSource{}
+	defer src.Close()
+	socks, err := src.Sockets(context.Background(), Query{LocalPorts: [][2]uint16{{pa, pa}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawA := false
+	for _, s := range socks {
+		if s.Local.Port != pa {
+			t.Errorf("the dump for port %d carries port %d", pa, s.Local.Port)
+		}
+		sawA = sawA || s.Local.Port == pa
+	}
+	if !sawA {
+		t.Errorf("the dump for port %d lacks it", pa)
+	}
+	all, err := src.Sockets(context.Background(), Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawB := false
+	for _, s := range all {
+		sawB = sawB || s.Local.Port == pb
+	}
+	if !sawB {
+		t.Errorf("the unfiltered dump lacks port %d", pb)
+	}
+}

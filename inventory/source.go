@@ -26,6 +26,11 @@ type Query struct {
 	// question about one port reads the details of its holders only. It
 	// sees every field a SocketSource fills, and Exposure.
 	Keep func(*Socket) bool
+	// LocalPorts, if set, limits the sockets to these local ports, as
+	// inclusive ranges. The sock_diag source has the kernel filter them
+	// (INET_DIAG_REQ_BYTECODE), so the dump carries only those; Keep
+	// still decides.
+	LocalPorts [][2]uint16
 	// NetNS limits the network namespaces: each entry is "all", "host",
 	// a namespace inode, or a name (a glob, as in path.Match). Empty means
 	// every namespace. Namespaces left out are not read at all.

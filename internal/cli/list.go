@@ -81,6 +81,9 @@ func runList(env *Env, f *sockFlags) error {
 		return err
 	}
 	q.Keep = sf.keep
+	for _, r := range sf.ports {
+		q.LocalPorts = append(q.LocalPorts, [2]uint16{r.Lo, r.Hi})
+	}
 	snap, err := scan(f, q)
 	if err != nil {
 		return err

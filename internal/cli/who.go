@@ -65,6 +65,10 @@ func scanTargets(f *sockFlags, args []string) ([]target.Target, *inventory.Snaps
 		}
 		tgts = append(tgts, t)
 	}
+	// The kernel keeps only these ports in the dump.
+	for _, t := range tgts {
+		q.LocalPorts = append(q.LocalPorts, [2]uint16{t.Port, t.Port})
+	}
 	q.Keep = func(s *inventory.Socket) bool {
 		for j := range tgts {
 			if (&sockFilter{tgt: &tgts[j]}).keep(s) {

@@ -49,6 +49,19 @@ func (c *Conn) Dump(family, protocol uint8, states uint32, fn func(Msg)) error {
 	})
 }
 
+// DumpFiltered is Dump with inet_diag bytecode (from LocalPortFilter) that
+// the kernel runs on each socket: only those it accepts come back.
+func (c *Conn) DumpFiltered(family, protocol uint8, states uint32, filter []byte, fn func(Msg)) error {
+	return c.dump(family, protocol, states, 0, filter, func(p []byte) error {
+		m, err := Parse(p)
+		if err != nil {
+			return err
+		}
+		fn(m)
+		return nil
+	})
+}
+
 // Connections calls fn for every TCP socket of the family whose state is in
 // states, with its cookie and byte counters (INET_DIAG_INFO). It is the
 // dump behind "porteiro top": the kernel fills in tcp_info for each socket,
