@@ -64,7 +64,8 @@ func main() {
 }
 
 // hooks is a loopback webhook receiver: when each listener's opened
-// alert arrived, by port.
+// alert arrived, by port. Only this process's listeners count: other jobs
+// on the host open ports too.
 type hooks struct {
 	mu   sync.Mutex
 	got  map[int]time.Time
@@ -87,6 +88,9 @@ func startHooks() (*hooks, error) {
 						Local struct {
 							Port int `json:"port"`
 						} `json:"local"`
+						Processes []struct {
+							PID int `json:"pid"`
+						} `json:"processes"`
 					} `json:"socket"`
 				} `json:"alerts"`
 			}
@@ -97,7 +101,11 @@ func startHooks() (*hooks, error) {
 			}
 			h.mu.Lock()
 			for _, a := range body.Alerts {
-				if _, dup := h.got[a.Socket.Local.Port]; a.Kind == "opened" && !dup {
+				mine := false
+				for _, p := range a.Socket.Processes {
+					mine = mine || p.PID == os.Getpid()
+				}
+				if _, dup := h.got[a.Socket.Local.Port]; a.Kind == "opened" && mine && !dup {
 					h.got[a.Socket.Local.Port] = at
 				}
 			}
@@ -170,7 +178,7 @@ func run(bin, mode string, n int, life, poll, idle time.Duration, webhook bool) 
 	}
 	// Let the last events and (when polling) a last scan land.
 	time.Sleep(max(3*time.Second, poll+time.Second))
-	out, err := exec.Command(bin, "events", "-c", conf, "--since", "1h", "--kind", "opened", "--limit", strconv.Itoa(10*n+1000), "-o", "json").Output()
+	out, err := exec.Command(bin, "events", "-c", conf, "--since", "1h", "--kind", "opened", "--limit", "1000000", "-o", "json").Output()
 	if err != nil && len(out) == 0 {
 		return fmt.Errorf("porteirod events: %v", err)
 	}
@@ -178,6 +186,7 @@ func run(bin, mode string, n int, life, poll, idle time.Duration, webhook bool) 
 		Events []struct {
 			Time time.Time `json:"time"`
 			Port int       `json:"port"`
+			PID  int       `json:"pid"`
 		} `json:"events"`
 	}
 	if err := json.Unmarshal(out, &doc); err != nil {
@@ -186,7 +195,9 @@ func run(bin, mode string, n int, life, poll, idle time.Duration, webhook bool) 
 	var lat []time.Duration
 	seen := map[int]bool{}
 	for _, e := range doc.Events {
-		if t, ok := opened[e.Port]; ok && !seen[e.Port] {
+		// Only this process's listeners: other jobs on the host open
+		// ports too, the same numbers among them.
+		if t, ok := opened[e.Port]; ok && e.PID == os.Getpid() && !seen[e.Port] {
 			seen[e.Port] = true
 			lat = append(lat, e.Time.Sub(t))
 		}

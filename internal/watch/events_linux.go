@@ -95,11 +95,11 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 					break drain
 				}
 			}
-			d.judgeEvents(ctx, commits)
+			d.judgeEvents(commits)
 			cfg, _, _ := d.configuration()
 			after.Reset(cfg.Grace() + 100*time.Millisecond)
 		case <-after.C:
-			d.judgeEvents(ctx, commits)
+			d.judgeEvents(commits)
 		case <-tick.C:
 			d.procMu.Lock()
 			d.live.verdicts.publish(d.metrics)
@@ -139,7 +139,7 @@ func (d *Daemon) commitLoop(ctx context.Context, wake <-chan struct{}) {
 // or changed since the last whole verdict: then the whole view is judged.
 // Listeners that opened and closed within the batch are judged first, as
 // if still open, then the view as it is.
-func (d *Daemon) judgeEvents(ctx context.Context, commits chan<- struct{}) {
+func (d *Daemon) judgeEvents(commits chan<- struct{}) {
 	d.procMu.Lock()
 	defer d.procMu.Unlock()
 	gen := d.rec.generation()

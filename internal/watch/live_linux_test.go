@@ -2,6 +2,7 @@ package watch
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/porteiro/porteiro/internal/bpfevents"
 	"github.com/porteiro/porteiro/internal/metrics"
+	"github.com/porteiro/porteiro/internal/notify"
+	"github.com/porteiro/porteiro/internal/store"
 	"github.com/porteiro/porteiro/inventory"
 	"github.com/porteiro/porteiro/policy"
 )
@@ -210,8 +213,8 @@ func compareBatches(t *testing.T, pol *policy.Policy, seed uint64) {
 		case r <= 4:
 			// Time passes; the grace timer judges with no new event.
 			now = now.Add(time.Duration(m.rng.IntN(4000)) * time.Millisecond)
-			whole.judgeEvents(nil, commits)
-			incr.judgeEvents(nil, commits)
+			whole.judgeEvents(commits)
+			incr.judgeEvents(commits)
 		default:
 			now = now.Add(time.Duration(m.rng.IntN(300)) * time.Millisecond)
 			n := 1 + m.rng.IntN(6)
@@ -236,7 +239,7 @@ func compareBatches(t *testing.T, pol *policy.Policy, seed uint64) {
 				for i := range evs {
 					d.live.apply(&evs[i])
 				}
-				d.judgeEvents(nil, commits)
+				d.judgeEvents(commits)
 			}
 		}
 		w, i := takeQueued(t, whole), takeQueued(t, incr)
@@ -334,11 +337,123 @@ func BenchmarkEventBatch(b *testing.B) {
 					ev.Kind = bpfevents.Closed
 				}
 				d.live.apply(&ev)
-				d.judgeEvents(nil, commits)
+				d.judgeEvents(commits)
 				d.rec.mu.Lock()
 				d.rec.queue = d.rec.queue[:0]
 				d.rec.mu.Unlock()
 			}
 		})
 	}
+}
+
+// chanSource is the kernel's event source made up by the test (a seam:
+// the real one is tested in internal/bpfevents and end to end).
+type chanSource struct{ ch chan bpfevents.Event }
+
+func (s *chanSource) Read(ctx context.Context) (bpfevents.Event, error) {
+	select {
+	case ev := <-s.ch:
+		return ev, nil
+	case <-ctx.Done():
+		return bpfevents.Event{}, ctx.Err()
+	}
+}
+func (s *chanSource) Drops() uint64 { return 0 }
+func (s *chanSource) Close() error  { return nil }
+
+// storedCheckSink fails the test when an alert goes out before its event
+// is in the store.
+type storedCheckSink struct {
+	recordingSink
+	t  *testing.T
+	st *store.Store
+}
+
+func (s *storedCheckSink) Send(ctx context.Context, batch []notify.Alert) error {
+	evs, err := s.st.Events(ctx, store.Filter{Limit: 100000})
+	if err != nil {
+		return err
+	}
+	stored := map[string]bool{}
+	for _, e := range evs {
+		stored[e.UID] = true
+	}
+	for _, a := range batch {
+		if !stored[a.ID] {
+			s.t.Errorf("alert %s (%s) sent before its event was stored", a.ID, a.Summary)
+		}
+	}
+	return s.recordingSink.Send(ctx, batch)
+}
+
+// Through the daemon's event path (the batches judged by the groups they
+// touch, the commits beside them, a real store): every listener of a
+// burst is stored as opened and closed, with its violation and its
+// resolution, and no alert goes out before its event is stored.
+func TestEventPathStoresBeforeAlerting(t *testing.T) {
+	pol, err := policy.Parse([]byte("allow:\n  - name: ssh\n    port: 22\n    process: sshd\n"), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &fakeHost{}
+	host.set(sock(22, 100, "/usr/sbin/sshd"))
+	cfg := testConfig(t)
+	cfg.GraceRaw, cfg.BurstRaw = dur(200*time.Millisecond), dur(0)
+	sink := &storedCheckSink{recordingSink: recordingSink{name: "rec"}, t: t}
+	d, err := New(Options{Config: cfg, Source: host, Resolver: host, Policy: PolicyChecker(pol), Sinks: []notify.Sink{sink}, Logger: quietLogger(), Notify: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	sink.st = d.store
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.ScanOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src := &chanSource{ch: make(chan bpfevents.Event)}
+	done := make(chan struct{}, 2)
+	go func() { d.disp.run(ctx, ctx); done <- struct{}{} }()
+	go func() { d.runEvents(ctx, src, make(chan struct{}, 1)); done <- struct{}{} }()
+	const n = 60
+	for i := 0; i < n; i++ {
+		ev := bpfevents.Event{Kind: bpfevents.Opened, Proto: inventory.TCP, Family: inventory.IPv4, Addr: netip.MustParseAddr("0.0.0.0"),
+			Port: uint16(4000 + i), Cookie: uint64(i + 1), Inode: uint64(90_000 + i), NetNS: 1, PID: 1<<30 + i, Comm: "nc"}
+		src.ch <- ev
+		if i%3 == 0 {
+			// Some close at once (within the batch), some later.
+			ev.Kind = bpfevents.Closed
+			src.ch <- ev
+		}
+	}
+	for i := 0; i < n; i++ {
+		if i%3 != 0 {
+			src.ch <- bpfevents.Event{Kind: bpfevents.Closed, Proto: inventory.TCP, Cookie: uint64(i + 1), Inode: uint64(90_000 + i), NetNS: 1}
+		}
+	}
+	count := func() map[string]int {
+		evs, err := d.store.Events(ctx, store.Filter{Limit: 100000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, e := range evs {
+			m[e.Kind]++
+		}
+		return m
+	}
+	want := map[string]int{KindOpened: n, KindClosed: n, KindViolation: n, KindResolved: n}
+	waitFor(t, "every listener stored opened, closed, violation and resolved", 20*time.Second, func() bool {
+		return fmt.Sprint(count()) == fmt.Sprint(want)
+	})
+	waitFor(t, "every alert sent", 20*time.Second, func() bool {
+		sent := 0
+		for _, b := range sink.sent() {
+			sent += len(b)
+		}
+		return sent == 4*n
+	})
+	cancel()
+	<-done
+	<-done
 }

@@ -16,8 +16,8 @@ import (
 )
 
 // recorder turns what a scan saw into recorded events and queued alerts.
-// The daemon's loop calls observe for every snapshot; `porteirod once`
-// calls judge with one check's findings. It owns the detector, the firing
+// A scan's views go through queueViews, a batch of kernel events through
+// queueKeys; `porteirod once` calls judge with one check's findings. It owns the detector, the firing
 // alerts, and the events that could not be stored yet.
 //
 // Detecting and committing are apart: events wait in a queue, and commits
@@ -132,20 +132,9 @@ type view struct {
 	findings []Finding
 }
 
-// observe is one scan's worth of work: detect what changed, record it and
-// queue its alerts. Several views (a batch of kernel events may need two)
-// are detected in order and recorded in one commit. Events that cannot be
-// stored are kept for the next commit, and their alerts go out from
-// memory meanwhile. It returns the number of events recorded. The known
-// listener set is saved only when save is true (after scans, not on the
-// events' hot path).
-func (r *recorder) observe(ctx context.Context, now time.Time, views []view, save bool) (int, error) {
-	r.queueViews(now, views)
-	return r.commitQueued(ctx, save)
-}
-
-// queueViews detects what changed in whole views and queues the events
-// for the next commit. It reports whether any event waits.
+// queueViews is one scan's worth of detection: what changed in whole
+// views (a batch of kernel events may need two), in order, queued for the
+// next commit (commitQueued). It reports whether any event waits.
 func (r *recorder) queueViews(now time.Time, views []view) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
