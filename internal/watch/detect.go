@@ -43,8 +43,10 @@ type detector struct {
 	closing map[inventory.ListenerKey]closing
 	flaps   map[inventory.ListenerKey]*flap
 	// closedAt remembers reported closes for a flap window, so that a
-	// listener opening again soon after is seen as a comeback.
+	// listener opening again soon after is seen as a comeback. Entries
+	// older than that are swept every sweepEvery.
 	closedAt map[inventory.ListenerKey]time.Time
+	swept    time.Time
 
 	// active findings have been announced; pending ones wait to be
 	// confirmed (missing) and resolving ones to stay gone for the grace
@@ -62,6 +64,9 @@ type closing struct {
 	at   time.Time
 	last *inventory.Socket
 }
+
+// sweepEvery spaces the sweeps of closedAt.
+const sweepEvery = time.Second
 
 // flapReportWindows spaces the summaries of a listener that never stops
 // flapping, in flap windows.
@@ -375,11 +380,16 @@ func (d *detector) comeback(now time.Time, k inventory.ListenerKey, so *inventor
 // the summaries of flapping listeners.
 func (d *detector) expire(now time.Time) []Event {
 	var out []Event
-	for _, k := range sortedKeys(d.closing) {
-		c := d.closing[k]
-		if now.Sub(c.at) < d.grace {
-			continue
+	// Only what is due is sorted: on a host where thousands of listeners
+	// come and go, this runs for every batch of events.
+	var due []inventory.ListenerKey
+	for k, c := range d.closing {
+		if now.Sub(c.at) >= d.grace {
+			due = append(due, k)
 		}
+	}
+	for _, k := range sortKeyList(due) {
+		c := d.closing[k]
 		delete(d.closing, k)
 		d.dirty = true
 		if f := d.flaps[k]; f != nil {
@@ -397,17 +407,21 @@ func (d *detector) expire(now time.Time) []Event {
 		d.closedAt[k] = c.at
 		out = append(out, Event{Kind: KindClosed, Time: c.at, Listener: k, Socket: c.last})
 	}
-	for _, k := range sortedKeys(d.flaps) {
-		f := d.flaps[k]
+	due = due[:0]
+	for k, f := range d.flaps {
 		stable := now.Sub(f.lastChange) > d.flapWindow
-		due := now.Sub(f.lastReport) >= flapReportWindows*d.flapWindow
+		report := now.Sub(f.lastReport) >= flapReportWindows*d.flapWindow
 		if _, down := d.closing[k]; down && stable {
 			// Wait for the pending close to be decided first.
 			continue
 		}
-		if !stable && !due {
-			continue
+		if stable || report {
+			due = append(due, k)
 		}
+	}
+	for _, k := range sortKeyList(due) {
+		f := d.flaps[k]
+		stable := now.Sub(f.lastChange) > d.flapWindow
 		if f.suppressed > 0 {
 			e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: f.last, Restarts: f.restarts, Flapping: true}
 			if !f.up {
@@ -422,9 +436,14 @@ func (d *detector) expire(now time.Time) []Event {
 			f.lastReport, f.restarts, f.suppressed = now, 0, 0
 		}
 	}
-	for k, t := range d.closedAt {
-		if now.Sub(t) > d.flapWindow {
-			delete(d.closedAt, k)
+	// Old closes are forgotten now and then, not at every step: every
+	// reader of closedAt checks the flap window itself.
+	if now.Sub(d.swept) >= sweepEvery || now.Before(d.swept) {
+		d.swept = now
+		for k, t := range d.closedAt {
+			if now.Sub(t) > d.flapWindow {
+				delete(d.closedAt, k)
+			}
 		}
 	}
 	return out
