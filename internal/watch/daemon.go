@@ -402,23 +402,25 @@ func (d *Daemon) ScanOnce(ctx context.Context) error {
 		return err
 	}
 	// Listeners the kernel reported during the scan are kept on top of
-	// it: the dump may predate them.
+	// it: the dump may predate them. The view is judged before any later
+	// batch of events, which is judged against it.
+	d.procMu.Lock()
 	view := d.live.reset(snap)
-	d.process(ctx, true, view)
+	d.judgeLocked(view)
+	d.procMu.Unlock()
+	d.commit(ctx, true)
 	d.statusMu.Lock()
 	d.lastOK = d.now()
 	d.statusMu.Unlock()
 	return nil
 }
 
-// process judges views of the listeners (a scan, or the last scan with
-// the kernel's events since; a batch of events may need two), records
-// what changed in one commit and queues its alerts. save says whether the
-// known listener set may be saved too: after scans, not on the events'
-// path, where it would cost every batch a large write.
-func (d *Daemon) process(ctx context.Context, save bool, snaps ...*inventory.Snapshot) {
-	d.procMu.Lock()
-	defer d.procMu.Unlock()
+// judgeLocked judges whole views of the listeners (a scan, or the last
+// scan with the kernel's events since; a batch of events may need two)
+// and queues what changed for the next commit, which it reports is due.
+// Called with procMu held.
+func (d *Daemon) judgeLocked(snaps ...*inventory.Snapshot) bool {
+	gen := d.rec.generation()
 	_, pol, _ := d.configuration()
 	views := make([]view, 0, len(snaps))
 	for _, snap := range snaps {
@@ -442,14 +444,24 @@ func (d *Daemon) process(ctx context.Context, save bool, snaps ...*inventory.Sna
 	} else {
 		d.metrics.ClearPolicy()
 	}
+	// Later batches of events are judged against this verdict.
+	d.live.verdicts.resync(gen, pol, d.self, last.findings)
 	d.logVisibility(last.snap)
-	now := d.now()
-	n, rerr := d.rec.observe(ctx, now, views, save)
+	queued := d.rec.queueViews(d.now(), views)
 	d.statusMu.Lock()
 	d.last = last.snap
 	d.statusMu.Unlock()
-	if rerr != nil {
-		d.log.Error("recording events; will retry at the next scan", "err", rerr)
+	return queued
+}
+
+// commit stores what was judged and not yet stored, with the known
+// listener set when save is true (after scans, not on the events' path,
+// where it would cost every commit a large write), and wakes the
+// dispatcher for the new alerts.
+func (d *Daemon) commit(ctx context.Context, save bool) {
+	n, err := d.rec.commitQueued(ctx, save)
+	if err != nil {
+		d.log.Error("recording events; will retry at the next commit", "err", err)
 		return
 	}
 	if n > 0 {
@@ -588,6 +600,9 @@ func (d *Daemon) Healthy() Health {
 
 // Snapshot returns the last snapshot, or nil before the first scan.
 func (d *Daemon) Snapshot() *inventory.Snapshot {
+	if snap := d.live.latest(d.now()); snap != nil {
+		return snap
+	}
 	d.statusMu.Lock()
 	defer d.statusMu.Unlock()
 	return d.last

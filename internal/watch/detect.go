@@ -43,8 +43,10 @@ type detector struct {
 	closing map[inventory.ListenerKey]closing
 	flaps   map[inventory.ListenerKey]*flap
 	// closedAt remembers reported closes for a flap window, so that a
-	// listener opening again soon after is seen as a comeback.
+	// listener opening again soon after is seen as a comeback. Entries
+	// older than that are swept every sweepEvery.
 	closedAt map[inventory.ListenerKey]time.Time
+	swept    time.Time
 
 	// active findings have been announced; pending ones wait to be
 	// confirmed (missing) and resolving ones to stay gone for the grace
@@ -62,6 +64,9 @@ type closing struct {
 	at   time.Time
 	last *inventory.Socket
 }
+
+// sweepEvery spaces the sweeps of closedAt.
+const sweepEvery = time.Second
 
 // flapReportWindows spaces the summaries of a listener that never stops
 // flapping, in flap windows.
@@ -223,6 +228,12 @@ func sortedKeys[V any](m map[inventory.ListenerKey]V) []inventory.ListenerKey {
 	for k := range m {
 		keys = append(keys, k)
 	}
+	return sortKeyList(keys)
+}
+
+// sortKeyList sorts listener keys in the order events come out: by
+// protocol, port, address, then namespace.
+func sortKeyList(keys []inventory.ListenerKey) []inventory.ListenerKey {
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
 		if a.Proto != b.Proto {
@@ -243,57 +254,107 @@ func (d *detector) listenerEvents(now time.Time, cur map[inventory.ListenerKey]*
 	var out []Event
 	for _, k := range sortedKeys(d.known) {
 		if _, ok := cur[k]; !ok {
-			if _, already := d.closing[k]; !already {
-				d.closing[k] = closing{at: now, last: d.known[k]}
-				d.dirty = true
-			}
+			d.gone(now, k)
 		}
 	}
 	for _, k := range sortedKeys(cur) {
-		so := cur[k]
-		old, wasKnown := d.known[k]
-		if !wasKnown {
-			d.dirty = true
-			if c, ok := d.closing[k]; ok {
-				delete(d.closing, k)
-				if sameProgram(c.last, so) {
-					e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: so, Old: c.last, Down: now.Sub(c.at)}
-					if d.comeback(now, k, so) {
-						out = append(out, e)
-					}
-				} else {
-					// Another program took the port while it was free:
-					// not a restart, whatever the timing.
-					out = append(out, Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: c.last})
-				}
-				continue
-			}
-			if t, ok := d.closedAt[k]; d.flaps[k] != nil || ok && now.Sub(t) <= d.flapWindow {
-				// Back soon after a close: a comeback.
-				if d.comeback(now, k, so) {
-					out = append(out, Event{Kind: KindOpened, Time: now, Listener: k, Socket: so})
-				}
-				continue
-			}
-			out = append(out, Event{Kind: KindOpened, Time: now, Listener: k, Socket: so})
-			continue
-		}
-		if !sameProgram(old, so) {
-			d.dirty = true
-			out = append(out, Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: old})
+		if e, ok := d.present(now, k, cur[k]); ok {
+			out = append(out, e)
 		}
 	}
-	// Keep the last known owners of a listener whose owners could not be
-	// seen this time, so an unreadable scan is not an owner change later.
 	for k, so := range cur {
-		if old, ok := d.known[k]; ok && len(so.Processes) == 0 && len(old.Processes) > 0 {
-			cp := *so
-			cp.Processes = old.Processes
-			cur[k] = &cp
-		}
+		cur[k] = d.keepOwners(k, so)
 	}
 	d.known = cur
 	return out
+}
+
+// stepKeys is step for a view that differs from the last one stepped only
+// at the listener keys given (sorted as sortedKeys does): cur holds those
+// of them that are there now, merged as listeners does. The findings that
+// may have changed are at fs.changed; the others are as they were. Its
+// cost follows the keys given, not the number of listeners. The detector
+// must have stepped a whole view before (the first scan).
+func (d *detector) stepKeys(now time.Time, keys []inventory.ListenerKey, cur map[inventory.ListenerKey]*inventory.Socket, fs findingChanges) []Event {
+	var out []Event
+	for _, k := range keys {
+		if _, ok := cur[k]; !ok {
+			d.gone(now, k)
+		}
+	}
+	for _, k := range keys {
+		if so, ok := cur[k]; ok {
+			if e, ok := d.present(now, k, so); ok {
+				out = append(out, e)
+			}
+		}
+	}
+	for _, k := range keys {
+		if so, ok := cur[k]; ok {
+			d.known[k] = d.keepOwners(k, so)
+		} else {
+			delete(d.known, k)
+		}
+	}
+	// The next scan is compared in full: this view was never whole.
+	d.last = nil
+	out = append(out, d.expire(now)...)
+	out = append(out, d.findingEventsKeys(now, fs)...)
+	return out
+}
+
+// gone notes that known listener k is not in the view: it is closing,
+// unless it comes back within the grace period.
+func (d *detector) gone(now time.Time, k inventory.ListenerKey) {
+	old, ok := d.known[k]
+	if !ok {
+		return
+	}
+	if _, already := d.closing[k]; !already {
+		d.closing[k] = closing{at: now, last: old}
+		d.dirty = true
+	}
+}
+
+// present judges listener k as in the view, held as so: the event it
+// causes, if any.
+func (d *detector) present(now time.Time, k inventory.ListenerKey, so *inventory.Socket) (Event, bool) {
+	old, wasKnown := d.known[k]
+	if !wasKnown {
+		d.dirty = true
+		if c, ok := d.closing[k]; ok {
+			delete(d.closing, k)
+			if sameProgram(c.last, so) {
+				e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: so, Old: c.last, Down: now.Sub(c.at)}
+				return e, d.comeback(now, k, so)
+			}
+			// Another program took the port while it was free: not a
+			// restart, whatever the timing.
+			return Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: c.last}, true
+		}
+		if t, ok := d.closedAt[k]; d.flaps[k] != nil || ok && now.Sub(t) <= d.flapWindow {
+			// Back soon after a close: a comeback.
+			return Event{Kind: KindOpened, Time: now, Listener: k, Socket: so}, d.comeback(now, k, so)
+		}
+		return Event{Kind: KindOpened, Time: now, Listener: k, Socket: so}, true
+	}
+	if !sameProgram(old, so) {
+		d.dirty = true
+		return Event{Kind: KindOwnerChanged, Time: now, Listener: k, Socket: so, Old: old}, true
+	}
+	return Event{}, false
+}
+
+// keepOwners keeps the last known owners of a listener whose owners could
+// not be seen this time, so an unreadable scan is not an owner change
+// later.
+func (d *detector) keepOwners(k inventory.ListenerKey, so *inventory.Socket) *inventory.Socket {
+	if old, ok := d.known[k]; ok && len(so.Processes) == 0 && len(old.Processes) > 0 {
+		cp := *so
+		cp.Processes = old.Processes
+		return &cp
+	}
+	return so
 }
 
 // comeback records that listener k came back, and reports whether to
@@ -319,11 +380,16 @@ func (d *detector) comeback(now time.Time, k inventory.ListenerKey, so *inventor
 // the summaries of flapping listeners.
 func (d *detector) expire(now time.Time) []Event {
 	var out []Event
-	for _, k := range sortedKeys(d.closing) {
-		c := d.closing[k]
-		if now.Sub(c.at) < d.grace {
-			continue
+	// Only what is due is sorted: on a host where thousands of listeners
+	// come and go, this runs for every batch of events.
+	var due []inventory.ListenerKey
+	for k, c := range d.closing {
+		if now.Sub(c.at) >= d.grace {
+			due = append(due, k)
 		}
+	}
+	for _, k := range sortKeyList(due) {
+		c := d.closing[k]
 		delete(d.closing, k)
 		d.dirty = true
 		if f := d.flaps[k]; f != nil {
@@ -341,17 +407,21 @@ func (d *detector) expire(now time.Time) []Event {
 		d.closedAt[k] = c.at
 		out = append(out, Event{Kind: KindClosed, Time: c.at, Listener: k, Socket: c.last})
 	}
-	for _, k := range sortedKeys(d.flaps) {
-		f := d.flaps[k]
+	due = due[:0]
+	for k, f := range d.flaps {
 		stable := now.Sub(f.lastChange) > d.flapWindow
-		due := now.Sub(f.lastReport) >= flapReportWindows*d.flapWindow
+		report := now.Sub(f.lastReport) >= flapReportWindows*d.flapWindow
 		if _, down := d.closing[k]; down && stable {
 			// Wait for the pending close to be decided first.
 			continue
 		}
-		if !stable && !due {
-			continue
+		if stable || report {
+			due = append(due, k)
 		}
+	}
+	for _, k := range sortKeyList(due) {
+		f := d.flaps[k]
+		stable := now.Sub(f.lastChange) > d.flapWindow
 		if f.suppressed > 0 {
 			e := Event{Kind: KindRestarted, Time: now, Listener: k, Socket: f.last, Restarts: f.restarts, Flapping: true}
 			if !f.up {
@@ -366,9 +436,14 @@ func (d *detector) expire(now time.Time) []Event {
 			f.lastReport, f.restarts, f.suppressed = now, 0, 0
 		}
 	}
-	for k, t := range d.closedAt {
-		if now.Sub(t) > d.flapWindow {
-			delete(d.closedAt, k)
+	// Old closes are forgotten now and then, not at every step: every
+	// reader of closedAt checks the flap window itself.
+	if now.Sub(d.swept) >= sweepEvery || now.Before(d.swept) {
+		d.swept = now
+		for k, t := range d.closedAt {
+			if now.Sub(t) > d.flapWindow {
+				delete(d.closedAt, k)
+			}
 		}
 	}
 	return out
@@ -383,41 +458,9 @@ func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
 			continue
 		}
 		seen[f.Key] = true
-		if a, ok := d.active[f.Key]; ok {
-			delete(d.resolving, f.Key)
-			a.Finding = f
-			continue
+		if e, ok := d.seeFinding(now, f); ok {
+			out = append(out, e)
 		}
-		if unverifiedOwner(&f) && !d.unverified[f.Key] {
-			// Seen once without an owner: confirm at the next scan. A
-			// holder that exited mid-scan is gone by then, and so is the
-			// finding.
-			d.unverified[f.Key] = true
-			continue
-		}
-		delete(d.unverified, f.Key)
-		kind := KindViolation
-		if f.Kind == KindMissing {
-			// A required listener is briefly absent while its service
-			// restarts: only a gap longer than the grace period counts.
-			first, ok := d.pending[f.Key]
-			if !ok {
-				d.pending[f.Key] = now
-				first = now
-			}
-			if now.Sub(first) < d.grace {
-				continue
-			}
-			delete(d.pending, f.Key)
-			kind = KindMissing
-		}
-		fc := f
-		d.active[f.Key] = &activeFinding{Finding: fc, Since: now}
-		e := Event{Kind: kind, Time: now, Finding: &fc, Socket: fc.Socket}
-		if fc.Socket != nil {
-			e.Listener = fc.Socket.ListenerKey()
-		}
-		out = append(out, e)
 	}
 	for k := range d.pending {
 		if !seen[k] {
@@ -438,27 +481,131 @@ func (d *detector) findingEvents(now time.Time, findings []Finding) []Event {
 		if seen[k] {
 			continue
 		}
-		// Gone: resolved once it stays gone for the grace period, so a
-		// restart of the offending listener is not resolved-then-fired.
-		first, ok := d.resolving[k]
+		if e, ok := d.unseenFinding(now, k); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// findingChanges tells findingEventsKeys the policy's verdict: the keys
+// whose finding may have changed since the last step, the findings now
+// (lookup) and their order in a whole check (less).
+type findingChanges struct {
+	changed []string
+	lookup  func(key string) (Finding, bool)
+	less    func(a, b *Finding) bool
+}
+
+// findingEventsKeys is findingEvents when only the findings at fs.changed
+// may differ from the last step's. The others need no look: each one
+// present is active, or waits in pending or unverified; each one absent
+// and active waits in resolving. So the keys to look at are the changed
+// ones and those waiting, and the events come out in the same order.
+func (d *detector) findingEventsKeys(now time.Time, fs findingChanges) []Event {
+	look := make(map[string]bool, len(fs.changed)+len(d.pending)+len(d.unverified)+len(d.resolving))
+	for _, k := range fs.changed {
+		look[k] = true
+	}
+	for k := range d.pending {
+		look[k] = true
+	}
+	for k := range d.unverified {
+		look[k] = true
+	}
+	for k := range d.resolving {
+		look[k] = true
+	}
+	var here []Finding
+	var absent []string
+	for k := range look {
+		if f, ok := fs.lookup(k); ok {
+			here = append(here, f)
+		} else {
+			absent = append(absent, k)
+		}
+	}
+	sort.Slice(here, func(i, j int) bool { return fs.less(&here[i], &here[j]) })
+	var out []Event
+	for _, f := range here {
+		if e, ok := d.seeFinding(now, f); ok {
+			out = append(out, e)
+		}
+	}
+	sort.Strings(absent)
+	for _, k := range absent {
+		delete(d.pending, k)
+		delete(d.unverified, k)
+		if _, ok := d.active[k]; !ok {
+			continue
+		}
+		if e, ok := d.unseenFinding(now, k); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// seeFinding takes finding f as present in the view: the event it causes,
+// if any.
+func (d *detector) seeFinding(now time.Time, f Finding) (Event, bool) {
+	if a, ok := d.active[f.Key]; ok {
+		delete(d.resolving, f.Key)
+		a.Finding = f
+		return Event{}, false
+	}
+	if unverifiedOwner(&f) && !d.unverified[f.Key] {
+		// Seen once without an owner: confirm at the next scan. A holder
+		// that exited mid-scan is gone by then, and so is the finding.
+		d.unverified[f.Key] = true
+		return Event{}, false
+	}
+	delete(d.unverified, f.Key)
+	kind := KindViolation
+	if f.Kind == KindMissing {
+		// A required listener is briefly absent while its service
+		// restarts: only a gap longer than the grace period counts.
+		first, ok := d.pending[f.Key]
 		if !ok {
-			d.resolving[k] = now
+			d.pending[f.Key] = now
 			first = now
 		}
 		if now.Sub(first) < d.grace {
-			continue
+			return Event{}, false
 		}
-		a := d.active[k]
-		delete(d.active, k)
-		delete(d.resolving, k)
-		fc := a.Finding
-		e := Event{Kind: KindResolved, Time: now, Finding: &fc, Since: a.Since}
-		if fc.Socket != nil {
-			e.Listener = fc.Socket.ListenerKey()
-		}
-		out = append(out, e)
+		delete(d.pending, f.Key)
+		kind = KindMissing
 	}
-	return out
+	fc := f
+	d.active[f.Key] = &activeFinding{Finding: fc, Since: now}
+	e := Event{Kind: kind, Time: now, Finding: &fc, Socket: fc.Socket}
+	if fc.Socket != nil {
+		e.Listener = fc.Socket.ListenerKey()
+	}
+	return e, true
+}
+
+// unseenFinding takes active finding k as absent from the view: resolved
+// once it stays gone for the grace period, so a restart of the offending
+// listener is not resolved-then-fired.
+func (d *detector) unseenFinding(now time.Time, k string) (Event, bool) {
+	first, ok := d.resolving[k]
+	if !ok {
+		d.resolving[k] = now
+		first = now
+	}
+	if now.Sub(first) < d.grace {
+		return Event{}, false
+	}
+	a := d.active[k]
+	delete(d.active, k)
+	delete(d.resolving, k)
+	fc := a.Finding
+	e := Event{Kind: KindResolved, Time: now, Finding: &fc, Since: a.Since}
+	if fc.Socket != nil {
+		e.Listener = fc.Socket.ListenerKey()
+	}
+	return e, true
 }
 
 // unverifiedOwner reports whether a finding is about who holds a socket

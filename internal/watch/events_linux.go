@@ -3,9 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"sort"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/bpfevents"
@@ -30,193 +28,22 @@ type eventSource interface {
 	Close() error
 }
 
-// liveView is the listener set between two scans: the last scan's
-// sockets, with the kernel's events applied as they arrive. Events that
-// arrive while a scan runs are applied again on top of its result, since
-// the scan's dump may predate them.
-type liveView struct {
-	mu      sync.Mutex
-	base    *inventory.Snapshot
-	socks   map[inventory.Key]inventory.Socket
-	cookies map[uint64]inventory.Key
-	// since holds the events received since the running scan started.
-	scanning bool
-	since    []bpfevents.Event
-	// fresh are the sockets added since the view was last taken, and
-	// transient those of them that closed before it was: a listener that
-	// lived less than one pass must still be seen once.
-	fresh     map[inventory.Key]bool
-	transient []inventory.Socket
-	// procs reads an owner's details as a scan would.
-	procs *inventory.Resolver
-}
-
-func newLiveView() *liveView {
-	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{},
-		fresh: map[inventory.Key]bool{}, procs: &inventory.Resolver{ProcRoot: "/proc"}}
-}
-
-// scanStarted marks the start of a scan: events from now on are kept to
-// be replayed over its result.
-func (v *liveView) scanStarted() {
-	v.mu.Lock()
-	v.scanning, v.since = true, v.since[:0]
-	v.mu.Unlock()
-}
-
-// reset takes a scan's snapshot as the new base, replays the events that
-// arrived during the scan, and returns the view.
-func (v *liveView) reset(snap *inventory.Snapshot) *inventory.Snapshot {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.base = snap
-	clear(v.socks)
-	clear(v.cookies)
-	for _, so := range snap.Sockets {
-		if so.Listening {
-			v.socks[so.Key()] = so
-		}
-	}
-	replay := v.since
-	v.scanning, v.since = false, nil
-	for i := range replay {
-		v.applyLocked(&replay[i])
-	}
-	if len(replay) == 0 {
-		return snap
-	}
-	return v.snapshotLocked(time.Now())
-}
-
-// apply adds one event to the view.
-func (v *liveView) apply(ev *bpfevents.Event) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.scanning {
-		v.since = append(v.since, *ev)
-	}
-	v.applyLocked(ev)
-}
-
-// current returns the view as it is, or nil before the first scan.
-func (v *liveView) current(now time.Time) *inventory.Snapshot {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.base == nil {
-		return nil
-	}
-	return v.snapshotLocked(now)
-}
-
-func (v *liveView) applyLocked(ev *bpfevents.Event) {
-	switch ev.Kind {
-	case bpfevents.Opened:
-		so := v.socketOf(ev)
-		k := so.Key()
-		if old, ok := v.socks[k]; ok && len(old.Processes) > 0 {
-			// Known already (a scan saw it): keep the richer view.
-			v.cookies[ev.Cookie] = k
-			return
-		}
-		v.socks[k] = so
-		v.cookies[ev.Cookie] = k
-		v.fresh[k] = true
-	case bpfevents.Closed:
-		k, ok := v.cookies[ev.Cookie]
-		if !ok {
-			k = inventory.Key{NetNS: ev.NetNS, Inode: ev.Inode}
-		}
-		if so, ok := v.socks[k]; ok && v.fresh[k] {
-			v.transient = append(v.transient, so)
-		}
-		delete(v.fresh, k)
-		delete(v.cookies, ev.Cookie)
-		delete(v.socks, k)
-	}
-}
-
-// transientView returns the view with the listeners that opened and
-// closed since the last view, as if still open, or nil when there are
-// none. Judged before the current view, it lets each of them be recorded
-// as opened, then closed.
-func (v *liveView) transientView(now time.Time) *inventory.Snapshot {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.base == nil || len(v.transient) == 0 {
-		v.transient = v.transient[:0]
-		return nil
-	}
-	extra := v.transient
-	v.transient = nil
-	return v.snapshotWith(now, extra)
-}
-
-func (v *liveView) snapshotLocked(now time.Time) *inventory.Snapshot {
-	return v.snapshotWith(now, nil)
-}
-
-func (v *liveView) snapshotWith(now time.Time, extra []inventory.Socket) *inventory.Snapshot {
-	clear(v.fresh)
-	snap := *v.base
-	snap.Time = now
-	snap.Sockets = make([]inventory.Socket, 0, len(v.socks)+len(extra))
-	for _, so := range v.socks {
-		snap.Sockets = append(snap.Sockets, so)
-	}
-	snap.Sockets = append(snap.Sockets, extra...)
-	sort.Slice(snap.Sockets, func(i, j int) bool {
-		a, b := &snap.Sockets[i], &snap.Sockets[j]
-		if a.Local.Port != b.Local.Port {
-			return a.Local.Port < b.Local.Port
-		}
-		return a.Inode < b.Inode
-	})
-	return &snap
-}
-
-// socketOf builds the socket an Opened event announces, with its owner as
-// the kernel saw it at listen() or bind(), completed from /proc when the
-// process is still there.
-func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
-	state := inventory.State("LISTEN")
-	if ev.Proto == inventory.UDP {
-		state = "UNCONN"
-	}
-	remote := netip.IPv4Unspecified()
-	if ev.Family == inventory.IPv6 {
-		remote = netip.IPv6Unspecified()
-	}
-	so := inventory.Socket{
-		Proto: ev.Proto, Family: ev.Family, State: state,
-		Local:  ev.Endpoint(),
-		Remote: inventory.Endpoint{Address: remote},
-		Inode:  ev.Inode, UID: ev.UID, NetNS: ev.NetNS,
-		DualStack: ev.DualStack, Exposure: inventory.ExposureOf(ev.Addr), Listening: true,
-	}
-	if ev.PID <= 0 || ev.PIDOutsideNS {
-		so.UnattributedReason = inventory.ReasonNoProcess
-		return so
-	}
-	p := inventory.Process{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: inventory.UserName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
-	// The process as a scan sees it, if it is still the one that
-	// listened: a pid reused since then has another name.
-	if full := v.procs.Process(ev.PID); full != nil && full.Name == ev.Comm {
-		p = *full
-	}
-	so.Processes = []inventory.Process{p}
-	return so
-}
-
 // runEvents reads the kernel's listener events until ctx ends, and judges
-// the view after each one, so a listener that lives 20 ms is recorded with
-// its owner. A grace period that is running (a listener that closed may be
-// restarting) is decided by a later pass, timed for when it ends. Drops
-// ask the main loop for a reconciliation scan at once.
+// the view after each batch of them, so a listener that lives 20 ms is
+// recorded with its owner. A grace period that is running (a listener that
+// closed may be restarting) is decided by a later pass, timed for when it
+// ends. Drops ask the main loop for a reconciliation scan at once.
+//
+// Commits run beside the judging (commitLoop): the events a batch finds
+// are stamped at once, and those found while a commit is on disk go in
+// the next one.
 func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- struct{}) {
 	var lastDrops uint64
 	after := time.NewTimer(time.Hour)
 	after.Stop()
 	defer after.Stop()
+	commits := make(chan struct{}, 1)
+	go d.commitLoop(ctx, commits)
 	evs := make(chan bpfevents.Event, 4096)
 	go func() {
 		defer close(evs)
@@ -271,24 +98,15 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 					break drain
 				}
 			}
-			now := d.now()
-			// Listeners that opened and closed within the batch are judged
-			// first, as if still open, then the view as it is: both in one
-			// commit.
-			if snap := d.live.current(now); snap != nil {
-				if tv := d.live.transientView(now); tv != nil {
-					d.process(ctx, false, tv, snap)
-				} else {
-					d.process(ctx, false, snap)
-				}
-			}
+			d.judgeEvents(commits)
 			cfg, _, _ := d.configuration()
 			after.Reset(cfg.Grace() + 100*time.Millisecond)
 		case <-after.C:
-			if snap := d.live.current(d.now()); snap != nil {
-				d.process(ctx, false, snap)
-			}
+			d.judgeEvents(commits)
 		case <-tick.C:
+			d.procMu.Lock()
+			d.live.verdicts.publish(d.metrics)
+			d.procMu.Unlock()
 			if n := src.Drops(); n > lastDrops {
 				d.metrics.AddEventDrops(n - lastDrops)
 				d.log.Warn("the kernel dropped listener events; scanning now to catch up", "dropped", n-lastDrops)
@@ -300,6 +118,119 @@ func (d *Daemon) runEvents(ctx context.Context, src eventSource, rescan chan<- s
 			}
 		}
 	}
+}
+
+// commitLoop commits what the events' judging queued, one commit at a
+// time, each taking everything queued while the previous one ran.
+func (d *Daemon) commitLoop(ctx context.Context, wake <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+			// A commit that started is not cut off by a shutdown; what
+			// is left is flushed by Run.
+			d.commit(context.WithoutCancel(ctx), false)
+		}
+	}
+}
+
+// judgeEvents judges what the kernel's events changed in the view since
+// it was last judged, and queues the events that causes for commitLoop.
+// Only the listener groups the events touched are looked at, unless the
+// policy is not a policy file's (a Checker that may need every listener)
+// or changed since the last whole verdict: then the whole view is judged.
+// Listeners that opened and closed within the batch are judged first, as
+// if still open, then the view as it is.
+func (d *Daemon) judgeEvents(commits chan<- struct{}) {
+	d.procMu.Lock()
+	defer d.procMu.Unlock()
+	gen := d.rec.generation()
+	_, pol, _ := d.configuration()
+	vc := &d.live.verdicts
+	_, filePolicy := pol.(policyChecker)
+	incremental := vc.valid && vc.gen == gen && (pol == nil || filePolicy)
+	b := d.live.take(d.now(), !incremental)
+	if b == nil {
+		return
+	}
+	var queued bool
+	if !incremental {
+		queued = d.judgeLocked(b.full...)
+	} else {
+		queued = d.judgeBatch(b)
+	}
+	if queued {
+		select {
+		case commits <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// judgeBatch judges a batch by the groups it touched, in one view or two:
+// with its transient listeners (if any), then as it is. Each view's
+// verdict is taken by the detector before the next one is judged. It
+// reports whether events wait for a commit.
+func (d *Daemon) judgeBatch(b *liveBatch) bool {
+	vc := &d.live.verdicts
+	type state struct {
+		socks map[groupKey][]inventory.Socket
+		extra []inventory.Socket // the transient listeners, for whole
+	}
+	states := []state{{socks: b.after}}
+	if len(b.transient) > 0 {
+		mid := make(map[groupKey][]inventory.Socket, len(b.groups))
+		var extra []inventory.Socket
+		for _, g := range b.groups {
+			socks := append(slices.Clone(b.after[g]), b.transient[g]...)
+			sortSockets(socks)
+			if len(socks) > 0 {
+				mid[g] = socks
+			}
+			extra = append(extra, b.transient[g]...)
+		}
+		states = []state{{socks: mid, extra: extra}, {socks: b.after}}
+	}
+	// The listener keys of every touched group, in any of the states.
+	seen := map[inventory.ListenerKey]bool{}
+	var keys []inventory.ListenerKey
+	addKeys := func(m map[groupKey][]inventory.Socket) {
+		for _, socks := range m {
+			for i := range socks {
+				if k := socks[i].ListenerKey(); !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	addKeys(b.before)
+	for _, st := range states {
+		addKeys(st.socks)
+	}
+	keys = sortKeyList(keys)
+	queued := false
+	before, sat := b.before, map[groupKey][]bool(nil)
+	for _, st := range states {
+		var all []inventory.Socket
+		for _, g := range b.groups {
+			all = append(all, st.socks[g]...)
+		}
+		extra := st.extra
+		whole := func() *inventory.Snapshot { return d.live.asTaken(b.now, extra) }
+		var changed []string
+		changed, sat = vc.judge(b.groups, before, st.socks, sat, whole)
+		queued = d.rec.queueKeys(b.now, keyStep{
+			keys: keys,
+			cur:  listeners(&inventory.Snapshot{Sockets: all}),
+			findings: findingChanges{
+				changed: changed, lookup: vc.lookup, less: vc.less,
+			},
+		})
+		before = st.socks
+	}
+	return queued
 }
 
 // publish hands an event to the trace clients, if any.

@@ -30,28 +30,28 @@ func TestLiveViewKeepsShortListeners(t *testing.T) {
 	// Opened and closed within one batch: only the transient view has it.
 	v.apply(ev(bpfevents.Opened, 2, 502, 5555))
 	v.apply(ev(bpfevents.Closed, 2, 502, 5555))
-	tv := v.transientView(now)
-	if tv == nil || len(tv.Sockets) != 2 || tv.Sockets[1].Local.Port != 5555 {
-		t.Fatalf("transient view = %+v, want sshd and the short listener", tv)
+	b := v.take(now, true)
+	if len(b.full) != 2 || len(b.full[0].Sockets) != 2 || b.full[0].Sockets[1].Local.Port != 5555 {
+		t.Fatalf("batch views = %+v, want sshd and the short listener, then sshd", b.full)
 	}
-	if cur := v.current(now); len(cur.Sockets) != 1 {
-		t.Fatalf("current view has %d sockets, want 1", len(cur.Sockets))
+	if len(b.full[1].Sockets) != 1 || len(b.groups) != 1 || len(b.after) != 0 || len(b.transient) != 1 {
+		t.Fatalf("batch = %+v, want one group touched, empty now, with one transient listener", b)
 	}
-	if v.transientView(now) != nil {
-		t.Fatal("the transient listener was shown twice")
+	if b := v.take(now, true); len(b.full) != 1 || len(b.groups) != 0 {
+		t.Fatalf("the transient listener was shown twice: %+v", b)
 	}
-	// Opened in one batch, closed in the next: the current views show it
-	// open, then gone; no transient view is needed.
+	// Opened in one batch, closed in the next: the views show it open,
+	// then gone; no transient view is needed.
 	v.apply(ev(bpfevents.Opened, 3, 503, 6666))
-	if cur := v.current(now); len(cur.Sockets) != 2 {
-		t.Fatalf("open listener missing: %+v", cur.Sockets)
+	if b := v.take(now, true); len(b.full) != 1 || len(b.full[0].Sockets) != 2 || len(b.after) != 1 {
+		t.Fatalf("open listener missing: %+v", b)
+	}
+	if got := v.latest(now); got == nil || len(got.Sockets) != 2 {
+		t.Fatalf("latest view = %+v, want the events' view", got)
 	}
 	v.apply(ev(bpfevents.Closed, 3, 503, 6666))
-	if v.transientView(now) != nil {
-		t.Fatal("a listener seen open got a transient view")
-	}
-	if cur := v.current(now); len(cur.Sockets) != 1 {
-		t.Fatalf("closed listener still there: %+v", cur.Sockets)
+	if b := v.take(now, true); len(b.full) != 1 || len(b.full[0].Sockets) != 1 || len(b.before) != 1 || len(b.after) != 0 {
+		t.Fatalf("closed listener still there, or a transient view: %+v", b)
 	}
 	// A scan running while events arrive: they are replayed over it.
 	v.scanStarted()
@@ -73,11 +73,12 @@ func TestShortListenerIsRecorded(t *testing.T) {
 	v.apply(&bpfevents.Event{Kind: bpfevents.Opened, Proto: inventory.TCP, Family: inventory.IPv4, Addr: netip.MustParseAddr("0.0.0.0"), Port: 4444, Cookie: 9, Inode: 900, NetNS: 1, PID: 1 << 30, Comm: "nc"})
 	v.apply(&bpfevents.Event{Kind: bpfevents.Closed, Proto: inventory.TCP, Cookie: 9, Inode: 900, NetNS: 1})
 	var all []Event
-	if tv := v.transientView(t0.Add(time.Second)); tv != nil {
-		all = append(all, d.step(t0.Add(time.Second), tv, nil)...)
+	for _, view := range v.take(t0.Add(time.Second), true).full {
+		all = append(all, d.step(t0.Add(time.Second), view, nil)...)
 	}
-	all = append(all, d.step(t0.Add(time.Second), v.current(t0.Add(time.Second)), nil)...)
-	all = append(all, d.step(t0.Add(2*time.Second), v.current(t0.Add(2*time.Second)), nil)...)
+	for _, view := range v.take(t0.Add(2*time.Second), true).full {
+		all = append(all, d.step(t0.Add(2*time.Second), view, nil)...)
+	}
 	if got := kinds(all); got != "opened:4444 closed:4444" {
 		t.Fatalf("events %q, want opened:4444 closed:4444", got)
 	}

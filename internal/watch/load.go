@@ -66,11 +66,15 @@ func Build(cfg *Config) (*Runtime, error) {
 }
 
 // PolicyChecker adapts a policy to the daemon's Checker.
-func PolicyChecker(p *policy.Policy) Checker {
-	return CheckerFunc(func(snap *inventory.Snapshot) []Finding {
-		return FromReport(p.Check(snap))
-	})
-}
+func PolicyChecker(p *policy.Policy) Checker { return policyChecker{p} }
+
+// policyChecker is a policy as a Checker. Its verdict on a listener
+// depends only on the sockets that share the listener's finding key, which
+// lets the daemon judge a batch of kernel events by the listeners it
+// touched (see verdicts).
+type policyChecker struct{ p *policy.Policy }
+
+func (c policyChecker) Check(snap *inventory.Snapshot) []Finding { return FromReport(c.p.Check(snap)) }
 
 // FromReport converts a policy report's findings.
 func FromReport(rep *policy.Report) []Finding {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/metrics"
@@ -15,12 +16,15 @@ import (
 )
 
 // recorder turns what a scan saw into recorded events and queued alerts.
-// The daemon's loop calls observe for every snapshot; `porteirod once`
-// calls judge with one check's findings. It owns the detector, the firing
+// A scan's views go through queueViews, a batch of kernel events through
+// queueKeys; `porteirod once` calls judge with one check's findings. It owns the detector, the firing
 // alerts, and the events that could not be stored yet.
 //
-// Its lock is held while a batch is committed to disk; nothing that
-// /healthz or /metrics read is behind it.
+// Detecting and committing are apart: events wait in a queue, and commits
+// (one at a time, under commitMu) take all that waits. The lock mu is not
+// held on disk I/O, so events are found and stamped while a commit runs.
+// An event's alert is queued in the store with it, in one transaction, so
+// no alert goes out before its event is stored.
 type recorder struct {
 	store   *store.Store
 	metrics *metrics.Metrics
@@ -34,16 +38,23 @@ type recorder struct {
 	// nil sends nothing: the alerts wait for the store.
 	sendNow func(alerts []notify.Alert, sinks []notify.Sink, sent func(id, channel string))
 
-	mu       sync.Mutex // guards everything below
-	host     string
-	sinks    []notify.Sink
-	det      *detector
-	alerts   map[string]notify.Alert // firing alerts by finding key
+	// gen counts configurations: verdicts kept across batches of events
+	// hold for one generation.
+	gen atomic.Uint64
+	// commitMu is held by the one commit in progress.
+	commitMu sync.Mutex
+
+	mu     sync.Mutex // guards everything below
+	host   string
+	sinks  []notify.Sink
+	det    *detector
+	alerts map[string]notify.Alert // firing alerts by finding key
+	// queue holds the events found and not yet committed; unsaved those
+	// a commit failed to store (their alerts were sent from memory).
+	queue    []Event
 	unsaved  []Event
 	lastSave time.Time
 	final    bool
-	// noSave holds the listener set back from this commit.
-	noSave bool
 
 	sentMu sync.Mutex
 	// sentFromMemory lists, per event id, the channels that already got
@@ -68,7 +79,11 @@ func (r *recorder) configure(cfg *Config, sinks []notify.Sink) {
 	defer r.mu.Unlock()
 	r.host, r.sinks = cfg.HostName(), sinks
 	r.det.grace, r.det.flapWindow = cfg.Grace(), cfg.FlapWindow()
+	r.gen.Add(1)
 }
+
+// generation returns the configuration's generation.
+func (r *recorder) generation() uint64 { return r.gen.Load() }
 
 // activeRecord is what the store keeps of a firing finding.
 type activeRecord struct {
@@ -117,45 +132,122 @@ type view struct {
 	findings []Finding
 }
 
-// observe is one scan's worth of work: detect what changed, record it and
-// queue its alerts. Several views (a batch of kernel events may need two)
-// are detected in order and recorded in one commit. Events that cannot be
-// stored are kept for the next call, and their alerts go out from memory
-// meanwhile. It returns the number of events recorded. The known listener
-// set is saved only when save is true (after scans, not on the events'
-// hot path).
-func (r *recorder) observe(ctx context.Context, now time.Time, views []view, save bool) (int, error) {
+// queueViews is one scan's worth of detection: what changed in whole
+// views (a batch of kernel events may need two), in order, queued for the
+// next commit (commitQueued). It reports whether any event waits.
+func (r *recorder) queueViews(now time.Time, views []view) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var fresh []Event
 	for _, v := range views {
-		fresh = append(fresh, r.det.step(now, v.snap, v.findings)...)
+		r.queue = append(r.queue, r.det.step(now, v.snap, v.findings)...)
 	}
 	// Re-sent firing alerts describe the listener as it is now (a
 	// restarted offender has a new pid); id and start stay.
-	for key, f := range r.det.active {
-		if al, ok := r.alerts[key]; ok && f.Finding.Socket != nil && al.Socket != f.Finding.Socket {
-			al.Socket, al.Summary = f.Finding.Socket, f.Finding.Message
-			r.alerts[key] = al
-		}
+	for key := range r.det.active {
+		r.followFinding(key)
 	}
-	events := append(r.unsaved, fresh...)
-	r.unsaved = nil
-	if len(events) == 0 && (!save || !r.saveDue(now)) {
+	return len(r.queue)+len(r.unsaved) > 0
+}
+
+// keyStep is one view of a batch of kernel events, told as its changes
+// from the view before (see detector.stepKeys).
+type keyStep struct {
+	keys     []inventory.ListenerKey
+	cur      map[inventory.ListenerKey]*inventory.Socket
+	findings findingChanges
+}
+
+// queueKeys is queueViews for one view told as its changes: its cost
+// follows the listeners it touched. It reports whether any event waits.
+func (r *recorder) queueKeys(now time.Time, st keyStep) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue = append(r.queue, r.det.stepKeys(now, st.keys, st.cur, st.findings)...)
+	for _, key := range st.findings.changed {
+		r.followFinding(key)
+	}
+	return len(r.queue)+len(r.unsaved) > 0
+}
+
+// followFinding makes the firing alert of finding key describe the
+// listener as the finding does now. Called with r.mu held.
+func (r *recorder) followFinding(key string) {
+	f, ok := r.det.active[key]
+	if !ok {
+		return
+	}
+	if al, ok := r.alerts[key]; ok && f.Finding.Socket != nil && al.Socket != f.Finding.Socket {
+		al.Socket, al.Summary = f.Finding.Socket, f.Finding.Message
+		r.alerts[key] = al
+	}
+}
+
+// commitQueued stores the events that wait (those that failed before
+// first, in order), with their alerts, in one transaction, and the known
+// listener set when save is true and it is due. It returns the number of
+// events stored. On failure the events are kept for the next commit and
+// the alerts of those tried for the first time go out from memory.
+func (r *recorder) commitQueued(ctx context.Context, save bool) (int, error) {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	r.mu.Lock()
+	retried := len(r.unsaved)
+	events := append(r.unsaved, r.queue...)
+	r.unsaved, r.queue = nil, nil
+	saving := save && r.saveDue(r.now())
+	if len(events) == 0 && !saving {
+		r.mu.Unlock()
 		return 0, nil
 	}
-	r.noSave = !save
-	err := r.record(ctx, events)
-	r.noSave = false
+	b, known, err := r.batch(events, saving)
+	r.mu.Unlock()
+	if err == nil && saving {
+		// Megabytes on a busy host: encoded outside the lock, so that
+		// events are still found meanwhile.
+		var js []byte
+		if js, err = json.Marshal(known); err != nil {
+			err = fmt.Errorf("encoding the listener set: %w", err)
+		} else {
+			b.KV = map[string][]byte{kvListeners: js}
+		}
+	}
+	if err == nil {
+		_, err = r.store.Record(ctx, b)
+	}
+	if r.onStoreError != nil {
+		r.onStoreError(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err != nil {
-		// Keep them and try again at the next scan rather than lose
-		// them; the detector has already moved on. Their alerts must not
-		// wait for the disk: they go out now, from memory.
+		r.metrics.IncStoreError()
+		// Keep them, ahead of what was found meanwhile, and try again at
+		// the next commit rather than lose them; the detector has
+		// already moved on. Their alerts must not wait for the disk:
+		// they go out now, from memory.
 		r.unsaved = events
-		// The new ones are the tail of events: their ids are given there,
+		// The new ones follow the retried: their ids are given there,
 		// so that the stored event later knows what was sent.
-		r.sendFromMemory(events[len(events)-len(fresh):])
+		r.sendFromMemory(events[retried:])
 		return 0, err
+	}
+	if saving {
+		r.det.dirty = false
+		r.lastSave = r.now()
+	}
+	for i := range events {
+		e := &events[i]
+		r.sentMu.Lock()
+		delete(r.sentFromMemory, e.UID)
+		r.sentMu.Unlock()
+		switch e.Kind {
+		case KindViolation, KindMissing:
+			r.alerts[e.Finding.Key] = e.Alert(r.host)
+		case KindResolved:
+			delete(r.alerts, e.Finding.Key)
+		}
+		r.metrics.IncEvent(e.Kind)
+		r.logEvent(e)
 	}
 	return len(events), nil
 }
@@ -186,7 +278,6 @@ func (r *recorder) sendFromMemory(events []Event) {
 // findings are new and how many resolved.
 func (r *recorder) judge(ctx context.Context, now time.Time, findings []Finding) (fresh, resolved int, err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	evs := r.det.findingEvents(now, findings)
 	for _, e := range evs {
 		if e.Kind == KindResolved {
@@ -195,8 +286,10 @@ func (r *recorder) judge(ctx context.Context, now time.Time, findings []Finding)
 			fresh++
 		}
 	}
+	r.queue = append(r.queue, evs...)
+	r.mu.Unlock()
 	if len(evs) > 0 {
-		err = r.record(ctx, evs)
+		_, err = r.commitQueued(ctx, true)
 	}
 	return fresh, resolved, err
 }
@@ -205,15 +298,13 @@ func (r *recorder) judge(ctx context.Context, now time.Time, findings []Finding)
 // It returns the number of events that could not be saved.
 func (r *recorder) flush(ctx context.Context) (int, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.final = true
-	if len(r.unsaved) == 0 && !r.saveDue(r.now()) {
-		return 0, nil
-	}
-	if err := r.record(ctx, r.unsaved); err != nil {
+	r.mu.Unlock()
+	if _, err := r.commitQueued(ctx, true); err != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		return len(r.unsaved), err
 	}
-	r.unsaved = nil
 	return 0, nil
 }
 
@@ -262,27 +353,17 @@ func prepare(e *Event) {
 	e.Severity = severityOf(e.Kind, e.Flapping)
 }
 
-// record writes events, their alerts and the state they change in one
-// transaction. Called with r.mu held.
-func (r *recorder) record(ctx context.Context, events []Event) error {
-	err := r.commit(ctx, events)
-	if r.onStoreError != nil {
-		r.onStoreError(err)
-	}
-	if err != nil {
-		r.metrics.IncStoreError()
-	}
-	return err
-}
-
-func (r *recorder) commit(ctx context.Context, events []Event) error {
+// batch builds the store batch of events: their rows, their alerts and
+// the firing findings they change, and the known listener set to save
+// (encoded by the caller). Called with r.mu held.
+func (r *recorder) batch(events []Event, saving bool) (store.Batch, []inventory.Socket, error) {
 	var b store.Batch
 	for i := range events {
 		e := &events[i]
 		prepare(e)
 		ne, err := e.record(r.host, r.sinks)
 		if err != nil {
-			return err
+			return b, nil, err
 		}
 		r.sentMu.Lock()
 		if sent := r.sentFromMemory[e.UID]; len(sent) > 0 {
@@ -294,7 +375,7 @@ func (r *recorder) commit(ctx context.Context, events []Event) error {
 		case KindViolation, KindMissing:
 			rec, err := json.Marshal(activeRecord{Finding: *e.Finding, Alert: e.Alert(r.host)})
 			if err != nil {
-				return fmt.Errorf("encoding active finding: %w", err)
+				return b, nil, fmt.Errorf("encoding active finding: %w", err)
 			}
 			b.SetActive = append(b.SetActive, store.ActiveUpdate{
 				Active:     store.Active{Key: e.Finding.Key, Kind: e.Finding.Kind, Since: e.Time, Alert: rec},
@@ -304,36 +385,11 @@ func (r *recorder) commit(ctx context.Context, events []Event) error {
 			b.ClearActive = append(b.ClearActive, e.Finding.Key)
 		}
 	}
-	saving := !r.noSave && r.saveDue(r.now())
+	var known []inventory.Socket
 	if saving {
-		js, err := json.Marshal(r.det.knownSockets())
-		if err != nil {
-			return fmt.Errorf("encoding the listener set: %w", err)
-		}
-		b.KV = map[string][]byte{kvListeners: js}
+		known = r.det.knownSockets()
 	}
-	if _, err := r.store.Record(ctx, b); err != nil {
-		return err
-	}
-	if saving {
-		r.det.dirty = false
-		r.lastSave = r.now()
-	}
-	for i := range events {
-		e := &events[i]
-		r.sentMu.Lock()
-		delete(r.sentFromMemory, e.UID)
-		r.sentMu.Unlock()
-		switch e.Kind {
-		case KindViolation, KindMissing:
-			r.alerts[e.Finding.Key] = e.Alert(r.host)
-		case KindResolved:
-			delete(r.alerts, e.Finding.Key)
-		}
-		r.metrics.IncEvent(e.Kind)
-		r.logEvent(e)
-	}
-	return nil
+	return b, known, nil
 }
 
 func withoutChannels(ds []store.Delivery, drop []string) []store.Delivery {
