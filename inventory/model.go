@@ -246,8 +246,13 @@ type ListenerKey struct {
 // ListenerKey returns the socket's listener identity.
 func (s *Socket) ListenerKey() ListenerKey {
 	ns := s.NetNSName
-	if ns == "host" {
+	switch ns {
+	case "host":
 		ns = ""
+	case "orphan":
+		// Several namespaces may be orphans at once, and nothing else
+		// names them: their inodes tell them apart.
+		ns = "orphan [" + strconv.FormatUint(s.NetNS, 10) + "]"
 	}
 	return ListenerKey{NetNS: ns, Proto: s.Proto, Address: s.Local.Address, Port: s.Local.Port}
 }

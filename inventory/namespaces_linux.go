@@ -372,11 +372,11 @@ func MatchNetNS(sel string, ni NamespaceInfo) bool {
 	return globMatch(sel, ni.Name)
 }
 
-// namespaceNames names the namespaces in inodes for a scan that did not
+// NamespaceNames names the namespaces in inodes for a scan that did not
 // discover them (the pid path): the host's alone costs one readlink, any
 // other a discovery. A namespace that discovery does not find is one only
 // sockets lead to.
-func namespaceNames(ctx context.Context, procRoot string, inodes map[uint64]bool) map[uint64]NamespaceInfo {
+func NamespaceNames(ctx context.Context, procRoot string, inodes map[uint64]bool) map[uint64]NamespaceInfo {
 	host := netns.HostInode(procRoot)
 	out := map[uint64]NamespaceInfo{}
 	if host != 0 {

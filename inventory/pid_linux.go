@@ -161,7 +161,7 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 	for i := range socks {
 		inodes[socks[i].NetNS] = true
 	}
-	names := namespaceNames(ctx, s.opts.ProcRoot, inodes)
+	names := NamespaceNames(ctx, s.opts.ProcRoot, inodes)
 	named := socks[:0]
 	for i := range socks {
 		ni, ok := names[socks[i].NetNS]

@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"sort"
@@ -61,6 +62,11 @@ type liveView struct {
 	moved bool
 	// procs reads an owner's details as a scan would.
 	procs *inventory.Resolver
+	// names are the namespaces' names as the last scan gave them, and
+	// those looked up since for events in namespaces it did not show: a
+	// listener's identity holds its namespace's name, so an event must
+	// name it as the scan will.
+	names map[uint64]nsName
 
 	// verdicts is the policy's verdict on the view as last judged. It is
 	// guarded by the daemon's procMu, not mu.
@@ -70,7 +76,27 @@ type liveView struct {
 func newLiveView() *liveView {
 	return &liveView{socks: map[inventory.Key]inventory.Socket{}, cookies: map[uint64]inventory.Key{},
 		groups: map[groupKey][]inventory.Key{}, old: map[groupKey][]inventory.Socket{},
-		fresh: map[inventory.Key]bool{}, procs: &inventory.Resolver{ProcRoot: "/proc"}}
+		fresh: map[inventory.Key]bool{}, procs: &inventory.Resolver{ProcRoot: "/proc"}, names: map[uint64]nsName{}}
+}
+
+// nsName is what a socket says of its namespace.
+type nsName struct {
+	name      string
+	container *inventory.Container
+}
+
+// nameOf names namespace ino: as the last scan did, else as a lookup of
+// the live system does (a new container's namespace), remembered.
+func (v *liveView) nameOf(ino uint64) nsName {
+	if n, ok := v.names[ino]; ok {
+		return n
+	}
+	var n nsName
+	if ni, ok := inventory.NamespaceNames(context.Background(), "/proc", map[uint64]bool{ino: true})[ino]; ok {
+		n = nsName{ni.Name, ni.Container}
+	}
+	v.names[ino] = n
+	return n
 }
 
 // scanStarted marks the start of a scan: events from now on are kept to
@@ -90,6 +116,12 @@ func (v *liveView) reset(snap *inventory.Snapshot) *inventory.Snapshot {
 	clear(v.socks)
 	clear(v.cookies)
 	clear(v.groups)
+	clear(v.names)
+	for i := range snap.Sockets {
+		if so := &snap.Sockets[i]; so.NetNSName != "" {
+			v.names[so.NetNS] = nsName{so.NetNSName, so.Container}
+		}
+	}
 	for _, so := range snap.Sockets {
 		if so.Listening {
 			k := so.Key()
@@ -360,6 +392,8 @@ func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
 		Inode:  ev.Inode, UID: ev.UID, NetNS: ev.NetNS,
 		DualStack: ev.DualStack, Exposure: inventory.ExposureOf(ev.Addr), Listening: true,
 	}
+	n := v.nameOf(ev.NetNS)
+	so.NetNSName, so.Container = n.name, n.container
 	if ev.PID <= 0 || ev.PIDOutsideNS {
 		so.UnattributedReason = inventory.ReasonNoProcess
 		return so
