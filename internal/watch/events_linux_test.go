@@ -83,3 +83,30 @@ func TestShortListenerIsRecorded(t *testing.T) {
 		t.Fatalf("events %q, want opened:4444 closed:4444", got)
 	}
 }
+
+// An event in a namespace that the last scan named gets that name, so the
+// listener it announces has the identity the next scan will give it; one
+// in a namespace no scan showed is looked up (here: none leads to it, so
+// it is an orphan, told apart by its inode).
+func TestEventNamesItsNamespace(t *testing.T) {
+	v := newLiveView()
+	t0 := time.Unix(1_700_000_000, 0)
+	web := sock(80, 101, "/usr/sbin/nginx")
+	web.NetNS, web.NetNSName = 4026532500, "web-1"
+	web.Container = &inventory.Container{Runtime: "docker", Name: "web-1"}
+	v.reset(&inventory.Snapshot{Time: t0, Sockets: []inventory.Socket{web}})
+	v.apply(&bpfevents.Event{Kind: bpfevents.Opened, Proto: inventory.TCP, Family: inventory.IPv4, Addr: netip.MustParseAddr("0.0.0.0"),
+		Port: 8080, Cookie: 1, Inode: 901, NetNS: 4026532500, PID: 1 << 30, Comm: "nginx"})
+	v.apply(&bpfevents.Event{Kind: bpfevents.Opened, Proto: inventory.TCP, Family: inventory.IPv4, Addr: netip.MustParseAddr("0.0.0.0"),
+		Port: 8081, Cookie: 2, Inode: 902, NetNS: 1, PID: 1 << 30, Comm: "nc"})
+	got := map[uint16]inventory.Socket{}
+	for _, so := range v.current(t0).Sockets {
+		got[so.Local.Port] = so
+	}
+	if s := got[8080]; s.NetNSName != "web-1" || s.Container == nil || s.ListenerKey().String() != "tcp 0.0.0.0:8080 in web-1" {
+		t.Errorf("event in web-1's namespace: netns_name %q, container %+v, key %q", s.NetNSName, s.Container, s.ListenerKey())
+	}
+	if s := got[8081]; s.NetNSName != "orphan" || s.ListenerKey().String() != "tcp 0.0.0.0:8081 in orphan [1]" {
+		t.Errorf("event in an unknown namespace: netns_name %q, key %q", s.NetNSName, s.ListenerKey())
+	}
+}
