@@ -60,6 +60,31 @@ func Discover(ctx context.Context, procRoot string) (*Set, error) {
 		}
 		d.process(pid)
 	}
+	// nsfs mounts: those of porteiro's mount namespace (ip netns, Docker
+	// and CNI mount there), then those of the mount namespaces of the
+	// other network namespaces' members (a container's own mounts). Not
+	// every process's: reading two links per process instead of one
+	// costs more than the rare mount only a host service's private mount
+	// namespace holds.
+	d.mnts[d.selfMnt] = true
+	d.mounts(filepath.Join(procRoot, "self"), true)
+	for _, n := range s.Sorted() {
+		if n.Self || n.Host {
+			continue
+		}
+		for _, pid := range n.members {
+			dir := filepath.Join(procRoot, strconv.Itoa(pid))
+			mnt, err := nsLink(filepath.Join(dir, "ns/mnt"))
+			if err != nil {
+				continue
+			}
+			if !d.mnts[mnt] {
+				d.mnts[mnt] = true
+				d.mounts(dir, mnt == d.selfMnt)
+			}
+			break
+		}
+	}
 	for _, n := range s.ByInode {
 		if n.First > 0 && !n.Host {
 			n.FirstComm = readComm(procRoot, n.First)
@@ -87,8 +112,7 @@ type discovery struct {
 	buf       []byte
 }
 
-// process adds what pid leads to: its namespace, its threads' namespaces,
-// and the nsfs mounts of its mount namespace.
+// process adds what pid leads to: its namespace and its threads'.
 func (d *discovery) process(pid int) {
 	dir := filepath.Join(d.root, strconv.Itoa(pid))
 	ino, err := nsLink(filepath.Join(dir, "ns/net"))
@@ -100,10 +124,6 @@ func (d *discovery) process(pid int) {
 	}
 	d.member(ino, pid, filepath.Join(dir, "ns/net"))
 	d.threads(dir, pid, ino)
-	if mnt, err := nsLink(filepath.Join(dir, "ns/mnt")); err == nil && !d.mnts[mnt] {
-		d.mnts[mnt] = true
-		d.mounts(dir, mnt == d.selfMnt)
-	}
 }
 
 func (d *discovery) member(ino uint64, pid int, path string) {

@@ -89,12 +89,16 @@ func TestDiscoverFixture(t *testing.T) {
 	}
 	proc(1, 100, 500, "init", nil)
 	proc(2, 100, 500, "kthreadd", nil)
-	proc(4242, 200, 500, "python3\x1b[31m", nil)
+	proc(4242, 200, 600, "python3\x1b[31m", nil)
+	// A mount only the container's own mount namespace has.
+	must(t, os.WriteFile(filepath.Join(root, "4242/mountinfo"),
+		[]byte("700 1 0:4 net:[4026534000] /run/netns/inner rw - nsfs nsfs rw\n"), 0o644))
 	proc(4243, 200, 500, "python3", nil)
 	proc(5000, 100, 500, "worker", map[int]uint64{5001: 300})
 	must(t, os.MkdirAll(filepath.Join(root, "self/ns"), 0o755))
 	must(t, os.Symlink("net:[100]", filepath.Join(root, "self/ns/net")))
 	must(t, os.Symlink("mnt:[500]", filepath.Join(root, "self/ns/mnt")))
+	must(t, os.WriteFile(filepath.Join(root, "self/mountinfo"), []byte(mountinfo), 0o644))
 
 	s, err := Discover(context.Background(), root)
 	if err != nil {
@@ -110,6 +114,7 @@ func TestDiscoverFixture(t *testing.T) {
 		4026532280: "blue",
 		4026532999: "orphan", // a mount but no ip netns name and no member
 		4026533000: "with space",
+		4026534000: "orphan", // mounted in another mount namespace: no ip netns name here
 	}
 	for ino, name := range want {
 		n := s.ByInode[ino]
@@ -126,6 +131,9 @@ func TestDiscoverFixture(t *testing.T) {
 	}
 	if n := s.ByInode[200]; n.Members != 2 || !slices.Equal(n.MemberPIDs(), []int{4242, 4243}) {
 		t.Errorf("namespace 200: %d members %v", n.Members, n.MemberPIDs())
+	}
+	if n := s.ByInode[4026534000]; n == nil || len(n.Mounts) != 1 || n.Orphan() {
+		t.Errorf("the container's own mount: %+v", n)
 	}
 	if n := s.ByInode[4026532999]; n.Orphan() || n.Members != 0 {
 		t.Errorf("a mounted namespace is not an orphan: %+v", n)
