@@ -772,10 +772,9 @@ func TestNetNSSocketOnly(t *testing.T) {
 		t.Fatalf("ss on the host sees %v on port %d", s, port)
 	}
 
-	// Remove this line when discovery follows sockets to their namespace
-	// (SIOCGSKNS, or the iterator's skc_net): the checks below then run.
-	t.Skip("namespaces that only a socket leads to: not found yet")
-
+	// porteiro follows the sockets to their namespace: the task-file
+	// iterator names each socket's namespace, and pid's copies of the
+	// sockets ask SIOCGSKNS.
 	r := porteiro(t, "list", "--port", p, "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("list --port %s: exit %d: the sockets of a namespace that only a socket leads to are missing\n%s%s", p, r.code, r.stdout, r.stderr)

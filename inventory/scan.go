@@ -215,10 +215,13 @@ func filterFamilies(socks []Socket, q Query) []Socket {
 // sockets, which it does while the resolver works.
 func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.Time) (sorted bool, err error) {
 	socks := snap.Sockets
-	if len(socks) == 0 && len(q.NetNS) == 0 {
-		// (With namespaces asked for by name, the owners may still lead
-		// to one that only sockets lead to: "orphan".)
-		return false, nil
+	if len(socks) == 0 {
+		// Nothing to own, unless the owners lead to namespaces that
+		// nothing else does ("orphan"): a source that reads namespaces
+		// gets an owner pass anyway.
+		if _, ok := s.opts.Source.(foreignReader); !ok {
+			return false, nil
+		}
 	}
 	needWalk := !s.opts.Incremental || s.cache == nil || now.Sub(s.lastFull) >= s.opts.FullEvery
 	if !needWalk {
