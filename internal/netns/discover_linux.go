@@ -94,7 +94,11 @@ func Discover(ctx context.Context, procRoot string) (*Set, error) {
 		}
 	}
 	if d.denied > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("the network namespace of %d process(es) could not be read (not permitted: run as root)", d.denied))
+		why := "not permitted: run as root"
+		if os.Geteuid() == 0 {
+			why = "refused even to root"
+		}
+		s.Notes = append(s.Notes, fmt.Sprintf("the network namespace of %d process(es) could not be read (%s)", d.denied, why))
 	}
 	if d.bigMounts > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d mount table(s) larger than %d MiB were not read for namespace mounts", d.bigMounts, maxMountinfo>>20))
