@@ -596,8 +596,14 @@ func TestNetNS(t *testing.T) {
 			t.Fatalf("who %s/tcp: exit %d\n%s", p, r.code, r.stderr)
 		}
 		d := decodeNS(t, r)
-		if len(d.Sockets) != 2*len(cases) {
-			t.Errorf("who %s/tcp: %d sockets, want %d: %v", p, len(d.Sockets), 2*len(cases), d.Sockets)
+		// Other tests' namespaces may use the same port meanwhile: count
+		// this test's.
+		n := 0
+		for _, c := range cases {
+			n += len(d.inNS(c.h.NetNS))
+		}
+		if n != 2*len(cases) {
+			t.Errorf("who %s/tcp: %d sockets in the test's namespaces, want %d: %v", p, n, 2*len(cases), d.Sockets)
 		}
 		for _, c := range cases {
 			var tcp []nsJSONSocket
@@ -612,7 +618,9 @@ func TestNetNS(t *testing.T) {
 		}
 		tr := porteiro(t, "who", "127.0.0.1:"+p+"/udp")
 		lines := strings.Split(strings.TrimRight(tr.stdout, "\n"), "\n")
-		if tr.code != 0 || len(lines) != 1+len(cases) {
+		// (At least: another test's wildcard socket on the same port, in
+		// a namespace of its own, also serves 127.0.0.1 there.)
+		if tr.code != 0 || len(lines) < 1+len(cases) {
 			t.Fatalf("who 127.0.0.1:%s/udp: exit %d, want a header and %d lines:\n%s%s", p, tr.code, len(cases), tr.stdout, tr.stderr)
 		}
 		if ok, c := terminalSafe(tr.stdout + tr.stderr); !ok {

@@ -86,6 +86,14 @@ func Discover(ctx context.Context, procRoot string) (*Set, error) {
 		}
 	}
 	for _, n := range s.ByInode {
+		if n.Members == 0 && len(n.threadPIDs) > 0 {
+			// Only threads are in it: they are its members.
+			n.Members = len(n.threadPIDs)
+			n.First = slices.Min(n.threadPIDs)
+			n.members = n.threadPIDs[:min(len(n.threadPIDs), keepMembers)]
+		}
+		// Threads lead into it too, after the processes.
+		n.enter = append(n.enter, n.threadEnter[:min(len(n.threadEnter), keepMembers)]...)
 		if n.First > 0 && !n.Host {
 			n.FirstComm = readComm(procRoot, n.First)
 		}
@@ -171,16 +179,14 @@ func (d *discovery) threads(dir string, pid int, procNS uint64) {
 		if err != nil || ino == procNS {
 			continue
 		}
+		// A thread alone in a namespace is kept aside: it may be a
+		// scanner's thread (porteiro's own dial, another tool's) passing
+		// through, and must not give the namespace its name while a
+		// process is a member.
 		n := d.set.get(ino)
-		if n.First == 0 || pid < n.First {
-			n.First = pid
-		}
-		if n.Members == 0 || !slices.Contains(n.members, pid) {
-			n.Members++
-			if len(n.members) < keepMembers {
-				n.members = append(n.members, pid)
-				n.enter = append(n.enter, p)
-			}
+		if !slices.Contains(n.threadPIDs, pid) {
+			n.threadPIDs = append(n.threadPIDs, pid)
+			n.threadEnter = append(n.threadEnter, p)
 		}
 	}
 }

@@ -48,6 +48,10 @@ type Namespace struct {
 	enter []string
 	// members are a few member pids, lowest first, to try in turn.
 	members []int
+	// threadPIDs are the processes that have a thread, not themselves,
+	// in the namespace; threadEnter the paths of those threads.
+	threadPIDs  []int
+	threadEnter []string
 }
 
 // Name is the namespace's stable description when nothing better (a

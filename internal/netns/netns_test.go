@@ -95,6 +95,9 @@ func TestDiscoverFixture(t *testing.T) {
 		[]byte("700 1 0:4 net:[4026534000] /run/netns/inner rw - nsfs nsfs rw\n"), 0o644))
 	proc(4243, 200, 500, "python3", nil)
 	proc(5000, 100, 500, "worker", map[int]uint64{5001: 300})
+	// A scanner's thread passing through namespace 200, whose process has
+	// a lower pid than 200's members: it must not rename it.
+	proc(3, 100, 500, "scanner", map[int]uint64{3001: 200})
 	must(t, os.MkdirAll(filepath.Join(root, "self/ns"), 0o755))
 	must(t, os.Symlink("net:[100]", filepath.Join(root, "self/ns/net")))
 	must(t, os.Symlink("mnt:[500]", filepath.Join(root, "self/ns/mnt")))

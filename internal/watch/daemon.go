@@ -281,8 +281,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.metrics.SetEventSource("ebpf")
 			d.log.Info("listener events from the kernel (eBPF): every listen() and bind() is seen as it happens; scans only reconcile", "reconcile_every", cfg.ReconcileInterval())
 			evctx, stopEvents := context.WithCancel(ctx)
-			defer stopEvents()
-			go d.runEvents(evctx, src, rescan)
+			evDone := make(chan struct{})
+			// Deferred after src.Close, so it runs before it: the events
+			// loop has stopped using the source when it is closed.
+			defer func() { stopEvents(); <-evDone }()
+			go func() { defer close(evDone); d.runEvents(evctx, src, rescan) }()
 		case errors.Is(err, bpfevents.ErrNotSupported):
 			d.setEventsErr(err)
 			d.log.Info("listener events from the kernel are not available; polling every interval", "interval", cfg.Interval(), "why", err)
