@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/porteiro/porteiro/internal/kview"
+	"github.com/porteiro/porteiro/internal/netns"
 	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/procnet"
 	"github.com/porteiro/porteiro/internal/sockdiag"
@@ -164,7 +165,7 @@ func (c *collector) pidNSProblem() string {
 
 func (c *collector) round(ctx context.Context) (*Round, error) {
 	r := &Round{HostNS: c.hostNS, Namespaces: map[uint64]*Namespace{}}
-	pids, err := listPIDs(c.o.ProcRoot)
+	pids, err := netns.ListPIDs(c.o.ProcRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -577,25 +578,6 @@ func nsInode(path string) (uint64, error) {
 		return 0, fmt.Errorf("readlink %s: unexpected %q", path, buf[:n])
 	}
 	return ino, nil
-}
-
-func listPIDs(root string) ([]int, error) {
-	d, err := os.Open(root)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", root, err)
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", root, err)
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if p, err := strconv.Atoi(n); err == nil && p > 0 {
-			pids = append(pids, p)
-		}
-	}
-	return pids, nil
 }
 
 func readBounded(path string, max int64) ([]byte, error) {

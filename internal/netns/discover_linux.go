@@ -46,7 +46,7 @@ func Discover(ctx context.Context, procRoot string) (*Set, error) {
 	if s.Host != 0 {
 		s.get(s.Host)
 	}
-	pids, err := listPIDs(procRoot)
+	pids, err := ListPIDs(procRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,8 @@ func readBounded(path string, limit int, buf *[]byte) ([]byte, error) {
 	return b, nil
 }
 
-func listPIDs(root string) ([]int, error) {
+// ListPIDs returns the pids that the procfs at root lists, in order.
+func ListPIDs(root string) ([]int, error) {
 	d, err := os.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", root, err)
