@@ -711,14 +711,19 @@ func TestFailedListen(t *testing.T) {
 }
 
 // From listen() returning to Read returning its event, one listener at a
-// time: the figures are logged; the bound is loose because the test
-// machine is shared.
+// time. The figures are logged, not judged: speed is the benchmarks'
+// (bench/eventbench); this test checks that every listener's event comes.
+// One that the kernel could not put in the ring buffer (other tests on the
+// machine may flood it with binds) must show in the drop counter, which
+// is what makes the daemon reconcile.
 func TestLatency(t *testing.T) {
 	c := openSource(t, Options{}, true)
 	const n = 200
 	lat := make([]time.Duration, 0, n)
 	pid := os.Getpid()
+	lost := 0
 	for range n {
+		drops := c.s.Drops()
 		t0 := time.Now()
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
@@ -735,15 +740,19 @@ func TestLatency(t *testing.T) {
 					break wait
 				}
 			case <-timeout:
-				t.Fatalf("no opened event for inode %d", ino)
+				if c.s.Drops() == drops {
+					t.Fatalf("no opened event for inode %d, and no drop counted", ino)
+				}
+				lost++
+				break wait
 			}
 		}
 		l.Close()
 	}
-	slices.Sort(lat)
-	p50, p99, max := lat[n/2], lat[n*99/100], lat[n-1]
-	t.Logf("listen() to Read, %d listeners: p50 %v, p99 %v, max %v", n, p50, p99, max)
-	if p99 > 250*time.Millisecond {
-		t.Errorf("p99 %v: events are slow", p99)
+	if len(lat) == 0 {
+		t.Fatalf("every one of %d events was dropped", n)
 	}
+	slices.Sort(lat)
+	t.Logf("listen() to Read, %d listeners (%d lost to counted drops): p50 %v, p99 %v, max %v",
+		len(lat), lost, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 }
