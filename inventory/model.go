@@ -325,7 +325,8 @@ type Process struct {
 	// State is the one-letter process state (R, S, Z, ...).
 	State string `json:"state"`
 	// Hidden is true for a process that the kernel's file tables name
-	// but /proc does not show: something hides it. Only the pid is known.
+	// but /proc does not show: something hides it. Only the pid, the name
+	// and the user are known then, from the kernel (taskstats).
 	Hidden bool `json:"hidden,omitempty"`
 }
 

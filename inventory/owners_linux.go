@@ -12,6 +12,7 @@ import (
 
 	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/taskfd"
+	"github.com/porteiro/porteiro/internal/taskstats"
 )
 
 // userHZ is the unit of /proc/PID/stat times. The kernel exports USER_HZ,
@@ -180,7 +181,8 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 // the kernel's file tables, not /proc) whose details /proc did not give.
 // One that exited meanwhile is gone for pidfd_open too. One that the
 // kernel still runs is hidden from this /proc (a mount over /proc/PID, a
-// filtered readdir): it is kept, marked hidden, with its pid.
+// filtered readdir): it is kept, marked hidden, with its pid, and its
+// name and user from taskstats when the kernel answers.
 func (r *Resolver) findHidden(own *Owners) {
 	for _, hs := range own.Holders {
 		for _, h := range hs {
@@ -191,7 +193,13 @@ func (r *Resolver) findHidden(own *Owners) {
 				own.Processes = map[int]*Process{}
 			}
 			if kernelHasPID(h.PID) && !procShows(r.ProcRoot, h.PID) {
-				own.Processes[h.PID] = &Process{PID: h.PID, Name: "?", Hidden: true}
+				p := &Process{PID: h.PID, Name: "?", Hidden: true}
+				// The kernel's own account of the process (taskstats,
+				// not /proc) gives its name and user.
+				if t, err := taskstats.Lookup(h.PID); err == nil && t.PID == h.PID {
+					p.Name, p.UID, p.User = t.Comm, t.UID, UserName(t.UID)
+				}
+				own.Processes[h.PID] = p
 			}
 		}
 	}

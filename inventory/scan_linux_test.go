@@ -611,7 +611,11 @@ func TestHiddenProcessShown(t *testing.T) {
 		t.Fatalf("scan where pid %d is hidden: %v: %s", holder.Process.Pid, err, out)
 	}
 	if len(s.Processes) != 1 || s.Processes[0].PID != holder.Process.Pid || !s.Processes[0].Hidden {
-		t.Errorf("listener of a hidden process: owners %+v, reason %q; want pid %d, hidden", s.Processes, s.UnattributedReason, holder.Process.Pid)
+		t.Fatalf("listener of a hidden process: owners %+v, reason %q; want pid %d, hidden", s.Processes, s.UnattributedReason, holder.Process.Pid)
+	}
+	// Its name and user come from the kernel, not /proc.
+	if p := s.Processes[0]; p.Name != "sleep" || p.UID != 0 || p.User != "root" {
+		t.Errorf("hidden process: name %q, uid %d, user %q; want sleep, 0, root (from taskstats)", p.Name, p.UID, p.User)
 	}
 	if s.UnattributedReason == ReasonExited {
 		t.Error("a hidden process is reported as exited")
