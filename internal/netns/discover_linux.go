@@ -134,8 +134,43 @@ func (d *discovery) process(pid int) {
 		}
 		return
 	}
-	d.member(ino, pid, filepath.Join(dir, "ns/net"))
-	d.threads(dir, pid, ino)
+	threads := d.threads(dir, pid)
+	// A process is a member of the namespace most of its threads are in.
+	// Its first thread's link is what /proc/PID/ns/net shows, and that
+	// thread may be passing through another namespace (a Go program's
+	// setns runs on whichever thread the goroutine is on, the first one
+	// included): then it counts as a thread there, not as the process.
+	home, count := ino, 1
+	votes := map[uint64]int{ino: 1}
+	for _, t := range threads {
+		votes[t.ino]++
+		if n := votes[t.ino]; n > count || (n == count && t.ino == ino) {
+			home, count = t.ino, n
+		}
+	}
+	if home == ino {
+		d.member(ino, pid, filepath.Join(dir, "ns/net"))
+	} else {
+		d.member(home, pid, "")
+		d.threadIn(ino, pid, filepath.Join(dir, "ns/net"))
+	}
+	for _, t := range threads {
+		if t.ino != home {
+			d.threadIn(t.ino, pid, t.path)
+		}
+	}
+}
+
+// threadIn records that a thread of pid, not pid itself, is in namespace
+// ino. A thread alone in a namespace may be a scanner's (porteiro's own
+// dial, another tool's) passing through: it must not give the namespace
+// its name while a process is a member.
+func (d *discovery) threadIn(ino uint64, pid int, path string) {
+	n := d.set.get(ino)
+	if !slices.Contains(n.threadPIDs, pid) {
+		n.threadPIDs = append(n.threadPIDs, pid)
+		n.threadEnter = append(n.threadEnter, path)
+	}
 }
 
 func (d *discovery) member(ino uint64, pid int, path string) {
@@ -143,52 +178,49 @@ func (d *discovery) member(ino uint64, pid int, path string) {
 	n.Members++
 	if len(n.members) < keepMembers {
 		n.members = append(n.members, pid)
-		n.enter = append(n.enter, path)
+		if path != "" {
+			n.enter = append(n.enter, path)
+		}
 	}
 	if n.First == 0 || pid < n.First {
 		n.First = pid
 	}
 }
 
-// threads adds the namespaces of pid's threads that differ from the
-// process's own (a thread can setns on its own). The task directory's
-// link count is 2 plus the number of threads: a stat tells a process
-// with one thread, most of them, without listing the directory.
-func (d *discovery) threads(dir string, pid int, procNS uint64) {
+// thread is one thread's namespace link.
+type thread struct {
+	ino  uint64
+	path string
+}
+
+// threads returns the namespaces of pid's threads other than the first.
+// The task directory's link count is 2 plus the number of threads: a stat
+// tells a process with one thread, most of them, without listing the
+// directory.
+func (d *discovery) threads(dir string, pid int) []thread {
 	taskDir := filepath.Join(dir, "task")
 	var st unix.Stat_t
 	if unix.Stat(taskDir, &st) == nil && st.Nlink <= 3 {
-		return
+		return nil
 	}
 	f, err := os.Open(taskDir)
 	if err != nil {
-		return
+		return nil
 	}
 	names, _ := f.Readdirnames(-1)
 	f.Close()
-	if len(names) <= 1 {
-		return
-	}
 	self := strconv.Itoa(pid)
+	var out []thread
 	for _, t := range names {
 		if t == self {
 			continue
 		}
 		p := filepath.Join(taskDir, t, "ns/net")
-		ino, err := nsLink(p)
-		if err != nil || ino == procNS {
-			continue
-		}
-		// A thread alone in a namespace is kept aside: it may be a
-		// scanner's thread (porteiro's own dial, another tool's) passing
-		// through, and must not give the namespace its name while a
-		// process is a member.
-		n := d.set.get(ino)
-		if !slices.Contains(n.threadPIDs, pid) {
-			n.threadPIDs = append(n.threadPIDs, pid)
-			n.threadEnter = append(n.threadEnter, p)
+		if ino, err := nsLink(p); err == nil {
+			out = append(out, thread{ino, p})
 		}
 	}
+	return out
 }
 
 // mounts reads the nsfs mounts of the mount namespace that dir's process

@@ -98,6 +98,9 @@ func TestDiscoverFixture(t *testing.T) {
 	// A scanner's thread passing through namespace 200, whose process has
 	// a lower pid than 200's members: it must not rename it.
 	proc(3, 100, 500, "scanner", map[int]uint64{3001: 200})
+	// And one whose first thread is passing through 200 while its other
+	// threads are home: /proc/7/ns/net says 200, the process is in 100.
+	proc(7, 200, 500, "scanner2", map[int]uint64{7001: 100, 7002: 100})
 	must(t, os.MkdirAll(filepath.Join(root, "self/ns"), 0o755))
 	must(t, os.Symlink("net:[100]", filepath.Join(root, "self/ns/net")))
 	must(t, os.Symlink("mnt:[500]", filepath.Join(root, "self/ns/mnt")))
