@@ -61,7 +61,7 @@ func polHelperHold() int {
 			fmt.Println("ERROR", err)
 			return 1
 		}
-	} else if err := polLoopbackUp(); err != nil {
+	} else if err := loopbackUp(); err != nil {
 		fmt.Println("ERROR", err)
 		return 1
 	}
@@ -147,28 +147,6 @@ func polJoinNetNS(path string) error {
 	defer unix.Close(fd)
 	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("setns %s: %w", path, err)
-	}
-	return nil
-}
-
-// polLoopbackUp brings lo up in a new namespace, where it starts down and
-// 127.0.0.1 cannot be bound.
-func polLoopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
 	}
 	return nil
 }

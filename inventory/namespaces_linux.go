@@ -14,6 +14,7 @@ import (
 	"github.com/porteiro/porteiro/internal/container"
 	"github.com/porteiro/porteiro/internal/netns"
 	"github.com/porteiro/porteiro/internal/sockdiag"
+	"github.com/porteiro/porteiro/internal/sockfd"
 )
 
 // NamespacesSource lists the sockets of every network namespace: it finds
@@ -215,7 +216,7 @@ func (s *NamespacesSource) readForeign(ctx context.Context, q Query, via map[uin
 		}
 		e := s.others[ino]
 		if e == nil {
-			nsfd, got, err := netns.FromSocket(h.PID, h.FD)
+			nsfd, got, err := sockfd.NetNSOf(h.PID, h.FD)
 			if err == nil && got != ino {
 				unix.Close(nsfd)
 				err = fmt.Errorf("the socket moved to namespace %d", got)

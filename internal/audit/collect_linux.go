@@ -21,6 +21,7 @@ import (
 	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/procnet"
 	"github.com/porteiro/porteiro/internal/sockdiag"
+	"github.com/porteiro/porteiro/internal/sockfd"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -504,7 +505,7 @@ func (c *collector) openNS(ns *Namespace, holders map[uint64]FD) (int, error) {
 		if !ok {
 			return -1, fmt.Errorf("no way into network namespace %d", ns.Inode)
 		}
-		fd, err = nsFromSocket(int(h.Owner.PID), *h.Owner.FD)
+		fd, _, err = sockfd.NetNSOf(int(h.Owner.PID), *h.Owner.FD)
 	}
 	if err != nil {
 		return -1, err
@@ -518,52 +519,16 @@ func (c *collector) openNS(ns *Namespace, holders map[uint64]FD) (int, error) {
 	return fd, nil
 }
 
-// nsFromSocket copies a process's socket fd (pidfd_getfd) and asks the
-// socket for its network namespace.
-func nsFromSocket(pid, sockfd int) (int, error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return -1, fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	defer unix.Close(pfd)
-	s, err := unix.PidfdGetfd(pfd, sockfd, 0)
-	if err != nil {
-		return -1, fmt.Errorf("pidfd_getfd %d fd %d: %w", pid, sockfd, err)
-	}
-	defer unix.Close(s)
-	const siocgskns = 0x894C
-	ns, err := unix.IoctlRetInt(s, siocgskns)
-	if err != nil {
-		return -1, fmt.Errorf("SIOCGSKNS on pid %d fd %d: %w", pid, sockfd, err)
-	}
-	unix.CloseOnExec(ns)
-	return ns, nil
-}
-
-// inNetNS runs fn on a locked OS thread inside the namespace fd. If the
-// thread cannot return to its namespace it stays locked, so the runtime
-// retires it instead of running other goroutines in the wrong namespace.
+// inNetNS runs fn inside the namespace fd (netns.Do). A namespace that
+// cannot be entered (gone) gives no tables this round, and no error.
 func inNetNS(fd int, here bool, fn func()) error {
 	if here {
 		fn()
 		return nil
 	}
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("opening /proc/thread-self/ns/net: %w", err)
+	if err := netns.Do(fd, fn); err != nil && !errors.Is(err, netns.ErrEnter) {
+		return err
 	}
-	defer unix.Close(orig)
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return nil // not enterable (gone): no tables this round
-	}
-	fn()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("returning to the audit's network namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
 	return nil
 }
 

@@ -76,72 +76,58 @@ func (s *Set) AddSocketLed(ino uint64) *Namespace {
 func DialFD(nsfd int) (*sockdiag.Conn, error) {
 	var (
 		conn *sockdiag.Conn
-		err  error
+		derr error
 	)
+	err := Do(nsfd, func() { conn, derr = sockdiag.Dial() })
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, err
+	}
+	return conn, derr
+}
+
+// ErrEnter means setns into the namespace failed: fn did not run. It
+// wraps ErrRefused when the kernel refused it for want of privilege.
+var ErrEnter = errors.New("entering the network namespace failed")
+
+// Do runs fn inside the network namespace nsfd refers to, on an OS thread
+// of its own that it locks, enters the namespace with, and brings back.
+// If the thread cannot come back, it stays locked, so the runtime ends it
+// with its goroutine rather than run anything else there; Do then returns
+// an error that is not ErrEnter (fn did run).
+func Do(nsfd int, fn func()) error {
+	var err error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		conn, err = inNS(nsfd, sockdiag.Dial)
+		err = do(nsfd, fn)
 	}()
 	<-done
-	return conn, err
+	return err
 }
 
-func inNS(nsfd int, fn func() (*sockdiag.Conn, error)) (*sockdiag.Conn, error) {
+func do(nsfd int, fn func()) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("opening /proc/thread-self/ns/net: %w", err)
+		return fmt.Errorf("%w: opening /proc/thread-self/ns/net: %w", ErrEnter, err)
 	}
 	defer unix.Close(orig)
 	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("%w: setns: %v", ErrRefused, err)
+			return fmt.Errorf("%w: %w: setns: %w", ErrEnter, ErrRefused, err)
 		}
-		return nil, fmt.Errorf("setns: %w", err)
+		return fmt.Errorf("%w: setns: %w", ErrEnter, err)
 	}
-	conn, ferr := fn()
+	fn()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 		// Stay locked: this thread dies with the goroutine.
-		if conn != nil {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("returning to porteiro's network namespace: %w", err)
+		return fmt.Errorf("returning to porteiro's network namespace: %w", err)
 	}
 	runtime.UnlockOSThread()
-	return conn, ferr
-}
-
-// siocgskns is SIOCGSKNS: the ioctl that returns a socket's network
-// namespace as a new fd.
-const siocgskns = 0x894C
-
-// FromSocket returns an fd of the network namespace of the socket that
-// process pid holds as fd, and that namespace's inode: a copy of the
-// socket (pidfd_getfd, which needs ptrace rights over pid) is asked with
-// SIOCGSKNS. The caller closes the fd.
-func FromSocket(pid, fd int) (int, uint64, error) {
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return -1, 0, fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	defer unix.Close(pfd)
-	s, err := unix.PidfdGetfd(pfd, fd, 0)
-	if err != nil {
-		return -1, 0, fmt.Errorf("pidfd_getfd %d fd %d: %w", pid, fd, err)
-	}
-	defer unix.Close(s)
-	ns, err := unix.IoctlRetInt(s, siocgskns)
-	if err != nil {
-		return -1, 0, fmt.Errorf("SIOCGSKNS on pid %d fd %d: %w", pid, fd, err)
-	}
-	unix.CloseOnExec(ns)
-	var st unix.Stat_t
-	if err := unix.Fstat(ns, &st); err != nil {
-		unix.Close(ns)
-		return -1, 0, fmt.Errorf("reading the namespace of pid %d fd %d: %w", pid, fd, err)
-	}
-	return ns, st.Ino, nil
+	return nil
 }

@@ -380,6 +380,16 @@ func NetNS(pidfd, fd int) (nsfd int, inode uint64, err error) {
 	return nsfd, st.Ino, nil
 }
 
+// NetNSOf is NetNS for pid's fd, through a pidfd of its own.
+func NetNSOf(pid, fd int) (nsfd int, inode uint64, err error) {
+	p, err := Open(pid)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer p.Close()
+	return NetNS(p.pidfd, fd)
+}
+
 // List returns the TCP and UDP sockets of pid: Open, Sockets and Close.
 func List(procRoot string, pid int) ([]Socket, error) {
 	p, err := Open(pid)
