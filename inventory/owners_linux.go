@@ -40,6 +40,10 @@ type Resolver struct {
 	// root other than the live /proc: the kernel knows nothing of a
 	// fixture tree.
 	Iterator bool
+	// Brief reads of each process only what the plain table shows (name,
+	// user, command line, start time): no executable path, unit or
+	// container.
+	Brief bool
 
 	setup  sync.Once
 	btime  int64
@@ -489,7 +493,7 @@ func (d *detailStage) wait() map[int]*Process {
 
 // process reads the details of pid, or returns nil if it exited.
 func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
-	info, err := procfs.ReadProcessBuf(r.ProcRoot, pid, buf)
+	info, err := procfs.ReadProcessFields(r.ProcRoot, pid, buf, r.Brief)
 	if err != nil {
 		return nil // exited between its records and now
 	}

@@ -31,6 +31,9 @@ type Options struct {
 	FullEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Brief has the default resolver read of each process only what the
+	// plain table shows: Exe, Unit and Container stay empty.
+	Brief bool
 }
 
 // Scanner takes snapshots. It is safe for use by one goroutine at a time;
@@ -76,6 +79,9 @@ func NewScanner(o Options) *Scanner {
 	}
 	if o.Resolver == nil {
 		s.opts.Resolver = DefaultResolver(o.ProcRoot)
+		if r, ok := s.opts.Resolver.(*Resolver); ok {
+			r.Brief = o.Brief
+		}
 		if c, ok := s.opts.Resolver.(io.Closer); ok {
 			s.closers = append(s.closers, c)
 		}

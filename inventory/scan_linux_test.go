@@ -691,3 +691,35 @@ func TestLocalPortsFilteredInKernel(t *testing.T) {
 		t.Errorf("the unfiltered dump lacks port %d", pb)
 	}
 }
+
+// TestBriefScan: a brief scan names the owner as a full one does (pid,
+// name, user, command line, start) and leaves out what it does not read.
+func TestBriefScan(t *testing.T) {
+	l := listenTCP(t, "tcp4", "127.0.0.1:0")
+	ino := inodeOf(t, l)
+	owner := func(brief bool) Process {
+		t.Helper()
+		sc := NewScanner(Options{Brief: brief})
+		defer sc.Close()
+		snap, err := sc.Scan(context.Background(), Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ok := byInode(snap)[ino]
+		if !ok || len(s.Processes) != 1 {
+			t.Fatalf("brief=%v: listener %d not found with one owner: %+v", brief, ino, s)
+		}
+		return s.Processes[0]
+	}
+	full, brief := owner(false), owner(true)
+	if full.Exe == "" {
+		t.Fatalf("a full scan gave no executable: %+v", full)
+	}
+	if brief.PID != os.Getpid() || brief.Name != full.Name || brief.User != full.User ||
+		!reflect.DeepEqual(brief.Cmdline, full.Cmdline) || brief.StartTicks != full.StartTicks {
+		t.Errorf("brief owner %+v differs from full %+v", brief, full)
+	}
+	if brief.Exe != "" || brief.Unit != "" || brief.Container != "" {
+		t.Errorf("brief owner read exe/unit/container: %+v", brief)
+	}
+}

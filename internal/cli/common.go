@@ -267,11 +267,12 @@ func (sf *sockFilter) apply(socks []inventory.Socket) []inventory.Socket {
 	return out
 }
 
-// scan runs one scan, interruptible with Ctrl-C.
-func scan(f *sockFlags, q inventory.Query) (*inventory.Snapshot, error) {
+// scan runs one scan, interruptible with Ctrl-C. brief skips what only
+// the detailed outputs show of a process (inventory.Options.Brief).
+func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners})
+	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners, Brief: brief})
 	defer sc.Close()
 	snap, err := sc.Scan(ctx, q)
 	if err != nil {

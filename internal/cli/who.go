@@ -77,7 +77,7 @@ func scanTargets(f *sockFlags, args []string) ([]target.Target, *inventory.Snaps
 		}
 		return false
 	}
-	snap, err := scan(f, q)
+	snap, err := scan(f, q, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -36,6 +36,14 @@ func ReadProcess(root string, pid int) (*Info, error) {
 // ReadProcessBuf is ReadProcess with a caller-owned scratch buffer, reused
 // across processes so that reading hundreds of them allocates little.
 func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
+	return ReadProcessFields(root, pid, buf, false)
+}
+
+// ReadProcessFields is ReadProcessBuf that, when brief, reads only what a
+// plain listing shows: stat, status (the user) and the command line, and
+// neither the executable's path nor the cgroup (unit, container). On a host
+// of hundreds of processes that is two fewer system calls per process.
+func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, error) {
 	dir := filepath.Join(root, strconv.Itoa(pid))
 	// One directory fd, and every file opened relative to it: the kernel
 	// resolves /proc/PID once instead of once per file.
@@ -68,6 +76,9 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 	}
 	if b, err := readFileAt(dfd, "cmdline", buf); err == nil {
 		info.Cmdline = ParseCmdline(b)
+	}
+	if brief {
+		return info, nil
 	}
 	var lbuf [4096]byte
 	if n, err := unix.Readlinkat(dfd, "exe", lbuf[:]); err == nil {

@@ -182,6 +182,17 @@ func TestReadProcessFixture(t *testing.T) {
 		!reflect.DeepEqual(p.Cmdline, []string{"/opt/app/server", "--port", "8080"}) || p.Cgroup.Container == "" {
 		t.Errorf("ReadProcess(200) = %+v", p)
 	}
+	// Brief reads the same stat, user and command line, and leaves out
+	// the executable and the cgroup.
+	var buf []byte
+	b, err := ReadProcessFields(tr.Root, 200, &buf, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Stat != p.Stat || b.UID != p.UID || !b.UIDKnown || !reflect.DeepEqual(b.Cmdline, p.Cmdline) ||
+		b.Exe != "" || b.ExeDeleted || b.Cgroup != (Cgroup{}) {
+		t.Errorf("brief ReadProcessFields(200) = %+v", b)
+	}
 	z, err := ReadProcess(tr.Root, 300)
 	if err != nil || z.Stat.State != "Z" || z.Cmdline != nil {
 		t.Errorf("zombie = %+v, %v", z, err)

@@ -176,8 +176,11 @@ func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte))
 	}
 	defer unix.Close(fd)
 	out := buf[:0]
-	if cap(out) < 64*1024 {
-		out = make([]byte, 0, 64*1024)
+	if want := openFiles() * RecordSize; cap(out) < want {
+		// One buffer of the size the kernel's count of open files
+		// predicts, rather than doubling from small: each doubling
+		// copies and touches everything read so far.
+		out = make([]byte, 0, want)
 	}
 	handed := 0 // out[:handed] went to each
 	for {
@@ -212,6 +215,35 @@ func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte))
 			}
 		}
 	}
+}
+
+// openFiles is the kernel's count of open files
+// (/proc/sys/fs/file-nr), plus room for what opens during a pass, and at
+// least enough for a small host. Files shared by several fd tables give
+// more records than files; the buffer then grows.
+func openFiles() int {
+	const least = 64 * 1024 / RecordSize
+	var b [64]byte
+	fd, err := unix.Open("/proc/sys/fs/file-nr", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return least
+	}
+	n, err := unix.Read(fd, b[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return least
+	}
+	v := 0
+	for _, c := range b[:n] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int(c-'0')
+		if v > 1<<24 {
+			break // a bound on the buffer, not a count to trust
+		}
+	}
+	return max(least, v+v/8)
 }
 
 // check looks for the probe socket in the first pass.
