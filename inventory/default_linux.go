@@ -241,6 +241,7 @@ func (n *NetlinkSource) liveInodes(ctx context.Context, q Query, inodes map[uint
 		return nil, err
 	}
 	live := map[uint64]struct{}{}
+	filter := portFilter(q)
 	for _, p := range []Proto{TCP, UDP} {
 		if !q.WantsProto(p) {
 			continue
@@ -252,7 +253,7 @@ func (n *NetlinkSource) liveInodes(ctx context.Context, q Query, inodes map[uint
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			err := n.conn.Dump(familyNum(f), protoNum(p), uint32(q.Mask(p)), func(m sockdiag.Msg) {
+			err := n.conn.DumpFiltered(familyNum(f), protoNum(p), uint32(q.Mask(p)), filter, func(m sockdiag.Msg) {
 				if _, ok := inodes[uint64(m.Inode)]; ok {
 					live[uint64(m.Inode)] = struct{}{}
 				}

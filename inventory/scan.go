@@ -32,7 +32,9 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Brief has the default resolver read of each process only what the
-	// plain table shows: Exe, Unit and Container stay empty.
+	// plain table shows (procfs.ReadProcessFields): Exe, Unit, Container,
+	// the start time, CPU and RSS stay empty. An incremental scanner needs
+	// start times to know its cached owners, and ignores Brief.
 	Brief bool
 }
 
@@ -80,7 +82,7 @@ func NewScanner(o Options) *Scanner {
 	if o.Resolver == nil {
 		s.opts.Resolver = DefaultResolver(o.ProcRoot)
 		if r, ok := s.opts.Resolver.(*Resolver); ok {
-			r.Brief = o.Brief
+			r.Brief = o.Brief && !o.Incremental
 		}
 		if c, ok := s.opts.Resolver.(io.Closer); ok {
 			s.closers = append(s.closers, c)
@@ -360,6 +362,10 @@ func (s *Scanner) finish(snap *Snapshot, entry func(i int) ownerEntry) error {
 // is not_permitted), and nothing when every socket has a holder. Otherwise
 // it costs one dump, of the protocols and families of the orphans: of their
 // listeners when the orphans are listeners, else of the states of q.
+// maxOrphanPorts bounds the kernel filter of the orphans' recheck; more
+// distinct ports than this and the recheck dumps everything.
+const maxOrphanPorts = 64
+
 func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, own *Owners) error {
 	if own.Denied > 0 || own.Hidden {
 		return nil
@@ -371,11 +377,13 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	narrow := Query{States: MaskTCPListen | MaskUDPListen, exactFamilies: true}
 	protos := map[Proto]bool{}
 	fams := map[Family]bool{}
+	ports := map[uint16]bool{}
 	for i := range socks {
 		if ino := socks[i].Inode; ino != 0 && len(own.Holders[ino]) == 0 {
 			orphans[ino] = struct{}{}
 			protos[socks[i].Proto] = true
 			fams[socks[i].Family] = true
+			ports[socks[i].Local.Port] = true
 			if !socks[i].Listening {
 				narrow.States = q.States
 			}
@@ -392,6 +400,14 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	if len(fams) == 1 {
 		for f := range fams {
 			narrow.Families = []Family{f}
+		}
+	}
+	// A few orphans (a kernel listener, another PID namespace's) are
+	// looked up by their ports, which the kernel filters: a host with one
+	// such listener does not dump every listener twice.
+	if len(ports) <= maxOrphanPorts {
+		for p := range ports {
+			narrow.LocalPorts = append(narrow.LocalPorts, [2]uint16{p, p})
 		}
 	}
 	if x, ok := s.opts.Resolver.(exitingFinder); ok {

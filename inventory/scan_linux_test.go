@@ -693,7 +693,7 @@ func TestLocalPortsFilteredInKernel(t *testing.T) {
 }
 
 // TestBriefScan: a brief scan names the owner as a full one does (pid,
-// name, user, command line, start) and leaves out what it does not read.
+// parent, name, user, command line) and leaves out what it does not read.
 func TestBriefScan(t *testing.T) {
 	l := listenTCP(t, "tcp4", "127.0.0.1:0")
 	ino := inodeOf(t, l)
@@ -716,10 +716,10 @@ func TestBriefScan(t *testing.T) {
 		t.Fatalf("a full scan gave no executable: %+v", full)
 	}
 	if brief.PID != os.Getpid() || brief.Name != full.Name || brief.User != full.User ||
-		!reflect.DeepEqual(brief.Cmdline, full.Cmdline) || brief.StartTicks != full.StartTicks {
+		brief.PPID != full.PPID || !reflect.DeepEqual(brief.Cmdline, full.Cmdline) {
 		t.Errorf("brief owner %+v differs from full %+v", brief, full)
 	}
-	if brief.Exe != "" || brief.Unit != "" || brief.Container != "" {
+	if brief.Exe != "" || brief.Unit != "" || brief.Container != "" || brief.StartTicks != 0 {
 		t.Errorf("brief owner read exe/unit/container: %+v", brief)
 	}
 }

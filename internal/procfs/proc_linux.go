@@ -40,10 +40,15 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 }
 
 // ReadProcessFields is ReadProcessBuf that, when brief, reads only what a
-// plain listing shows: stat, status (the user) and the command line, and
-// neither the executable's path nor the cgroup (unit, container). On a host
-// of hundreds of processes that is two fewer system calls per process.
+// plain listing shows, from two files instead of four and a link: the name,
+// state, parent and user from status, and the command line. Stat then holds
+// only PID, Comm, State and PPID (no times, no RSS), and the executable and
+// the cgroup (unit, container) are left out. On a host of hundreds of
+// processes that saves a third of the time spent reading them.
 func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, error) {
+	if brief {
+		return readBrief(root, pid, buf)
+	}
 	dir := filepath.Join(root, strconv.Itoa(pid))
 	// One directory fd, and every file opened relative to it: the kernel
 	// resolves /proc/PID once instead of once per file.
@@ -77,15 +82,54 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	if b, err := readFileAt(dfd, "cmdline", buf); err == nil {
 		info.Cmdline = ParseCmdline(b)
 	}
-	if brief {
-		return info, nil
-	}
 	var lbuf [4096]byte
 	if n, err := unix.Readlinkat(dfd, "exe", lbuf[:]); err == nil {
 		info.Exe, info.ExeDeleted = strings.CutSuffix(string(lbuf[:n]), " (deleted)")
 	}
 	if b, err := readFileAt(dfd, "cgroup", buf); err == nil {
 		info.Cgroup = ParseCgroup(b)
+	}
+	return info, nil
+}
+
+func readBrief(root string, pid int, buf *[]byte) (*Info, error) {
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ESRCH {
+			return nil, fmt.Errorf("opening %s: %w", dir, ErrExited)
+		}
+		return nil, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	b, err := readFileAt(dfd, "status", buf)
+	if err != nil {
+		if gone(err) {
+			return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)
+		}
+		return nil, fmt.Errorf("reading %s/status: %w", dir, err)
+	}
+	st, err := ParseStatus(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s/status: %w", dir, err)
+	}
+	info := &Info{Stat: Stat{PID: pid, Comm: st.Name, State: st.State, PPID: st.PPID}, UID: st.UID, UIDKnown: st.UIDKnown}
+	if !st.NameKnown || !st.StateKnown || !st.PPIDKnown {
+		// A status without these lines (not a kernel's): take them
+		// from stat.
+		b, err := readFileAt(dfd, "stat", buf)
+		if err != nil {
+			if gone(err) {
+				return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
+			}
+			return nil, fmt.Errorf("reading %s/stat: %w", dir, err)
+		}
+		if info.Stat, err = ParseStat(b); err != nil {
+			return nil, fmt.Errorf("%s/stat: %w", dir, err)
+		}
+	}
+	if b, err := readFileAt(dfd, "cmdline", buf); err == nil {
+		info.Cmdline = ParseCmdline(b)
 	}
 	return info, nil
 }

@@ -29,13 +29,22 @@ type Status struct {
 	// CapEff is the effective capability set.
 	CapEff      uint64
 	CapEffKnown bool
+	// Name is the comm, as stat gives it: the kernel escapes a newline
+	// and a backslash in the Name line, and ParseStatus undoes that.
+	Name      string
+	NameKnown bool
+	// State is the state letter, PPID the parent's pid.
+	State      string
+	PPID       int
+	StateKnown bool
+	PPIDKnown  bool
 }
 
 // HasCap reports whether the effective set holds capability c.
 func (s Status) HasCap(c uint) bool { return c < 64 && s.CapEff&(1<<c) != 0 }
 
-// ParseStatus reads the Uid, NSpid and CapEff lines of a /proc/PID/status
-// file. A line that is there but malformed is an error; a missing one
+// ParseStatus reads the Name, State, PPid, Uid, NSpid and CapEff lines of
+// a /proc/PID/status file. A line that is there but malformed is an error; a missing one
 // leaves its Known flag false.
 func ParseStatus(b []byte) (Status, error) {
 	var s Status
@@ -45,6 +54,27 @@ func ParseStatus(b []byte) (Status, error) {
 			continue
 		}
 		switch string(key) {
+		case "Name":
+			// "Name:\t" and the escaped comm; only a newline ends it.
+			v := bytes.TrimSuffix(val, []byte("\n"))
+			v = bytes.TrimPrefix(v, []byte("\t"))
+			s.Name, s.NameKnown = unescapeName(v), true
+		case "State":
+			f := fields(val, 1)
+			if len(f) < 1 {
+				return s, errors.New("status: empty State line")
+			}
+			s.State, s.StateKnown = string(f[0]), true
+		case "PPid":
+			f := fields(val, 1)
+			if len(f) < 1 {
+				return s, errors.New("status: empty PPid line")
+			}
+			n, err := strconv.Atoi(string(f[0]))
+			if err != nil || n < 0 {
+				return s, fmt.Errorf("status: bad PPid %q", f[0])
+			}
+			s.PPID, s.PPIDKnown = n, true
 		case "Uid":
 			// Real, effective, saved and filesystem uids.
 			f := fields(val, 2)
@@ -71,6 +101,32 @@ func ParseStatus(b []byte) (Status, error) {
 		}
 	}
 	return s, nil
+}
+
+// unescapeName undoes the Name line's escapes (fs/proc/array.c,
+// proc_task_name: "\\n" for a newline, "\\\\" for a backslash); any other
+// byte, control characters included, is there as it is in the comm.
+func unescapeName(b []byte) string {
+	if bytes.IndexByte(b, '\\') < 0 {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' && i+1 < len(b) {
+			switch b[i+1] {
+			case 'n':
+				out = append(out, '\n')
+				i++
+				continue
+			case '\\':
+				out = append(out, '\\')
+				i++
+				continue
+			}
+		}
+		out = append(out, b[i])
+	}
+	return string(out)
 }
 
 // fields returns up to n space- or tab-separated fields of b, without

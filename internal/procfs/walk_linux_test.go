@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -236,5 +237,38 @@ func TestWalkSelf(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("holders of %d = %v, want pid %d fd %d", ino, res.Holders[ino], os.Getpid(), fd)
+	}
+}
+
+// TestBriefNameMatchesStat: the name a brief read takes from status is the
+// comm that stat gives, for a hostile one too (a newline, a backslash, an
+// escape sequence, a tab, parentheses). The kernel lets a process rename
+// only itself, so the test renames its own process for a moment.
+func TestBriefNameMatchesStat(t *testing.T) {
+	old, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "a\nb\\n)(\x1b[3\t" // within the comm's 15 bytes
+	if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
+		t.Skipf("cannot rename this process: %v", err)
+	}
+	t.Cleanup(func() { os.WriteFile("/proc/self/comm", bytes.TrimSuffix(old, []byte("\n")), 0) })
+	pid := os.Getpid()
+	var buf []byte
+	full, err := ReadProcessFields("/proc", pid, &buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := ReadProcessFields("/proc", pid, &buf, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Stat.Comm != name {
+		t.Fatalf("stat comm = %q, want %q", full.Stat.Comm, name)
+	}
+	if brief.Stat.Comm != full.Stat.Comm || brief.Stat.PPID != full.Stat.PPID ||
+		brief.UID != full.UID || !reflect.DeepEqual(brief.Cmdline, full.Cmdline) {
+		t.Errorf("brief %+v differs from full %+v", brief, full)
 	}
 }
