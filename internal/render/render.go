@@ -214,6 +214,7 @@ func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
 	if withNS {
 		t = NewTable("PROTO", "LOCAL", "NETNS", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
 	}
+	t.Grow(len(socks))
 	row := func(cells ...string) {
 		if withNS {
 			cells = slices.Insert(cells, 2, NetNS(&socks[t.Len()]))
@@ -246,6 +247,7 @@ func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
 	if withNS {
 		t = NewTable("PROTO", "LOCAL", "REMOTE", "NETNS", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
 	}
+	t.Grow(len(socks))
 	for i := range socks {
 		s := &socks[i]
 		ino := strconv.FormatUint(s.Inode, 10)

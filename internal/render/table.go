@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Table lines up columns with two spaces between them. The last column is
@@ -12,7 +13,12 @@ import (
 // command lines don't push every row wide.
 type Table struct {
 	header []string
-	rows   [][]string
+	// The escaped cells of every row, end to end, and where each ends:
+	// one buffer instead of a string and a slice header per cell keeps a
+	// table of 100,000 sockets to about the size of its text.
+	text []byte
+	ends []int32
+	n    int // rows
 }
 
 // NewTable starts a table with the given header.
@@ -22,21 +28,24 @@ func NewTable(header ...string) *Table { return &Table{header: header} }
 // escaped (see Escape): tables show process names and command lines, which
 // anyone who can start a process chooses.
 func (t *Table) Row(cells ...string) {
-	copied := false
-	for i, c := range cells {
-		if e := Escape(c); e != c {
-			if !copied {
-				// Do not write into a slice the caller passed with "...".
-				cells, copied = slices.Clone(cells), true
-			}
-			cells[i] = e
+	for i := range len(t.header) {
+		if i < len(cells) {
+			t.text = AppendEscape(t.text, cells[i])
 		}
+		t.ends = append(t.ends, int32(len(t.text)))
 	}
-	t.rows = append(t.rows, cells)
+	t.n++
+}
+
+// Grow makes room for n more rows, so a table whose size is known does not
+// grow by copying.
+func (t *Table) Grow(n int) {
+	t.ends = slices.Grow(t.ends, n*len(t.header))
+	t.text = slices.Grow(t.text, n*64) // a guess: a listing's row is 60 to 120 bytes
 }
 
 // Len returns the number of rows.
-func (t *Table) Len() int { return len(t.rows) }
+func (t *Table) Len() int { return t.n }
 
 // Write prints the table, buffered.
 func (t *Table) Write(out io.Writer, o Options) error {
@@ -53,11 +62,22 @@ func (t *Table) write(w io.Writer, o Options) error {
 	header := make([]string, n)
 	for i, h := range t.header {
 		header[i] = Escape(h)
+		width[i] = displayWidth(header[i])
 	}
-	all := append([][]string{header}, t.rows...)
-	for _, r := range all {
-		for i := 0; i < n-1 && i < len(r); i++ {
-			if l := displayWidth(r[i]); l > width[i] {
+	// cell returns row r's cell i as a view of the text, without copying
+	// it: the text is not written while the table is printed, and the
+	// views do not outlive this call.
+	cell := func(r, i int) string {
+		k := r*n + i
+		start := int32(0)
+		if k > 0 {
+			start = t.ends[k-1]
+		}
+		return unsafe.String(unsafe.SliceData(t.text[start:]), t.ends[k]-start)
+	}
+	for r := range t.n {
+		for i := 0; i < n-1; i++ {
+			if l := displayWidth(cell(r, i)); l > width[i] {
 				width[i] = l
 			}
 		}
@@ -72,17 +92,22 @@ func (t *Table) write(w io.Writer, o Options) error {
 	for i := 0; i < n-1; i++ {
 		lead += width[i] + 2
 	}
-	for k, r := range all {
+	for r := -1; r < t.n; r++ {
 		line = line[:0]
-		bold := k == 0 && o.Bold
+		bold := r < 0 && o.Bold
 		if bold {
 			line = append(line, "\x1b[1m"...)
 		}
-		for i := 0; i < n && i < len(r); i++ {
-			cell := r[i]
+		for i := 0; i < n; i++ {
+			var c string
+			if r < 0 {
+				c = header[i]
+			} else {
+				c = cell(r, i)
+			}
 			if i < n-1 {
-				line = append(line, cell...)
-				for pad := width[i] - displayWidth(cell) + 2; pad > 0; {
+				line = append(line, c...)
+				for pad := width[i] - displayWidth(c) + 2; pad > 0; {
 					m := min(pad, len(spaces))
 					line = append(line, spaces[:m]...)
 					pad -= m
@@ -94,9 +119,9 @@ func (t *Table) write(w io.Writer, o Options) error {
 				if room < 10 {
 					room = 10
 				}
-				cell = truncate(cell, room)
+				c = truncate(c, room)
 			}
-			line = append(line, cell...)
+			line = append(line, c...)
 		}
 		for len(line) > 0 && line[len(line)-1] == ' ' {
 			line = line[:len(line)-1]
