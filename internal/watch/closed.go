@@ -49,7 +49,15 @@ func (d *Daemon) serveClosed(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "port: " + err.Error()})
 			return
 		}
-		keep = func(port uint16) bool { return target.InRanges(port, rs) }
+		// A bitmap: top asks for every listening port, and the table
+		// holds thousands of local ends.
+		var set [1 << 16 / 64]uint64
+		for _, r := range rs {
+			for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
+				set[p/64] |= 1 << (p % 64)
+			}
+		}
+		keep = func(port uint16) bool { return set[port/64]&(1<<(port%64)) != 0 }
 	}
 	doc := localapi.ClosedDocument{SchemaVersion: inventory.SchemaVersion, Source: d.EventSource(),
 		Counters: []localapi.ClosedCounter{}}
