@@ -46,7 +46,7 @@ func TestClosedEndpoint(t *testing.T) {
 		t.Skip("loading BPF programs needs root")
 	}
 	cfg := testConfig(t)
-	cfg.Events = "on"
+	cfg.Events = "auto"
 	sock := filepath.Join(t.TempDir(), "porteiro.sock")
 	cfg.Socket = &sock
 	d := runDaemon(t, cfg)
