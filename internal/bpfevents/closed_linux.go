@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/porteiro/porteiro/internal/localapi"
 )
 
@@ -39,19 +41,46 @@ func (s *Source) Closed(keep func(port uint16) bool) ([]localapi.ClosedCounter, 
 	if m == nil {
 		return nil, errors.New("reading closed connections: the programs are not loaded")
 	}
-	var (
-		k   listenerClosedKey
-		v   listenerClosedVal
-		out []localapi.ClosedCounter
-	)
-	it := m.Iterate()
-	for it.Next(&k, &v) {
+	var out []localapi.ClosedCounter
+	add := func(k *listenerClosedKey, v *listenerClosedVal) {
 		if keep != nil && !keep(k.Port) {
-			continue
+			return
 		}
 		if c, ok := closedCounter(k.Netns, k.Family, k.Addr, k.Port, v.BytesIn, v.BytesOut, v.Closes); ok {
 			out = append(out, c)
 		}
+	}
+	// In batches: one syscall per key and value (the iterator) costs
+	// 90 ms for a full table on a small VM, a batch of 1,024 about 1 ms.
+	s.closedMu.Lock()
+	defer s.closedMu.Unlock()
+	if s.closedKeys == nil {
+		s.closedKeys = make([]listenerClosedKey, 1024)
+		s.closedVals = make([]listenerClosedVal, 1024)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, s.closedKeys, s.closedVals, nil)
+		for i := range n {
+			add(&s.closedKeys[i], &s.closedVals[i])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil // the end
+		}
+		if errors.Is(err, ebpf.ErrNotSupported) && n == 0 && out == nil {
+			break // a kernel before 5.6: one key at a time
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading closed connections (map closed_conns): %w", err)
+		}
+	}
+	var (
+		k listenerClosedKey
+		v listenerClosedVal
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		add(&k, &v)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("reading closed connections (map closed_conns): %w", err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -275,4 +276,37 @@ func TestClosedCounterDecode(t *testing.T) {
 	if _, ok = closedCounter(99, 1, a, 443, 1, 2, 3); ok {
 		t.Error("family 1 (AF_UNIX) decoded")
 	}
+}
+
+// BenchmarkClosed reads a full table (16,384 local ends, filled from
+// here), as a daemon asked by `top` every second does.
+func BenchmarkClosed(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("loading BPF programs needs root")
+	}
+	s, err := Open(Options{NoProcDetails: true})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer s.Close()
+	m := s.objs.ClosedConns
+	for i := range int(m.MaxEntries()) {
+		k := listenerClosedKey{Netns: 1, Port: uint16(i), Family: afInet, Addr: [16]byte{10, 0, byte(i >> 8), byte(i)}}
+		if err := m.Put(&k, &listenerClosedVal{BytesIn: 1, Closes: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The LRU table may evict some before it is full.
+	all, err := s.Closed(nil)
+	if err != nil || len(all) < int(m.MaxEntries())*3/4 {
+		b.Fatalf("%d counters of %d put, %v", len(all), m.MaxEntries(), err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Closed(func(p uint16) bool { return p == 80 }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(all)), "entries")
 }

@@ -46,6 +46,10 @@ type Source struct {
 	// loadID and loadedAt name this load, for the readers of Closed.
 	loadID   string
 	loadedAt time.Time
+	// closedMu guards the buffers Closed reads the table into.
+	closedMu   sync.Mutex
+	closedKeys []listenerClosedKey
+	closedVals []listenerClosedVal
 }
 
 // Open checks the capabilities, loads the programs and attaches them. Its
