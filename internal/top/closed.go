@@ -54,7 +54,22 @@ type closedState struct {
 	next map[closedKey]closedSums
 	// debt is what intervals took off beyond what they had, per listener.
 	debt map[*rowState]closedDebt
+	// Reused from one sample to the next: a host may have thousands of
+	// listeners.
+	sums []closedAcc
+	gone map[*rowState]closedGone
+	out  []closedDelta
 }
+
+// closedAcc is the change of the sums of one listener's local ends.
+type closedAcc struct {
+	in, out, closes uint64
+	bad             bool // a sum went back: the interval is unknown
+}
+
+// closedGone is what one listener's connections that are gone had at the
+// previous sample.
+type closedGone struct{ in, out, n uint64 }
 
 type closedDebt struct{ in, out, born uint64 }
 
@@ -72,7 +87,8 @@ func closedAvailable(s *Sample) bool {
 // gives each one's row), what the connections that closed since the
 // previous sample add; nil when the counters of both samples are not
 // there to compare. conns is the previous sample's connection map and next
-// this sample's, each connection with the row it came through.
+// this sample's, each connection with the row it came through. The slice
+// is reused by the next call.
 func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]connState, n int, rowAt func(int) *rowState) []closedDelta {
 	cs := &m.closed
 	if !closedAvailable(s) {
@@ -103,11 +119,9 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 		return nil
 	}
 
-	type acc struct {
-		in, out, closes, goneIn, goneOut, gone uint64
-		bad                                    bool
-	}
-	sums := make([]acc, n)
+	sums := slices.Grow(cs.sums[:0], n)[:n]
+	clear(sums)
+	cs.sums = sums
 	for k, c := range cur {
 		li := idx.match(&Conn{NetNS: k.netns, Local: netip.AddrPortFrom(k.addr, k.port)})
 		if li < 0 {
@@ -126,7 +140,12 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 		a.out += dOut
 		a.closes += c.closes - p.closes
 	}
-	var at map[*rowState]int
+	gone := cs.gone
+	if gone == nil {
+		gone = map[*rowState]closedGone{}
+		cs.gone = gone
+	}
+	clear(gone)
 	for k, st := range conns {
 		if st.row == nil {
 			continue
@@ -134,26 +153,21 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 		if _, ok := next[k]; ok {
 			continue
 		}
-		if at == nil {
-			at = make(map[*rowState]int, n)
-			for i := range n {
-				at[rowAt(i)] = i
-			}
-		}
-		li, ok := at[st.row]
-		if !ok {
-			continue // its listener has closed
-		}
-		a := &sums[li]
-		a.goneIn += st.in
-		a.goneOut += st.out
-		a.gone++
+		// A listener that has closed is not among this sample's rows,
+		// and its entry is never read.
+		g := gone[st.row]
+		g.in += st.in
+		g.out += st.out
+		g.n++
+		gone[st.row] = g
 	}
 
 	if cs.debt == nil {
 		cs.debt = map[*rowState]closedDebt{}
 	}
-	out := make([]closedDelta, n)
+	out := slices.Grow(cs.out[:0], n)[:n]
+	clear(out)
+	cs.out = out
 	for i := range sums {
 		a := &sums[i]
 		r := rowAt(i)
@@ -161,11 +175,15 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 			delete(cs.debt, r)
 			continue
 		}
+		if *a == (closedAcc{}) && len(gone) == 0 && len(cs.debt) == 0 {
+			continue // the common case: nothing closed here
+		}
+		g := gone[r]
 		d := cs.debt[r]
 		var nd closedDebt
-		out[i].in, nd.in = settle(a.in, a.goneIn+d.in)
-		out[i].out, nd.out = settle(a.out, a.goneOut+d.out)
-		out[i].born, nd.born = settle(a.closes, a.gone+d.born)
+		out[i].in, nd.in = settle(a.in, g.in+d.in)
+		out[i].out, nd.out = settle(a.out, g.out+d.out)
+		out[i].born, nd.born = settle(a.closes, g.n+d.born)
 		if nd == (closedDebt{}) {
 			delete(cs.debt, r)
 		} else {
