@@ -15,6 +15,11 @@
 // carries the port the kernel picked, and a listen() that fails reports
 // nothing.
 //
+// The same tracepoint sums, per local end (namespace, address, port), the
+// bytes of every TCP connection that closes (Source.Closed), so that a
+// sampler of live connections can count those that lived between two of
+// its samples.
+//
 // Not seen: UDP autobind (sendto without bind), and the release of UDP
 // sockets bound before Open (the close of a TCP listener opened before Open
 // is seen). A caller that needs the whole truth reconciles with a periodic

@@ -13,6 +13,22 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type listenerClosedKey struct {
+	_      structs.HostLayout
+	Netns  uint32
+	Port   uint16
+	Family uint8
+	Pad    uint8
+	Addr   [16]uint8
+}
+
+type listenerClosedVal struct {
+	_        structs.HostLayout
+	BytesIn  uint64
+	BytesOut uint64
+	Closes   uint64
+}
+
 type listenerEvent struct {
 	_        structs.HostLayout
 	TsNs     uint64
@@ -37,6 +53,7 @@ type listenerEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	listenerMapClosedConns       = "closed_conns"
 	listenerMapCounters          = "counters"
 	listenerMapEvents            = "events"
 	listenerMapTcpPending        = "tcp_pending"
@@ -104,10 +121,11 @@ type listenerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type listenerMapSpecs struct {
-	Counters   *ebpf.MapSpec `ebpf:"counters"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	TcpPending *ebpf.MapSpec `ebpf:"tcp_pending"`
-	UdpBound   *ebpf.MapSpec `ebpf:"udp_bound"`
+	ClosedConns *ebpf.MapSpec `ebpf:"closed_conns"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	TcpPending  *ebpf.MapSpec `ebpf:"tcp_pending"`
+	UdpBound    *ebpf.MapSpec `ebpf:"udp_bound"`
 }
 
 // listenerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -139,14 +157,16 @@ func (o *listenerObjects) Close() error {
 //
 // It can be passed to loadListenerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type listenerMaps struct {
-	Counters   *ebpf.Map `ebpf:"counters"`
-	Events     *ebpf.Map `ebpf:"events"`
-	TcpPending *ebpf.Map `ebpf:"tcp_pending"`
-	UdpBound   *ebpf.Map `ebpf:"udp_bound"`
+	ClosedConns *ebpf.Map `ebpf:"closed_conns"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Events      *ebpf.Map `ebpf:"events"`
+	TcpPending  *ebpf.Map `ebpf:"tcp_pending"`
+	UdpBound    *ebpf.Map `ebpf:"udp_bound"`
 }
 
 func (m *listenerMaps) Close() error {
 	return _ListenerClose(
+		m.ClosedConns,
 		m.Counters,
 		m.Events,
 		m.TcpPending,

@@ -43,6 +43,13 @@ type Source struct {
 	buf   []byte
 	close sync.Once
 	err   error
+	// loadID and loadedAt name this load, for the readers of Closed.
+	loadID   string
+	loadedAt time.Time
+	// closedMu guards the buffers Closed reads the table into.
+	closedMu   sync.Mutex
+	closedKeys []listenerClosedKey
+	closedVals []listenerClosedVal
 }
 
 // Open checks the capabilities, loads the programs and attaches them. Its
@@ -94,7 +101,7 @@ func Open(opts Options) (*Source, error) {
 			return nil, fmt.Errorf("setting pidns_ino: %w", err)
 		}
 	}
-	s := &Source{opts: opts, buf: make([]byte, maxCmdline)}
+	s := &Source{opts: opts, buf: make([]byte, maxCmdline), loadID: newLoadID(), loadedAt: time.Now()}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, loadError("loading the listener programs", err)
 	}

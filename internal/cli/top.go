@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/internal/procfs"
 	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/top"
@@ -35,6 +36,7 @@ type topFlags struct {
 	output   string
 	procRoot string
 	noOwners bool
+	socket   string
 }
 
 func newTopCmd(env *Env) *cobra.Command {
@@ -58,8 +60,10 @@ host's network namespace), PID, USER, COMMAND, then
 The header shows the host, the totals, how long a refresh took and whether
 every owner could be seen (run as root for that). New listeners are
 highlighted for a few seconds; closed ones stay, greyed, for a few seconds.
-Connections that open and close between two refreshes are not seen, so short
-connections may be undercounted.
+Connections that open and close between two refreshes are counted from
+porteirod's eBPF close counters, asked on its local socket (--socket) when it
+runs with kernel events; without it they are not seen, and short connections
+may be undercounted (the footer says which).
 
 Keys:
   s or >, <     sort by the next or previous column (traffic by default)
@@ -115,6 +119,7 @@ read.`,
 	c.Flags().BoolVarP(&f.batch, "batch", "b", false, "print snapshots instead of the interactive view")
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "batch output format: text or ndjson")
 	c.Flags().BoolVar(&f.noOwners, "no-owners", false, "do not look up owning processes (faster)")
+	c.Flags().StringVar(&f.socket, "socket", "", "porteirod's local API socket, for the connections that closed between refreshes (default: socket: of the configuration, else "+localapi.DefaultSocket+")")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	return c
@@ -123,7 +128,7 @@ read.`,
 func (f *topFlags) interval() time.Duration { return time.Duration(f.delay * float64(time.Second)) }
 
 // sampleOnce takes a sample and updates the model.
-func sampleOnce(ctx context.Context, s *top.Sampler, m *top.Model) (*top.View, error) {
+func sampleOnce(ctx context.Context, s *topSampler, m *top.Model) (*top.View, error) {
 	smp, err := s.Sample(ctx)
 	if err != nil {
 		return nil, exitWith(ExitUsage, fmt.Errorf("%w; porteiro needs the sock_diag netlink interface", err))
@@ -134,7 +139,7 @@ func sampleOnce(ctx context.Context, s *top.Sampler, m *top.Model) (*top.View, e
 func runTopBatch(env *Env, f *topFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := top.NewSampler(f.procRoot, f.noOwners)
+	s := newTopSampler(f)
 	defer s.Close()
 	m := top.NewModel(top.Options{})
 	host, _ := os.Hostname()
@@ -208,7 +213,7 @@ func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width in
 	for _, n := range v.Notes {
 		b.WriteString("note: " + render.Escape(n) + "\n")
 	}
-	b.WriteString("note: " + top.UndercountNote + "\n\n")
+	b.WriteString("note: " + v.RateNote() + "\n\n")
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -426,7 +431,7 @@ type tickMsg struct{}
 
 type topUI struct {
 	f       *topFlags
-	sampler *top.Sampler
+	sampler *topSampler
 	model   *top.Model
 	host    string
 	hostNS  uint64
@@ -457,7 +462,7 @@ func newTopUI(f *topFlags) *topUI {
 	in := lineInput{prompt: "/", placeholder: "port:443 proc:nginx user: netns: or any word"}
 	u := &topUI{
 		f:       f,
-		sampler: top.NewSampler(f.procRoot, f.noOwners),
+		sampler: newTopSampler(f),
 		model:   top.NewModel(top.Options{}),
 		hostNS:  hostNetNS(f.procRoot),
 		noColor: os.Getenv("NO_COLOR") != "",
@@ -905,7 +910,11 @@ func (u *topUI) render() string {
 		status = "q quit  / filter  s < > sort  r reverse  p group  Enter details  k kill"
 	}
 	lines = append(lines, ansi.Truncate(status, width, "…"))
-	lines = append(lines, dim.Render(ansi.Truncate("note: short connections may be undercounted (sampled; no eBPF close events)", width, "…")))
+	note := (&top.View{}).ShortRateNote()
+	if u.view != nil {
+		note = u.view.ShortRateNote()
+	}
+	lines = append(lines, dim.Render(ansi.Truncate(note, width, "…")))
 	return strings.Join(lines, "\n")
 }
 

@@ -405,3 +405,50 @@ func (c *Client) Trace(ctx context.Context, ports string, fn func(TraceEvent) er
 	}
 	return fmt.Errorf("porteirod closed the event stream (it stopped?)")
 }
+
+// ClosedDocument is the answer of /api/v1/closed: the traffic of TCP
+// connections that have closed, summed per local address and port since
+// the daemon loaded its eBPF programs. `porteiro top` takes the change
+// between two of its samples, so a connection that lives between two
+// samples is still counted.
+type ClosedDocument struct {
+	SchemaVersion int `json:"schema_version"`
+	// Available is false when the daemon polls instead of hearing the
+	// kernel's events; Reason then says why, and Counters is empty.
+	Available bool   `json:"available"`
+	Source    string `json:"source"` // "ebpf" or "poll"
+	Reason    string `json:"reason,omitempty"`
+	// LoadID changes each time the counters start again from zero (the
+	// daemon restarted or reloaded its programs): sums read under two
+	// LoadIDs cannot be subtracted.
+	LoadID   string          `json:"load_id,omitempty"`
+	Since    time.Time       `json:"since"`
+	Counters []ClosedCounter `json:"counters"`
+}
+
+// ClosedCounter sums the connections that closed on one local end.
+type ClosedCounter struct {
+	NetNS   uint64     `json:"netns"`
+	Family  string     `json:"family"` // "ipv4" or "ipv6"
+	Address netip.Addr `json:"address"`
+	Port    uint16     `json:"port"`
+	// BytesIn and BytesOut are the sums of tcpi_bytes_received and
+	// tcpi_bytes_acked at close; Closes counts the connections.
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+	Closes   uint64 `json:"closes"`
+}
+
+// Closed asks for the closed-connection counters of the local ports in
+// ports ("80,443,8000-8100"; empty means every port).
+func (c *Client) Closed(ctx context.Context, ports string) (*ClosedDocument, error) {
+	path := "/api/v1/closed"
+	if ports != "" {
+		path += "?" + url.Values{"port": {ports}}.Encode()
+	}
+	var doc ClosedDocument
+	if err := c.get(ctx, path, &doc); err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}

@@ -188,3 +188,27 @@ func TestClientAudit(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotRunning", err)
 	}
 }
+
+func TestClientClosed(t *testing.T) {
+	var got string
+	path := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.Query().Get("port")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"schema_version":1,"available":true,"source":"ebpf","load_id":"ab12","since":"2026-01-02T03:04:05Z",
+			"counters":[{"netns":4026531840,"family":"ipv6","address":"::ffff:127.0.0.1","port":8080,"bytes_in":10,"bytes_out":20,"closes":3}]}`)
+	}))
+	doc, err := (&Client{Socket: path}).Closed(context.Background(), "80,8000-8100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "80,8000-8100" {
+		t.Errorf("port query = %q", got)
+	}
+	if !doc.Available || doc.LoadID != "ab12" || len(doc.Counters) != 1 {
+		t.Fatalf("doc = %+v", doc)
+	}
+	c := doc.Counters[0]
+	if c.NetNS != 4026531840 || !c.Address.Is4In6() || c.Port != 8080 || c.BytesIn != 10 || c.BytesOut != 20 || c.Closes != 3 {
+		t.Errorf("counter = %+v", c)
+	}
+}

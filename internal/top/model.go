@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/inventory"
 )
 
@@ -45,6 +46,12 @@ type Sample struct {
 	Conns    []Conn
 	// ScanTime is how long taking the sample took.
 	ScanTime time.Duration
+	// Closed is porteirod's count of the connections that closed, read
+	// just after Conns; nil when no daemon answered (closed.go).
+	Closed *localapi.ClosedDocument
+	// ConnNetNS lists the network namespaces whose connections Conns
+	// holds: closed connections count only there. nil means all.
+	ConnNetNS []uint64
 }
 
 // Options tunes a Model. The zero value works.
@@ -67,6 +74,7 @@ type Model struct {
 	next    map[connKey]connState
 	scratch []connWork
 	gen     uint64
+	closed  closedState
 }
 
 type connWork struct {
@@ -95,6 +103,7 @@ func keyOf(c *Conn) connKey {
 type connState struct {
 	cookie  uint64
 	in, out uint64
+	row     *rowState // the listener it came through, nil for none
 }
 
 type rowState struct {
@@ -184,6 +193,9 @@ type View struct {
 	// Privileged is false when some owners could not be read.
 	Privileged bool
 	Notes      []string
+	// ClosedCounted is true when porteirod's counters of closed
+	// connections are in the rates (see RateNote).
+	ClosedCounted bool
 }
 
 // UndercountNote is said wherever rates are shown: connections are seen
@@ -265,7 +277,6 @@ func (m *Model) Update(s Sample) *View {
 		c := &s.Conns[i]
 		k := keyOf(c)
 		st := connState{cookie: c.Cookie, in: c.BytesIn, out: c.BytesOut}
-		next[k] = st
 		var dIn, dOut uint64
 		isNew := false
 		prev, ok := m.conns[k]
@@ -283,6 +294,10 @@ func (m *Model) Update(s Sample) *View {
 			isNew = true
 		}
 		li := idx.match(c)
+		if li >= 0 {
+			st.row = cur[li].row
+		}
+		next[k] = st
 		cw = append(cw, connWork{li: int32(li), dIn: dIn, dOut: dOut, isNew: isNew})
 		if li < 0 {
 			if c.State == stateEstablished {
@@ -318,13 +333,21 @@ func (m *Model) Update(s Sample) *View {
 		w.list = append(w.list, ConnRate{Local: c.Local, Remote: c.Remote, State: inventory.StateFromKernel(c.State),
 			BytesIn: c.BytesIn, BytesOut: c.BytesOut, InPerSec: rate(cw[i].dIn, dt), OutPerSec: rate(cw[i].dOut, dt), New: cw[i].isNew})
 	}
-	// Connections that closed since the last sample simply drop out of
-	// the map: what they moved up to their last sample is already in the
-	// listeners' totals, and is never taken back.
+	// Connections that closed since the last sample drop out of the map:
+	// what they moved up to their last sample is already in the
+	// listeners' totals. The rest, and those that lived between two
+	// samples, come from porteirod's counters when it has them.
+	cd := m.closedDeltas(&s, idx, m.conns, next, len(cur), func(i int) *rowState { return cur[i].row })
+	v.ClosedCounted = closedAvailable(&s)
 	m.conns, m.next = next, m.conns
 
 	for i := range cur {
 		w := &cur[i]
+		if cd != nil {
+			w.dIn += cd[i].in
+			w.dOut += cd[i].out
+			w.newConn += cd[i].born
+		}
 		r := w.row
 		r.totalIn += w.dIn
 		r.totalOut += w.dOut

@@ -53,7 +53,7 @@ func (v *View) JSON(host string) SnapshotJSON {
 		NewPerSec:       v.NewPerSec,
 		BytesInPerSec:   v.InPerSec,
 		BytesOutPerSec:  v.OutPerSec,
-		Notes:           append(append([]string{}, v.Notes...), UndercountNote),
+		Notes:           append(append([]string{}, v.Notes...), v.RateNote()),
 		Listeners:       make([]ListenerJSON, 0, len(v.Listeners)),
 	}
 	for i := range v.Listeners {

@@ -98,5 +98,5 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 		}
 	}
 	s.other, s.conns = s.conns, conns
-	return Sample{Time: at, Snapshot: snap, Conns: conns, ScanTime: time.Since(start)}, nil
+	return Sample{Time: at, Snapshot: snap, Conns: conns, ScanTime: time.Since(start), ConnNetNS: []uint64{s.netns}}, nil
 }

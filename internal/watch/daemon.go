@@ -87,6 +87,8 @@ type Daemon struct {
 	trace traceSubs
 	// audit runs the audit on schedule and for the local API (audit.go).
 	audit *auditor
+	// closed is the kernel's count of closed connections, while loaded.
+	closed closedSource
 
 	cfgMu  sync.Mutex // guards cfg, policy and sinks
 	cfg    *Config
@@ -277,6 +279,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		switch {
 		case err == nil:
 			defer src.Close()
+			if cc, ok := src.(closedCounters); ok {
+				d.closed.set(cc)
+				defer d.closed.set(nil) // runs before src.Close
+			}
 			d.eventsActive.Store(true)
 			d.metrics.SetEventSource("ebpf")
 			d.log.Info("listener events from the kernel (eBPF): every listen() and bind() is seen as it happens; scans only reconcile", "reconcile_every", cfg.ReconcileInterval())

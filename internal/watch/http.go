@@ -28,6 +28,8 @@ import (
 //	/api/v1/trace      listener events as they happen, as ndjson (?port=22,8000-8100)
 //	/api/v1/audit      GET: the last audit's report; POST: run one now (or
 //	                   wait for the one running) and answer its report
+//	/api/v1/closed     bytes of the TCP connections that closed, summed per
+//	                   local address and port (?port=80,443), for `top`
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.serveHealth)
@@ -37,6 +39,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/trace", d.serveTrace)
 	mux.HandleFunc("GET /api/v1/audit", d.serveAuditGet)
 	mux.HandleFunc("POST /api/v1/audit", d.serveAuditPost)
+	mux.HandleFunc("GET /api/v1/closed", d.serveClosed)
 	return mux
 }
 

@@ -135,4 +135,11 @@ struct inet_sock {
 	__be16 inet_sport;
 } __attribute__((preserve_access_index));
 
+/* The byte counters of a TCP connection, the same ones sock_diag reports
+ * as tcpi_bytes_received and tcpi_bytes_acked. */
+struct tcp_sock {
+	__u64 bytes_received;
+	__u64 bytes_acked;
+} __attribute__((preserve_access_index));
+
 #endif

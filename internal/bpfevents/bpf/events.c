@@ -4,6 +4,10 @@
 // socket starts or stops listening, and each time a UDP socket is bound or
 // released. The owner (pid, uid, comm, cgroup) is taken here, at the event,
 // because by the time userspace reads the record the process may be gone.
+//
+// And the traffic of TCP connections that closed, summed per local address
+// and port, so that "porteiro top", which samples live connections, can
+// count those that closed between two of its samples.
 
 #include "core.h"
 #include <bpf/bpf_helpers.h>
@@ -15,8 +19,14 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define SOCK_DGRAM 2
+#define TCP_ESTABLISHED 1
+#define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
 #define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
+#define TCP_CLOSING 11
 
 #define KIND_OPENED 1
 #define KIND_CLOSED 2
@@ -86,6 +96,35 @@ struct {
 	__type(value, struct event);
 } tcp_pending SEC(".maps");
 
+// The local end of closed connections: a connection accepted by a listener
+// has the listener's port. 24 bytes, no holes; read by closed_linux.go.
+struct closed_key {
+	__u32 netns;   // inode of the socket's network namespace
+	__u16 port;    // host order
+	__u8 family;
+	__u8 pad;
+	__u8 addr[16]; // IPv4 in the first 4 bytes
+};
+
+// Sums since load over every connection that closed on that local end.
+struct closed_val {
+	__u64 bytes_in;  // tcpi_bytes_received at close
+	__u64 bytes_out; // tcpi_bytes_acked at close
+	__u64 closes;
+};
+
+// Every TCP close from a connected state, outgoing connections included
+// (their ephemeral ports are keys nobody asks for): telling an accepted
+// socket from a connected one would take per-socket storage, and would
+// miss the connections accepted before load. LRU bounds the map; a busy
+// listener's key is touched at each close, so what falls out is idle.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct closed_key);
+	__type(value, struct closed_val);
+} closed_conns SEC(".maps");
+
 // The reader's pid namespace (dev and inode of /proc/self/ns/pid), so pids
 // are those the reader sees in /proc. Zero: report the kernel's global pids.
 volatile const __u64 pidns_dev = 0;
@@ -145,6 +184,40 @@ static __always_inline void emit(struct event *ev)
 		count(COUNTER_DROPS);
 }
 
+// count_close adds a connection's bytes to the sums of its local end. It
+// runs as the socket enters CLOSE, when the counters are final and the
+// kernel has already cleared skc_num (inet_put_port); inet_sport keeps
+// the port.
+static __always_inline void count_close(struct sock *sk)
+{
+	struct closed_key k = {};
+	struct closed_val v = {.closes = 1};
+
+	k.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k.port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (k.family == AF_INET6) {
+		BPF_CORE_READ_INTO(&k.addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	} else {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(k.addr, &a, 4);
+	}
+	v.bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	v.bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_acked);
+	for (int i = 0; i < 2; i++) {
+		struct closed_val *p = bpf_map_lookup_elem(&closed_conns, &k);
+		if (p) {
+			__sync_fetch_and_add(&p->bytes_in, v.bytes_in);
+			__sync_fetch_and_add(&p->bytes_out, v.bytes_out);
+			__sync_fetch_and_add(&p->closes, 1);
+			return;
+		}
+		// Another CPU may insert the key first: then add to its entry.
+		if (bpf_map_update_elem(&closed_conns, &k, &v, BPF_NOEXIST) == 0)
+			return;
+	}
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int inet_sock_set_state(__u64 *ctx)
 {
@@ -153,6 +226,19 @@ int inet_sock_set_state(__u64 *ctx)
 	int newstate = (int)ctx[2];
 	struct event ev = {};
 
+	if (newstate == TCP_CLOSE) {
+		switch (oldstate) {
+		case TCP_ESTABLISHED:
+		case TCP_FIN_WAIT1:
+		case TCP_FIN_WAIT2:
+		case TCP_CLOSE_WAIT:
+		case TCP_LAST_ACK:
+		case TCP_CLOSING:
+			if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+				count_close(sk);
+			return 0;
+		}
+	}
 	if (newstate == TCP_LISTEN && oldstate != TCP_LISTEN)
 		ev.kind = KIND_OPENED;
 	else if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
