@@ -103,7 +103,11 @@ func (a *autoSource) Close() error {
 type NetlinkSource struct {
 	mu   sync.Mutex
 	conn *sockdiag.Conn
-	msgs []diagMsg // reused: the compact form, before Sockets are built
+	// msgs is the compact form of a dump, before Sockets are built, kept
+	// for the next scan of a long-lived source when it is small. A large
+	// one is dropped: it would stay live through the owner lookup of a
+	// one-shot scan, where the peak memory is.
+	msgs []diagMsg
 	// dial opens the socket; nil means in porteiro's own namespace.
 	dial func() (*sockdiag.Conn, error)
 	// foreign is true for another namespace than porteiro's, whose
@@ -209,7 +213,6 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 			}
 		}
 	}
-	n.msgs = msgs
 	out := make([]Socket, 0, len(msgs))
 	for i := range msgs {
 		p, m := msgs[i].expand()
@@ -217,8 +220,17 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 			out = append(out, so)
 		}
 	}
+	if cap(msgs) <= keepMsgs {
+		n.msgs = msgs
+	} else {
+		n.msgs = nil
+	}
 	return out, nil
 }
+
+// keepMsgs is how many dumped messages a source keeps room for between
+// scans (about 1 MiB).
+const keepMsgs = 16 << 10
 
 // portFilter is the kernel's filter for q.LocalPorts, or nil.
 func portFilter(q Query) []byte {
