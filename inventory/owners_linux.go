@@ -1,11 +1,13 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -322,11 +324,36 @@ func (p *ownerPass) emit(w, pid, fd int, inode uint64) { p.add(1+w, pid, fd, ino
 // finish waits for the details and gathers the records.
 func (p *ownerPass) finish() *Owners {
 	procs := p.details.wait()
-	holders := make(map[uint64][]Holder, len(p.want))
+	// Every record in one array, ordered by socket, process and fd: each
+	// socket's holders are then a slice of one allocation, already in the
+	// order buildOwners wants, rather than a slice grown per socket.
+	n := 0
 	for _, s := range p.sinks {
-		for _, h := range s.recs {
-			holders[h.inode] = append(holders[h.inode], Holder{PID: int(h.pid), FD: int(h.fd)})
+		n += len(s.recs)
+	}
+	all := make([]rec, 0, n)
+	for _, s := range p.sinks {
+		all = append(all, s.recs...)
+	}
+	slices.SortFunc(all, func(a, b rec) int {
+		if a.inode != b.inode {
+			return cmp.Compare(a.inode, b.inode)
 		}
+		if a.pid != b.pid {
+			return cmp.Compare(a.pid, b.pid)
+		}
+		return cmp.Compare(a.fd, b.fd)
+	})
+	hs := make([]Holder, len(all))
+	holders := make(map[uint64][]Holder, len(p.want))
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].inode == all[i].inode {
+			hs[j] = Holder{PID: int(all[j].pid), FD: int(all[j].fd)}
+			j++
+		}
+		holders[all[i].inode] = hs[i:j:j]
+		i = j
 	}
 	return &Owners{Holders: holders, Processes: procs, Foreign: p.foreign}
 }
