@@ -216,8 +216,11 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	out := make([]Socket, 0, len(msgs))
 	for i := range msgs {
 		p, m := msgs[i].expand()
-		if so, ok := fromDiag(p, m, n.foreign); ok {
-			out = append(out, so)
+		// Filled in place: copying a Socket of pointers, as returning
+		// one by value and appending it would, costs write barriers.
+		out = append(out, Socket{})
+		if !fillDiag(&out[len(out)-1], p, &m, n.foreign) {
+			out = out[:len(out)-1]
 		}
 	}
 	if cap(msgs) <= keepMsgs {
@@ -306,14 +309,16 @@ func protoNum(p Proto) uint8 {
 	return sockdiag.ProtoTCP
 }
 
-func fromDiag(p Proto, m sockdiag.Msg, foreign bool) (Socket, bool) {
+// fillDiag fills the zero Socket so from a dumped message. It reports false
+// for a socket that is not shown.
+func fillDiag(so *Socket, p Proto, m *sockdiag.Msg, foreign bool) bool {
 	fam := IPv4
 	if m.Family == sockdiag.AFInet6 {
 		fam = IPv6
 	}
-	so := newSocket(p, fam, m.State, m.Local, m.Remote, m.UID, uint64(m.Inode))
+	setSocket(so, p, fam, m.State, m.Local, m.Remote, m.UID, uint64(m.Inode))
 	if so.Proto == UDP && so.Local.Port == 0 {
-		return so, false // not bound: nothing can reach it
+		return false // not bound: nothing can reach it
 	}
 	if fam == IPv6 && so.Local.Address.IsUnspecified() {
 		if m.V6OnlyKnown {
@@ -330,26 +335,30 @@ func fromDiag(p Proto, m sockdiag.Msg, foreign bool) (Socket, bool) {
 			so.Interface = ifName(m.IfIndex)
 		}
 	}
-	return so, true
+	return true
 }
 
 func newSocket(p Proto, f Family, state uint8, local, remote netip.AddrPort, uid uint32, inode uint64) Socket {
-	so := Socket{
-		Proto:  p,
-		Family: f,
-		State:  StateFromKernel(state),
-		Local:  Endpoint{Address: local.Addr(), Port: local.Port()},
-		Remote: Endpoint{Address: remote.Addr(), Port: remote.Port()},
-		UID:    uid,
-		Inode:  inode,
-	}
+	var so Socket
+	setSocket(&so, p, f, state, local, remote, uid, inode)
+	return so
+}
+
+// setSocket sets the fields of the zero Socket so that every source fills.
+func setSocket(so *Socket, p Proto, f Family, state uint8, local, remote netip.AddrPort, uid uint32, inode uint64) {
+	so.Proto = p
+	so.Family = f
+	so.State = StateFromKernel(state)
+	so.Local = Endpoint{Address: local.Addr(), Port: local.Port()}
+	so.Remote = Endpoint{Address: remote.Addr(), Port: remote.Port()}
+	so.UID = uid
+	so.Inode = inode
 	switch p {
 	case TCP:
 		so.Listening = state == TCPListen
 	case UDP:
 		so.Listening = state == TCPClose && local.Port() != 0
 	}
-	return so
 }
 
 var ifCache sync.Map

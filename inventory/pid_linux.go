@@ -216,7 +216,7 @@ func (s *Scanner) pidSocket(ss *sockfd.Socket, q Query) (Socket, bool) {
 	}
 	so := newSocket(p, fam, ss.State, ss.Local, ss.Remote, ss.UID, ss.Inode)
 	if so.Local.Port == 0 {
-		return Socket{}, false // UDP not bound: fromDiag drops it
+		return Socket{}, false // UDP not bound: fillDiag drops it
 	}
 	if fam == IPv6 && so.Local.Address.IsUnspecified() {
 		so.DualStack = !ss.V6Only
