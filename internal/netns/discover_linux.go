@@ -141,6 +141,10 @@ func (d *discovery) process(pid int) {
 	// setns runs on whichever thread the goroutine is on, the first one
 	// included): then it counts as a thread there, not as the process.
 	home, count := ino, 1
+	if len(threads) == 0 {
+		d.member(ino, pid, filepath.Join(dir, "ns/net"))
+		return
+	}
 	votes := map[uint64]int{ino: 1}
 	for _, t := range threads {
 		votes[t.ino]++
