@@ -185,9 +185,11 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	// as needed: growing a slice of large structs would copy them over and
 	// over on a host with 100,000 sockets.
 	msgs := n.msgs[:0]
-	if q.States == MaskAll && cap(msgs) == 0 && !n.foreign {
-		// Size the buffer from the kernel's own count, so 100,000
-		// sockets don't cost a dozen reallocations and copies.
+	if cap(msgs) == 0 && !n.foreign {
+		// Size the buffer from the kernel's own count of every socket,
+		// so 100,000 sockets don't cost a dozen reallocations and
+		// copies. When only listeners are asked for, most of it is
+		// never written, and memory never written is never mapped.
 		msgs = make([]diagMsg, 0, socketCount()+64)
 	}
 	filter := portFilter(q)
