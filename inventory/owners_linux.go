@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/procfs"
@@ -48,6 +49,7 @@ type Resolver struct {
 	Brief bool
 
 	setup  sync.Once
+	ready  atomic.Bool // setup has run
 	btime  int64
 	hidden bool // hidepid hides other users' processes from us
 
@@ -80,6 +82,9 @@ func NewIterResolver(procRoot string) *Resolver {
 // errClosed says why a closed Resolver does not use the iterator.
 var errClosed = errors.New("resolver closed")
 
+// errNoIterator ends a prefetched pass when there is no iterator.
+var errNoIterator = errors.New("no task-file iterator")
+
 // init does the work of the first scan that later ones reuse: the boot
 // time, whether hidepid hides processes, and the iterator program.
 func (r *Resolver) init() {
@@ -92,6 +97,7 @@ func (r *Resolver) init() {
 		case r.Iterator:
 			r.it, r.itErr = taskfd.Open()
 		}
+		r.ready.Store(true)
 	})
 }
 
@@ -119,6 +125,9 @@ func (r *Resolver) Close() error {
 // Resolve implements OwnerResolver.
 func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
 	r.init()
+	if r.it == nil {
+		r.finishPass() // a prefetch that found no iterator
+	}
 	var (
 		p     *ownerPass
 		seen  map[int]struct{}
@@ -134,9 +143,12 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 			ip, r.pre = r.pre, nil
 		}
 		p = r.newPass(ctx, want)
-		fence = ip.fence
 		var err error
-		if seen, err = r.fromIterator(ctx, ip, p); err == nil {
+		seen, err = r.fromIterator(ctx, ip, p)
+		ip.mu.Lock()
+		fence = ip.fence
+		ip.mu.Unlock()
+		if err == nil {
 			break
 		}
 		p.abandon()
@@ -374,17 +386,35 @@ type iterPass struct {
 
 // Prefetch starts a pass of the iterator, for the next Resolve to use. A
 // pass that Resolve does not collect stops when ctx is cancelled.
+//
+// The first Prefetch also loads the iterator program (Resolver.init), in
+// the background too: loading and verifying it takes as long as the socket
+// dump that a one-shot scan runs meanwhile.
 func (r *Resolver) Prefetch(ctx context.Context) {
-	r.init()
 	r.finishPass()
-	if r.it == nil {
+	if r.ready.Load() && r.it == nil {
 		return
 	}
-	p := &iterPass{fence: inodeFence()}
+	p := &iterPass{}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
-	it, buf := r.it, r.buf
+	buf := r.buf
 	go func() {
+		r.init()
+		it := r.it
+		if it == nil {
+			// No iterator: Resolve, which also waits for init, drops
+			// this pass.
+			p.mu.Lock()
+			p.err, p.done = errNoIterator, true
+			p.mu.Unlock()
+			p.cond.Broadcast()
+			return
+		}
+		fence := inodeFence()
+		p.mu.Lock()
+		p.fence = fence
+		p.mu.Unlock()
 		b, err := it.ReadFunc(ctx, buf, func(c []byte) {
 			p.mu.Lock()
 			p.chunks = append(p.chunks, c)
