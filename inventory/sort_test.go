@@ -58,3 +58,28 @@ func TestSortSockets(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskDropsTCPClose: CLOSE is how a listening UDP socket is asked for;
+// in a TCP mask it only makes the kernel walk every connection for nothing.
+func TestMaskDropsTCPClose(t *testing.T) {
+	listening, err := ParseStates("listening")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q        Query
+		tcp, udp StateMask
+	}{
+		{Query{}, MaskTCPListen, MaskUDPListen},
+		{Query{States: listening}, MaskTCPListen, MaskTCPListen | MaskUDPListen},
+		{Query{States: MaskAll}, MaskAll &^ (1 << TCPClose), MaskAll},
+		{Query{States: MaskUDPListen}, MaskUDPListen, MaskUDPListen}, // CLOSE alone is what was asked
+	} {
+		if got := tc.q.Mask(TCP); got != tc.tcp {
+			t.Errorf("states %#x: TCP mask %#x, want %#x", tc.q.States, got, tc.tcp)
+		}
+		if got := tc.q.Mask(UDP); got != tc.udp {
+			t.Errorf("states %#x: UDP mask %#x, want %#x", tc.q.States, got, tc.udp)
+		}
+	}
+}

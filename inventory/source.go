@@ -71,8 +71,16 @@ func (q Query) WantsFamily(f Family) bool {
 }
 
 // Mask returns the kernel state mask for protocol p.
+//
+// A TCP mask never holds CLOSE, which is the state of a listening UDP
+// socket: a dump shows no TCP socket in CLOSE (a closed one is unhashed; a
+// bound-only one is TCP_BOUND_INACTIVE), and with the bit set the kernel
+// walks the whole table of connections to find none.
 func (q Query) Mask(p Proto) StateMask {
 	if q.States != 0 {
+		if p == TCP && q.States&^(1<<TCPClose) != 0 {
+			return q.States &^ (1 << TCPClose)
+		}
 		return q.States
 	}
 	if p == UDP {
