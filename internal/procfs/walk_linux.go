@@ -73,6 +73,13 @@ const direntNameOff = 19 // offsetof(struct linux_dirent64, d_name)
 // Walk reads every process's fd directory and returns the holders of the
 // inodes in want. Processes that vanish mid-walk are skipped silently.
 func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResult, error) {
+	return w.run(ctx, want, false, nil)
+}
+
+// run is Walk; with all set it keeps every socket, whatever want, and with
+// pub set, each worker hands it the records of every process as soon as it
+// has read them (Start).
+func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pub func([]found)) (*WalkResult, error) {
 	rootfd, err := unix.Open(w.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", w.Root, err)
@@ -82,6 +89,7 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.Root, err)
 	}
+	proc := isProcfs(rootfd)
 	workers := w.NumWorkers()
 	if workers > len(pids) {
 		workers = max(1, len(pids))
@@ -131,12 +139,18 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 				scanned.Add(1)
 				before := len(local)
 				var n int
-				local, n = scanFDs(fdfd, pid, want, dbuf, lbuf, local)
+				local, n = scanFDs(fdfd, pid, want, all, proc, dbuf, lbuf, local)
 				unix.Close(fdfd)
 				if n == 0 {
 					empty[i] = append(empty[i], int(pid))
 				}
-				if w.Emit != nil {
+				switch {
+				case pub != nil && len(local) > before:
+					// The records stay where they are: this worker
+					// only appends after them, so the reader can use
+					// them while the walk goes on.
+					pub(local[before:len(local):len(local)])
+				case w.Emit != nil:
 					for _, f := range local[before:] {
 						w.Emit(i, int(f.pid), int(f.fd), f.inode)
 					}
@@ -151,13 +165,16 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 		return nil, err
 	}
 	res := &WalkResult{
-		Holders: make(map[uint64][]Holder, len(want)),
 		Scanned: int(scanned.Load()),
 		Denied:  int(denied.Load()),
 	}
 	for _, e := range empty {
 		res.NoFiles = append(res.NoFiles, e...)
 	}
+	if pub != nil {
+		return res, nil
+	}
+	res.Holders = make(map[uint64][]Holder, len(want))
 	for _, p := range parts {
 		for _, f := range p {
 			res.Holders[f.inode] = append(res.Holders[f.inode], Holder{PID: int(f.pid), FD: int(f.fd)})
@@ -166,9 +183,70 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 	return res, nil
 }
 
+// Pass is a walk started before its caller knows which sockets it wants:
+// beside the socket dump, so that the two share the machine's cores
+// instead of running one after the other. It keeps every socket's (pid,
+// fd, inode), and hands them over as the walk goes on.
+type Pass struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	batches [][]found // each worker's records of one process
+	done    bool
+	res     *WalkResult
+	err     error
+}
+
+// Start begins a walk of every process in the background, for every
+// socket inode; Each collects it. Emit is not used. The walk stops early
+// when ctx is cancelled. A started Pass must be collected with Each, or
+// its walk runs to its end unseen.
+func (w *Walker) Start(ctx context.Context) *Pass {
+	p := &Pass{}
+	p.cond = sync.NewCond(&p.mu)
+	go func() {
+		res, err := w.run(ctx, nil, true, func(b []found) {
+			p.mu.Lock()
+			p.batches = append(p.batches, b)
+			p.mu.Unlock()
+			p.cond.Signal()
+		})
+		p.mu.Lock()
+		p.res, p.err, p.done = res, err, true
+		p.mu.Unlock()
+		p.cond.Signal()
+	}()
+	return p
+}
+
+// Each calls fn, on the caller's goroutine, for every (pid, fd, inode) of
+// a socket that the walk found, as soon as the worker that read the
+// process hands it over, and returns the walk's result when it is over
+// (its Holders is empty: the records went to fn). The records of one
+// process come together. Each may be called once.
+func (p *Pass) Each(fn func(pid, fd int, inode uint64)) (*WalkResult, error) {
+	for k := 0; ; k++ {
+		p.mu.Lock()
+		for k >= len(p.batches) && !p.done {
+			p.cond.Wait()
+		}
+		if k >= len(p.batches) {
+			res, err := p.res, p.err
+			p.batches = nil
+			p.mu.Unlock()
+			return res, err
+		}
+		b := p.batches[k]
+		p.mu.Unlock()
+		for _, f := range b {
+			fn(int(f.pid), int(f.fd), f.inode)
+		}
+	}
+}
+
 // scanFDs reads one fd directory and appends the fds that link to a wanted
-// socket inode. It also returns how many fds the directory held.
-func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, out []found) ([]found, int) {
+// socket inode (to any socket with all). It also returns how many fds the
+// directory held.
+func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all, proc bool, dbuf, lbuf []byte, out []found) ([]found, int) {
 	fds := 0
 	for {
 		n, err := unix.Getdents(dirfd, dbuf)
@@ -187,6 +265,9 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 				continue // ".", ".."
 			}
 			fds++
+			// readlink, not stat: stat would follow the link into the
+			// file's own filesystem (a hung NFS server, a dead FUSE
+			// daemon), where readlink only prints the kernel's name.
 			ln, err := readlinkatRaw(dirfd, &name[0], lbuf)
 			if err != nil || ln <= 0 {
 				continue
@@ -195,8 +276,10 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 			if !ok {
 				continue
 			}
-			if _, ok := want[inode]; !ok {
-				continue
+			if !all {
+				if _, ok := want[inode]; !ok {
+					continue
+				}
 			}
 			fd := 0
 			for _, c := range name {
@@ -207,8 +290,22 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 			}
 			out = append(out, found{inode: inode, pid: pid, fd: int32(fd)})
 		}
+		if proc && n <= len(dbuf)-maxFDDirent {
+			// procfs stops filling the buffer only when the next
+			// entry does not fit or the fds are all listed: with room
+			// for one more, this was the last batch, and a second
+			// getdents (one more syscall per process) would return 0.
+			// (Other filesystems, under a fixture root, may return
+			// less than fits.)
+			return out, fds
+		}
 	}
 }
+
+// maxFDDirent is the size of the largest entry of a /proc/PID/fd
+// directory: the 19-byte header, a name of at most 10 digits (an int) and
+// its NUL, rounded up to 8 bytes.
+const maxFDDirent = 32
 
 // listPIDs returns the numeric entries of the procfs root.
 func listPIDs(rootfd int) ([]int32, error) {
@@ -236,6 +333,12 @@ func listPIDs(rootfd int) ([]int32, error) {
 			}
 		}
 	}
+}
+
+// isProcfs reports whether fd is on a procfs mount.
+func isProcfs(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }
 
 // atoiName parses a NUL-terminated all-digit name.
@@ -292,6 +395,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 		return nil, fmt.Errorf("opening %s: %w", root, err)
 	}
 	defer unix.Close(rootfd)
+	proc := isProcfs(rootfd)
 	out := map[uint64]int{}
 	var (
 		sbuf = make([]byte, 0, 1024)
@@ -327,7 +431,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 			if err != nil {
 				continue
 			}
-			fs, _ := scanFDs(fdfd, int32(pid), want, dbuf, lbuf, nil)
+			fs, _ := scanFDs(fdfd, int32(pid), want, false, proc, dbuf, lbuf, nil)
 			for _, f := range fs {
 				out[f.inode] = pid
 			}

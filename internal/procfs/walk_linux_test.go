@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -225,5 +226,170 @@ func TestWalkSelf(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("holders of %d = %v, want pid %d fd %d", ino, res.Holders[ino], os.Getpid(), fd)
+	}
+}
+
+// TestPassFixture checks Start and Each: every socket of every process
+// comes, whether or not anyone wants it, each once, and the result counts
+// the processes as Walk does.
+func TestPassFixture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the fixture's mode-000 fd directory is readable only with CAP_DAC_OVERRIDE")
+	}
+	tr := procfstest.Standard(t)
+	for _, workers := range []int{1, 3} {
+		p := (&Walker{Root: tr.Root, Workers: workers}).Start(context.Background())
+		got := map[uint64][]Holder{}
+		res, err := p.Each(func(pid, fd int, inode uint64) {
+			got[inode] = append(got[inode], Holder{PID: pid, FD: fd})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range got {
+			got[k] = sorted(v)
+		}
+		want := map[uint64][]Holder{
+			1000: {{100, 3}, {100, 7}, {101, 3}},
+			1001: {{100, 4}},
+			2000: {{200, 3}},
+			4000: {{400, 3}},
+			5000: {{500, 3}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("workers=%d: records %v\nwant %v", workers, got, want)
+		}
+		if res.Scanned != 6 || res.Denied != 0 || len(res.Holders) != 0 {
+			t.Errorf("workers=%d: scanned=%d denied=%d holders=%v, want 6, 0, none", workers, res.Scanned, res.Denied, res.Holders)
+		}
+	}
+}
+
+// TestPassCancel proves that a started walk stops when its context is
+// cancelled, and that Each says so.
+func TestPassCancel(t *testing.T) {
+	tr := procfstest.New(t)
+	for pid := 1000; pid < 1200; pid++ {
+		tr.Add(t, procfstest.Proc{PID: pid, PPID: 1, Comm: "p" + strconv.Itoa(pid), FDs: map[int]string{3: "socket:[" + strconv.Itoa(pid) + "]"}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var visited atomic.Int64
+	w := &Walker{Root: tr.Root, Workers: 1, visit: func(int) {
+		if visited.Add(1) == 10 {
+			cancel()
+		}
+	}}
+	n := 0
+	_, err := w.Start(ctx).Each(func(int, int, uint64) { n++ })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if v := visited.Load(); v != 10 || n > 10 {
+		t.Errorf("visited %d processes and got %d records after cancelling at 10 of 200", v, n)
+	}
+}
+
+// openSockets opens n sockets in this process and returns their fds and
+// inodes; they are closed when the test ends.
+func openSockets(t *testing.T, n int) (fds []int, inodes map[uint64]int) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < uint64(n)+256 {
+		t.Skipf("needs %d open files, RLIMIT_NOFILE is %d", n+256, lim.Cur)
+	}
+	inodes = map[uint64]int{}
+	for range n {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Close(fd) })
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		inodes[st.Ino] = fd
+	}
+	return fds, inodes
+}
+
+// TestWalkManyFDs checks a process whose fd directory takes several
+// getdents calls (3,000 fds, where one 32 KiB buffer holds about 1,300):
+// the walk must not stop after the first batch, on the real /proc, where
+// it stops as soon as a batch leaves room for one more entry.
+func TestWalkManyFDs(t *testing.T) {
+	_, inodes := openSockets(t, 3000)
+	want := map[uint64]struct{}{}
+	for ino := range inodes {
+		want[ino] = struct{}{}
+	}
+	self := os.Getpid()
+	w := &Walker{Root: "/proc", Skip: func(pid int) bool { return pid != self }}
+	res, err := w.Walk(context.Background(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ino, fd := range inodes {
+		if hs := res.Holders[ino]; len(hs) != 1 || hs[0] != (Holder{PID: self, FD: fd}) {
+			t.Fatalf("holders of %d = %v, want pid %d fd %d (found %d of %d sockets)", ino, hs, self, fd, len(res.Holders), len(inodes))
+		}
+	}
+	// Start keeps them all too, without a wanted set.
+	n := 0
+	if _, err := w.Start(context.Background()).Each(func(pid, fd int, ino uint64) {
+		if inodes[ino] == fd && pid == self {
+			n++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(inodes) {
+		t.Errorf("Start found %d of %d sockets", n, len(inodes))
+	}
+}
+
+// TestPassLive checks Start against Walk on the real /proc: the sockets of
+// a child process (fds 3 to 7, inherited) come with the child's pid, and
+// every record Walk finds for the same inodes is among Start's.
+func TestPassLive(t *testing.T) {
+	fds, inodes := openSockets(t, 5)
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), "socket")
+	}
+	cmd := exec.Command("sleep", "60")
+	cmd.ExtraFiles = files
+	if err := cmd.Start(); err != nil {
+		t.Skipf("starting sleep: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	want := map[uint64]struct{}{}
+	for ino := range inodes {
+		want[ino] = struct{}{}
+	}
+	res, err := (&Walker{Root: "/proc"}).Walk(context.Background(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64][]Holder{}
+	if _, err := (&Walker{Root: "/proc"}).Start(context.Background()).Each(func(pid, fd int, ino uint64) {
+		if _, ok := want[ino]; ok {
+			got[ino] = append(got[ino], Holder{PID: pid, FD: fd})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	child := cmd.Process.Pid
+	for ino, fd := range inodes {
+		i := slices.Index(fds, fd)
+		if !slices.Contains(got[ino], Holder{PID: child, FD: 3 + i}) {
+			t.Errorf("socket %d: Start found %v, want pid %d fd %d among them", ino, got[ino], child, 3+i)
+		}
+		for _, h := range res.Holders[ino] {
+			if !slices.Contains(got[ino], h) {
+				t.Errorf("socket %d: Walk found %v, Start did not", ino, h)
+			}
+		}
 	}
 }
