@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/porteiro/porteiro/internal/procfs/procfstest"
 )
@@ -262,6 +263,35 @@ func TestPassFixture(t *testing.T) {
 		if res.Scanned != 6 || res.Denied != 0 || len(res.Holders) != 0 {
 			t.Errorf("workers=%d: scanned=%d denied=%d holders=%v, want 6, 0, none", workers, res.Scanned, res.Denied, res.Holders)
 		}
+	}
+}
+
+// TestPassUncollected checks that a walk nobody collects still ends, on
+// its one worker, and keeps its records for a late Each.
+func TestPassUncollected(t *testing.T) {
+	tr := procfstest.New(t)
+	for pid := 1000; pid < 1050; pid++ {
+		tr.Add(t, procfstest.Proc{PID: pid, PPID: 1, Comm: "p", FDs: map[int]string{3: "socket:[" + strconv.Itoa(pid) + "]"}})
+	}
+	var visited atomic.Int64
+	p := (&Walker{Root: tr.Root, Workers: 4, visit: func(int) { visited.Add(1) }}).Start(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.mu.Lock()
+		done := p.done
+		p.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the walk did not end without Each (%d of 50 processes visited)", visited.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := 0
+	res, err := p.Each(func(int, int, uint64) { n++ })
+	if err != nil || n != 50 || res.Scanned != 50 {
+		t.Errorf("late Each: %d records, %+v, %v; want 50 records of 50 processes", n, res, err)
 	}
 }
 
