@@ -17,10 +17,13 @@ import (
 	"github.com/porteiro/porteiro/inventory"
 )
 
-// whoPort is the port the CLI benchmarks ask `who` about: the load's, or a
-// listener of this process. whoPID is the process they ask `pid` about: the
-// load's first holder, a process with a handful of sockets as a service is
-// (as bench/compare.sh does), PORTEIRO_BENCH_PID, or this process.
+// whoPort is the port the CLI benchmarks ask `who` about: the load's,
+// PORTEIRO_BENCH_PORT, or a listener of this process. whoPID is the process
+// they ask `pid` about: the load's first holder, a process with a handful
+// of sockets as a service is (as bench/compare.sh does), PORTEIRO_BENCH_PID,
+// or this process. The two variables name those of a load that is already
+// running (loadgen's "ready" line has who_port; its first child is the
+// first holder).
 var (
 	whoPort string
 	whoPID  int
@@ -190,7 +193,8 @@ func benchResolve(b *testing.B, r inventory.OwnerResolver) {
 
 // BenchmarkWalk is the /proc/*/fd walk alone, for every listener's inode:
 // the part of BenchmarkResolveOwnersWalk that grows with the host's fds,
-// without the reading of the owners' details.
+// without the reading of the owners' details. The sub-benchmarks vary the
+// number of workers (default: two per CPU).
 func BenchmarkWalk(b *testing.B) {
 	ctx := context.Background()
 	s := inventory.NewScanner(inventory.Options{NoOwners: true})
@@ -204,20 +208,24 @@ func BenchmarkWalk(b *testing.B) {
 		want[so.Inode] = struct{}{}
 	}
 	fds := countFDs()
-	w := &procfs.Walker{Root: "/proc"}
-	var res *procfs.WalkResult
-	b.ReportAllocs()
-	m := startMallocs()
-	for b.Loop() {
-		if res, err = w.Walk(ctx, want); err != nil {
-			b.Fatal(err)
-		}
-	}
-	m.report(b, fds, "fd")
-	b.ReportMetric(float64(res.Scanned), "procs")
-	b.ReportMetric(float64(fds), "fds")
-	if fds > 0 {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fds), "ns/fd")
+	for _, workers := range []int{0, 1, 2, 4} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			w := &procfs.Walker{Root: "/proc", Workers: workers}
+			var res *procfs.WalkResult
+			b.ReportAllocs()
+			m := startMallocs()
+			for b.Loop() {
+				if res, err = w.Walk(ctx, want); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.report(b, fds, "fd")
+			b.ReportMetric(float64(res.Scanned), "procs")
+			b.ReportMetric(float64(fds), "fds")
+			if fds > 0 {
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fds), "ns/fd")
+			}
+		})
 	}
 }
 
@@ -316,6 +324,9 @@ func BenchmarkCLIPid(b *testing.B) {
 // BenchmarkCLIWho is `porteiro who PORT > /dev/null`.
 func BenchmarkCLIWho(b *testing.B) {
 	port := whoPort
+	if v := os.Getenv("PORTEIRO_BENCH_PORT"); v != "" {
+		port = v
+	}
 	if port == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
