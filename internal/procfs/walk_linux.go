@@ -121,7 +121,7 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 				}
 			}
 			var (
-				dbuf  = make([]byte, 32*1024)
+				dbuf  = make([]byte, direntBufSize)
 				lbuf  = make([]byte, 64)
 				pbuf  = make([]byte, 0, 32)
 				local []found
@@ -151,6 +151,12 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 					continue // ENOENT, ESRCH: the process is gone
 				}
 				scanned.Add(1)
+				if pub != nil && cap(local)-len(local) < 64 {
+					// A new chunk rather than a bigger copy: the
+					// records handed over stay where they are, and
+					// growing by copies would touch twice the memory.
+					local = make([]found, 0, 512)
+				}
 				before := len(local)
 				var n int
 				local, n = scanFDs(fdfd, pid, want, all, proc, dbuf, lbuf, local)
@@ -320,6 +326,11 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all, proc bool, dbu
 	}
 }
 
+// direntBufSize is the getdents buffer of each worker: 8 KiB holds about
+// 256 fds, more than most processes have (a bigger one costs page faults,
+// which are dear in a virtual machine, for every run).
+const direntBufSize = 8 << 10
+
 // maxFDDirent is the size of the largest entry of a /proc/PID/fd
 // directory: the 19-byte header, a name of at most 10 digits (an int) and
 // its NUL, rounded up to 8 bytes.
@@ -327,7 +338,7 @@ const maxFDDirent = 32
 
 // listPIDs returns the numeric entries of the procfs root.
 func listPIDs(rootfd int) ([]int32, error) {
-	buf := make([]byte, 64*1024)
+	buf := make([]byte, direntBufSize)
 	var pids []int32
 	for {
 		n, err := unix.Getdents(rootfd, buf)
@@ -423,7 +434,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 	out := map[uint64]int{}
 	var (
 		sbuf = make([]byte, 0, 1024)
-		dbuf = make([]byte, 32*1024)
+		dbuf = make([]byte, direntBufSize)
 		lbuf = make([]byte, 64)
 	)
 	for _, pid := range pids {
