@@ -191,10 +191,13 @@ func benchResolve(b *testing.B, r inventory.OwnerResolver) {
 	}
 }
 
-// BenchmarkWalk is the /proc/*/fd walk alone, for every listener's inode:
-// the part of BenchmarkResolveOwnersWalk that grows with the host's fds,
-// without the reading of the owners' details. The sub-benchmarks vary the
-// number of workers (default: two per CPU).
+// BenchmarkWalk is the /proc/*/fd walk alone, for every listener's inode,
+// as the owner pipeline runs it (records go to Emit): the part of
+// BenchmarkResolveOwnersWalk that grows with the host's fds, without the
+// reading of the owners' details. The workers=N sub-benchmarks vary the
+// number of workers (0: the default, two per CPU); start is the walk that
+// runs beside the dump (Walker.Start, collected at once by Pass.Each),
+// which keeps every socket's record.
 func BenchmarkWalk(b *testing.B) {
 	ctx := context.Background()
 	s := inventory.NewScanner(inventory.Options{NoOwners: true})
@@ -208,9 +211,19 @@ func BenchmarkWalk(b *testing.B) {
 		want[so.Inode] = struct{}{}
 	}
 	fds := countFDs()
+	report := func(b *testing.B, m mallocs, res *procfs.WalkResult) {
+		m.report(b, fds, "fd")
+		b.ReportMetric(float64(res.Scanned), "procs")
+		b.ReportMetric(float64(fds), "fds")
+		if fds > 0 {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fds), "ns/fd")
+		}
+	}
 	for _, workers := range []int{0, 1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			w := &procfs.Walker{Root: "/proc", Workers: workers}
+			found := make([]int, w.NumWorkers())
+			w.Emit = func(k, pid, fd int, inode uint64) { found[k]++ }
 			var res *procfs.WalkResult
 			b.ReportAllocs()
 			m := startMallocs()
@@ -219,14 +232,22 @@ func BenchmarkWalk(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			m.report(b, fds, "fd")
-			b.ReportMetric(float64(res.Scanned), "procs")
-			b.ReportMetric(float64(fds), "fds")
-			if fds > 0 {
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fds), "ns/fd")
-			}
+			report(b, m, res)
 		})
 	}
+	b.Run("start", func(b *testing.B) {
+		w := &procfs.Walker{Root: "/proc"}
+		var res *procfs.WalkResult
+		n := 0
+		b.ReportAllocs()
+		m := startMallocs()
+		for b.Loop() {
+			if res, err = w.Start(ctx).Each(func(pid, fd int, inode uint64) { n++ }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, m, res)
+	})
 }
 
 // countFDs counts the open fds of every process, the size of the walk.
