@@ -19,11 +19,10 @@ import (
 
 // whoPort is the port the CLI benchmarks ask `who` about: the load's,
 // PORTEIRO_BENCH_PORT, or a listener of this process. whoPID is the process
-// they ask `pid` about: the load's first holder, a process with a handful
-// of sockets as a service is (as bench/compare.sh does), PORTEIRO_BENCH_PID,
-// or this process. The two variables name those of a load that is already
-// running (loadgen's "ready" line has who_port; its first child is the
-// first holder).
+// they ask `pid` about: the load's first holder (as bench/compare.sh does),
+// PORTEIRO_BENCH_PID, or this process. The two variables name those of a
+// load that is already running (loadgen's "ready" line has who_port; its
+// first child is the first holder).
 var (
 	whoPort string
 	whoPID  int
@@ -318,8 +317,8 @@ func BenchmarkCLIListAllWalk(b *testing.B) {
 	benchCLI(b, per{q: &all, fds: true}, "list", "--all")
 }
 
-// BenchmarkCLIPid is `porteiro pid PID > /dev/null` for one process with a
-// handful of sockets: its cost should follow the process, not the host.
+// BenchmarkCLIPid is `porteiro pid PID > /dev/null` for one process of the
+// load: its cost should follow the process, not the host.
 func BenchmarkCLIPid(b *testing.B) {
 	pid := whoPID
 	if v := os.Getenv("PORTEIRO_BENCH_PID"); v != "" {
