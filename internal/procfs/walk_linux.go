@@ -90,7 +90,6 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.Root, err)
 	}
-	proc := isProcfs(rootfd)
 	workers := w.NumWorkers()
 	if workers > len(pids) {
 		workers = max(1, len(pids))
@@ -159,7 +158,7 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 				}
 				before := len(local)
 				var n int
-				local, n = scanFDs(fdfd, pid, want, all, proc, dbuf, lbuf, local)
+				local, n = scanFDs(fdfd, pid, want, all, dbuf, lbuf, local)
 				unix.Close(fdfd)
 				if n == 0 {
 					empty[i] = append(empty[i], int(pid))
@@ -270,9 +269,12 @@ func (p *Pass) Each(fn func(pid, fd int, inode uint64)) (*WalkResult, error) {
 // scanFDs reads one fd directory and appends the fds that link to a wanted
 // socket inode (to any socket with all). It also returns how many fds the
 // directory held.
-func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all, proc bool, dbuf, lbuf []byte, out []found) ([]found, int) {
+func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all bool, dbuf, lbuf []byte, out []found) ([]found, int) {
 	fds := 0
 	for {
+		// Until getdents returns 0: a batch with room left does not
+		// prove the end, as getdents also returns early when a signal
+		// is pending (a profiler's SIGPROF).
 		n, err := unix.Getdents(dirfd, dbuf)
 		if err != nil || n <= 0 {
 			return out, fds
@@ -314,15 +316,6 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all, proc bool, dbu
 			}
 			out = append(out, found{inode: inode, pid: pid, fd: int32(fd)})
 		}
-		if proc && n <= len(dbuf)-maxFDDirent {
-			// procfs stops filling the buffer only when the next
-			// entry does not fit or the fds are all listed: with room
-			// for one more, this was the last batch, and a second
-			// getdents (one more syscall per process) would return 0.
-			// (Other filesystems, under a fixture root, may return
-			// less than fits.)
-			return out, fds
-		}
 	}
 }
 
@@ -330,11 +323,6 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all, proc bool, dbu
 // 256 fds, more than most processes have (a bigger one costs page faults,
 // which are dear in a virtual machine, for every run).
 const direntBufSize = 8 << 10
-
-// maxFDDirent is the size of the largest entry of a /proc/PID/fd
-// directory: the 19-byte header, a name of at most 10 digits (an int) and
-// its NUL, rounded up to 8 bytes.
-const maxFDDirent = 32
 
 // listPIDs returns the numeric entries of the procfs root.
 func listPIDs(rootfd int) ([]int32, error) {
@@ -362,12 +350,6 @@ func listPIDs(rootfd int) ([]int32, error) {
 			}
 		}
 	}
-}
-
-// isProcfs reports whether fd is on a procfs mount.
-func isProcfs(fd int) bool {
-	var st unix.Statfs_t
-	return unix.Fstatfs(fd, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }
 
 // atoiName parses a NUL-terminated all-digit name.
@@ -430,7 +412,6 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 		return nil, fmt.Errorf("opening %s: %w", root, err)
 	}
 	defer unix.Close(rootfd)
-	proc := isProcfs(rootfd)
 	out := map[uint64]int{}
 	var (
 		sbuf = make([]byte, 0, 1024)
@@ -466,7 +447,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 			if err != nil {
 				continue
 			}
-			fs, _ := scanFDs(fdfd, int32(pid), want, false, proc, dbuf, lbuf, nil)
+			fs, _ := scanFDs(fdfd, int32(pid), want, false, dbuf, lbuf, nil)
 			for _, f := range fs {
 				out[f.inode] = pid
 			}
