@@ -111,14 +111,12 @@ func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 	n := 0
 	for {
 		if n == len(b) {
-			if n >= maxFileSize {
-				return b[:n], nil
-			}
 			b = append(b, make([]byte, len(b))...)
 			b = b[:cap(b)]
 			*buf = b
 		}
-		m, err := unix.Read(fd, b[n:])
+		end := min(len(b), maxFileSize)
+		m, err := unix.Read(fd, b[n:end])
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -126,7 +124,7 @@ func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		n += m
-		if m == 0 || n < len(b) {
+		if m == 0 || n < end || n == maxFileSize {
 			return b[:n], nil
 		}
 	}

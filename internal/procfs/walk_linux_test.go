@@ -383,13 +383,23 @@ func TestWalkManyFDs(t *testing.T) {
 // every record Walk finds for the same inodes is among Start's.
 func TestPassLive(t *testing.T) {
 	fds, inodes := openSockets(t, 5)
+	// The child gets duplicates: an os.File owns its fd, and would close
+	// it (or, after a reuse, another) when collected.
 	files := make([]*os.File, len(fds))
 	for i, fd := range fds {
-		files[i] = os.NewFile(uintptr(fd), "socket")
+		d, err := syscall.Dup(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = os.NewFile(uintptr(d), "socket")
 	}
 	cmd := exec.Command("sleep", "60")
 	cmd.ExtraFiles = files
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
 		t.Skipf("starting sleep: %v", err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
@@ -418,6 +428,37 @@ func TestPassLive(t *testing.T) {
 		for _, h := range res.Holders[ino] {
 			if !slices.Contains(got[ino], h) {
 				t.Errorf("socket %d: Walk found %v, Start did not", ino, h)
+			}
+		}
+	}
+}
+
+// TestReadFileSizes checks readFile at the edges of its buffer: a file that
+// fills it exactly must be read on (the short read that ends the loop has
+// not come), and a huge one stops at maxFileSize.
+func TestReadFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	var reused []byte
+	for _, size := range []int{0, 1, 511, 4095, 4096, 4097, 8192, 100_000, maxFileSize, 3 * maxFileSize} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte('a' + i%26)
+		}
+		path := dir + "/f" + strconv.Itoa(size)
+		if err := os.WriteFile(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if size > maxFileSize {
+			want = want[:maxFileSize]
+		}
+		var fresh []byte
+		for _, buf := range []*[]byte{&fresh, &reused} {
+			got, err := readFile(path, buf)
+			if err != nil {
+				t.Fatalf("size %d: %v", size, err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("size %d: read %d bytes, want %d", size, len(got), len(want))
 			}
 		}
 	}
