@@ -17,7 +17,8 @@
 #   NETNS=N PER_NETNS=M the netns load (default: 100 namespaces of 5 listeners)
 #   BASELINE_REV=REV    also time porteiro list built from git revision REV
 #                       (e.g. 64ef889, before namespaces were read), paired
-#   QUICK=1       time only porteiro list and ss -tlnp (and the baseline)
+#   QUICK=1       time only porteiro list, the same with the /proc walk
+#                 (PORTEIRO_OWNERS=procfs) and ss -tlnp (and the baseline)
 #   OUT=FILE      the report (default: bench/results/PRESET-DATE-TIME.md)
 #
 # The commands run in interleaved rounds (bench/timeit): each round runs every
@@ -154,7 +155,8 @@ if [ "$preset" = netns ]; then
 		-c "ss -tlnp::ss -tlnp"
 		-c "ss -tln (no owners)::ss -tln")
 elif [ -n "${QUICK:-}" ]; then
-	timed+=(-c "porteiro list::$bin/porteiro list" -c "ss -tlnp::ss -tlnp")
+	timed+=(-c "porteiro list::$bin/porteiro list" -c "ss -tlnp::ss -tlnp"
+		-c "porteiro list, /proc walk::env PORTEIRO_OWNERS=procfs $bin/porteiro list")
 else
 	timed+=(
 		-c "porteiro list::$bin/porteiro list"
@@ -192,8 +194,9 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t ? "met" : "MISSED") }
 mb() { j "$1" "" '.results[] | select(.command == $a) | .max_rss_kib_median / 1024 * 10 | round / 10'; }
 
 case $preset in
-large) t_list=0.35 t_all=0.15 t_pid=0.05 ;;
-*) t_list=0.5 t_all= t_pid= ;;
+large) t_list=0.35 t_all=0.15 t_pid=0.05 t_walk= ;;
+medium) t_list=0.5 t_all= t_pid= t_walk=0.5 ;;
+*) t_list=0.5 t_all= t_pid= t_walk= ;;
 esac
 
 out=${OUT:-bench/results/$preset-$(date -u +%Y%m%d-%H%M).md}
@@ -242,12 +245,13 @@ out=${OUT:-bench/results/$preset-$(date -u +%Y%m%d-%H%M).md}
 		row "porteiro list / porteiro list --netns host (cost of the namespaces)" "porteiro list" "porteiro list --netns host" ""
 	elif [ -n "${QUICK:-}" ]; then
 		row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
+		row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" "$t_walk"
 	else
 		row "porteiro list / ss -tlnp" "porteiro list" "ss -tlnp" "$t_list"
 		row "porteiro list --all / ss -tunap" "porteiro list --all" "ss -tunap" "$t_all"
 		row "porteiro pid PID / ss -tlnp" "porteiro pid PID" "ss -tlnp" "$t_pid"
 		row "porteiro who / fuser" "porteiro who PORT" "fuser PORT/tcp" 0.5
-		row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" ""
+		row "porteiro list, /proc walk / ss -tlnp (without CAP_BPF)" "porteiro list, /proc walk" "ss -tlnp" "$t_walk"
 		row "porteiro list --all, /proc walk / ss -tunap" "porteiro list --all, /proc walk" "ss -tunap" ""
 		row "porteiro list / netstat -tulpn" "porteiro list" "netstat -tulpn" ""
 		row "porteiro list / lsof -i" "porteiro list" "lsof -i -P -n" ""

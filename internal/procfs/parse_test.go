@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -131,4 +132,50 @@ func uitoa(n uint64) string {
 		n /= 10
 	}
 	return string(b)
+}
+
+// scopeIDRegexp is the pattern isContainerScope is written from; the tests
+// hold the two to the same answers.
+var scopeIDRegexp = regexp.MustCompile(`^(?:docker|libpod|cri-containerd|crio|containerd)-([0-9a-f]{12,64})\.scope$`)
+
+func TestIsContainerScope(t *testing.T) {
+	hex64 := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"docker-" + hex64 + ".scope", true},
+		{"libpod-" + hex64[:12] + ".scope", true},
+		{"cri-containerd-" + hex64 + ".scope", true},
+		{"crio-" + hex64[:40] + ".scope", true},
+		{"containerd-" + hex64 + ".scope", true},
+		{"docker-" + hex64[:11] + ".scope", false},             // too short
+		{"docker-" + hex64 + "0.scope", false},                 // 65 digits
+		{"docker-" + strings.ToUpper(hex64) + ".scope", false}, // upper case
+		{"docker-" + hex64 + ".service", false},
+		{"podman-" + hex64 + ".scope", false},
+		{"session-3.scope", false},
+		{"docker-" + hex64[:20] + "g" + ".scope", false},
+		{".scope", false},
+		{"", false},
+	} {
+		if got := isContainerScope(tt.in); got != tt.want {
+			t.Errorf("isContainerScope(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+		if re := scopeIDRegexp.MatchString(tt.in); re != tt.want {
+			t.Errorf("the regexp says %v for %q: the table is wrong", re, tt.in)
+		}
+	}
+}
+
+func FuzzIsContainerScope(f *testing.F) {
+	f.Add("docker-0123456789abcdef.scope")
+	f.Add("cri-containerd-0123456789ab.scope")
+	f.Add("crio-0123456789a.scope")
+	f.Add("session-3.scope")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isContainerScope(s), scopeIDRegexp.MatchString(s); got != want {
+			t.Fatalf("isContainerScope(%q) = %v, the regexp says %v", s, got, want)
+		}
+	})
 }

@@ -141,7 +141,18 @@ func readFile(path string, buf *[]byte) ([]byte, error) {
 	return readFileAt(unix.AT_FDCWD, path, buf)
 }
 
-// readFileAt is readFile relative to a directory fd.
+// maxFileSize bounds what readFileAt reads of one file: more than any
+// stat, status or cgroup file holds, and than a command line shown to a
+// person needs (a hostile one may be as big as the process's memory).
+const maxFileSize = 1 << 20
+
+// readFileAt is readFile relative to a directory fd. It reads the files of
+// /proc/PID that the kernel writes whole at the first read (stat, status,
+// cgroup: single_open; cmdline, which fills what it is asked for): a read
+// that leaves the buffer with room is the end, and saves a second read
+// that would return 0, one syscall per file on every process shown. A
+// regular file under a fixture root also returns less than asked only at
+// its end. Past maxFileSize the rest is not read.
 func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -159,17 +170,18 @@ func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 			b = b[:cap(b)]
 			*buf = b
 		}
-		m, err := unix.Read(fd, b[n:])
+		end := min(len(b), maxFileSize)
+		m, err := unix.Read(fd, b[n:end])
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		if m == 0 {
+		n += m
+		if m == 0 || n < end || n == maxFileSize {
 			return b[:n], nil
 		}
-		n += m
 	}
 }
 

@@ -73,6 +73,14 @@ const direntNameOff = 19 // offsetof(struct linux_dirent64, d_name)
 // Walk reads every process's fd directory and returns the holders of the
 // inodes in want. Processes that vanish mid-walk are skipped silently.
 func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResult, error) {
+	return w.run(ctx, want, false, nil, nil)
+}
+
+// run is Walk; with all set it keeps every socket, whatever want, and with
+// pub set, each worker hands it the records of every process as soon as it
+// has read them (Start). With more set, one worker starts, and the others
+// when more is closed.
+func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pub func([]found), more <-chan struct{}) (*WalkResult, error) {
 	rootfd, err := unix.Open(w.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", w.Root, err)
@@ -93,13 +101,26 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 		wg      sync.WaitGroup
 		parts   = make([][]found, workers)
 		empty   = make([][]int, workers)
+		// first is closed when worker 0 is done: the others, still
+		// waiting for more, have nothing left to do.
+		first     = make(chan struct{})
+		firstOnce sync.Once
 	)
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			if i == 0 {
+				defer firstOnce.Do(func() { close(first) })
+			} else if more != nil {
+				select {
+				case <-more:
+				case <-first:
+				case <-ctx.Done():
+				}
+			}
 			var (
-				dbuf  = make([]byte, 32*1024)
+				dbuf  = make([]byte, direntBufSize)
 				lbuf  = make([]byte, 64)
 				pbuf  = make([]byte, 0, 32)
 				local []found
@@ -129,14 +150,26 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 					continue // ENOENT, ESRCH: the process is gone
 				}
 				scanned.Add(1)
+				if pub != nil && cap(local)-len(local) < 64 {
+					// A new chunk rather than a bigger copy: the
+					// records handed over stay where they are, and
+					// growing by copies would touch twice the memory.
+					local = make([]found, 0, 512)
+				}
 				before := len(local)
 				var n int
-				local, n = scanFDs(fdfd, pid, want, dbuf, lbuf, local)
+				local, n = scanFDs(fdfd, pid, want, all, dbuf, lbuf, local)
 				unix.Close(fdfd)
 				if n == 0 {
 					empty[i] = append(empty[i], int(pid))
 				}
-				if w.Emit != nil {
+				switch {
+				case pub != nil && len(local) > before:
+					// The records stay where they are: this worker
+					// only appends after them, so the reader can use
+					// them while the walk goes on.
+					pub(local[before:len(local):len(local)])
+				case w.Emit != nil:
 					for _, f := range local[before:] {
 						w.Emit(i, int(f.pid), int(f.fd), f.inode)
 					}
@@ -151,13 +184,16 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 		return nil, err
 	}
 	res := &WalkResult{
-		Holders: make(map[uint64][]Holder, len(want)),
 		Scanned: int(scanned.Load()),
 		Denied:  int(denied.Load()),
 	}
 	for _, e := range empty {
 		res.NoFiles = append(res.NoFiles, e...)
 	}
+	if pub != nil {
+		return res, nil
+	}
+	res.Holders = make(map[uint64][]Holder, len(want))
 	for _, p := range parts {
 		for _, f := range p {
 			res.Holders[f.inode] = append(res.Holders[f.inode], Holder{PID: int(f.pid), FD: int(f.fd)})
@@ -166,11 +202,79 @@ func (w *Walker) Walk(ctx context.Context, want map[uint64]struct{}) (*WalkResul
 	return res, nil
 }
 
+// Pass is a walk started before its caller knows which sockets it wants:
+// beside the socket dump, so that the two share the machine's cores
+// instead of running one after the other. It keeps every socket's (pid,
+// fd, inode), and hands them over as the walk goes on.
+type Pass struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	batches [][]found // each worker's records of one process
+	done    bool
+	res     *WalkResult
+	err     error
+	more    chan struct{}
+	once    sync.Once
+}
+
+// Start begins a walk of every process in the background, for every
+// socket inode; Each collects it. Until Each is called, one worker walks,
+// which leaves the other cores to the caller (the socket dump); then the
+// others join. Emit is not used. The walk stops early when ctx is
+// cancelled; a Pass that nobody collects walks to its end on one worker.
+func (w *Walker) Start(ctx context.Context) *Pass {
+	p := &Pass{more: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	go func() {
+		res, err := w.run(ctx, nil, true, func(b []found) {
+			p.mu.Lock()
+			p.batches = append(p.batches, b)
+			p.mu.Unlock()
+			p.cond.Signal()
+		}, p.more)
+		p.mu.Lock()
+		p.res, p.err, p.done = res, err, true
+		p.mu.Unlock()
+		p.cond.Signal()
+	}()
+	return p
+}
+
+// Each calls fn, on the caller's goroutine, for every (pid, fd, inode) of
+// a socket that the walk found, as soon as the worker that read the
+// process hands it over, and returns the walk's result when it is over
+// (its Holders is empty: the records went to fn). The records of one
+// process come together. Each may be called once.
+func (p *Pass) Each(fn func(pid, fd int, inode uint64)) (*WalkResult, error) {
+	p.once.Do(func() { close(p.more) })
+	for k := 0; ; k++ {
+		p.mu.Lock()
+		for k >= len(p.batches) && !p.done {
+			p.cond.Wait()
+		}
+		if k >= len(p.batches) {
+			res, err := p.res, p.err
+			p.batches = nil
+			p.mu.Unlock()
+			return res, err
+		}
+		b := p.batches[k]
+		p.mu.Unlock()
+		for _, f := range b {
+			fn(int(f.pid), int(f.fd), f.inode)
+		}
+	}
+}
+
 // scanFDs reads one fd directory and appends the fds that link to a wanted
-// socket inode. It also returns how many fds the directory held.
-func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, out []found) ([]found, int) {
+// socket inode (to any socket with all). It also returns how many fds the
+// directory held.
+func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, all bool, dbuf, lbuf []byte, out []found) ([]found, int) {
 	fds := 0
 	for {
+		// Until getdents returns 0: a batch with room left does not
+		// prove the end, as getdents also returns early when a signal
+		// is pending (a profiler's SIGPROF).
 		n, err := unix.Getdents(dirfd, dbuf)
 		if err != nil || n <= 0 {
 			return out, fds
@@ -187,6 +291,9 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 				continue // ".", ".."
 			}
 			fds++
+			// readlink, not stat: stat would follow the link into the
+			// file's own filesystem (a hung NFS server, a dead FUSE
+			// daemon), where readlink only prints the kernel's name.
 			ln, err := readlinkatRaw(dirfd, &name[0], lbuf)
 			if err != nil || ln <= 0 {
 				continue
@@ -195,8 +302,10 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 			if !ok {
 				continue
 			}
-			if _, ok := want[inode]; !ok {
-				continue
+			if !all {
+				if _, ok := want[inode]; !ok {
+					continue
+				}
 			}
 			fd := 0
 			for _, c := range name {
@@ -210,9 +319,14 @@ func scanFDs(dirfd int, pid int32, want map[uint64]struct{}, dbuf, lbuf []byte, 
 	}
 }
 
+// direntBufSize is the getdents buffer of each worker: 8 KiB holds about
+// 256 fds, more than most processes have (a bigger one costs page faults,
+// which are dear in a virtual machine, for every run).
+const direntBufSize = 8 << 10
+
 // listPIDs returns the numeric entries of the procfs root.
 func listPIDs(rootfd int) ([]int32, error) {
-	buf := make([]byte, 64*1024)
+	buf := make([]byte, direntBufSize)
 	var pids []int32
 	for {
 		n, err := unix.Getdents(rootfd, buf)
@@ -269,8 +383,14 @@ func openatRaw(dirfd int, path []byte) (int, error) {
 }
 
 // readlinkatRaw reads a link whose NUL-terminated name starts at name.
+//
+// It is a raw syscall, which does not tell Go's scheduler that the thread
+// is in the kernel: one readlink of /proc/PID/fd/N never sleeps for long
+// (it takes spinlocks and RCU, and reads no filesystem but procfs), and
+// the scheduler's bookkeeping on either side of each of the walk's tens of
+// thousands of calls cost about a tenth of its CPU time.
 func readlinkatRaw(dirfd int, name *byte, buf []byte) (int, error) {
-	r, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)),
+	r, _, e := unix.RawSyscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)),
 		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
 	if e != 0 {
 		return 0, e
@@ -295,7 +415,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 	out := map[uint64]int{}
 	var (
 		sbuf = make([]byte, 0, 1024)
-		dbuf = make([]byte, 32*1024)
+		dbuf = make([]byte, direntBufSize)
 		lbuf = make([]byte, 64)
 	)
 	for _, pid := range pids {
@@ -327,7 +447,7 @@ func ExitingHolders(ctx context.Context, root string, pids []int, want map[uint6
 			if err != nil {
 				continue
 			}
-			fs, _ := scanFDs(fdfd, int32(pid), want, dbuf, lbuf, nil)
+			fs, _ := scanFDs(fdfd, int32(pid), want, false, dbuf, lbuf, nil)
 			for _, f := range fs {
 				out[f.inode] = pid
 			}
