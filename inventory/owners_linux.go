@@ -125,8 +125,19 @@ func (r *Resolver) Close() error {
 // Resolve implements OwnerResolver.
 func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
 	r.init()
-	if r.it == nil {
-		r.finishPass() // a prefetch that found no iterator
+	if ip := r.pre; r.it == nil && ip != nil {
+		// A prefetch that found no iterator started the walk.
+		r.pre = nil
+		ip.wait()
+		if ip.walk != nil {
+			if own := r.fromWalk(ctx, ip, want); own != nil {
+				return own, ctx.Err()
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			// The prefetch's own context ended: walk now.
+		}
 	}
 	var (
 		p     *ownerPass
@@ -382,6 +393,10 @@ type iterPass struct {
 	buf    []byte
 	err    error
 	fence  uint64 // inodeFence() when the pass started
+	// walk is the /proc walk started instead, when there is no
+	// iterator, with the fence of its start.
+	walk   *procfs.Pass
+	wfence uint64
 }
 
 // Prefetch starts a pass of the iterator, for the next Resolve to use. A
@@ -392,23 +407,19 @@ type iterPass struct {
 // dump that a one-shot scan runs meanwhile.
 func (r *Resolver) Prefetch(ctx context.Context) {
 	r.finishPass()
-	if r.ready.Load() && r.it == nil {
-		return
-	}
 	p := &iterPass{}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
+	if r.ready.Load() && r.it == nil {
+		p.startWalk(ctx, r)
+		return
+	}
 	buf := r.buf
 	go func() {
 		r.init()
 		it := r.it
 		if it == nil {
-			// No iterator: Resolve, which also waits for init, drops
-			// this pass.
-			p.mu.Lock()
-			p.err, p.done = errNoIterator, true
-			p.mu.Unlock()
-			p.cond.Broadcast()
+			p.startWalk(ctx, r)
 			return
 		}
 		fence := inodeFence()
@@ -428,17 +439,57 @@ func (r *Resolver) Prefetch(ctx context.Context) {
 	}()
 }
 
+// startWalk ends a pass that found no iterator: the /proc walk starts
+// instead, beside the dump, keeping the records of every socket until
+// Resolve knows which it wants (procfs.Walker.Start).
+func (p *iterPass) startWalk(ctx context.Context, r *Resolver) {
+	fence := inodeFence()
+	w := (&procfs.Walker{Root: r.ProcRoot, Workers: r.Workers}).Start(ctx)
+	p.mu.Lock()
+	p.walk, p.wfence = w, fence
+	p.err, p.done = errNoIterator, true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
+// wait waits for the pass to end.
+func (p *iterPass) wait() {
+	p.mu.Lock()
+	for !p.done {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
+}
+
 // finishPass waits for a pass nobody collected, so two never share the
-// iterator.
+// iterator, and lets a walk nobody collected run to its end.
 func (r *Resolver) finishPass() {
 	if p := r.pre; p != nil {
 		r.pre = nil
-		p.mu.Lock()
-		for !p.done {
-			p.cond.Wait()
+		p.wait()
+		if p.walk != nil {
+			p.walk.Each(func(int, int, uint64) {})
 		}
-		p.mu.Unlock()
 	}
+}
+
+// fromWalk collects a walk that Prefetch started: its records are filtered
+// by want as they are taken. It returns nil when the walk failed, and the
+// caller walks again.
+func (r *Resolver) fromWalk(ctx context.Context, ip *iterPass, want map[uint64]struct{}) *Owners {
+	p := r.newPass(ctx, want)
+	res, err := ip.walk.Each(func(pid, fd int, inode uint64) { p.add(0, pid, fd, inode) })
+	if err != nil {
+		p.abandon()
+		return nil
+	}
+	own := p.finish()
+	own.Via = "procfs"
+	own.fence = ip.wfence
+	own.Scanned, own.Denied, own.noFiles = res.Scanned, res.Denied, res.NoFiles
+	own.Hidden = r.hidden
+	r.findHidden(own)
+	return own
 }
 
 // next returns the next batch of records, or nil when the pass is over.
