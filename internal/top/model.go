@@ -45,6 +45,8 @@ type Sample struct {
 	Conns    []Conn
 	// ScanTime is how long taking the sample took.
 	ScanTime time.Duration
+	// Notes say what the sample could not read.
+	Notes []string
 }
 
 // Options tunes a Model. The zero value works.
@@ -208,6 +210,7 @@ func (m *Model) Update(s Sample) *View {
 		v.Privileged = s.Snapshot.Privileged
 		v.Notes = append(v.Notes, s.Snapshot.Notes...)
 	}
+	v.Notes = append(v.Notes, s.Notes...)
 
 	// The listeners of this sample, and an index to match connections.
 	type work struct {
