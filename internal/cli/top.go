@@ -229,7 +229,7 @@ func topColumns(ls []top.Listener, hostNS uint64) []top.Column {
 // listenerCells are a listener's cells, indexed by top.Column, escaped.
 func listenerCells(l *top.Listener) []string {
 	s := &l.Socket
-	c := make([]string, 13)
+	c := make([]string, top.NumColumns)
 	c[top.ColProto] = string(s.Proto)
 	c[top.ColLocal] = render.Local(s)
 	c[top.ColExposure] = render.Escape(render.Exposure(s))
@@ -256,7 +256,7 @@ func trafficCells(c []string, conns int, newPerSec, in, out float64, peer *top.P
 }
 
 func groupCells(g *top.Group) []string {
-	c := make([]string, 13)
+	c := make([]string, top.NumColumns)
 	c[top.ColProto] = strconv.Itoa(len(g.Listeners))
 	c[top.ColLocal] = g.Ports()
 	c[top.ColExposure] = worstExposure(g)
@@ -308,7 +308,13 @@ var (
 // layoutTable renders the header and rows (cells indexed by top.Column) to
 // lines of at most width cells (0: no limit). Cells are escaped already.
 func layoutTable(cols []top.Column, rows [][]string, width int) []string {
-	w := map[top.Column]int{}
+	// Widths and alignment in arrays indexed by column: they are read for
+	// every cell, thousands of rows a refresh.
+	var w [top.NumColumns]int
+	var right [top.NumColumns]bool
+	for c, r := range rightAlign {
+		right[c] = r
+	}
 	for _, c := range cols {
 		w[c] = cellWidth(c.String())
 	}
@@ -351,7 +357,7 @@ func layoutTable(cols []top.Column, rows [][]string, width int) []string {
 			if i > 0 {
 				buf = append(buf, ' ')
 			}
-			buf = appendCell(buf, cells(c), w[c], rightAlign[c])
+			buf = appendCell(buf, cells(c), w[c], right[c])
 		}
 		s := string(buf)
 		if width > 0 && cellWidth(s) > width {

@@ -31,6 +31,10 @@ const (
 	numColumns
 )
 
+// NumColumns is the number of columns, ColTraffic included: a row of
+// cells indexed by Column has this length.
+const NumColumns = int(numColumns)
+
 var columnNames = [...]string{
 	ColTraffic:  "TRAFFIC",
 	ColProto:    "PROTO",
