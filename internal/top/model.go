@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
 )
 
 // Kernel TCP states a connection sample may hold.
@@ -55,6 +56,10 @@ type Options struct {
 	NewFor time.Duration
 	// GoneFor is how long a closed listener stays on the list; 0 means 5s.
 	GoneFor time.Duration
+	// Policy, if set, marks the listeners that break it; PolicyFile is
+	// its path, for the views.
+	Policy     *policy.Policy
+	PolicyFile string
 }
 
 // Model remembers what the previous samples saw. Feed it samples in time
@@ -81,6 +86,8 @@ type Model struct {
 	flip int
 	cur  []work
 	idx  portIndex
+	// marks is nil without a policy.
+	marks *policyMarks
 }
 
 // work is one listener of the sample being taken.
@@ -164,7 +171,11 @@ func NewModel(o Options) *Model {
 	if o.GoneFor == 0 {
 		o.GoneFor = 5 * time.Second
 	}
-	return &Model{opts: o, rows: map[inventory.Key]*rowState{}}
+	m := &Model{opts: o, rows: map[inventory.Key]*rowState{}}
+	if o.Policy != nil {
+		m.marks = &policyMarks{pol: o.Policy, file: o.PolicyFile}
+	}
+	return m
 }
 
 // Peer is the remote address with the most traffic through a listener.
@@ -206,6 +217,9 @@ type Listener struct {
 	// few seconds after it closed (its rates are then 0).
 	New  bool
 	Gone bool
+	// Violation says how the listener breaks the policy; nil when it does
+	// not, or when there is no policy.
+	Violation *Violation
 	// Connections lists every connection, in no particular order (see
 	// SortConnections).
 	Connections []ConnRate
@@ -233,6 +247,8 @@ type View struct {
 	// Privileged is false when some owners could not be read.
 	Privileged bool
 	Notes      []string
+	// Policy is nil when no policy is loaded.
+	Policy *PolicyView
 }
 
 // UndercountNote is said wherever rates are shown: connections are seen
@@ -395,6 +411,20 @@ func (m *Model) Update(s Sample) *View {
 		v.NewPerSec += l.NewPerSec
 		v.InPerSec += l.InPerSec
 		v.OutPerSec += l.OutPerSec
+	}
+
+	if m.marks != nil && s.Snapshot != nil {
+		byKey, pv := m.marks.check(s.Snapshot)
+		p := *pv
+		if len(byKey) > 0 {
+			for i := range v.Listeners {
+				if x := byKey[v.Listeners[i].Socket.ListenerKey()]; x != nil {
+					v.Listeners[i].Violation = x
+					p.Violations++
+				}
+			}
+		}
+		v.Policy = &p
 	}
 
 	// Listeners that closed stay a few seconds, greyed, with no traffic.
