@@ -78,7 +78,7 @@ func TestTopBatchInProcess(t *testing.T) {
 // A real policy file and real listeners: the listener no rule allows is
 // marked with the finding, the allowed one is not, and the required port
 // that nothing listens on is reported missing. A policy file given with
-// -p that is absent or broken is exit 2; -p '' turns the marks off.
+// -p that is absent or broken is exit 2; -p ” turns the marks off.
 func TestTopPolicyMarks(t *testing.T) {
 	bad, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

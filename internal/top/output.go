@@ -28,17 +28,17 @@ type ListenerJSON struct {
 
 // SnapshotJSON is one line of "porteiro top -o ndjson".
 type SnapshotJSON struct {
-	SchemaVersion   int            `json:"schema_version"`
-	Time            time.Time      `json:"time"`
-	Host            string         `json:"host"`
-	IntervalSeconds float64        `json:"interval_seconds"`
-	ScanSeconds     float64        `json:"scan_seconds"`
-	Privileged      bool           `json:"privileged"`
-	Connections     int            `json:"connections"`
-	NewPerSec       float64        `json:"new_per_sec"`
-	BytesInPerSec   float64        `json:"bytes_in_per_sec"`
-	BytesOutPerSec  float64        `json:"bytes_out_per_sec"`
-	Notes           []string       `json:"notes"`
+	SchemaVersion   int       `json:"schema_version"`
+	Time            time.Time `json:"time"`
+	Host            string    `json:"host"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	ScanSeconds     float64   `json:"scan_seconds"`
+	Privileged      bool      `json:"privileged"`
+	Connections     int       `json:"connections"`
+	NewPerSec       float64   `json:"new_per_sec"`
+	BytesInPerSec   float64   `json:"bytes_in_per_sec"`
+	BytesOutPerSec  float64   `json:"bytes_out_per_sec"`
+	Notes           []string  `json:"notes"`
 	// Policy is present when a policy file is loaded.
 	Policy    *PolicyView    `json:"policy,omitempty"`
 	Listeners []ListenerJSON `json:"listeners"`
