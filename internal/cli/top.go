@@ -180,6 +180,7 @@ func runTopBatch(env *Env, f *topFlags) error {
 	m := f.model()
 	host, _ := os.Hostname()
 	hostNS := hostNetNS(f.procRoot)
+	var buf bytes.Buffer
 	// The first sample is the baseline that the first rates are measured
 	// from; it is not printed.
 	if _, err := sampleOnce(ctx, s, m); err != nil {
@@ -203,7 +204,7 @@ func runTopBatch(env *Env, f *topFlags) error {
 		if f.output == "ndjson" {
 			err = v.WriteNDJSON(env.Stdout, host)
 		} else {
-			err = writeTopText(env.Stdout, v, host, hostNS, render.TerminalWidth(env.Stdout))
+			err = writeTopTextBuf(env.Stdout, &buf, v, host, hostNS, render.TerminalWidth(env.Stdout))
 		}
 		if err != nil {
 			return fmt.Errorf("writing snapshot: %w", err)
@@ -230,11 +231,17 @@ func ownersLine(v *top.View) string {
 }
 
 func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width int) error {
-	var b bytes.Buffer
+	return writeTopTextBuf(w, new(bytes.Buffer), v, host, hostNS, width)
+}
+
+// writeTopTextBuf is writeTopText with the caller's buffer, which a batch
+// run reuses: a snapshot of thousands of listeners is a megabyte of text.
+func writeTopTextBuf(w io.Writer, b *bytes.Buffer, v *top.View, host string, hostNS uint64, width int) error {
+	b.Reset()
 	b.Grow(len(v.Listeners)*160 + 1024)
-	fmt.Fprintf(&b, "porteiro top - %s  host %s  interval %.2fs  scan %s  %s\n",
+	fmt.Fprintf(b, "porteiro top - %s  host %s  interval %.2fs  scan %s  %s\n",
 		v.Time.Format("2006-01-02 15:04:05"), render.Escape(host), v.Interval.Seconds(), v.ScanTime.Round(time.Millisecond), ownersLine(v))
-	fmt.Fprintf(&b, "listeners %d  connections %d  new/s %s  in/s %s  out/s %s%s\n",
+	fmt.Fprintf(b, "listeners %d  connections %d  new/s %s  in/s %s  out/s %s%s\n",
 		len(v.Listeners), v.Conns, top.PerSec(v.NewPerSec), top.Rate(v.InPerSec), top.Rate(v.OutPerSec), policySummary(v))
 	cols := topColumns(v, hostNS)
 	rows := make([][]string, 0, len(v.Listeners))
