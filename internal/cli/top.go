@@ -571,7 +571,9 @@ func newTopUI(f *topFlags) *topUI {
 func runTopTUI(env *Env, f *topFlags) error {
 	u := newTopUI(f)
 	defer u.sampler.Close()
-	opts := []tea.ProgramOption{tea.WithOutput(env.Stdout)}
+	// 20 frames a second at most: the table changes once a refresh, and
+	// keys feel no slower; the default 60 wakes the program for nothing.
+	opts := []tea.ProgramOption{tea.WithOutput(env.Stdout), tea.WithFPS(20)}
 	if r, ok := env.Stdin.(*os.File); ok {
 		opts = append(opts, tea.WithInput(r))
 	}
@@ -968,44 +970,45 @@ func (u *topUI) render() string {
 		lines = append(lines, u.details(ls, width)...)
 	} else {
 		cols := topColumns(v, u.hostNS)
-		var rows [][]string
-		var styles []*lipgloss.Style
-		if u.grouped {
-			for _, g := range u.groups() {
-				rows = append(rows, groupCells(&g))
+		// Only the rows on screen get cells and a layout: widths follow
+		// what is shown, and a host with thousands of listeners costs no
+		// more per frame.
+		n := u.rowCount()
+		end := min(u.offset+u.tableRows(), n)
+		start := min(u.offset, end)
+		rows := make([][]string, 0, end-start)
+		styles := make([]*lipgloss.Style, 0, end-start)
+		for i := start; i < end; i++ {
+			if u.grouped {
+				rows = append(rows, groupCells(&u.groups()[i]))
+				styles = append(styles, nil)
+				continue
+			}
+			rows = append(rows, listenerCells(&ls[i]))
+			switch {
+			case ls[i].Gone:
+				styles = append(styles, &gone)
+			case ls[i].New:
+				styles = append(styles, &newRow)
+			case ls[i].Violation != nil && !u.noColor:
+				styles = append(styles, &bad)
+			default:
 				styles = append(styles, nil)
 			}
-		} else {
-			for i := range ls {
-				rows = append(rows, listenerCells(&ls[i]))
-				switch {
-				case ls[i].Gone:
-					styles = append(styles, &gone)
-				case ls[i].New:
-					styles = append(styles, &newRow)
-				case ls[i].Violation != nil && !u.noColor:
-					styles = append(styles, &bad)
-				default:
-					styles = append(styles, nil)
-				}
-			}
 		}
-		// Lay out the rows on screen only: widths follow what is shown,
-		// and a host with thousands of listeners costs no more per frame.
-		end := min(u.offset+u.tableRows(), len(rows))
-		table := layoutTable(cols, rows[min(u.offset, end):end], width)
+		table := layoutTable(cols, rows, width)
 		lines = append(lines, header.Render(fit(table[0], width, false)))
-		for i := u.offset; i < end; i++ {
-			l := table[i-u.offset+1]
+		for i := start; i < end; i++ {
+			l := table[i-start+1]
 			switch {
 			case i == u.selected:
 				l = sel.Render(fit(l, width, false))
-			case styles[i] != nil:
-				l = styles[i].Render(l)
+			case styles[i-start] != nil:
+				l = styles[i-start].Render(l)
 			}
 			lines = append(lines, l)
 		}
-		if len(rows) == 0 {
+		if n == 0 {
 			lines = append(lines, dim.Render("(no listener matches)"))
 		}
 	}
