@@ -24,8 +24,9 @@ type Options struct {
 	Resolver OwnerResolver
 	// NoOwners skips owner resolution entirely.
 	NoOwners bool
-	// Incremental reuses the owners of sockets seen in the previous scan and
-	// walks /proc only when a socket is new, or after FullEvery.
+	// Incremental reuses the owners of sockets seen in the previous scan:
+	// it looks up only the owners of new sockets (and of those whose
+	// cached owner exited), and walks every owner again after FullEvery.
 	Incremental bool
 	// FullEvery bounds how long cached owners are trusted; 0 means 30s.
 	FullEvery time.Duration
