@@ -310,6 +310,9 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.
 			}
 			sub = part.Sockets
 			s.Lookups++
+			// How owners are found may have changed (the iterator
+			// dropped): the snapshot says so.
+			s.via = own.Via
 			arena := newOwnerArena(sub, own)
 			for i := range sub {
 				s.cache[sub[i].Inode] = buildOwners(sub[i].Inode, own, arena)
