@@ -215,11 +215,11 @@ func (s *NamespacesSource) dumpOne(ctx context.Context, q Query, n *netns.Namesp
 
 // ForEachOther calls f with the sock_diag socket of every network
 // namespace other than porteiro's that the last Sockets call read through
-// one, and that namespace's inode, for dumps of its own (the connections
-// "porteiro top" samples). Namespaces read from /proc/PID/net have no such
-// socket and are skipped. f must not keep c; an error from f stops the
-// loop and is returned.
-func (s *NamespacesSource) ForEachOther(f func(netns uint64, c *sockdiag.Conn) error) error {
+// one, that namespace's inode, and a member process (0 when none is
+// known), for dumps of its own (the connections "porteiro top" samples).
+// Namespaces read from /proc/PID/net have no such socket and are skipped.
+// f must not keep c; an error from f stops the loop and is returned.
+func (s *NamespacesSource) ForEachOther(f func(netns uint64, member int, c *sockdiag.Conn) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ino, e := range s.others {
@@ -230,7 +230,7 @@ func (s *NamespacesSource) ForEachOther(f func(netns uint64, c *sockdiag.Conn) e
 		n.mu.Lock()
 		var err error
 		if n.conn != nil {
-			err = f(ino, n.conn)
+			err = f(ino, s.names[ino].Member, n.conn)
 		}
 		n.mu.Unlock()
 		if err != nil {

@@ -2,11 +2,17 @@ package top
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/internal/procnet"
 	"github.com/porteiro/porteiro/internal/sockdiag"
 	"github.com/porteiro/porteiro/inventory"
 )
@@ -38,6 +44,59 @@ type Sampler struct {
 	conns    []Conn
 	other    []Conn // the slice handed out with the previous sample
 	ranges   map[uint64]*nsPorts
+	buf      [4096]byte
+	// dumped lists the namespaces whose connections the last sample
+	// dumped, for tests.
+	dumped []uint64
+}
+
+// tcpInUse reads how many IPv4 and IPv6 TCP sockets (listening and
+// connected) namespace ns has, from /proc/PID/net/sockstat{,6} of member
+// ("self" for porteiro's own). known is false when it cannot tell: no
+// member, a member that left the namespace (or exited, its pid reused),
+// a file that does not read.
+func (s *Sampler) tcpInUse(member string, ns uint64) (v4, v6 int, known bool) {
+	if member == "" {
+		return 0, 0, false
+	}
+	dir := filepath.Join(s.procRoot, member)
+	if member != "self" {
+		if got, err := procfs.NetNS(s.procRoot, member); err != nil || got != ns {
+			return 0, 0, false
+		}
+	}
+	var ok4, ok6 bool
+	if b, err := s.readSmall(filepath.Join(dir, "net/sockstat")); err == nil {
+		v4, ok4 = procnet.InUse(b, "TCP")
+	}
+	if b, err := s.readSmall(filepath.Join(dir, "net/sockstat6")); err == nil {
+		v6, ok6 = procnet.InUse(b, "TCP6")
+	} else if errors.Is(err, fs.ErrNotExist) {
+		v6, ok6 = 0, true // no IPv6 in this kernel
+	}
+	if member != "self" {
+		// The member may have changed namespace while its files were
+		// read: then the counts are another namespace's.
+		if got, err := procfs.NetNS(s.procRoot, member); err != nil || got != ns {
+			return 0, 0, false
+		}
+	}
+	return v4, v6, ok4 && ok6
+}
+
+// readSmall reads a /proc file of at most 4 KiB (sockstat is a few lines)
+// into the sampler's buffer.
+func (s *Sampler) readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, s.buf[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return s.buf[:n], nil
 }
 
 // nsPorts are the ports of one namespace's TCP listeners, by family: an
@@ -124,16 +183,28 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 		}
 	}
 	conns := s.other[:0]
-	dump := func(ns uint64, c *sockdiag.Conn) error {
+	s.dumped = s.dumped[:0]
+	// dump reads the connections of namespace ns through c. The kernel
+	// walks its whole table of established sockets for each dump, of
+	// every namespace, whatever the filter; so a family whose count of
+	// TCP sockets in the namespace (sockstat, read through a member) is no
+	// more than its listeners has no connection, and is not dumped: a host
+	// of idle containers costs no walk each.
+	dump := func(ns uint64, member string, c *sockdiag.Conn) error {
 		r := s.ranges[ns]
 		if r == nil {
 			return nil // no TCP listener: no connection to look at
 		}
+		in4, in6, known := s.tcpInUse(member, ns)
+		if !known || in4 > len(r.v4) || in6 > len(r.v6) {
+			s.dumped = append(s.dumped, ns)
+		}
 		for _, f := range [2]struct {
 			fam    uint8
 			ranges []sockdiag.PortRange
-		}{{sockdiag.AFInet, r.v4}, {sockdiag.AFInet6, r.v6}} {
-			if len(f.ranges) == 0 {
+			inuse  int
+		}{{sockdiag.AFInet, r.v4, in4}, {sockdiag.AFInet6, r.v6, in6}} {
+			if len(f.ranges) == 0 || known && f.inuse <= len(f.ranges) {
 				continue
 			}
 			err := c.Connections(f.fam, connStates, sockdiag.LocalPortFilter(f.ranges), func(m sockdiag.Msg, ci sockdiag.ConnInfo) {
@@ -149,19 +220,23 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 	// Rates divide by the time between connection dumps, so stamp the
 	// sample with this one, not with the listener scan before it.
 	at := time.Now()
-	if err := dump(s.netns, s.conn); err != nil {
+	if err := dump(s.netns, "self", s.conn); err != nil {
 		s.conn.Close()
 		s.conn = nil
 		return Sample{}, fmt.Errorf("listing connections: %w", err)
 	}
 	var notes []string
 	if s.ns != nil {
-		s.ns.ForEachOther(func(ns uint64, c *sockdiag.Conn) error {
+		s.ns.ForEachOther(func(ns uint64, member int, c *sockdiag.Conn) error {
 			if ns == s.netns {
 				return nil
 			}
 			n := len(conns)
-			if err := dump(ns, c); err != nil {
+			m := ""
+			if member > 0 {
+				m = strconv.Itoa(member)
+			}
+			if err := dump(ns, m, c); err != nil {
 				// A namespace whose last member exited meanwhile: its
 				// listeners go at the next scan.
 				conns = conns[:n]

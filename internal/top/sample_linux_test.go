@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/porteiro/porteiro/internal/netns"
 	"github.com/porteiro/porteiro/internal/testenv"
+	"github.com/porteiro/porteiro/inventory"
 )
 
 // BenchmarkSample is one refresh of "porteiro top" on this host, as it
@@ -49,7 +51,9 @@ func BenchmarkSample(b *testing.B) {
 // pushing data: its row counts their connections and their bytes. A
 // listener on the same address and port in the host's namespace gets
 // none of them: connections are matched by namespace too. Checked
-// against ss inside the namespace.
+// against ss inside the namespace. Before the clients come, the namespace
+// (which has a member process, through which its socket counts are read)
+// has no connection, and its connections are not dumped.
 func TestSampleOtherNamespace(t *testing.T) {
 	testenv.RequireRoot(t)
 	ip := testenv.RequireCommand(t, "ip")
@@ -71,6 +75,11 @@ func TestSampleOtherNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	nsIno := st.Ino
+	member := exec.Command(ip, "netns", "exec", name, "sleep", "60")
+	if err := member.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Process.Kill(); member.Wait() })
 
 	// The sockets are made inside the namespace and used from anywhere:
 	// a socket stays in the namespace it was created in.
@@ -79,10 +88,34 @@ func TestSampleOtherNamespace(t *testing.T) {
 		clients []net.Conn
 		lerr    error
 	)
-	if err := netns.Do(nsfd, func() {
-		if ln, lerr = net.Listen("tcp4", "127.0.0.1:0"); lerr != nil {
-			return
+	if err := netns.Do(nsfd, func() { ln, lerr = net.Listen("tcp4", "127.0.0.1:0") }); err != nil || lerr != nil {
+		t.Fatalf("listener in %s: %v %v", name, err, lerr)
+	}
+	defer ln.Close()
+
+	s := NewSampler("", false)
+	defer s.Close()
+	m := NewModel(Options{})
+	ctx := context.Background()
+	// The member is found by the namespace search, which the sampler
+	// runs every few seconds: wait for its listener to show.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		smp, err := s.Sample(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		m.Update(smp)
+		if slices.ContainsFunc(smp.Snapshot.Sockets, func(so inventory.Socket) bool { return so.NetNS == nsIno }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the listener of %s never showed", name)
+		}
+	}
+	if slices.Contains(s.dumped, nsIno) {
+		t.Errorf("the connections of %s, which has none, were dumped", name)
+	}
+	if err := netns.Do(nsfd, func() {
 		for range 3 {
 			var c net.Conn
 			if c, lerr = net.Dial("tcp4", ln.Addr().String()); lerr != nil {
@@ -91,9 +124,8 @@ func TestSampleOtherNamespace(t *testing.T) {
 			clients = append(clients, c)
 		}
 	}); err != nil || lerr != nil {
-		t.Fatalf("sockets in %s: %v %v", name, err, lerr)
+		t.Fatalf("clients in %s: %v %v", name, err, lerr)
 	}
-	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	go func() {
 		for {
@@ -136,10 +168,6 @@ func TestSampleOtherNamespace(t *testing.T) {
 		defer host.Close()
 	}
 
-	s := NewSampler("", false)
-	defer s.Close()
-	m := NewModel(Options{})
-	ctx := context.Background()
 	smp, err := s.Sample(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +194,9 @@ func TestSampleOtherNamespace(t *testing.T) {
 	}
 	if mine == nil {
 		t.Fatalf("no row for 127.0.0.1:%d in namespace %s (%d)", port, name, nsIno)
+	}
+	if !slices.Contains(s.dumped, nsIno) {
+		t.Errorf("the connections of %s were not dumped", name)
 	}
 	// ss inside the namespace: the server ends of the connections.
 	out, err := exec.Command(ip, "netns", "exec", name, "ss", "-Htn", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
