@@ -33,6 +33,17 @@ func DefaultResolver(procRoot string) OwnerResolver {
 		Iterator: procRoot == "/proc" && os.Getenv("PORTEIRO_OWNERS") != "procfs"}
 }
 
+// NamespacesOf returns the source of every network namespace behind src,
+// a source from DefaultSource, or nil for any other source.
+func NamespacesOf(src SocketSource) *NamespacesSource {
+	if a, ok := src.(*autoSource); ok {
+		if n, ok := a.nl.(*NamespacesSource); ok {
+			return n
+		}
+	}
+	return nil
+}
+
 type autoSource struct {
 	nl   SocketSource // netlink
 	proc SocketSource // the /proc/net fallback

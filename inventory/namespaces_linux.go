@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -29,7 +30,15 @@ type NamespacesSource struct {
 	// means the live host's.
 	Namer *container.Namer
 
+	// DiscoverEvery, when set, reuses the namespaces found for that long
+	// instead of looking for them at every Sockets call: finding them
+	// reads a link of every process, which a view refreshed every second
+	// ("porteiro top") need not pay each time. A namespace that appears
+	// meanwhile is read from the next discovery on.
+	DiscoverEvery time.Duration
+
 	mu     sync.Mutex
+	found  time.Time // when set was discovered
 	self   *NetlinkSource
 	others map[uint64]*nsEntry
 	set    *netns.Set
@@ -86,7 +95,11 @@ func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, erro
 		defer wg.Done()
 		selfSocks, selfErr = s.self.Sockets(ctx, q)
 	}()
-	set, err := netns.Discover(ctx, s.ProcRoot)
+	set := s.set
+	var err error
+	if reuse := set != nil && s.DiscoverEvery > 0 && time.Since(s.found) < s.DiscoverEvery; !reuse {
+		set, err = netns.Discover(ctx, s.ProcRoot)
+	}
 	wg.Wait()
 	if selfErr != nil {
 		return nil, selfErr
@@ -94,9 +107,11 @@ func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, erro
 	if err != nil {
 		return nil, fmt.Errorf("finding network namespaces: %w", err)
 	}
-	s.set = set
+	if set != s.set {
+		s.set, s.found = set, time.Now()
+		s.names = s.name(set)
+	}
 	s.notes = slices.Clone(set.Notes)
-	s.names = s.name(set)
 	for i := range selfSocks {
 		selfSocks[i].NetNS = set.Self
 	}
@@ -196,6 +211,33 @@ func (s *NamespacesSource) dumpOne(ctx context.Context, q Query, n *netns.Namesp
 		socks[i].NetNS = n.Inode
 	}
 	return socks, nil
+}
+
+// ForEachOther calls f with the sock_diag socket of every network
+// namespace other than porteiro's that the last Sockets call read through
+// one, that namespace's inode, and a member process (0 when none is
+// known), for dumps of its own (the connections "porteiro top" samples).
+// Namespaces read from /proc/PID/net have no such socket and are skipped.
+// f must not keep c; an error from f stops the loop and is returned.
+func (s *NamespacesSource) ForEachOther(f func(netns uint64, member int, c *sockdiag.Conn) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ino, e := range s.others {
+		n, ok := e.src.(*NetlinkSource)
+		if !ok {
+			continue
+		}
+		n.mu.Lock()
+		var err error
+		if n.conn != nil {
+			err = f(ino, s.names[ino].Member, n.conn)
+		}
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readForeign implements foreignReader: it enters each namespace through

@@ -24,8 +24,9 @@ type Options struct {
 	Resolver OwnerResolver
 	// NoOwners skips owner resolution entirely.
 	NoOwners bool
-	// Incremental reuses the owners of sockets seen in the previous scan and
-	// walks /proc only when a socket is new, or after FullEvery.
+	// Incremental reuses the owners of sockets seen in the previous scan:
+	// it looks up only the owners of new sockets (and of those whose
+	// cached owner exited), and walks every owner again after FullEvery.
 	Incremental bool
 	// FullEvery bounds how long cached owners are trusted; 0 means 30s.
 	FullEvery time.Duration
@@ -50,8 +51,12 @@ type Scanner struct {
 	privileged bool   // the last full resolution saw every process
 	closers    []io.Closer
 	closed     bool
-	// Walks counts full owner walks, for tests and metrics.
-	Walks int
+	// alive watches the cached owners; ids is its reused argument.
+	alive aliveSet
+	ids   map[Identity]bool
+	// Walks counts full owner walks, and Lookups the incremental ones
+	// (the owners of new sockets alone), for tests and metrics.
+	Walks, Lookups int
 }
 
 type ownerEntry struct {
@@ -104,6 +109,7 @@ func (s *Scanner) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.alive.close()
 	var errs []error
 	for _, c := range s.closers {
 		errs = append(errs, c.Close())
@@ -232,65 +238,45 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.
 		}
 	}
 	needWalk := !s.opts.Incremental || s.cache == nil || now.Sub(s.lastFull) >= s.opts.FullEvery
+	// fresh are the sockets whose owners the cache cannot give: sockets
+	// not seen before, and those of a cached owner that exited (another
+	// process may hold them now). Only they are looked up; the owners of
+	// every other socket stay as they are.
+	var fresh []int
 	if !needWalk {
 		// Check each cached owner once, however many sockets it holds.
-		checked := make(map[Identity]bool)
-	outer:
+		ids := s.ids
+		if ids == nil {
+			ids = map[Identity]bool{}
+			s.ids = ids
+		}
+		clear(ids)
+		for i := range socks {
+			e := s.cache[socks[i].Inode]
+			for j := range e.procs {
+				ids[e.procs[j].Identity()] = true
+			}
+		}
+		s.checkAlive(ids)
 		for i := range socks {
 			e, ok := s.cache[socks[i].Inode]
 			if !ok {
-				needWalk = true
-				break
+				fresh = append(fresh, i)
+				continue
 			}
 			for j := range e.procs {
-				id := e.procs[j].Identity()
-				alive, seen := checked[id]
-				if !seen {
-					alive = processAlive(s.opts.ProcRoot, id.PID, id.StartTicks)
-					checked[id] = alive
-				}
-				if !alive {
-					needWalk = true
-					break outer
+				if !ids[e.procs[j].Identity()] {
+					fresh = append(fresh, i)
+					break
 				}
 			}
 		}
 	}
 	if needWalk {
-		want := make(map[uint64]struct{}, len(socks))
-		for i := range socks {
-			want[socks[i].Inode] = struct{}{}
-		}
-		if na, ok := s.opts.Resolver.(nsAware); ok {
-			var known func(uint64) bool
-			if nn, ok := s.opts.Source.(namespaceNamer); ok {
-				if _, names := nn.notesAndNames(); names != nil {
-					known = func(ns uint64) bool { _, ok := names[ns]; return ok }
-				}
-			}
-			na.setKnownNS(known)
-		}
-		// The resolver waits on the kernel much of the time: sort the
-		// sockets meanwhile. Owners are attached by inode, after both.
-		done := make(chan struct{})
-		go func() { sortSockets(socks); close(done) }()
-		own, err := s.opts.Resolver.Resolve(ctx, want)
-		<-done
-		if err == nil && len(own.Foreign) > 0 {
-			if fr, ok := s.opts.Source.(foreignReader); ok {
-				raw := fr.readForeign(ctx, q, own.Foreign)
-				if more := s.prepare(snap, raw, q); len(more) > 0 {
-					socks = append(snap.Sockets, more...)
-					snap.Sockets = socks
-					sortSockets(socks)
-				}
-			}
-		}
-		if err == nil {
-			err = s.recheckOrphans(ctx, q, socks, own)
-		}
+		own, err := s.resolve(ctx, snap, q, socks)
+		socks = snap.Sockets
 		if err != nil {
-			return true, fmt.Errorf("resolving socket owners: %w", err)
+			return true, err
 		}
 		s.Walks++
 		s.lastFull = now
@@ -315,8 +301,106 @@ func (s *Scanner) attach(ctx context.Context, snap *Snapshot, q Query, now time.
 	} else {
 		// Privilege is a property of the last walk.
 		snap.Privileged = s.privileged
+		if len(fresh) > 0 {
+			// The incremental lookup: the owner pipeline runs for the
+			// fresh sockets alone, so only their holders' details are
+			// read. (Finding a holder still takes a pass over every
+			// process's files, which the task-file iterator makes one
+			// program run.)
+			sub := make([]Socket, len(fresh))
+			for k, i := range fresh {
+				sub[k] = socks[i]
+			}
+			part := &Snapshot{Sockets: sub}
+			own, err := s.resolve(ctx, part, q, sub)
+			if err != nil {
+				return false, err
+			}
+			sub = part.Sockets
+			s.Lookups++
+			// How owners are found may have changed (the iterator
+			// dropped): the snapshot says so.
+			s.via = own.Via
+			arena := newOwnerArena(sub, own)
+			for i := range sub {
+				s.cache[sub[i].Inode] = buildOwners(sub[i].Inode, own, arena)
+			}
+			if own.Denied > 0 || own.Hidden {
+				snap.Privileged = false
+			}
+			if more := sub[len(fresh):]; len(more) > 0 {
+				// Sockets of namespaces that only these owners led to.
+				for _, n := range part.Notes {
+					if !slices.Contains(snap.Notes, n) {
+						snap.Notes = append(snap.Notes, n)
+					}
+				}
+				socks = append(socks, more...)
+				snap.Sockets = socks
+			}
+		}
+		// The cache keeps the sockets of the last full walk and those
+		// looked up since: trim it when it has grown far past what is
+		// open, which a host that churns sockets makes between walks.
+		if len(s.cache) > 2*len(socks)+1024 {
+			s.lastFull = time.Time{}
+		}
 	}
 	return sorted, s.finish(snap, func(i int) ownerEntry { return s.cache[socks[i].Inode] })
+}
+
+// checkAlive sets ids[id] to false for the owners that are no longer
+// running: through pidfds on the live /proc, else by their stat files.
+func (s *Scanner) checkAlive(ids map[Identity]bool) {
+	if s.opts.ProcRoot == "/proc" {
+		s.alive.check(s.opts.ProcRoot, ids)
+		return
+	}
+	for id := range ids {
+		ids[id] = processAlive(s.opts.ProcRoot, id.PID, id.StartTicks)
+	}
+}
+
+// resolve runs the owner pipeline for socks, which are snap's sockets or
+// a part of them, and adds to snap the sockets of the namespaces that only
+// their owners lead to (snap.Sockets then grows, sorted again).
+func (s *Scanner) resolve(ctx context.Context, snap *Snapshot, q Query, socks []Socket) (*Owners, error) {
+	want := make(map[uint64]struct{}, len(socks))
+	for i := range socks {
+		want[socks[i].Inode] = struct{}{}
+	}
+	if na, ok := s.opts.Resolver.(nsAware); ok {
+		var known func(uint64) bool
+		if nn, ok := s.opts.Source.(namespaceNamer); ok {
+			if _, names := nn.notesAndNames(); names != nil {
+				known = func(ns uint64) bool { _, ok := names[ns]; return ok }
+			}
+		}
+		na.setKnownNS(known)
+	}
+	// The resolver waits on the kernel much of the time: sort the
+	// sockets meanwhile. Owners are attached by inode, after both.
+	done := make(chan struct{})
+	go func() { sortSockets(socks); close(done) }()
+	own, err := s.opts.Resolver.Resolve(ctx, want)
+	<-done
+	if err == nil && len(own.Foreign) > 0 {
+		if fr, ok := s.opts.Source.(foreignReader); ok {
+			raw := fr.readForeign(ctx, q, own.Foreign)
+			if more := s.prepare(snap, raw, q); len(more) > 0 {
+				socks = append(snap.Sockets, more...)
+				snap.Sockets = socks
+				sortSockets(socks)
+			}
+		}
+	}
+	if err == nil {
+		err = s.recheckOrphans(ctx, q, socks, own)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolving socket owners: %w", err)
+	}
+	return own, nil
 }
 
 // finish attaches each socket's owners and writes the notes.

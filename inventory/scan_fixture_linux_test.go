@@ -114,25 +114,43 @@ func TestScanIncremental(t *testing.T) {
 	if sc.Walks != 1 {
 		t.Errorf("walks = %d after an unchanged scan, want 1", sc.Walks)
 	}
-	// A new socket forces a walk.
+	// A new socket is looked up alone: no full walk.
 	tr.File(t, "net/tcp", tcpTable+"   7: 0100007F:2710 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0 100 0 0 10 0\n")
 	snap, err := sc.Scan(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Walks != 2 {
-		t.Errorf("walks = %d after a new socket, want 2", sc.Walks)
+	if sc.Walks != 1 || sc.Lookups != 1 {
+		t.Errorf("walks = %d, lookups = %d after a new socket, want 1 and 1", sc.Walks, sc.Lookups)
 	}
 	if r := byInode(snap)[7777].UnattributedReason; r != ReasonNoProcess {
 		t.Errorf("new socket reason = %q", r)
 	}
-	// A cached owner that exited forces a walk too.
+	if so := byInode(snap)[1000]; !reflect.DeepEqual(so.PIDs(), []int{100, 101}) {
+		pids := so.PIDs()
+		t.Errorf("a known socket's owners after a lookup: %v, want [100 101]", pids)
+	}
+	// A cached owner that exited: its sockets are looked up again, and
+	// lose it.
 	os.Remove(tr.Root + "/101/stat")
+	snap, err = sc.Scan(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Walks != 1 || sc.Lookups != 2 {
+		t.Errorf("walks = %d, lookups = %d after an owner exited, want 1 and 2", sc.Walks, sc.Lookups)
+	}
+	if so := byInode(snap)[1000]; !reflect.DeepEqual(so.PIDs(), []int{100}) {
+		pids := so.PIDs()
+		t.Errorf("shared socket after pid 101 exited: %v, want [100]", pids)
+	}
+	// After FullEvery, a full walk again.
+	sc.opts.Now = func() time.Time { return time.Now().Add(time.Hour) }
 	if _, err := sc.Scan(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if sc.Walks != 3 {
-		t.Errorf("walks = %d after an owner exited, want 3", sc.Walks)
+	if sc.Walks != 2 {
+		t.Errorf("walks = %d after FullEvery, want 2", sc.Walks)
 	}
 }
 

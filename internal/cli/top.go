@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"slices"
@@ -25,18 +26,22 @@ import (
 	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/top"
 	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
 )
 
 func init() { register(15, newTopCmd) }
 
 type topFlags struct {
-	delay    float64
-	iters    int
-	batch    bool
-	output   string
-	procRoot string
-	noOwners bool
-	socket   string
+	delay      float64
+	iters      int
+	batch      bool
+	output     string
+	procRoot   string
+	noOwners   bool
+	socket     string
+	policyPath string
+	// pol is the policy loaded from policyPath; nil for none.
+	pol *policy.Policy
 }
 
 func newTopCmd(env *Env) *cobra.Command {
@@ -60,6 +65,12 @@ host's network namespace), PID, USER, COMMAND, then
 The header shows the host, the totals, how long a refresh took and whether
 every owner could be seen (run as root for that). New listeners are
 highlighted for a few seconds; closed ones stay, greyed, for a few seconds.
+
+When a policy file exists (` + policy.DefaultPath + `, or -p FILE), a "!"
+column marks the listeners that break it, as "porteiro check" would report
+them (Enter shows the finding and the rule's reason), and the header counts
+them and the required services that do not listen. -p '' turns it off.
+
 Connections that open and close between two refreshes are counted from
 porteirod's eBPF close counters, asked on its local socket (--socket) when it
 runs with kernel events; without it they are not seen, and short connections
@@ -81,10 +92,12 @@ Batch mode (-b) prints -n snapshots, one every -d seconds, as text or, with
 "-o ndjson", one JSON object per line: {"time":..., "listeners":[...]},
 each listener the SOCKET object of "porteiro list -o json" with
 "connections", "new_per_sec", "bytes_in_per_sec", "bytes_out_per_sec" and
-"top_peer", busiest first.
+"top_peer", busiest first, and "policy" (the finding) on those that break
+the policy.
 
-Exit status: 0 on a normal exit, 2 on bad usage or when sockets could not be
-read.`,
+Exit status: 0 on a normal exit, 2 on bad usage, on a policy file given with
+-p that cannot be read or is invalid (or an invalid one at the default
+path), or when sockets could not be read.`,
 		Example: `  sudo porteiro top
   porteiro top -d 2
   porteiro top -b -n 5 -d 1
@@ -108,6 +121,11 @@ read.`,
 			if !f.batch && !isTerminal(env.Stdin) {
 				return usageErrorf("stdin is not a terminal: use -b for batch mode")
 			}
+			pol, err := loadTopPolicy(f.policyPath, c.Flags().Changed("policy"))
+			if err != nil {
+				return err
+			}
+			f.pol = pol
 			if f.batch {
 				return runTopBatch(env, f)
 			}
@@ -120,9 +138,33 @@ read.`,
 	c.Flags().StringVarP(&f.output, "output", "o", "text", "batch output format: text or ndjson")
 	c.Flags().BoolVar(&f.noOwners, "no-owners", false, "do not look up owning processes (faster)")
 	c.Flags().StringVar(&f.socket, "socket", "", "porteirod's local API socket, for the connections that closed between refreshes (default: socket: of the configuration, else "+localapi.DefaultSocket+")")
+	c.Flags().StringVarP(&f.policyPath, "policy", "p", policy.DefaultPath, "policy file whose violations to mark ('' for none)")
 	c.Flags().StringVar(&f.procRoot, "proc", "/proc", "procfs mount point to read processes from")
 	c.Flags().MarkHidden("proc")
 	return c
+}
+
+// loadTopPolicy reads the policy whose violations top marks. A file given
+// with -p must load; the default one may be absent (then nothing is
+// marked), but not broken: an admin who wrote one wants to hear so.
+func loadTopPolicy(path string, explicit bool) (*policy.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if !explicit {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	return loadPolicyOrExit(path)
+}
+
+func (f *topFlags) model() *top.Model {
+	opts := top.Options{Policy: f.pol}
+	if f.pol != nil {
+		opts.PolicyFile = f.policyPath
+	}
+	return top.NewModel(opts)
 }
 
 func (f *topFlags) interval() time.Duration { return time.Duration(f.delay * float64(time.Second)) }
@@ -141,9 +183,10 @@ func runTopBatch(env *Env, f *topFlags) error {
 	defer stop()
 	s := newTopSampler(f)
 	defer s.Close()
-	m := top.NewModel(top.Options{})
+	m := f.model()
 	host, _ := os.Hostname()
 	hostNS := hostNetNS(f.procRoot)
+	var buf bytes.Buffer
 	// The first sample is the baseline that the first rates are measured
 	// from; it is not printed.
 	if _, err := sampleOnce(ctx, s, m); err != nil {
@@ -167,7 +210,7 @@ func runTopBatch(env *Env, f *topFlags) error {
 		if f.output == "ndjson" {
 			err = v.WriteNDJSON(env.Stdout, host)
 		} else {
-			err = writeTopText(env.Stdout, v, host, hostNS, render.TerminalWidth(env.Stdout))
+			err = writeTopTextBuf(env.Stdout, &buf, v, host, hostNS, render.TerminalWidth(env.Stdout))
 		}
 		if err != nil {
 			return fmt.Errorf("writing snapshot: %w", err)
@@ -194,13 +237,19 @@ func ownersLine(v *top.View) string {
 }
 
 func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width int) error {
-	var b bytes.Buffer
+	return writeTopTextBuf(w, new(bytes.Buffer), v, host, hostNS, width)
+}
+
+// writeTopTextBuf is writeTopText with the caller's buffer, which a batch
+// run reuses: a snapshot of thousands of listeners is a megabyte of text.
+func writeTopTextBuf(w io.Writer, b *bytes.Buffer, v *top.View, host string, hostNS uint64, width int) error {
+	b.Reset()
 	b.Grow(len(v.Listeners)*160 + 1024)
-	fmt.Fprintf(&b, "porteiro top - %s  host %s  interval %.2fs  scan %s  %s\n",
+	fmt.Fprintf(b, "porteiro top - %s  host %s  interval %.2fs  scan %s  %s\n",
 		v.Time.Format("2006-01-02 15:04:05"), render.Escape(host), v.Interval.Seconds(), v.ScanTime.Round(time.Millisecond), ownersLine(v))
-	fmt.Fprintf(&b, "listeners %d  connections %d  new/s %s  in/s %s  out/s %s\n",
-		len(v.Listeners), v.Conns, top.PerSec(v.NewPerSec), top.Rate(v.InPerSec), top.Rate(v.OutPerSec))
-	cols := topColumns(v.Listeners, hostNS)
+	fmt.Fprintf(b, "listeners %d  connections %d  new/s %s  in/s %s  out/s %s%s\n",
+		len(v.Listeners), v.Conns, top.PerSec(v.NewPerSec), top.Rate(v.InPerSec), top.Rate(v.OutPerSec), policySummary(v))
+	cols := topColumns(v, hostNS)
 	rows := make([][]string, 0, len(v.Listeners))
 	for i := range v.Listeners {
 		rows = append(rows, listenerCells(&v.Listeners[i]))
@@ -213,18 +262,55 @@ func writeTopText(w io.Writer, v *top.View, host string, hostNS uint64, width in
 	for _, n := range v.Notes {
 		b.WriteString("note: " + render.Escape(n) + "\n")
 	}
+	for _, n := range policyNotes(v) {
+		b.WriteString("note: " + n + "\n")
+	}
 	b.WriteString("note: " + v.RateNote() + "\n\n")
 	_, err := w.Write(b.Bytes())
 	return err
 }
 
-// topColumns lists the columns to show: NETNS only when some listener is
-// outside the host's network namespace.
-func topColumns(ls []top.Listener, hostNS uint64) []top.Column {
-	cols := []top.Column{top.ColProto, top.ColLocal, top.ColExposure, top.ColNetNS, top.ColPID, top.ColUser,
+// policySummary is the header's word on the policy: how many listeners
+// break it and how many required services do not listen; "" without one.
+func policySummary(v *top.View) string {
+	p := v.Policy
+	if p == nil {
+		return ""
+	}
+	s := fmt.Sprintf("  policy: %d !", p.Violations)
+	if len(p.Missing) > 0 {
+		s += fmt.Sprintf(", %d missing", len(p.Missing))
+	}
+	return s
+}
+
+// policyNotes say which required services do not listen, and how many
+// listeners could not be checked.
+func policyNotes(v *top.View) []string {
+	p := v.Policy
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range p.Missing {
+		out = append(out, "policy: "+render.Escape(m.Message))
+	}
+	if p.Unverified > 0 {
+		out = append(out, fmt.Sprintf("policy: %d listener(s) not checked: a rule needs their owners, which could not be seen (run as root)", p.Unverified))
+	}
+	return out
+}
+
+// topColumns lists the columns to show: "!" only with a policy, NETNS only
+// when some listener is outside the host's network namespace.
+func topColumns(v *top.View, hostNS uint64) []top.Column {
+	cols := []top.Column{top.ColPolicy, top.ColProto, top.ColLocal, top.ColExposure, top.ColNetNS, top.ColPID, top.ColUser,
 		top.ColCommand, top.ColConns, top.ColNew, top.ColIn, top.ColOut, top.ColTopPeer}
-	for i := range ls {
-		if ls[i].Socket.NetNS != hostNS {
+	if v.Policy == nil {
+		cols = cols[1:]
+	}
+	for i := range v.Listeners {
+		if v.Listeners[i].Socket.NetNS != hostNS {
 			return cols
 		}
 	}
@@ -234,7 +320,10 @@ func topColumns(ls []top.Listener, hostNS uint64) []top.Column {
 // listenerCells are a listener's cells, indexed by top.Column, escaped.
 func listenerCells(l *top.Listener) []string {
 	s := &l.Socket
-	c := make([]string, 13)
+	c := make([]string, top.NumColumns)
+	if l.Violation != nil {
+		c[top.ColPolicy] = "!"
+	}
 	c[top.ColProto] = string(s.Proto)
 	c[top.ColLocal] = render.Local(s)
 	c[top.ColExposure] = render.Escape(render.Exposure(s))
@@ -261,7 +350,12 @@ func trafficCells(c []string, conns int, newPerSec, in, out float64, peer *top.P
 }
 
 func groupCells(g *top.Group) []string {
-	c := make([]string, 13)
+	c := make([]string, top.NumColumns)
+	for i := range g.Listeners {
+		if g.Listeners[i].Violation != nil {
+			c[top.ColPolicy] = "!"
+		}
+	}
 	c[top.ColProto] = strconv.Itoa(len(g.Listeners))
 	c[top.ColLocal] = g.Ports()
 	c[top.ColExposure] = worstExposure(g)
@@ -302,7 +396,7 @@ func uniqueJoin(ps []inventory.Process, f func(*inventory.Process) string) strin
 // screen; COMMAND takes what is left. When the screen is too narrow the
 // least useful columns go first.
 var (
-	colMax = map[top.Column]int{top.ColLocal: 28, top.ColUser: 10, top.ColPID: 12, top.ColTopPeer: 24, top.ColNetNS: 10, top.ColExposure: 16}
+	colMax = map[top.Column]int{top.ColLocal: 28, top.ColUser: 10, top.ColPID: 12, top.ColTopPeer: 24, top.ColNetNS: 10, top.ColExposure: 16, top.ColPolicy: 1}
 	// dropOrder: the columns given up, in order, when the width is short.
 	dropOrder   = []top.Column{top.ColTopPeer, top.ColExposure, top.ColNetNS, top.ColUser, top.ColNew, top.ColPID}
 	rightAlign  = map[top.Column]bool{top.ColConns: true, top.ColNew: true, top.ColIn: true, top.ColOut: true, top.ColPID: true}
@@ -313,7 +407,13 @@ var (
 // layoutTable renders the header and rows (cells indexed by top.Column) to
 // lines of at most width cells (0: no limit). Cells are escaped already.
 func layoutTable(cols []top.Column, rows [][]string, width int) []string {
-	w := map[top.Column]int{}
+	// Widths and alignment in arrays indexed by column: they are read for
+	// every cell, thousands of rows a refresh.
+	var w [top.NumColumns]int
+	var right [top.NumColumns]bool
+	for c, r := range rightAlign {
+		right[c] = r
+	}
 	for _, c := range cols {
 		w[c] = cellWidth(c.String())
 	}
@@ -356,7 +456,7 @@ func layoutTable(cols []top.Column, rows [][]string, width int) []string {
 			if i > 0 {
 				buf = append(buf, ' ')
 			}
-			buf = appendCell(buf, cells(c), w[c], rightAlign[c])
+			buf = appendCell(buf, cells(c), w[c], right[c])
 		}
 		s := string(buf)
 		if width > 0 && cellWidth(s) > width {
@@ -463,7 +563,7 @@ func newTopUI(f *topFlags) *topUI {
 	u := &topUI{
 		f:       f,
 		sampler: newTopSampler(f),
-		model:   top.NewModel(top.Options{}),
+		model:   f.model(),
 		hostNS:  hostNetNS(f.procRoot),
 		noColor: os.Getenv("NO_COLOR") != "",
 		input:   in,
@@ -477,7 +577,9 @@ func newTopUI(f *topFlags) *topUI {
 func runTopTUI(env *Env, f *topFlags) error {
 	u := newTopUI(f)
 	defer u.sampler.Close()
-	opts := []tea.ProgramOption{tea.WithOutput(env.Stdout)}
+	// 20 frames a second at most: the table changes once a refresh, and
+	// keys feel no slower; the default 60 wakes the program for nothing.
+	opts := []tea.ProgramOption{tea.WithOutput(env.Stdout), tea.WithFPS(20)}
 	if r, ok := env.Stdin.(*os.File); ok {
 		opts = append(opts, tea.WithInput(r))
 	}
@@ -582,12 +684,12 @@ func (u *topUI) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		u.status = ""
 	case "s", ">":
 		u.sortCol = u.sortCol.Next()
-		if u.sortCol == top.ColNetNS && !u.showNetNS() {
+		for !u.sortable(u.sortCol) {
 			u.sortCol = u.sortCol.Next()
 		}
 	case "<":
 		u.sortCol = u.sortCol.Prev()
-		if u.sortCol == top.ColNetNS && !u.showNetNS() {
+		for !u.sortable(u.sortCol) {
 			u.sortCol = u.sortCol.Prev()
 		}
 	case "r":
@@ -624,8 +726,24 @@ func (u *topUI) setFilter(text string) {
 	u.filter, u.filterText = top.ParseFilter(text), text
 }
 
-func (u *topUI) showNetNS() bool {
-	return u.view != nil && slices.Contains(topColumns(u.view.Listeners, u.hostNS), top.ColNetNS)
+// sortable reports whether the sort keys go through c: not through the
+// columns that are not shown.
+func (u *topUI) sortable(c top.Column) bool {
+	switch c {
+	case top.ColNetNS:
+		return u.view != nil && slices.Contains(topColumns(u.view, u.hostNS), top.ColNetNS)
+	case top.ColPolicy:
+		return u.f.pol != nil
+	}
+	return true
+}
+
+// sortName is the sort key as the header names it.
+func sortName(c top.Column) string {
+	if c == top.ColPolicy {
+		return "POLICY"
+	}
+	return c.String()
 }
 
 // rowCache is the filtered, sorted (and grouped) list, computed once per
@@ -806,17 +924,20 @@ func (u *topUI) signalPending() string {
 }
 
 // Styles. With NO_COLOR only attributes are used (bold, faint, reverse),
-// which NO_COLOR allows.
-func (u *topUI) styles() (header, sel, newRow, gone, dim lipgloss.Style) {
+// which NO_COLOR allows; a listener that breaks the policy then has only
+// its "!" (red otherwise).
+func (u *topUI) styles() (header, sel, newRow, gone, dim, bad lipgloss.Style) {
 	header = lipgloss.NewStyle().Reverse(true)
 	sel = lipgloss.NewStyle().Reverse(true).Bold(true)
 	newRow = lipgloss.NewStyle().Bold(true)
 	gone = lipgloss.NewStyle().Faint(true)
 	dim = lipgloss.NewStyle().Faint(true)
+	bad = lipgloss.NewStyle()
 	if !u.noColor {
 		header = header.Foreground(lipgloss.Color("6"))
 		newRow = newRow.Foreground(lipgloss.Color("2"))
 		gone = gone.Foreground(lipgloss.Color("8"))
+		bad = bad.Foreground(lipgloss.Color("1"))
 	}
 	return
 }
@@ -830,7 +951,7 @@ func (u *topUI) View() tea.View {
 
 func (u *topUI) render() string {
 	width := max(u.width, 20)
-	header, sel, newRow, gone, dim := u.styles()
+	header, sel, newRow, gone, dim, bad := u.styles()
 	var lines []string
 	if u.view == nil {
 		return "porteiro top: taking the first sample..."
@@ -847,50 +968,53 @@ func (u *topUI) render() string {
 	if !u.filter.Empty() {
 		shown = fmt.Sprintf("%d of %d listeners", len(ls), len(v.Listeners))
 	}
-	lines = append(lines, ansi.Truncate(fmt.Sprintf("%s  conns %d  new/s %s  in/s %s  out/s %s  sort %s%s%s",
-		shown, v.Conns, top.PerSec(v.NewPerSec), top.Rate(v.InPerSec), top.Rate(v.OutPerSec), u.sortCol, order,
-		map[bool]string{true: "  by process", false: ""}[u.grouped]), width, "…"))
+	lines = append(lines, ansi.Truncate(fmt.Sprintf("%s  conns %d  new/s %s  in/s %s  out/s %s  sort %s%s%s%s",
+		shown, v.Conns, top.PerSec(v.NewPerSec), top.Rate(v.InPerSec), top.Rate(v.OutPerSec), sortName(u.sortCol), order,
+		map[bool]string{true: "  by process", false: ""}[u.grouped], policySummary(v)), width, "…"))
 
 	if u.mode == modeDetails {
 		lines = append(lines, u.details(ls, width)...)
 	} else {
-		cols := topColumns(v.Listeners, u.hostNS)
-		var rows [][]string
-		var styles []*lipgloss.Style
-		if u.grouped {
-			for _, g := range u.groups() {
-				rows = append(rows, groupCells(&g))
+		cols := topColumns(v, u.hostNS)
+		// Only the rows on screen get cells and a layout: widths follow
+		// what is shown, and a host with thousands of listeners costs no
+		// more per frame.
+		n := u.rowCount()
+		end := min(u.offset+u.tableRows(), n)
+		start := min(u.offset, end)
+		rows := make([][]string, 0, end-start)
+		styles := make([]*lipgloss.Style, 0, end-start)
+		for i := start; i < end; i++ {
+			if u.grouped {
+				rows = append(rows, groupCells(&u.groups()[i]))
+				styles = append(styles, nil)
+				continue
+			}
+			rows = append(rows, listenerCells(&ls[i]))
+			switch {
+			case ls[i].Gone:
+				styles = append(styles, &gone)
+			case ls[i].New:
+				styles = append(styles, &newRow)
+			case ls[i].Violation != nil && !u.noColor:
+				styles = append(styles, &bad)
+			default:
 				styles = append(styles, nil)
 			}
-		} else {
-			for i := range ls {
-				rows = append(rows, listenerCells(&ls[i]))
-				switch {
-				case ls[i].Gone:
-					styles = append(styles, &gone)
-				case ls[i].New:
-					styles = append(styles, &newRow)
-				default:
-					styles = append(styles, nil)
-				}
-			}
 		}
-		// Lay out the rows on screen only: widths follow what is shown,
-		// and a host with thousands of listeners costs no more per frame.
-		end := min(u.offset+u.tableRows(), len(rows))
-		table := layoutTable(cols, rows[min(u.offset, end):end], width)
+		table := layoutTable(cols, rows, width)
 		lines = append(lines, header.Render(fit(table[0], width, false)))
-		for i := u.offset; i < end; i++ {
-			l := table[i-u.offset+1]
+		for i := start; i < end; i++ {
+			l := table[i-start+1]
 			switch {
 			case i == u.selected:
 				l = sel.Render(fit(l, width, false))
-			case styles[i] != nil:
-				l = styles[i].Render(l)
+			case styles[i-start] != nil:
+				l = styles[i-start].Render(l)
 			}
 			lines = append(lines, l)
 		}
-		if len(rows) == 0 {
+		if n == 0 {
 			lines = append(lines, dim.Render("(no listener matches)"))
 		}
 	}
@@ -940,6 +1064,12 @@ func (u *topUI) details(ls []top.Listener, width int) []string {
 		add(fmt.Sprintf("%s %s  %s  inode %d  netns %d  conns %d  in/s %s  out/s %s  total in %s out %s",
 			s.Proto, render.Local(s), render.Escape(render.Exposure(s)), s.Inode, s.NetNS, l.Conns, top.Rate(l.InPerSec), top.Rate(l.OutPerSec),
 			render.HumanBytes(l.TotalIn), render.HumanBytes(l.TotalOut)))
+		if x := l.Violation; x != nil {
+			add("  ! policy " + x.Kind + ": " + render.Escape(x.Message))
+			if x.RuleReason != "" {
+				add("    rule " + render.Escape(x.Rule) + ": " + render.Escape(x.RuleReason))
+			}
+		}
 		if len(s.Processes) == 0 {
 			add("  owner: " + render.Unattributed(s.UnattributedReason) + " " + s.UnattributedReason.Hint())
 		}

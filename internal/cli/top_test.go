@@ -3,8 +3,11 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,8 +15,10 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/porteiro/porteiro/internal/testenv"
 	"github.com/porteiro/porteiro/internal/top"
 	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
 )
 
 func TestTopUsageErrors(t *testing.T) {
@@ -70,6 +75,118 @@ func TestTopBatchInProcess(t *testing.T) {
 	}
 }
 
+// A real policy file and real listeners: the listener no rule allows is
+// marked with the finding, the allowed one is not, and the required port
+// that nothing listens on is reported missing. A policy file given with
+// -p that is absent or broken is exit 2; -p ” turns the marks off.
+func TestTopPolicyMarks(t *testing.T) {
+	bad, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	good, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	badPort, goodPort := bad.Addr().(*net.TCPAddr).Port, good.Addr().(*net.TCPAddr).Port
+	free := testenv.FreePort(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	pol := fmt.Sprintf(`version: 1
+default: deny
+allow:
+  - name: this-test
+    reason: the test's allowed listener
+    proto: tcp
+    port: %d
+require:
+  - name: never-up
+    reason: nothing listens here
+    proto: tcp
+    port: %d
+`, goodPort, free)
+	if err := os.WriteFile(file, []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runCLI(t, "top", "-b", "-n", "1", "-d", "0.2", "-o", "ndjson", "-p", file)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var doc top.SnapshotJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Policy == nil || doc.Policy.File != file || doc.Policy.Violations == 0 {
+		t.Fatalf("policy summary %+v", doc.Policy)
+	}
+	if len(doc.Policy.Missing) != 1 || doc.Policy.Missing[0].Rule != "never-up" || doc.Policy.Missing[0].RuleReason != "nothing listens here" {
+		t.Errorf("missing: %+v", doc.Policy.Missing)
+	}
+	seen := 0
+	for _, l := range doc.Listeners {
+		switch int(l.Local.Port) {
+		case badPort:
+			seen++
+			if l.Policy == nil || l.Policy.Kind != "unexpected" || !strings.Contains(l.Policy.Message, "no rule allows it") {
+				t.Errorf("the listener no rule allows: %+v", l.Policy)
+			}
+		case goodPort:
+			seen++
+			if l.Policy != nil {
+				t.Errorf("the allowed listener is marked: %+v", l.Policy)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d of the test's 2 listeners seen", seen)
+	}
+	// The raw line has the field names docs/top.md gives.
+	if !strings.Contains(out, `"policy":{"kind":"unexpected","key":"unexpected tcp 127.0.0.1:`+strconv.Itoa(badPort)+`"`) {
+		t.Errorf("no policy object on the listener in the ndjson line")
+	}
+	// The text table: a "!" column, and the bad listener's row has it.
+	out, _, code = runCLI(t, "top", "-b", "-n", "1", "-d", "0.2", "-p", file)
+	if code != ExitOK {
+		t.Fatalf("text: exit %d", code)
+	}
+	rows := 0
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(l, "127.0.0.1:"+strconv.Itoa(badPort)+" "):
+			rows++
+			if !strings.HasPrefix(l, "! ") {
+				t.Errorf("the bad listener's row has no mark: %q", l)
+			}
+		case strings.Contains(l, "127.0.0.1:"+strconv.Itoa(goodPort)+" "):
+			rows++
+			if strings.HasPrefix(l, "!") {
+				t.Errorf("the allowed listener's row is marked: %q", l)
+			}
+		}
+	}
+	if rows != 2 || !strings.HasPrefix(strings.Split(out, "\n")[2], "! PROTO") {
+		t.Errorf("%d rows of the test's listeners, or no ! column:\n%.1500s", rows, out)
+	}
+	if !strings.Contains(out, "note: policy: tcp port "+strconv.Itoa(free)) || !strings.Contains(out, "policy: ") {
+		t.Errorf("no note of the missing service, or no policy count:\n%.2000s", out)
+	}
+	// Exit 2: an explicit file that is absent, or broken.
+	broken := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(broken, []byte("version: 1\nallow:\n  - port: [\n"), 0o644)
+	for _, p := range []string{filepath.Join(dir, "absent.yaml"), broken, dir} {
+		if _, errs, code := runCLI(t, "top", "-b", "-n", "1", "-d", "0.2", "-p", p); code != ExitUsage || errs == "" {
+			t.Errorf("-p %s: exit %d, stderr %q; want 2 and a message", p, code, errs)
+		}
+	}
+	// No policy: no mark, no summary.
+	out, _, code = runCLI(t, "top", "-b", "-n", "1", "-d", "0.2", "-o", "ndjson", "-p", "")
+	if code != ExitOK || strings.Contains(out, `"policy"`) {
+		t.Errorf("-p '': exit %d, policy in the output", code)
+	}
+}
+
 func sampleView() *top.View {
 	hostile := inventory.Process{PID: 42, Name: "evil\x1b[31m", User: "root", Cmdline: []string{"evil\x1b]0;x\x07", "--flag\r"}}
 	ls := []top.Listener{
@@ -110,13 +227,13 @@ func TestTopLayoutFitsWidth(t *testing.T) {
 	v := sampleView()
 	rows := [][]string{listenerCells(&v.Listeners[0]), listenerCells(&v.Listeners[1])}
 	for _, w := range []int{80, 60, 120, 200} {
-		for _, l := range layoutTable(topColumns(v.Listeners, 1), rows, w) {
+		for _, l := range layoutTable(topColumns(v, 1), rows, w) {
 			if n := cellWidth(l); n > w {
 				t.Errorf("width %d: line of %d cells: %q", w, n, l)
 			}
 		}
 	}
-	lines := layoutTable(topColumns(v.Listeners, 7), rows, 80)
+	lines := layoutTable(topColumns(v, 7), rows, 80)
 	for _, h := range []string{"PROTO", "LOCAL", "COMMAND", "CONNS", "IN/s", "OUT/s"} {
 		if !strings.Contains(lines[0], h) {
 			t.Errorf("80 columns: header lacks %s: %q", h, lines[0])
@@ -216,4 +333,65 @@ func stripANSI(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// The interactive view with a policy, under NO_COLOR: the "!" column marks
+// the listener that breaks it, sorting reaches POLICY, and the details
+// show the finding. A new listener is bold, a closed one faint: attributes
+// that NO_COLOR keeps.
+func TestTopUIPolicyAndNewGone(t *testing.T) {
+	u := newTopUI(&topFlags{delay: 1, procRoot: "/proc", pol: &policy.Policy{}})
+	defer u.sampler.Close()
+	u.width, u.height, u.hostNS, u.noColor = 120, 20, 7, true
+	v := sampleView()
+	v.Policy = &top.PolicyView{File: "p.yaml", Violations: 1}
+	v.Listeners[0].Violation = &top.Violation{Kind: "unexpected", Message: "tcp 0.0.0.0:443 is listening and no rule allows it"}
+	v.Listeners[0].New = true
+	v.Listeners[1].Gone = true
+	u.Update(sampleMsg{view: v})
+	s := u.render()
+	lines := strings.Split(s, "\n")
+	if !strings.Contains(lines[1], "policy: 1 !") || !strings.HasPrefix(stripANSI(lines[2]), "! PROTO") {
+		t.Errorf("no policy count or ! column:\n%s", s)
+	}
+	var row443, row53 string
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, ":443 "):
+			row443 = l
+		case strings.Contains(l, ":53 "):
+			row53 = l
+		}
+	}
+	if !strings.HasPrefix(stripANSI(row443), "! ") || strings.HasPrefix(stripANSI(row53), "!") {
+		t.Errorf("marks: %q / %q", row443, row53)
+	}
+	// The first row is selected (reverse); the closed one is faint.
+	if !strings.Contains(row53, "\x1b[2m") {
+		t.Errorf("closed listener not faint: %q", row53)
+	}
+	u.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	s = u.render()
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, ":443 ") && !strings.Contains(l, "\x1b[1m") {
+			t.Errorf("new listener not bold: %q", l)
+		}
+	}
+	if strings.ContainsAny(stripANSI(s), "\x1b") || strings.Contains(s, "[3") {
+		t.Errorf("colours under NO_COLOR:\n%q", s)
+	}
+	for range top.NumColumns {
+		if u.sortCol == top.ColPolicy {
+			break
+		}
+		u.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
+	}
+	if s := u.render(); !strings.Contains(s, "sort POLICY▼") {
+		t.Errorf("sort never reaches POLICY:\n%s", s)
+	}
+	u.selected = 0
+	u.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	if s := u.render(); !strings.Contains(s, "! policy unexpected: tcp 0.0.0.0:443 is listening") {
+		t.Errorf("details without the finding:\n%s", s)
+	}
 }

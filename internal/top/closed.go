@@ -89,7 +89,7 @@ func closedAvailable(s *Sample) bool {
 // there to compare. conns is the previous sample's connection map and next
 // this sample's, each connection with the row it came through. The slice
 // is reused by the next call.
-func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]connState, n int, rowAt func(int) *rowState) []closedDelta {
+func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next *connMap, n int, rowAt func(int) *rowState) []closedDelta {
 	cs := &m.closed
 	if !closedAvailable(s) {
 		cs.prev, cs.loadID = nil, ""
@@ -146,12 +146,9 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 		cs.gone = gone
 	}
 	clear(gone)
-	for k, st := range conns {
+	goneConn := func(st connState) {
 		if st.row == nil {
-			continue
-		}
-		if _, ok := next[k]; ok {
-			continue
+			return
 		}
 		// A listener that has closed is not among this sample's rows,
 		// and its entry is never read.
@@ -160,6 +157,16 @@ func (m *Model) closedDeltas(s *Sample, idx *portIndex, conns, next map[connKey]
 		g.out += st.out
 		g.n++
 		gone[st.row] = g
+	}
+	for ck, st := range conns.byCookie {
+		if _, ok := next.byCookie[ck]; !ok {
+			goneConn(st)
+		}
+	}
+	for k, st := range conns.byTuple {
+		if _, ok := next.byTuple[k]; !ok {
+			goneConn(st)
+		}
 	}
 
 	if cs.debt == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/porteiro/porteiro/internal/localapi"
 	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
 )
 
 // Kernel TCP states a connection sample may hold.
@@ -46,6 +47,8 @@ type Sample struct {
 	Conns    []Conn
 	// ScanTime is how long taking the sample took.
 	ScanTime time.Duration
+	// Notes say what the sample could not read.
+	Notes []string
 	// Closed is porteirod's count of the connections that closed, read
 	// just after Conns; nil when no daemon answered (closed.go).
 	Closed *localapi.ClosedDocument
@@ -60,21 +63,47 @@ type Options struct {
 	NewFor time.Duration
 	// GoneFor is how long a closed listener stays on the list; 0 means 5s.
 	GoneFor time.Duration
+	// Policy, if set, marks the listeners that break it; PolicyFile is
+	// its path, for the views.
+	Policy     *policy.Policy
+	PolicyFile string
 }
 
 // Model remembers what the previous samples saw. Feed it samples in time
 // order with Update.
+//
+// The slices of a View (its Listeners and their Connections) are reused
+// two Updates later: a caller keeps at most the last two views. At a
+// refresh a second on a host with thousands of listeners, allocating them
+// afresh made most of the garbage, and the collector's work.
 type Model struct {
 	opts    Options
 	last    time.Time
 	started bool
-	conns   map[connKey]connState
+	conns   connMap
 	rows    map[inventory.Key]*rowState
 	// next is reused for the connection map of the following sample.
-	next    map[connKey]connState
+	next    connMap
 	scratch []connWork
 	gen     uint64
-	closed  closedState
+	// Buffers reused across Updates: the views' slices (two of each,
+	// alternating), the listeners' work and the port index.
+	lbuf [2][]Listener
+	cbuf [2][]ConnRate
+	flip int
+	cur  []work
+	idx  portIndex
+	// marks is nil without a policy.
+	marks  *policyMarks
+	closed closedState
+}
+
+// work is one listener of the sample being taken.
+type work struct {
+	row                *rowState
+	dIn, dOut, newConn uint64
+	conns, n           int
+	list               []ConnRate
 }
 
 type connWork struct {
@@ -83,21 +112,48 @@ type connWork struct {
 	dIn, dOut uint64
 }
 
-// connKey identifies a connection between samples: by its socket cookie,
-// which the kernel never reuses during a boot (so a new connection on the
-// same 4-tuple is a new key), and by the 4-tuple when the cookie is unknown.
-// The cookie form hashes a quarter of the bytes, which shows at thousands
-// of connections a second.
+// connMap remembers each connection's counters between samples, by its
+// socket cookie, which the kernel never reuses during a boot (so a new
+// connection on the same 4-tuple is a new key), and by the 4-tuple when
+// the cookie is unknown. A cookie is one word: its map hashes an eighth of
+// the bytes of a 4-tuple key, which shows at thousands of connections a
+// second.
+type connMap struct {
+	byCookie map[uint64]connState
+	byTuple  map[connKey]connState
+}
+
 type connKey struct {
-	netns, cookie uint64
+	netns         uint64
 	local, remote netip.AddrPort
 }
 
-func keyOf(c *Conn) connKey {
+func (m *connMap) get(c *Conn) (connState, bool) {
 	if c.Cookie != 0 {
-		return connKey{netns: c.NetNS, cookie: c.Cookie}
+		st, ok := m.byCookie[c.Cookie]
+		return st, ok
 	}
-	return connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}
+	st, ok := m.byTuple[connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}]
+	return st, ok
+}
+
+func (m *connMap) put(c *Conn, st connState, size int) {
+	if c.Cookie != 0 {
+		if m.byCookie == nil {
+			m.byCookie = make(map[uint64]connState, size)
+		}
+		m.byCookie[c.Cookie] = st
+		return
+	}
+	if m.byTuple == nil {
+		m.byTuple = map[connKey]connState{}
+	}
+	m.byTuple[connKey{netns: c.NetNS, local: c.Local, remote: c.Remote}] = st
+}
+
+func (m *connMap) clear() {
+	clear(m.byCookie)
+	clear(m.byTuple)
 }
 
 type connState struct {
@@ -124,7 +180,11 @@ func NewModel(o Options) *Model {
 	if o.GoneFor == 0 {
 		o.GoneFor = 5 * time.Second
 	}
-	return &Model{opts: o, conns: map[connKey]connState{}, rows: map[inventory.Key]*rowState{}}
+	m := &Model{opts: o, rows: map[inventory.Key]*rowState{}}
+	if o.Policy != nil {
+		m.marks = &policyMarks{pol: o.Policy, file: o.PolicyFile}
+	}
+	return m
 }
 
 // Peer is the remote address with the most traffic through a listener.
@@ -166,6 +226,9 @@ type Listener struct {
 	// few seconds after it closed (its rates are then 0).
 	New  bool
 	Gone bool
+	// Violation says how the listener breaks the policy; nil when it does
+	// not, or when there is no policy.
+	Violation *Violation
 	// Connections lists every connection, in no particular order (see
 	// SortConnections).
 	Connections []ConnRate
@@ -193,6 +256,8 @@ type View struct {
 	// Privileged is false when some owners could not be read.
 	Privileged bool
 	Notes      []string
+	// Policy is nil when no policy is loaded.
+	Policy *PolicyView
 	// ClosedCounted is true when porteirod's counters of closed
 	// connections are in the rates (see RateNote).
 	ClosedCounted bool
@@ -220,22 +285,20 @@ func (m *Model) Update(s Sample) *View {
 		v.Privileged = s.Snapshot.Privileged
 		v.Notes = append(v.Notes, s.Snapshot.Notes...)
 	}
+	v.Notes = append(v.Notes, s.Notes...)
 
 	// The listeners of this sample, and an index to match connections.
-	type work struct {
-		row                *rowState
-		dIn, dOut, newConn uint64
-		conns, n           int
-		list               []ConnRate
-	}
-	var cur []work
+	cur := m.cur[:0]
 	m.gen++
-	idx := &portIndex{}
+	idx := &m.idx
+	idx.reset()
+	m.flip ^= 1
+	v.Listeners = m.lbuf[m.flip][:0]
 	if s.Snapshot != nil {
 		// Sized up front: a host may have thousands of listeners.
-		cur = make([]work, 0, len(s.Snapshot.Sockets))
-		idx.m = make(map[portKey][]portEntry, len(s.Snapshot.Sockets))
-		v.Listeners = make([]Listener, 0, len(s.Snapshot.Sockets)+len(m.rows)/8)
+		if n := len(s.Snapshot.Sockets) + len(m.rows)/8; cap(v.Listeners) < n {
+			v.Listeners = make([]Listener, 0, n)
+		}
 		for i := range s.Snapshot.Sockets {
 			so := &s.Snapshot.Sockets[i]
 			if !so.Listening {
@@ -264,10 +327,7 @@ func (m *Model) Update(s Sample) *View {
 
 	// Connections: the change of each counter since the last sample.
 	next := m.next
-	clear(next)
-	if next == nil {
-		next = make(map[connKey]connState, len(s.Conns))
-	}
+	next.clear()
 	// First pass: each connection's change and listener; second pass: the
 	// per-listener lists, cut from one slice (thousands of connections
 	// must not cost thousands of allocations).
@@ -275,11 +335,10 @@ func (m *Model) Update(s Sample) *View {
 	total := 0
 	for i := range s.Conns {
 		c := &s.Conns[i]
-		k := keyOf(c)
 		st := connState{cookie: c.Cookie, in: c.BytesIn, out: c.BytesOut}
 		var dIn, dOut uint64
 		isNew := false
-		prev, ok := m.conns[k]
+		prev, ok := m.conns.get(c)
 		switch {
 		case first:
 			// The first sample is the baseline: bytes moved before it
@@ -297,7 +356,7 @@ func (m *Model) Update(s Sample) *View {
 		if li >= 0 {
 			st.row = cur[li].row
 		}
-		next[k] = st
+		next.put(c, st, len(s.Conns))
 		cw = append(cw, connWork{li: int32(li), dIn: dIn, dOut: dOut, isNew: isNew})
 		if li < 0 {
 			if c.State == stateEstablished {
@@ -318,7 +377,13 @@ func (m *Model) Update(s Sample) *View {
 		total++
 	}
 	m.scratch = cw
-	arena := make([]ConnRate, total)
+	m.cur = cur
+	arena := m.cbuf[m.flip]
+	if cap(arena) < total {
+		arena = make([]ConnRate, total, total+total/4)
+	}
+	arena = arena[:total]
+	m.cbuf[m.flip] = arena
 	off := 0
 	for i := range cur {
 		cur[i].list = arena[off : off : off+cur[i].n]
@@ -335,9 +400,10 @@ func (m *Model) Update(s Sample) *View {
 	}
 	// Connections that closed since the last sample drop out of the map:
 	// what they moved up to their last sample is already in the
-	// listeners' totals. The rest, and those that lived between two
-	// samples, come from porteirod's counters when it has them.
-	cd := m.closedDeltas(&s, idx, m.conns, next, len(cur), func(i int) *rowState { return cur[i].row })
+	// listeners' totals, and is never taken back. What they moved after
+	// it, and connections that opened and closed in between, come from
+	// porteirod's counters of closed connections, when it answered.
+	cd := m.closedDeltas(&s, idx, &m.conns, &next, len(cur), func(i int) *rowState { return cur[i].row })
 	v.ClosedCounted = closedAvailable(&s)
 	m.conns, m.next = next, m.conns
 
@@ -371,6 +437,20 @@ func (m *Model) Update(s Sample) *View {
 		v.OutPerSec += l.OutPerSec
 	}
 
+	if m.marks != nil && s.Snapshot != nil {
+		byKey, pv := m.marks.check(s.Snapshot)
+		p := *pv
+		if len(byKey) > 0 {
+			for i := range v.Listeners {
+				if x := byKey[v.Listeners[i].Socket.ListenerKey()]; x != nil {
+					v.Listeners[i].Violation = x
+					p.Violations++
+				}
+			}
+		}
+		v.Policy = &p
+	}
+
 	// Listeners that closed stay a few seconds, greyed, with no traffic.
 	for k, r := range m.rows {
 		if r.gen == m.gen {
@@ -386,6 +466,7 @@ func (m *Model) Update(s Sample) *View {
 		v.Listeners = append(v.Listeners, Listener{Socket: r.sock, TotalIn: r.totalIn, TotalOut: r.totalOut, Gone: true})
 	}
 	SortListeners(v.Listeners, ColTraffic, false)
+	m.lbuf[m.flip] = v.Listeners
 	m.last = now
 	m.started = true
 	return v
@@ -462,6 +543,21 @@ type portEntry struct {
 	v6        bool // the listener's own family
 	dualStack bool
 	i         int
+}
+
+// reset empties the index, keeping the memory of the ports the last
+// sample used; the others' (listeners that closed, namespaces gone) go.
+func (p *portIndex) reset() {
+	if p.m == nil {
+		p.m = map[portKey][]portEntry{}
+	}
+	for k, es := range p.m {
+		if len(es) == 0 {
+			delete(p.m, k)
+		} else {
+			p.m[k] = es[:0]
+		}
+	}
 }
 
 func (p *portIndex) add(s *inventory.Socket, i int) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/porteiro/porteiro/inventory"
+	"github.com/porteiro/porteiro/policy"
 )
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -273,7 +274,7 @@ func TestSortFilterGroup(t *testing.T) {
 		gs[1].InPerSec != 110 || gs[2].Process != nil || gs[1].Ports() != "tcp/443,tcp/80" {
 		t.Errorf("groups: %+v", gs)
 	}
-	if ColTraffic.Prev() != ColTopPeer || ColTopPeer.Next() != ColTraffic {
+	if ColTraffic.Prev() != ColPolicy || ColPolicy.Next() != ColTraffic || ColTopPeer.Next() != ColPolicy {
 		t.Error("sort keys do not cycle")
 	}
 }
@@ -347,5 +348,93 @@ func TestSortListenersMatchesPlainSort(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Listeners that break the policy carry the finding of "porteiro check";
+// the others none. A required service that does not listen is in the
+// summary. The check is not run again while nothing changed.
+func TestPolicyMarks(t *testing.T) {
+	pol, err := policy.Parse([]byte(`version: 1
+default: deny
+allow:
+  - name: ssh
+    reason: remote administration
+    proto: tcp
+    port: 22
+    process: sshd
+  - name: redis
+    reason: cache, for this host only
+    proto: tcp
+    port: 6379
+    bind: loopback
+require:
+  - name: dns
+    reason: the resolver must run
+    proto: udp
+    port: 53
+`), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := []inventory.Socket{
+		listener(inventory.TCP, "0.0.0.0:22", 1, "sshd", 10),
+		listener(inventory.TCP, "0.0.0.0:6379", 2, "redis-server", 11),
+		listener(inventory.TCP, "0.0.0.0:4444", 3, "nc", 12),
+		listener(inventory.TCP, "127.0.0.1:22", 4, "dropbear", 13),
+	}
+	m := NewModel(Options{Policy: pol, PolicyFile: "test.yaml"})
+	v := m.Update(sample(0, ls))
+	if v.Policy == nil || v.Policy.File != "test.yaml" || v.Policy.Violations != 3 {
+		t.Fatalf("policy summary %+v, want 3 violations of test.yaml", v.Policy)
+	}
+	if len(v.Policy.Missing) != 1 || v.Policy.Missing[0].Rule != "dns" || v.Policy.Missing[0].Kind != policy.Missing {
+		t.Errorf("missing: %+v, want the dns rule", v.Policy.Missing)
+	}
+	var sshd, dropbear *Listener
+	for i := range v.Listeners {
+		if v.Listeners[i].Socket.Local.Port == 22 {
+			if v.Listeners[i].Socket.Inode == 1 {
+				sshd = &v.Listeners[i]
+			} else {
+				dropbear = &v.Listeners[i]
+			}
+		}
+	}
+	if sshd.Violation != nil {
+		t.Errorf("allowed sshd marked: %+v", sshd.Violation)
+	}
+	if x := dropbear.Violation; x == nil || x.Kind != policy.WrongOwner || x.Rule != "ssh" {
+		t.Errorf("dropbear on 22: %+v, want wrong_owner by rule ssh", x)
+	}
+	if x := find(t, v, 6379).Violation; x == nil || x.Kind != policy.TooExposed || x.RuleReason != "cache, for this host only" {
+		t.Errorf("redis on all interfaces: %+v, want too_exposed with the rule's reason", x)
+	}
+	if x := find(t, v, 4444).Violation; x == nil || x.Kind != policy.Unexpected || x.Message == "" {
+		t.Errorf("nc: %+v, want unexpected", x)
+	}
+	// Sorting by the policy column puts violations first.
+	SortListeners(v.Listeners, ColPolicy, false)
+	if v.Listeners[3].Violation != nil || v.Listeners[0].Violation == nil {
+		t.Errorf("sorted by policy: the compliant listener is not last")
+	}
+	// The same listeners: the cached result; the nc listener closes: gone
+	// from the violations, and greyed without a mark.
+	sum := m.marks.sum
+	v = m.Update(sample(time.Second, ls))
+	if v.Policy.Violations != 3 || m.marks.sum != sum {
+		t.Errorf("second sample: %d violations", v.Policy.Violations)
+	}
+	v = m.Update(sample(2*time.Second, slices.Delete(slices.Clone(ls), 2, 3)))
+	if v.Policy.Violations != 2 {
+		t.Errorf("after nc closed: %d violations, want 2", v.Policy.Violations)
+	}
+	if l := find(t, v, 4444); !l.Gone || l.Violation != nil {
+		t.Errorf("closed nc: %+v", l)
+	}
+	// Without a policy, nothing is marked and the view says so.
+	v = NewModel(Options{}).Update(sample(0, ls))
+	if v.Policy != nil || find(t, v, 4444).Violation != nil {
+		t.Errorf("no policy: %+v", v.Policy)
 	}
 }

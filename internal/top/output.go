@@ -22,22 +22,26 @@ type ListenerJSON struct {
 	// New and Closed mark listeners that appeared or closed lately.
 	New    bool `json:"new,omitempty"`
 	Closed bool `json:"closed,omitempty"`
+	// Policy is how the listener breaks the policy, when it does.
+	Policy *Violation `json:"policy,omitempty"`
 }
 
 // SnapshotJSON is one line of "porteiro top -o ndjson".
 type SnapshotJSON struct {
-	SchemaVersion   int            `json:"schema_version"`
-	Time            time.Time      `json:"time"`
-	Host            string         `json:"host"`
-	IntervalSeconds float64        `json:"interval_seconds"`
-	ScanSeconds     float64        `json:"scan_seconds"`
-	Privileged      bool           `json:"privileged"`
-	Connections     int            `json:"connections"`
-	NewPerSec       float64        `json:"new_per_sec"`
-	BytesInPerSec   float64        `json:"bytes_in_per_sec"`
-	BytesOutPerSec  float64        `json:"bytes_out_per_sec"`
-	Notes           []string       `json:"notes"`
-	Listeners       []ListenerJSON `json:"listeners"`
+	SchemaVersion   int       `json:"schema_version"`
+	Time            time.Time `json:"time"`
+	Host            string    `json:"host"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	ScanSeconds     float64   `json:"scan_seconds"`
+	Privileged      bool      `json:"privileged"`
+	Connections     int       `json:"connections"`
+	NewPerSec       float64   `json:"new_per_sec"`
+	BytesInPerSec   float64   `json:"bytes_in_per_sec"`
+	BytesOutPerSec  float64   `json:"bytes_out_per_sec"`
+	Notes           []string  `json:"notes"`
+	// Policy is present when a policy file is loaded.
+	Policy    *PolicyView    `json:"policy,omitempty"`
+	Listeners []ListenerJSON `json:"listeners"`
 }
 
 // JSON builds the ndjson object of a view, listeners in the view's order.
@@ -54,6 +58,7 @@ func (v *View) JSON(host string) SnapshotJSON {
 		BytesInPerSec:   v.InPerSec,
 		BytesOutPerSec:  v.OutPerSec,
 		Notes:           append(append([]string{}, v.Notes...), v.RateNote()),
+		Policy:          v.Policy,
 		Listeners:       make([]ListenerJSON, 0, len(v.Listeners)),
 	}
 	for i := range v.Listeners {
@@ -63,7 +68,7 @@ func (v *View) JSON(host string) SnapshotJSON {
 			s.Processes = []inventory.Process{}
 		}
 		out.Listeners = append(out.Listeners, ListenerJSON{Socket: s, Connections: l.Conns, NewPerSec: l.NewPerSec,
-			BytesInPerSec: l.InPerSec, BytesOutPerSec: l.OutPerSec, TopPeer: l.TopPeer, New: l.New, Closed: l.Gone})
+			BytesInPerSec: l.InPerSec, BytesOutPerSec: l.OutPerSec, TopPeer: l.TopPeer, New: l.New, Closed: l.Gone, Policy: l.Violation})
 	}
 	return out
 }

@@ -28,8 +28,16 @@ const (
 	ColIn
 	ColOut
 	ColTopPeer
+	// ColPolicy is "!" on a listener that breaks the policy. It comes
+	// last here, so that the sort keys before it keep their places; the
+	// table shows it first.
+	ColPolicy
 	numColumns
 )
+
+// NumColumns is the number of columns, ColTraffic included: a row of
+// cells indexed by Column has this length.
+const NumColumns = int(numColumns)
 
 var columnNames = [...]string{
 	ColTraffic:  "TRAFFIC",
@@ -45,6 +53,7 @@ var columnNames = [...]string{
 	ColIn:       "IN/s",
 	ColOut:      "OUT/s",
 	ColTopPeer:  "TOP PEER",
+	ColPolicy:   "!",
 }
 
 // String is the column's header.
@@ -64,7 +73,7 @@ func (c Column) Prev() Column { return (c + numColumns - 1) % numColumns }
 // numeric columns sort biggest first.
 func (c Column) numeric() bool {
 	switch c {
-	case ColTraffic, ColConns, ColNew, ColIn, ColOut:
+	case ColTraffic, ColConns, ColNew, ColIn, ColOut, ColPolicy:
 		return true
 	}
 	return false
@@ -185,6 +194,8 @@ func compareBy(a, b *Listener, col Column) int {
 		return cmp.Compare(a.OutPerSec, b.OutPerSec)
 	case ColTopPeer:
 		return comparePeer(a.TopPeer, b.TopPeer)
+	case ColPolicy:
+		return cmp.Compare(violates(a), violates(b))
 	}
 	return 0
 }
@@ -214,6 +225,13 @@ func comparePeer(a, b *Peer) int {
 		return -1
 	}
 	return a.Address.Compare(b.Address)
+}
+
+func violates(l *Listener) int {
+	if l.Violation != nil {
+		return 1
+	}
+	return 0
 }
 
 func firstPID(s *inventory.Socket) int {
