@@ -423,10 +423,15 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("interval: 300ms\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\n")
+	// events: off, as testConfig: the host is a fake, and the kernel's
+	// events would bring in the listeners other tests open meanwhile.
+	write("interval: 300ms\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\nevents: off\n")
 	rt, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rt.Config.Events != "off" {
+		t.Fatalf("events: off loaded as %q", rt.Config.Events)
 	}
 	host := &fakeHost{}
 	r := start(t, rt.Config, host, rt.Policy, rt.Sinks...)
@@ -443,7 +448,7 @@ func TestDaemonReloadBadConfigKeepsOld(t *testing.T) {
 	host.set(sock(4444, 1, "/tmp/nc"))
 	waitFor(t, "scans after a bad reload", 5*time.Second, func() bool { return storedKinds(t, r.d.Store()) == "opened" })
 
-	write("interval: 1s\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\n")
+	write("interval: 1s\nstate_dir: " + dir + "\nhttp:\n  listen: ''\npolicy: ''\nevents: off\n")
 	if err := reloadFrom(r.d, path); err != nil {
 		t.Fatal(err)
 	}
