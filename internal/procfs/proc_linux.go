@@ -46,26 +46,17 @@ func ReadProcessBuf(root string, pid int, buf *[]byte) (*Info, error) {
 // the cgroup (unit, container) are left out. On a host of hundreds of
 // processes that saves a third of the time spent reading them.
 func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, error) {
-	if brief {
-		return readBrief(root, pid, buf)
-	}
-	dir := filepath.Join(root, strconv.Itoa(pid))
-	// One directory fd, and every file opened relative to it: the kernel
-	// resolves /proc/PID once instead of once per file.
-	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, dfd, err := openProc(root, pid)
 	if err != nil {
-		if err == unix.ENOENT || err == unix.ESRCH {
-			return nil, fmt.Errorf("opening %s: %w", dir, ErrExited)
-		}
-		return nil, fmt.Errorf("opening %s: %w", dir, err)
+		return nil, err
 	}
 	defer unix.Close(dfd)
-	b, err := readFileAt(dfd, "stat", buf)
+	if brief {
+		return readBrief(dir, dfd, pid, buf)
+	}
+	b, err := readRequired(dir, dfd, "stat", buf)
 	if err != nil {
-		if gone(err) {
-			return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
-		}
-		return nil, fmt.Errorf("reading %s/stat: %w", dir, err)
+		return nil, err
 	}
 	st, err := ParseStat(b)
 	if err != nil {
@@ -92,22 +83,38 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	return info, nil
 }
 
-func readBrief(root string, pid int, buf *[]byte) (*Info, error) {
+// openProc opens root/pid as a directory fd: every file is then opened
+// relative to it, and the kernel resolves /proc/PID once instead of once
+// per file.
+func openProc(root string, pid int) (string, int, error) {
 	dir := filepath.Join(root, strconv.Itoa(pid))
 	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.ENOENT || err == unix.ESRCH {
-			return nil, fmt.Errorf("opening %s: %w", dir, ErrExited)
+			return dir, -1, fmt.Errorf("opening %s: %w", dir, ErrExited)
 		}
-		return nil, fmt.Errorf("opening %s: %w", dir, err)
+		return dir, -1, fmt.Errorf("opening %s: %w", dir, err)
 	}
-	defer unix.Close(dfd)
-	b, err := readFileAt(dfd, "status", buf)
+	return dir, dfd, nil
+}
+
+// readRequired reads a file the process cannot be described without: an
+// error wraps ErrExited when the process is gone.
+func readRequired(dir string, dfd int, name string, buf *[]byte) ([]byte, error) {
+	b, err := readFileAt(dfd, name, buf)
 	if err != nil {
 		if gone(err) {
-			return nil, fmt.Errorf("reading %s/status: %w", dir, ErrExited)
+			return nil, fmt.Errorf("reading %s/%s: %w", dir, name, ErrExited)
 		}
-		return nil, fmt.Errorf("reading %s/status: %w", dir, err)
+		return nil, fmt.Errorf("reading %s/%s: %w", dir, name, err)
+	}
+	return b, nil
+}
+
+func readBrief(dir string, dfd, pid int, buf *[]byte) (*Info, error) {
+	b, err := readRequired(dir, dfd, "status", buf)
+	if err != nil {
+		return nil, err
 	}
 	st, err := ParseStatus(b)
 	if err != nil {
@@ -117,12 +124,9 @@ func readBrief(root string, pid int, buf *[]byte) (*Info, error) {
 	if !st.NameKnown || !st.StateKnown || !st.PPIDKnown {
 		// A status without these lines (not a kernel's): take them
 		// from stat.
-		b, err := readFileAt(dfd, "stat", buf)
+		b, err := readRequired(dir, dfd, "stat", buf)
 		if err != nil {
-			if gone(err) {
-				return nil, fmt.Errorf("reading %s/stat: %w", dir, ErrExited)
-			}
-			return nil, fmt.Errorf("reading %s/stat: %w", dir, err)
+			return nil, err
 		}
 		if info.Stat, err = ParseStat(b); err != nil {
 			return nil, fmt.Errorf("%s/stat: %w", dir, err)
