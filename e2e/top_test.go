@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -65,15 +64,7 @@ func sink(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	testenv.Drain(ln)
 	return ln
 }
 
@@ -88,22 +79,7 @@ func pusher(t *testing.T, addr string, rate int, written *atomic.Int64, stop <-c
 	}
 	go func() {
 		defer wg.Done()
-		defer c.Close()
-		chunk := make([]byte, rate/20)
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-				n, err := c.Write(chunk)
-				written.Add(int64(n))
-				if err != nil {
-					return
-				}
-			}
-		}
+		testenv.Push(c, make([]byte, rate/20), 50*time.Millisecond, written, stop)
 	}()
 }
 

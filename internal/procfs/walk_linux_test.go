@@ -50,13 +50,7 @@ func TestWalkFixture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[uint64][]Holder{
-			1000: {{100, 3}, {100, 7}, {101, 3}},
-			1001: {{100, 4}},
-			2000: {{200, 3}},
-			4000: {{400, 3}},
-			5000: {{500, 3}},
-		}
+		want := standardHolders()
 		got := map[uint64][]Holder{}
 		for k, v := range res.Holders {
 			got[k] = sorted(v)
@@ -98,13 +92,7 @@ func TestWalkEmit(t *testing.T) {
 	for k, v := range got {
 		got[k] = sorted(v)
 	}
-	want := map[uint64][]Holder{
-		1000: {{100, 3}, {100, 7}, {101, 3}},
-		1001: {{100, 4}},
-		2000: {{200, 3}},
-		4000: {{400, 3}},
-		5000: {{500, 3}},
-	}
+	want := standardHolders()
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("emitted %v\nwant %v", got, want)
 	}
@@ -262,13 +250,7 @@ func TestPassFixture(t *testing.T) {
 		for k, v := range got {
 			got[k] = sorted(v)
 		}
-		want := map[uint64][]Holder{
-			1000: {{100, 3}, {100, 7}, {101, 3}},
-			1001: {{100, 4}},
-			2000: {{200, 3}},
-			4000: {{400, 3}},
-			5000: {{500, 3}},
-		}
+		want := standardHolders()
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("workers=%d: records %v\nwant %v", workers, got, want)
 		}
@@ -506,5 +488,17 @@ func TestBriefNameMatchesStat(t *testing.T) {
 	if brief.Stat.Comm != full.Stat.Comm || brief.Stat.PPID != full.Stat.PPID ||
 		brief.UID != full.UID || !reflect.DeepEqual(brief.Cmdline, full.Cmdline) {
 		t.Errorf("brief %+v differs from full %+v", brief, full)
+	}
+}
+
+// standardHolders are the holders that a walk finds of
+// procfstest.Standard's sockets, sorted.
+func standardHolders() map[uint64][]Holder {
+	return map[uint64][]Holder{
+		1000: {{100, 3}, {100, 7}, {101, 3}},
+		1001: {{100, 4}},
+		2000: {{200, 3}},
+		4000: {{400, 3}},
+		5000: {{500, 3}},
 	}
 }

@@ -3,7 +3,6 @@ package top
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -139,15 +138,7 @@ func TestSampleOtherNamespace(t *testing.T) {
 		t.Fatalf("clients in %s: %v %v", name, err, lerr)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	testenv.Drain(ln)
 	var written atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -155,22 +146,7 @@ func TestSampleOtherNamespace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.Close()
-			chunk := make([]byte, 8<<10)
-			tk := time.NewTicker(20 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-					n, err := c.Write(chunk)
-					written.Add(int64(n))
-					if err != nil {
-						return
-					}
-				}
-			}
+			testenv.Push(c, make([]byte, 8<<10), 20*time.Millisecond, &written, stop)
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
