@@ -298,10 +298,11 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// jsonSafe holds true for the ASCII bytes encoding/json writes as they
-// are with HTML escaping on: not a control character, '"', '\\', '<', '>'
-// or '&'.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+// jsonSafe holds true for the bytes encoding/json writes as they are with
+// HTML escaping on: ASCII but not a control character, '"', '\\', '<', '>'
+// or '&'. It has 256 entries, so that one lookup, without a bounds check,
+// sorts out the common byte.
+var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = true
 	}
@@ -321,11 +322,12 @@ const jsonHex = "0123456789abcdef"
 func appendJSONStringBody(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
+		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':
