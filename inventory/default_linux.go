@@ -192,45 +192,46 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	if err := n.open(); err != nil {
 		return nil, err
 	}
-	// Collect the small messages first, then build exactly as many Sockets
-	// as needed: growing a slice of large structs would copy them over and
-	// over on a host with 100,000 sockets.
+	filter := portFilter(q)
+	if q.Mask(TCP)&^(MaskTCPListen|MaskUDPListen) != 0 && !n.foreign {
+		// A dump of connections too ("list --all") fills the Sockets as
+		// the messages come, in room sized from the kernel's own count
+		// of every socket: at 100,000 sockets, keeping the messages until
+		// the end would hold both for a moment, 5 MB more at the peak.
+		c := socketCount()
+		out := make([]Socket, 0, c+c/64+64)
+		err := n.dump(ctx, q, filter, func(p Proto, m *sockdiag.Msg) {
+			// Filled in place: copying a Socket of pointers, as
+			// returning one by value and appending it would, costs
+			// write barriers.
+			out = append(out, Socket{})
+			if !fillDiag(&out[len(out)-1], p, m, n.foreign) {
+				out = out[:len(out)-1]
+			}
+		})
+		return out, err
+	}
+	// Listeners are a small part of what the kernel counts: collect the
+	// small messages first, then build exactly as many Sockets as needed.
+	// Growing a slice of large structs would copy them over and over on a
+	// host with 100,000 listeners.
 	msgs := n.msgs[:0]
 	if cap(msgs) == 0 && !n.foreign {
 		// Size the buffer from the kernel's own count of every socket,
 		// so 100,000 sockets don't cost a dozen reallocations and
-		// copies. When only listeners are asked for, most of it is
-		// never written, and memory never written is never mapped.
+		// copies. Most of it is never written, and memory never written
+		// is never mapped.
 		msgs = make([]diagMsg, 0, socketCount()+64)
 	}
-	filter := portFilter(q)
-	for _, p := range []Proto{TCP, UDP} {
-		if !q.WantsProto(p) {
-			continue
-		}
-		mask := q.Mask(p)
-		for _, f := range []Family{IPv4, IPv6} {
-			if !q.WantsFamily(f) {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			err := n.conn.DumpFiltered(familyNum(f), protoNum(p), uint32(mask), filter, func(m sockdiag.Msg) {
-				msgs = append(msgs, compactMsg(p, &m))
-			})
-			if err != nil {
-				n.conn.Close()
-				n.conn = nil
-				return nil, err
-			}
-		}
+	err := n.dump(ctx, q, filter, func(p Proto, m *sockdiag.Msg) {
+		msgs = append(msgs, compactMsg(p, m))
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Socket, 0, len(msgs))
 	for i := range msgs {
 		p, m := msgs[i].expand()
-		// Filled in place: copying a Socket of pointers, as returning
-		// one by value and appending it would, costs write barriers.
 		out = append(out, Socket{})
 		if !fillDiag(&out[len(out)-1], p, &m, n.foreign) {
 			out = out[:len(out)-1]
@@ -242,6 +243,34 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		n.msgs = nil
 	}
 	return out, nil
+}
+
+// dump runs the dumps that q asks for, one per protocol and family, and
+// gives each message to fn. A failed dump closes the connection.
+func (n *NetlinkSource) dump(ctx context.Context, q Query, filter []byte, fn func(Proto, *sockdiag.Msg)) error {
+	for _, p := range []Proto{TCP, UDP} {
+		if !q.WantsProto(p) {
+			continue
+		}
+		mask := q.Mask(p)
+		for _, f := range []Family{IPv4, IPv6} {
+			if !q.WantsFamily(f) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			err := n.conn.DumpFiltered(familyNum(f), protoNum(p), uint32(mask), filter, func(m sockdiag.Msg) {
+				fn(p, &m)
+			})
+			if err != nil {
+				n.conn.Close()
+				n.conn = nil
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // keepMsgs is how many dumped messages a source keeps room for between

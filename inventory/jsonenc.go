@@ -92,6 +92,11 @@ func AppendSocketJSON(b []byte, s *Socket) []byte {
 // AppendProcessJSON appends the JSON encoding of p to b, as json.Marshal
 // writes it, and returns the extended buffer.
 func AppendProcessJSON(b []byte, p *Process) []byte {
+	if p.ProcessInfo == nil {
+		// A Process without details (only a zero value has none) is
+		// written with zero details.
+		p = &Process{ProcessInfo: &ProcessInfo{}, FDs: p.FDs}
+	}
 	b = append(b, `{"pid":`...)
 	b = strconv.AppendInt(b, int64(p.PID), 10)
 	b = append(b, `,"ppid":`...)

@@ -7,7 +7,9 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,7 +88,7 @@ type jsonSocket struct {
 // mkProc is the one place a Process is built from a literal; tests set the
 // other fields on its result.
 func mkProc(pid int, name string) Process {
-	return Process{PID: pid, Name: name}
+	return Process{ProcessInfo: &ProcessInfo{PID: pid, Name: name}}
 }
 
 func mirrorContainer(c *Container) *jsonContainer {
@@ -395,15 +397,56 @@ func TestAppendSocketJSONUnmarshalable(t *testing.T) {
 // fields: json.Marshal of a fully set Socket and of its mirror decode to the
 // same tree. The order of keys is not compared here, since the real types'
 // layout may change; the mirrors fix the order.
+// jsonKeys lists the JSON names of t's fields as encoding/json finds them
+// by reflection: embedded structs (and pointers to them) give theirs.
+func jsonKeys(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		tag := f.Tag.Get("json")
+		if f.Anonymous && tag == "" && ft.Kind() == reflect.Struct {
+			out = append(out, jsonKeys(ft)...)
+			continue
+		}
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
 func TestJSONMirrorsMatchTypes(t *testing.T) {
 	s := fullSocket()
 	s.UnattributedReason = ReasonExited
 	p := &s.Processes[0]
 	p.ExeDeleted, p.Hidden, p.Container = true, true, "3f4e5d6c7b8a"
-	real, err := json.Marshal(&s)
-	if err != nil {
-		t.Fatal(err)
+	// The types' own fields, as encoding/json would name them without
+	// the MarshalJSON methods, against the mirrors': a field added to a
+	// type and not to this file fails here.
+	for _, c := range []struct{ typ, mirror reflect.Type }{
+		{reflect.TypeFor[Socket](), reflect.TypeFor[jsonSocket]()},
+		{reflect.TypeFor[Endpoint](), reflect.TypeFor[jsonEndpoint]()},
+		{reflect.TypeFor[Process](), reflect.TypeFor[jsonProcess]()},
+		{reflect.TypeFor[Container](), reflect.TypeFor[jsonContainer]()},
+		{reflect.TypeFor[Forward](), reflect.TypeFor[jsonForward]()},
+	} {
+		got, want := jsonKeys(c.typ), jsonKeys(c.mirror)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%v has JSON keys %q, its mirror %q", c.typ, got, want)
+		}
 	}
+	real := AppendSocketJSON(nil, &s)
 	mirror, err := json.Marshal(mirrorSocket(&s))
 	if err != nil {
 		t.Fatal(err)

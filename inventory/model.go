@@ -138,8 +138,6 @@ type Socket struct {
 	Remote Endpoint `json:"remote"`
 	// Inode identifies the socket within its network namespace.
 	Inode uint64 `json:"inode"`
-	// UID is the socket's owner as the kernel records it.
-	UID uint32 `json:"uid"`
 	// NetNS is the inode of the socket's network namespace.
 	NetNS uint64 `json:"netns"`
 	// NetNSName names the namespace: "host" (PID 1's), the container's
@@ -153,17 +151,23 @@ type Socket struct {
 	// container address and port it forwards to.
 	Forward *Forward `json:"forwards_to,omitempty"`
 	// Interface is the device the socket is bound to (SO_BINDTODEVICE), if any.
-	Interface string `json:"interface,omitempty"`
-	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4
-	// (IPV6_V6ONLY off): it serves both families.
-	DualStack bool     `json:"dual_stack"`
+	Interface string   `json:"interface,omitempty"`
 	Exposure  Exposure `json:"exposure"`
-	// Listening is true for TCP LISTEN, and for UDP bound and not connected.
-	Listening bool `json:"listening"`
 	// Processes holds every process with an fd on the socket, by pid.
 	Processes []Process `json:"processes"`
 	// UnattributedReason is set when Processes is empty.
 	UnattributedReason Reason `json:"unattributed_reason,omitempty"`
+	// The small fields come last, together: a Socket is 16 bytes smaller
+	// than with each padded to 8 bytes where JSON has it (MarshalJSON
+	// writes the fields in JSON's order, not this one).
+
+	// UID is the socket's owner as the kernel records it.
+	UID uint32 `json:"uid"`
+	// DualStack is true for an IPv6 wildcard socket that also accepts IPv4
+	// (IPV6_V6ONLY off): it serves both families.
+	DualStack bool `json:"dual_stack"`
+	// Listening is true for TCP LISTEN, and for UDP bound and not connected.
+	Listening bool `json:"listening"`
 }
 
 // Container names a container. Its fields come from the members'
@@ -294,8 +298,21 @@ func (s *Socket) Covers(f Family) bool {
 	return s.Family == f || (f == IPv4 && s.DualStack)
 }
 
-// Process is one process that holds a socket.
+// Process is one process that holds a socket: the process's details,
+// which every socket it holds shares, and the descriptors by which it
+// holds this one. A scan of 100,000 sockets held by 2,000 processes keeps
+// 2,000 ProcessInfos, not one per socket; so a ProcessInfo that a scan
+// returned is read-only: writing to it would change every socket the
+// process holds. Its JSON is that of one flat object, "fds" between "uid"
+// and "start_time" (MarshalJSON).
 type Process struct {
+	*ProcessInfo
+	// FDs are the descriptors by which the process holds the socket.
+	FDs []int `json:"fds"`
+}
+
+// ProcessInfo is what porteiro knows of a process.
+type ProcessInfo struct {
 	PID  int `json:"pid"`
 	PPID int `json:"ppid"`
 	// Name is the kernel's comm (at most 15 bytes).
@@ -307,8 +324,6 @@ type Process struct {
 	Cmdline    []string `json:"cmdline"`
 	User       string   `json:"user"`
 	UID        uint32   `json:"uid"`
-	// FDs are the descriptors by which the process holds the socket.
-	FDs []int `json:"fds"`
 	// StartTime is when the process started. With PID it is the process's
 	// identity: a PID alone can be reused.
 	StartTime time.Time `json:"start_time"`
@@ -337,11 +352,11 @@ type Identity struct {
 }
 
 // Identity returns the process identity.
-func (p *Process) Identity() Identity { return Identity{PID: p.PID, StartTicks: p.StartTicks} }
+func (p *ProcessInfo) Identity() Identity { return Identity{PID: p.PID, StartTicks: p.StartTicks} }
 
 // CommandLine returns the command line joined with spaces, or [name] for
 // kernel threads and zombies, as ps does.
-func (p *Process) CommandLine() string {
+func (p *ProcessInfo) CommandLine() string {
 	if p.Hidden {
 		return "(hidden from /proc: only the kernel shows pid " + strconv.Itoa(p.PID) + ")"
 	}
@@ -419,3 +434,11 @@ func (s *Snapshot) NetNS() uint64 {
 	}
 	return s.Sockets[0].NetNS
 }
+
+// MarshalJSON writes the process as one flat object, its descriptors
+// between "uid" and "start_time" (AppendProcessJSON).
+func (p Process) MarshalJSON() ([]byte, error) { return AppendProcessJSON(nil, &p), nil }
+
+// MarshalJSON writes the socket as AppendSocketJSON does: the bytes
+// encoding/json would write, without its reflection.
+func (s Socket) MarshalJSON() ([]byte, error) { return AppendSocketJSON(nil, &s), nil }

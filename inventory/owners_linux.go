@@ -154,6 +154,9 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 			ip, r.pre = r.pre, nil
 		}
 		p = r.newPass(ctx, want)
+		// Nearly every wanted socket has one holder: room for that
+		// saves growing the iterator's records by copying.
+		p.sinks[0].recs = make([]rec, 0, len(want))
 		var err error
 		seen, err = r.fromIterator(ctx, ip, p)
 		ip.mu.Lock()
@@ -213,16 +216,16 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 // filtered readdir): it is kept, marked hidden, with its pid, and its
 // name and user from taskstats when the kernel answers.
 func (r *Resolver) findHidden(own *Owners) {
-	for _, hs := range own.Holders {
+	own.eachHolders(func(_ uint64, hs []Holder) {
 		for _, h := range hs {
 			if _, ok := own.Processes[h.PID]; ok {
 				continue
 			}
 			if own.Processes == nil {
-				own.Processes = map[int]*Process{}
+				own.Processes = map[int]*ProcessInfo{}
 			}
 			if kernelHasPID(h.PID) && !procShows(r.ProcRoot, h.PID) {
-				p := &Process{PID: h.PID, Name: "?", Hidden: true}
+				p := &ProcessInfo{PID: h.PID, Name: "?", Hidden: true}
 				// The kernel's own account of the process (taskstats,
 				// not /proc) gives its name and user.
 				if t, err := taskstats.Lookup(h.PID); err == nil && t.PID == h.PID {
@@ -231,7 +234,7 @@ func (r *Resolver) findHidden(own *Owners) {
 				own.Processes[h.PID] = p
 			}
 		}
-	}
+	})
 }
 
 // kernelHasPID reports whether the kernel runs process pid (pidfd_open
@@ -350,13 +353,21 @@ func (p *ownerPass) finish() *Owners {
 	// Every record in one array, ordered by socket, process and fd: each
 	// socket's holders are then a slice of one allocation, already in the
 	// order buildOwners wants, rather than a slice grown per socket.
-	n := 0
-	for _, s := range p.sinks {
+	n, full := 0, 0
+	for i, s := range p.sinks {
 		n += len(s.recs)
+		if len(s.recs) > 0 {
+			full = i
+		}
 	}
-	all := make([]rec, 0, n)
-	for _, s := range p.sinks {
-		all = append(all, s.recs...)
+	var all []rec
+	if n == len(p.sinks[full].recs) {
+		all = p.sinks[full].recs // one sink has them all: the iterator's, usually
+	} else {
+		all = make([]rec, 0, n)
+		for _, s := range p.sinks {
+			all = append(all, s.recs...)
+		}
 	}
 	slices.SortFunc(all, func(a, b rec) int {
 		if a.inode != b.inode {
@@ -367,18 +378,15 @@ func (p *ownerPass) finish() *Owners {
 		}
 		return cmp.Compare(a.fd, b.fd)
 	})
+	// The index: the records' inodes and holders, side by side. It
+	// replaces a map of every socket, which at 100,000 sockets is the
+	// largest thing a scan builds after the sockets themselves.
 	hs := make([]Holder, len(all))
-	holders := make(map[uint64][]Holder, len(p.want))
-	for i := 0; i < len(all); {
-		j := i
-		for j < len(all) && all[j].inode == all[i].inode {
-			hs[j] = Holder{PID: int(all[j].pid), FD: int(all[j].fd)}
-			j++
-		}
-		holders[all[i].inode] = hs[i:j:j]
-		i = j
+	inodes := make([]uint64, len(all))
+	for i, r := range all {
+		hs[i], inodes[i] = Holder{PID: int(r.pid), FD: int(r.fd)}, r.inode
 	}
-	return &Owners{Holders: holders, Processes: procs, Foreign: p.foreign}
+	return &Owners{index: hs, inodes: inodes, Processes: procs, Foreign: p.foreign}
 }
 
 // abandon stops the details stage of a pass whose records are dropped.
@@ -505,6 +513,13 @@ func (p *iterPass) next(k int) []byte {
 	return nil
 }
 
+// bufferDropper is a resolver that keeps buffers between scans.
+type bufferDropper interface{ dropBuffers() }
+
+// dropBuffers lets the iterator's buffer go: a scanner that scans once has
+// no use for it.
+func (r *Resolver) dropBuffers() { r.buf = nil }
+
 // fromIterator feeds the records of iterator pass ip into sink 0 of p as
 // they arrive, and returns every process the iterator reported.
 func (r *Resolver) fromIterator(ctx context.Context, ip *iterPass, p *ownerPass) (map[int]struct{}, error) {
@@ -549,14 +564,14 @@ type detailStage struct {
 	pids  chan int
 	mu    sync.Mutex
 	seen  map[int]struct{}
-	found [][]*Process
+	found [][]*ProcessInfo
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
 func (r *Resolver) startDetails(ctx context.Context, n int) *detailStage {
 	d := &detailStage{r: r, now: time.Now(), pids: make(chan int, 1024),
-		seen: map[int]struct{}{}, found: make([][]*Process, n)}
+		seen: map[int]struct{}{}, found: make([][]*ProcessInfo, n)}
 	for w := range n {
 		d.wg.Add(1)
 		go func() {
@@ -587,10 +602,10 @@ func (d *detailStage) add(pid int) {
 }
 
 // wait returns the details read; a process that exited is missing.
-func (d *detailStage) wait() map[int]*Process {
+func (d *detailStage) wait() map[int]*ProcessInfo {
 	d.once.Do(func() { close(d.pids) })
 	d.wg.Wait()
-	out := make(map[int]*Process, len(d.seen))
+	out := make(map[int]*ProcessInfo, len(d.seen))
 	for _, ps := range d.found {
 		for _, p := range ps {
 			out[p.PID] = p
@@ -600,13 +615,13 @@ func (d *detailStage) wait() map[int]*Process {
 }
 
 // process reads the details of pid, or returns nil if it exited.
-func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
+func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *ProcessInfo {
 	info, err := procfs.ReadProcessFields(r.ProcRoot, pid, buf, r.Brief)
 	if err != nil {
 		return nil // exited between its records and now
 	}
 	st := info.Stat
-	p := &Process{
+	p := &ProcessInfo{
 		PID:        pid,
 		PPID:       st.PPID,
 		Name:       st.Comm,
@@ -636,7 +651,7 @@ func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *Process {
 // Process reads the details of one process, as a scan would give them,
 // or returns nil when it is gone. The daemon uses it to complete what the
 // kernel said of a listener's owner at listen() or bind().
-func (r *Resolver) Process(pid int) *Process {
+func (r *Resolver) Process(pid int) *ProcessInfo {
 	r.init()
 	var buf []byte
 	return r.process(pid, time.Now(), &buf)

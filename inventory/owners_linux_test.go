@@ -64,7 +64,7 @@ func TestIterResolverReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hs := own.Holders[ino]
+		hs := own.HoldersOf(ino)
 		if own.Via != "taskfd" || len(hs) != 1 || hs[0].PID != os.Getpid() || own.Processes[os.Getpid()] == nil {
 			t.Fatalf("scan %d: via %s, holders %v, want this process by taskfd", i, own.Via, hs)
 		}
@@ -75,7 +75,7 @@ func TestIterResolverReuse(t *testing.T) {
 	if _, err := r.Resolve(cctx, map[uint64]struct{}{ino: {}}); err == nil {
 		t.Error("a cancelled Resolve returned no error")
 	}
-	if own, err := r.Resolve(context.Background(), map[uint64]struct{}{ino: {}}); err != nil || len(own.Holders[ino]) != 1 {
+	if own, err := r.Resolve(context.Background(), map[uint64]struct{}{ino: {}}); err != nil || len(own.HoldersOf(ino)) != 1 {
 		t.Fatalf("after a cancelled Resolve: %v, %v", own, err)
 	}
 	if r.Err() != nil {

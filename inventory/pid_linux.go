@@ -100,7 +100,7 @@ func (s *Scanner) scanPIDs(ctx context.Context, pids []int, q Query) (*Snapshot,
 		socks   []Socket
 		byKey   = map[Key]int{}
 		holders []pidHolder
-		procs   = map[int]*Process{}
+		procs   = map[int]*ProcessInfo{}
 		buf     []sockfd.Socket
 		// The scan's own reader of process details. Its init is not
 		// run: the iterator is not wanted, nor the hidepid check, which
@@ -246,7 +246,7 @@ func (s *Scanner) pidSocket(ss *sockfd.Socket, q Query) (Socket, bool) {
 // holders come in pid order (scanPIDs goes through the pids in order), so
 // a stable counting sort by socket keeps that order, and no generic sort
 // is instantiated for them (the client's size is budgeted).
-func (s *Scanner) attachPIDHolders(socks []Socket, holders []pidHolder, procs map[int]*Process) []Socket {
+func (s *Scanner) attachPIDHolders(socks []Socket, holders []pidHolder, procs map[int]*ProcessInfo) []Socket {
 	pos := make([]int, len(socks)+1)
 	for _, h := range holders {
 		pos[h.idx+1]++
@@ -272,8 +272,7 @@ func (s *Scanner) attachPIDHolders(socks []Socket, holders []pidHolder, procs ma
 				i++
 			}
 			if d, ok := procs[pid]; ok {
-				cp := *d
-				cp.FDs = fds[f0:len(fds):len(fds)]
+				cp := Process{ProcessInfo: d, FDs: fds[f0:len(fds):len(fds)]}
 				slices.Sort(cp.FDs) // the fd directory lists them in order already
 				arena = append(arena, cp)
 			}

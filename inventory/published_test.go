@@ -43,13 +43,16 @@ func TestParseFibTrieLocal(t *testing.T) {
 }
 
 func TestForwardOf(t *testing.T) {
-	procs := []Process{{Name: "docker-proxy", Cmdline: []string{"/usr/bin/docker-proxy", "-proto", "tcp", "-host-ip", "0.0.0.0",
-		"-host-port", "8080", "-container-ip", "172.17.0.2", "-container-port", "80"}}}
+	procs := []Process{{ProcessInfo: &ProcessInfo{
+		Name: "docker-proxy",
+		Cmdline: []string{"/usr/bin/docker-proxy", "-proto", "tcp", "-host-ip", "0.0.0.0",
+			"-host-port", "8080", "-container-ip", "172.17.0.2", "-container-port", "80"},
+	}}}
 	f, ok := forwardOf(procs)
 	if !ok || f.Proto != TCP || f.Address != netip.MustParseAddr("172.17.0.2") || f.Port != 80 {
 		t.Errorf("forwardOf = %+v, %v", f, ok)
 	}
-	if _, ok := forwardOf([]Process{{Name: "nginx", Cmdline: []string{"nginx"}}}); ok {
+	if _, ok := forwardOf([]Process{{ProcessInfo: &ProcessInfo{Name: "nginx", Cmdline: []string{"nginx"}}}}); ok {
 		t.Error("nginx taken for docker-proxy")
 	}
 }

@@ -383,6 +383,11 @@ func (s *Scanner) resolve(ctx context.Context, snap *Snapshot, q Query, socks []
 	done := make(chan struct{})
 	go func() { sortSockets(socks); close(done) }()
 	own, err := s.opts.Resolver.Resolve(ctx, want)
+	if d, ok := s.opts.Resolver.(bufferDropper); ok && !s.opts.Incremental {
+		// A one-shot scan reads the iterator once: its buffer (a few MB
+		// on a big host) need not live while owners are attached.
+		d.dropBuffers()
+	}
 	<-done
 	if err == nil && len(own.Foreign) > 0 {
 		if fr, ok := s.opts.Source.(foreignReader); ok {
@@ -463,7 +468,7 @@ func (s *Scanner) recheckOrphans(ctx context.Context, q Query, socks []Socket, o
 	fams := map[Family]bool{}
 	ports := map[uint16]bool{}
 	for i := range socks {
-		if ino := socks[i].Inode; ino != 0 && len(own.Holders[ino]) == 0 {
+		if ino := socks[i].Inode; ino != 0 && len(own.HoldersOf(ino)) == 0 {
 			orphans[ino] = struct{}{}
 			protos[socks[i].Proto] = true
 			fams[socks[i].Family] = true
@@ -539,11 +544,11 @@ func (s *Scanner) lookAgain(ctx context.Context, orphans map[uint64]struct{}, ow
 	if err != nil {
 		return nil, err
 	}
-	for ino, hs := range again.Holders {
+	again.eachHolders(func(ino uint64, hs []Holder) {
 		if len(hs) == 0 {
-			continue
+			return
 		}
-		own.Holders[ino] = hs
+		own.setHolders(ino, hs)
 		for _, h := range hs {
 			if p, ok := again.Processes[h.PID]; ok {
 				own.Processes[h.PID] = p
@@ -551,7 +556,7 @@ func (s *Scanner) lookAgain(ctx context.Context, orphans map[uint64]struct{}, ow
 		}
 		delete(orphans, ino)
 		delete(young, ino)
-	}
+	})
 	return young, nil
 }
 
@@ -617,7 +622,7 @@ type ownerArena struct {
 func newOwnerArena(socks []Socket, own *Owners) *ownerArena {
 	n := 0
 	for i := range socks {
-		n += len(own.Holders[socks[i].Inode])
+		n += len(own.HoldersOf(socks[i].Inode))
 	}
 	return &ownerArena{procs: make([]Process, 0, n), fds: make([]int, 0, n)}
 }
@@ -626,7 +631,7 @@ func buildOwners(inode uint64, own *Owners, a *ownerArena) ownerEntry {
 	if inode == 0 {
 		return ownerEntry{reason: ReasonKernel}
 	}
-	hs := own.Holders[inode]
+	hs := own.HoldersOf(inode)
 	slices.SortFunc(hs, func(x, y Holder) int {
 		if x.PID != y.PID {
 			return cmp.Compare(x.PID, y.PID)
@@ -650,9 +655,7 @@ func buildOwners(inode uint64, own *Owners, a *ownerArena) ownerEntry {
 		for k := i; k < j; k++ {
 			a.fds = append(a.fds, hs[k].FD)
 		}
-		cp := *p
-		cp.FDs = a.fds[f0:len(a.fds):len(a.fds)]
-		a.procs = append(a.procs, cp)
+		a.procs = append(a.procs, Process{ProcessInfo: p, FDs: a.fds[f0:len(a.fds):len(a.fds)]})
 		i = j
 	}
 	e := ownerEntry{}

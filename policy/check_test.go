@@ -35,10 +35,15 @@ func sock(proto inventory.Proto, addr string, port uint16, inode uint64, procs .
 		if p.cmd != "" {
 			cmdline = strings.Fields(p.cmd)
 		}
-		so.Processes = append(so.Processes, inventory.Process{
-			PID: p.pid, Name: p.name, User: p.user, UID: p.uid, Cmdline: cmdline,
-			Exe: "/usr/sbin/" + p.name, Unit: p.unit,
-		})
+		so.Processes = append(so.Processes, inventory.Process{ProcessInfo: &inventory.ProcessInfo{
+			PID:     p.pid,
+			Name:    p.name,
+			User:    p.user,
+			UID:     p.uid,
+			Cmdline: cmdline,
+			Exe:     "/usr/sbin/" + p.name,
+			Unit:    p.unit,
+		}})
 	}
 	if len(so.Processes) == 0 {
 		so.UnattributedReason = inventory.ReasonNoProcess

@@ -188,7 +188,7 @@ require:
 }
 
 func sampleView() *top.View {
-	hostile := inventory.Process{PID: 42, Name: "evil\x1b[31m", User: "root", Cmdline: []string{"evil\x1b]0;x\x07", "--flag\r"}}
+	hostile := inventory.Process{ProcessInfo: &inventory.ProcessInfo{PID: 42, Name: "evil\x1b[31m", User: "root", Cmdline: []string{"evil\x1b]0;x\x07", "--flag\r"}}}
 	ls := []top.Listener{
 		{Socket: inventory.Socket{Proto: inventory.TCP, Family: inventory.IPv4, NetNS: 7, Listening: true, Exposure: inventory.ExposureAll,
 			Local: inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: 443}, Processes: []inventory.Process{hostile}},

@@ -41,7 +41,7 @@ func ep(s string, port uint16) inventory.Endpoint {
 }
 
 func proc(pid int, name, user string) inventory.Process {
-	return inventory.Process{PID: pid, Name: name, User: user, Cmdline: []string{name}}
+	return inventory.Process{ProcessInfo: &inventory.ProcessInfo{PID: pid, Name: name, User: user, Cmdline: []string{name}}}
 }
 
 func listener(proto inventory.Proto, fam inventory.Family, addr string, port uint16, inode uint64, procs ...inventory.Process) inventory.Socket {

@@ -21,11 +21,17 @@ func sampleAlert(t testing.TB, id string, port uint16) Alert {
 		Inode:     4242,
 		Exposure:  inventory.ExposureAll,
 		Listening: true,
-		Processes: []inventory.Process{{
-			PID: 31337, PPID: 1, Name: "nc", Exe: "/usr/bin/nc.openbsd",
-			Cmdline: []string{"nc", "-lk", "-p", "4444"}, User: "mallory", UID: 1001,
-			FDs: []int{3}, StartTime: at.Add(-time.Minute), Unit: "session-4.scope",
-		}},
+		Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{
+			PID:       31337,
+			PPID:      1,
+			Name:      "nc",
+			Exe:       "/usr/bin/nc.openbsd",
+			Cmdline:   []string{"nc", "-lk", "-p", "4444"},
+			User:      "mallory",
+			UID:       1001,
+			StartTime: at.Add(-time.Minute),
+			Unit:      "session-4.scope",
+		}, FDs: []int{3}}},
 	}
 	return Alert{
 		ID:         id,

@@ -190,8 +190,8 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 	for _, e := range empty {
 		res.NoFiles = append(res.NoFiles, e...)
 	}
-	if pub != nil {
-		return res, nil
+	if pub != nil || w.Emit != nil {
+		return res, nil // the records went out as the walk found them
 	}
 	res.Holders = make(map[uint64][]Holder, len(want))
 	for _, p := range parts {

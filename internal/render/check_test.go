@@ -33,7 +33,7 @@ require:
 	socks := []inventory.Socket{
 		{Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN", Listening: true, Exposure: inventory.ExposureAll, Inode: 7,
 			Local:     inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: 8080},
-			Processes: []inventory.Process{{PID: 4242, Name: evil, User: "mallory", Cmdline: []string{evil, "--\nfake line"}}}},
+			Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 4242, Name: evil, User: "mallory", Cmdline: []string{evil, "--\nfake line"}}}}},
 		{Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN", Listening: true, Exposure: inventory.ExposureAll, Inode: 8,
 			Local:              inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: 4444},
 			UnattributedReason: inventory.ReasonNotPermitted},
@@ -142,7 +142,7 @@ func TestCheckTableContainer(t *testing.T) {
 		Local:     inventory.Endpoint{Address: netip.MustParseAddr("127.0.0.1"), Port: 6379},
 		NetNS:     4026532401,
 		Container: &inventory.Container{Runtime: "docker", ID: "3f2a9c1b2d3e4f5a", Name: "web-1"},
-		Processes: []inventory.Process{{PID: 31, Name: "redis-server", User: "redis", Cmdline: []string{"redis-server"}}}}
+		Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 31, Name: "redis-server", User: "redis", Cmdline: []string{"redis-server"}}}}}
 	so.NetNSName = so.ContainerName()
 	host := so
 	host.NetNS, host.NetNSName, host.Container, host.Local.Port = 4026531840, "host", nil, 6380

@@ -139,7 +139,7 @@ func hostileSockets() []inventory.Socket {
 		socks = append(socks, inventory.Socket{Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN",
 			Exposure: inventory.ExposureLoopback, Listening: true, Inode: uint64(100 + i),
 			Local:     inventory.Endpoint{Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(8000 + i)},
-			Processes: []inventory.Process{{PID: 100 + i, Name: c.in, User: "u" + c.in, Cmdline: []string{"/bin/" + c.in, c.in}}}})
+			Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 100 + i, Name: c.in, User: "u" + c.in, Cmdline: []string{"/bin/" + c.in, c.in}}}}})
 	}
 	return socks
 }
@@ -203,7 +203,7 @@ func TestCSVEscapesAndNeutralisesFormulas(t *testing.T) {
 	for i, f := range formulas {
 		s := socks[0]
 		s.Inode = uint64(900 + i)
-		s.Processes = []inventory.Process{{PID: 900 + i, Name: f, User: f, Cmdline: []string{f, "x"}, Exe: f}}
+		s.Processes = []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 900 + i, Name: f, User: f, Cmdline: []string{f, "x"}, Exe: f}}}
 		socks = append(socks, s)
 	}
 	var b bytes.Buffer

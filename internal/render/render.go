@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -108,12 +109,13 @@ func sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inven
 	case "json":
 		return streamDocument(w, NewDocument(snap, socks))
 	case "ndjson":
-		enc := json.NewEncoder(w)
+		var b []byte
 		for i := range socks {
 			if socks[i].Processes == nil {
 				socks[i].Processes = []inventory.Process{}
 			}
-			if err := enc.Encode(&socks[i]); err != nil {
+			b = append(inventory.AppendSocketJSON(b[:0], &socks[i]), '\n')
+			if _, err := w.Write(b); err != nil {
 				return err
 			}
 		}
@@ -130,16 +132,24 @@ func sockets(w io.Writer, format string, snap *inventory.Snapshot, socks []inven
 // Local formats a socket's local endpoint: "*:22" for a dual-stack
 // wildcard, "0.0.0.0:22" and "[::]:22" for single-family ones.
 func Local(s *inventory.Socket) string {
+	// Built in a stack buffer: one allocation per cell, not three.
+	var buf [64]byte
+	return string(appendLocal(buf[:0], s))
+}
+
+func appendLocal(b []byte, s *inventory.Socket) []byte {
 	if s.DualStack {
-		return "*:" + strconv.Itoa(int(s.Local.Port))
+		return strconv.AppendUint(append(b, "*:"...), uint64(s.Local.Port), 10)
 	}
-	return endpoint(s.Local)
+	return appendEndpoint(b, s.Local)
 }
 
 func endpoint(e inventory.Endpoint) string {
-	// Built in a stack buffer: one allocation per cell, not three.
 	var buf [64]byte
-	b := buf[:0]
+	return string(appendEndpoint(buf[:0], e))
+}
+
+func appendEndpoint(b []byte, e inventory.Endpoint) []byte {
 	switch {
 	case !e.Address.IsValid():
 		b = append(b, '*')
@@ -149,7 +159,7 @@ func endpoint(e inventory.Endpoint) string {
 		b = append(e.Address.AppendTo(append(b, '[')), ']')
 	}
 	b = append(b, ':')
-	return string(strconv.AppendUint(b, uint64(e.Port), 10))
+	return strconv.AppendUint(b, uint64(e.Port), 10)
 }
 
 // Remote formats the remote endpoint, "*" when there is none.
@@ -214,75 +224,121 @@ func joinUnique(ps []inventory.Process, f func(p *inventory.Process) string) str
 	return strings.Join(out, ",")
 }
 
+// writeTable and writeWide stream the listing (Stream): a table of every
+// socket of a big host would otherwise hold all of its text at once.
 func writeTable(w io.Writer, socks []inventory.Socket, o Options) error {
-	t := NewTable("PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
+	header := []string{"PROTO", "LOCAL", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND"}
 	withNS := AnyForeign(socks)
 	if withNS {
-		t = NewTable("PROTO", "LOCAL", "NETNS", "EXPOSURE", "STATE", "PID", "USER", "PROCESS", "COMMAND")
+		header = slices.Insert(header, 2, "NETNS")
 	}
-	t.Grow(len(socks))
-	row := func(cells ...string) {
-		if withNS {
-			cells = slices.Insert(cells, 2, NetNS(&socks[t.Len()]))
-		}
-		t.Row(cells...)
-	}
-	for i := range socks {
+	var (
+		cells []string
+		local []byte
+		procs procCells
+	)
+	return Stream(w, o, header, len(socks), func(i int, t *Table) {
 		s := &socks[i]
-		if len(s.Processes) == 0 {
-			row(string(s.Proto), Local(s), Exposure(s), string(s.State), "-", "-", "-", Unattributed(s.UnattributedReason))
-			continue
+		// The local endpoint is a view of a reused buffer: t.Row copies
+		// it before the next row writes there.
+		local = appendLocal(local[:0], s)
+		cells = append(cells[:0], string(s.Proto), unsafe.String(unsafe.SliceData(local), len(local)))
+		if withNS {
+			cells = append(cells, NetNS(s))
 		}
-		pids := joinUnique(s.Processes, func(p *inventory.Process) string { return strconv.Itoa(p.PID) })
+		cells = append(cells, Exposure(s), string(s.State))
+		if len(s.Processes) == 0 {
+			t.Row(append(cells, "-", "-", "-", Unattributed(s.UnattributedReason))...)
+			return
+		}
+		pids := joinUnique(s.Processes, procs.pid)
 		users := joinUnique(s.Processes, func(p *inventory.Process) string { return p.User })
 		names := joinUnique(s.Processes, func(p *inventory.Process) string { return p.Name })
-		cmd := s.Processes[0].CommandLine()
+		cells = append(cells, pids, users, names)
+		if t.Measuring() {
+			t.Row(cells...) // the command is not measured
+			return
+		}
+		cmd := procs.command(&s.Processes[0])
 		for j := 1; j < len(s.Processes); j++ {
-			if c := s.Processes[j].CommandLine(); !strings.Contains(cmd, c) {
+			if c := procs.command(&s.Processes[j]); !strings.Contains(cmd, c) {
 				cmd += " | " + c
 			}
 		}
-		row(string(s.Proto), Local(s), Exposure(s), string(s.State), pids, users, names, cmd)
+		t.Row(append(cells, cmd)...)
+	})
+}
+
+// procCells keeps the cells of each process that a listing prints once
+// per socket: the sockets a process holds share its ProcessInfo, so a
+// process of 1,000 sockets formats its pid and joins its command line
+// once, not 1,000 times.
+type procCells map[*inventory.ProcessInfo]*[2]string
+
+func (c *procCells) get(p *inventory.Process) *[2]string {
+	if *c == nil {
+		*c = procCells{}
 	}
-	return t.Write(w, o)
+	e := (*c)[p.ProcessInfo]
+	if e == nil {
+		e = &[2]string{strconv.Itoa(p.PID)}
+		(*c)[p.ProcessInfo] = e
+	}
+	return e
+}
+
+func (c *procCells) pid(p *inventory.Process) string { return c.get(p)[0] }
+
+func (c *procCells) command(p *inventory.Process) string {
+	e := c.get(p)
+	if e[1] == "" {
+		e[1] = p.CommandLine() // never empty: "[name]" at least
+	}
+	return e[1]
 }
 
 func writeWide(w io.Writer, socks []inventory.Socket, o Options) error {
-	t := NewTable("PROTO", "LOCAL", "REMOTE", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
+	header := []string{"PROTO", "LOCAL", "REMOTE", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND"}
 	withNS := AnyForeign(socks)
 	if withNS {
-		t = NewTable("PROTO", "LOCAL", "REMOTE", "NETNS", "EXPOSURE", "STATE", "INODE", "PID", "PPID", "USER", "FDS", "STARTED", "UNIT", "CONTAINER", "EXE", "COMMAND")
+		header = slices.Insert(header, 3, "NETNS")
 	}
-	t.Grow(len(socks))
-	for i := range socks {
+	var cells []string
+	var fds []byte
+	return Stream(w, o, header, len(socks), func(i int, t *Table) {
 		s := &socks[i]
-		ino := strconv.FormatUint(s.Inode, 10)
-		row := func(cells ...string) {
-			if withNS {
-				cells = slices.Insert(cells, 3, NetNS(s))
-			}
-			t.Row(cells...)
+		cells = append(cells[:0], string(s.Proto), Local(s), Remote(s))
+		if withNS {
+			cells = append(cells, NetNS(s))
 		}
+		cells = append(cells, Exposure(s), string(s.State), strconv.FormatUint(s.Inode, 10))
+		n := len(cells)
 		if len(s.Processes) == 0 {
-			row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino, "-", "-", "-", "-", "-", "-", "-", "-", Unattributed(s.UnattributedReason))
-			continue
+			t.Row(append(cells, "-", "-", "-", "-", "-", "-", "-", "-", Unattributed(s.UnattributedReason))...)
+			return
 		}
+		// One row per process.
 		for j := range s.Processes {
 			p := &s.Processes[j]
-			fds := make([]string, len(p.FDs))
+			fds = fds[:0]
 			for k, fd := range p.FDs {
-				fds[k] = strconv.Itoa(fd)
+				if k > 0 {
+					fds = append(fds, ',')
+				}
+				fds = strconv.AppendInt(fds, int64(fd), 10)
 			}
 			exe := p.Exe
 			if p.ExeDeleted {
 				exe += " (deleted)"
 			}
-			row(string(s.Proto), Local(s), Remote(s), Exposure(s), string(s.State), ino,
-				strconv.Itoa(p.PID), strconv.Itoa(p.PPID), dash(p.User), strings.Join(fds, ","),
-				StartTime(p.StartTime), dash(p.Unit), dash(short(p.Container)), dash(exe), p.CommandLine())
+			cells = append(cells[:n], strconv.Itoa(p.PID), strconv.Itoa(p.PPID), dash(p.User), string(fds),
+				StartTime(p.StartTime), dash(p.Unit), dash(short(p.Container)), dash(exe))
+			if !t.Measuring() {
+				cells = append(cells, p.CommandLine())
+			}
+			t.Row(cells...)
 		}
-	}
-	return t.Write(w, o)
+	})
 }
 
 func short(id string) string {
@@ -389,23 +445,18 @@ func streamDocument(w io.Writer, doc Document) error {
 	if _, err := w.Write(h[:len(h)-len(tail)]); err != nil {
 		return err
 	}
-	// Each socket is encoded compact, then indented by appendIndent, which
-	// gives json.Indent's bytes at a fraction of its cost.
-	var buf bytes.Buffer
-	var out []byte
-	senc := json.NewEncoder(&buf)
+	// Each socket is encoded compact (inventory.AppendSocketJSON), then
+	// indented by appendIndent, which gives json.Indent's bytes at a
+	// fraction of its cost.
+	var b, out []byte
 	for i := range socks {
-		buf.Reset()
-		if err := senc.Encode(&socks[i]); err != nil {
-			return err
-		}
+		b = inventory.AppendSocketJSON(b[:0], &socks[i])
 		if i == 0 {
 			out = append(out[:0], "[\n    "...)
 		} else {
 			out = append(out[:0], ",\n    "...)
 		}
-		b := buf.Bytes()
-		out = appendIndent(out, b[:len(b)-1], "    ", "  ") // without the newline
+		out = appendIndent(out, b, "    ", "  ")
 		if _, err := w.Write(out); err != nil {
 			return err
 		}

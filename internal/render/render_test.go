@@ -16,15 +16,15 @@ func sample() (*inventory.Snapshot, []inventory.Socket) {
 		{Proto: inventory.TCP, Family: inventory.IPv6, State: "LISTEN", DualStack: true, Exposure: inventory.ExposureAll, Listening: true,
 			Local: inventory.Endpoint{Address: netip.MustParseAddr("::"), Port: 22}, Remote: inventory.Endpoint{Address: netip.MustParseAddr("::")},
 			Inode: 10, Processes: []inventory.Process{
-				{PID: 812, Name: "sshd", User: "root", Cmdline: []string{"/usr/sbin/sshd", "-D"}, FDs: []int{3}},
-				{PID: 9000, Name: "sshd", User: "root", Cmdline: []string{"sshd: admin [priv]"}, FDs: []int{3}},
+				{ProcessInfo: &inventory.ProcessInfo{PID: 812, Name: "sshd", User: "root", Cmdline: []string{"/usr/sbin/sshd", "-D"}}, FDs: []int{3}},
+				{ProcessInfo: &inventory.ProcessInfo{PID: 9000, Name: "sshd", User: "root", Cmdline: []string{"sshd: admin [priv]"}}, FDs: []int{3}},
 			}},
 		{Proto: inventory.UDP, Family: inventory.IPv4, State: "UNCONN", Exposure: inventory.ExposureLoopback, Listening: true,
 			Local: inventory.Endpoint{Address: netip.MustParseAddr("127.0.0.1"), Port: 53}, Inode: 11,
 			UnattributedReason: inventory.ReasonNotPermitted},
 		{Proto: inventory.TCP, Family: inventory.IPv6, State: "LISTEN", Exposure: inventory.ExposureLoopback,
 			Local: inventory.Endpoint{Address: netip.MustParseAddr("::1"), Port: 8080}, Inode: 12,
-			Processes: []inventory.Process{{PID: 5, Name: "evil\x1b[2J", User: "www-data", Cmdline: []string{"a,b", "c\nd"}}}},
+			Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 5, Name: "evil\x1b[2J", User: "www-data", Cmdline: []string{"a,b", "c\nd"}}}}},
 	}
 	return &inventory.Snapshot{Time: time.Unix(1700000000, 0).UTC(), Source: "netlink", Privileged: false}, socks
 }

@@ -18,7 +18,7 @@ func TestStreamedJSONIsTheSameDocument(t *testing.T) {
 		s := inventory.Socket{Proto: inventory.TCP, Family: inventory.IPv4, State: "LISTEN",
 			Local: inventory.Endpoint{Address: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(port), Listening: true}
 		for i := 0; i < procs; i++ {
-			s.Processes = append(s.Processes, inventory.Process{PID: 100 + i, Name: "a<b>&\x1b\u202e", Cmdline: []string{"x", "--y=\"z\""}, FDs: []int{3, 4}})
+			s.Processes = append(s.Processes, inventory.Process{ProcessInfo: &inventory.ProcessInfo{PID: 100 + i, Name: "a<b>&\x1b\u202e", Cmdline: []string{"x", "--y=\"z\""}}, FDs: []int{3, 4}})
 		}
 		if procs == 0 {
 			s.UnattributedReason = inventory.ReasonExited

@@ -110,7 +110,7 @@ func (p *TracePrinter) Print(ev localapi.TraceEvent) error {
 	}
 	cmd := "[" + ev.Comm + "]"
 	if len(ev.Cmdline) > 0 {
-		cmd = (&inventory.Process{Cmdline: ev.Cmdline}).CommandLine()
+		cmd = (&inventory.ProcessInfo{Cmdline: ev.Cmdline}).CommandLine()
 	}
 	local := inventory.Endpoint{Address: ev.Address, Port: ev.Port}.String()
 	if ev.Family == string(inventory.IPv6) && ev.Address.IsUnspecified() && !ev.DualStack {

@@ -22,7 +22,7 @@ func listener(proto inventory.Proto, addr string, inode uint64, name string, pid
 	s := inventory.Socket{Proto: proto, Family: fam, State: "LISTEN", Listening: true, NetNS: 1, Inode: inode,
 		Local: inventory.Endpoint{Address: ap.Addr(), Port: ap.Port()}, Exposure: inventory.ExposureOf(ap.Addr())}
 	if name != "" {
-		s.Processes = []inventory.Process{{PID: pid, Name: name, User: "root", Cmdline: []string{"/usr/bin/" + name}, StartTicks: uint64(pid) * 10}}
+		s.Processes = []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: pid, Name: name, User: "root", Cmdline: []string{"/usr/bin/" + name}, StartTicks: uint64(pid) * 10}}}
 	}
 	return s
 }

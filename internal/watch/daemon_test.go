@@ -59,12 +59,11 @@ func (f *fakeHost) Sockets(ctx context.Context, q inventory.Query) ([]inventory.
 func (f *fakeHost) Resolve(ctx context.Context, want map[uint64]struct{}) (*inventory.Owners, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o := &inventory.Owners{Holders: map[uint64][]inventory.Holder{}, Processes: map[int]*inventory.Process{}, Via: f.via}
+	o := &inventory.Owners{Holders: map[uint64][]inventory.Holder{}, Processes: map[int]*inventory.ProcessInfo{}, Via: f.via}
 	for _, so := range f.socks {
 		for _, p := range so.Processes {
-			p := p
 			o.Holders[so.Inode] = append(o.Holders[so.Inode], inventory.Holder{PID: p.PID, FD: 3})
-			o.Processes[p.PID] = &p
+			o.Processes[p.PID] = p.ProcessInfo
 		}
 	}
 	return o, nil

@@ -23,7 +23,7 @@ func sock(port uint16, pid int, exe string) inventory.Socket {
 	}
 	if pid > 0 {
 		name := exe[strings.LastIndex(exe, "/")+1:]
-		so.Processes = []inventory.Process{{PID: pid, Name: name, Exe: exe, User: "root", StartTicks: uint64(pid) * 7, Cmdline: []string{exe}}}
+		so.Processes = []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: pid, Name: name, Exe: exe, User: "root", StartTicks: uint64(pid) * 7, Cmdline: []string{exe}}}}
 	}
 	return so
 }
@@ -125,7 +125,7 @@ func TestDetectorOwnerChange(t *testing.T) {
 	d.step(t0, snapOf(a), nil)
 	// Same inode, a worker was replaced: same program, no event.
 	b := a
-	b.Processes = []inventory.Process{a.Processes[0], {PID: 101, Name: "app", Exe: "/usr/bin/app", User: "root"}}
+	b.Processes = []inventory.Process{a.Processes[0], {ProcessInfo: &inventory.ProcessInfo{PID: 101, Name: "app", Exe: "/usr/bin/app", User: "root"}}}
 	if got := kinds(d.step(t0.Add(time.Second), snapOf(b), nil)); got != "" {
 		t.Fatalf("worker churn gave %q", got)
 	}
@@ -141,7 +141,7 @@ func TestDetectorOwnerChange(t *testing.T) {
 	}
 	// The socket passed to another program.
 	e := a
-	e.Processes = []inventory.Process{{PID: 300, Name: "python3", Exe: "/usr/bin/python3", User: "www-data"}}
+	e.Processes = []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{PID: 300, Name: "python3", Exe: "/usr/bin/python3", User: "www-data"}}}
 	evs := d.step(t0.Add(4*time.Second), snapOf(e), nil)
 	if got := kinds(evs); got != "owner_changed:8080" {
 		t.Fatalf("got %q, want owner_changed:8080", got)

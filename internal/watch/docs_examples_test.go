@@ -110,11 +110,20 @@ func docsExamples(t *testing.T) map[string]string {
 		Local:  inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0"), Port: 4444},
 		Remote: inventory.Endpoint{Address: netip.MustParseAddr("0.0.0.0")},
 		Inode:  4242, UID: 1001, NetNS: 4026531840, Exposure: inventory.ExposureAll,
-		Processes: []inventory.Process{{
-			PID: 31337, PPID: 1, Name: "nc", Exe: "/usr/bin/nc.openbsd", Cmdline: []string{"nc", "-lk", "-p", "4444"},
-			User: "mallory", UID: 1001, FDs: []int{3}, StartTime: at.Add(-time.Minute), StartTicks: 123456,
-			Unit: "session-4.scope", RSSBytes: 1200000, State: "S",
-		}},
+		Processes: []inventory.Process{{ProcessInfo: &inventory.ProcessInfo{
+			PID:        31337,
+			PPID:       1,
+			Name:       "nc",
+			Exe:        "/usr/bin/nc.openbsd",
+			Cmdline:    []string{"nc", "-lk", "-p", "4444"},
+			User:       "mallory",
+			UID:        1001,
+			StartTime:  at.Add(-time.Minute),
+			StartTicks: 123456,
+			Unit:       "session-4.scope",
+			RSSBytes:   1200000,
+			State:      "S",
+		}, FDs: []int{3}}},
 	}
 	snap := &inventory.Snapshot{Time: at, Sockets: []inventory.Socket{nc}, Source: "sock_diag", Privileged: true}
 	polFile := filepath.Join(t.TempDir(), "policy.yaml")

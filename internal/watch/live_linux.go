@@ -398,12 +398,12 @@ func (v *liveView) socketOf(ev *bpfevents.Event) inventory.Socket {
 		so.UnattributedReason = inventory.ReasonNoProcess
 		return so
 	}
-	p := inventory.Process{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: inventory.UserName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
+	p := &inventory.ProcessInfo{PID: ev.PID, Name: ev.Comm, UID: ev.UID, User: inventory.UserName(ev.UID), Cmdline: ev.Cmdline, Exe: ev.Exe}
 	// The process as a scan sees it, if it is still the one that
 	// listened: a pid reused since then has another name.
 	if full := v.procs.Process(ev.PID); full != nil && full.Name == ev.Comm {
-		p = *full
+		p = full
 	}
-	so.Processes = []inventory.Process{p}
+	so.Processes = []inventory.Process{{ProcessInfo: p}}
 	return so
 }
