@@ -1,6 +1,8 @@
 package top
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -436,5 +438,29 @@ require:
 	v = NewModel(Options{}).Update(sample(0, ls))
 	if v.Policy != nil || find(t, v, 4444).Violation != nil {
 		t.Errorf("no policy: %+v", v.Policy)
+	}
+}
+
+// A listener's ndjson object is the socket's object with the traffic
+// fields after its own: the Socket's MarshalJSON, promoted through the
+// embedding, must not write the socket alone.
+func TestListenerJSONKeepsTrafficFields(t *testing.T) {
+	l := ListenerJSON{Socket: listener(inventory.TCP, "0.0.0.0:8080", 77, "web", 4242), Traffic: Traffic{Connections: 3, BytesInPerSec: 12.5,
+		Policy: &Violation{Kind: "unexpected"}}}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inventory.AppendSocketJSON(nil, &l.Socket)
+	if !bytes.HasPrefix(b, s[:len(s)-1]) || !bytes.Contains(b, []byte(`,"connections":3,`)) {
+		t.Fatalf("got %s\nwant the socket's object %s with the traffic fields after it", b, s)
+	}
+	var back ListenerJSON
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Local.Port != 8080 || back.Connections != 3 || back.BytesInPerSec != 12.5 || back.Policy == nil ||
+		len(back.Processes) != 1 || back.Processes[0].Name != "web" {
+		t.Fatalf("round trip: %+v", back)
 	}
 }

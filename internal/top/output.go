@@ -14,6 +14,11 @@ import (
 // object of docs/schema.md with the traffic fields after it.
 type ListenerJSON struct {
 	inventory.Socket
+	Traffic
+}
+
+// Traffic is what top adds to a listener's SOCKET object.
+type Traffic struct {
 	Connections    int     `json:"connections"`
 	NewPerSec      float64 `json:"new_per_sec"`
 	BytesInPerSec  float64 `json:"bytes_in_per_sec"`
@@ -24,6 +29,20 @@ type ListenerJSON struct {
 	Closed bool `json:"closed,omitempty"`
 	// Policy is how the listener breaks the policy, when it does.
 	Policy *Violation `json:"policy,omitempty"`
+}
+
+// MarshalJSON writes the socket's object with the traffic fields after
+// its own. (Without it, the Socket's MarshalJSON, promoted, would write
+// the socket alone.)
+func (l ListenerJSON) MarshalJSON() ([]byte, error) {
+	t, err := json.Marshal(&l.Traffic)
+	if err != nil {
+		return nil, err
+	}
+	b := inventory.AppendSocketJSON(make([]byte, 0, 1024), &l.Socket)
+	// Both are objects: the socket's closing brace gives way to the
+	// traffic's fields.
+	return append(append(b[:len(b)-1], ','), t[1:]...), nil
 }
 
 // SnapshotJSON is one line of "porteiro top -o ndjson".
@@ -67,8 +86,8 @@ func (v *View) JSON(host string) SnapshotJSON {
 		if s.Processes == nil {
 			s.Processes = []inventory.Process{}
 		}
-		out.Listeners = append(out.Listeners, ListenerJSON{Socket: s, Connections: l.Conns, NewPerSec: l.NewPerSec,
-			BytesInPerSec: l.InPerSec, BytesOutPerSec: l.OutPerSec, TopPeer: l.TopPeer, New: l.New, Closed: l.Gone, Policy: l.Violation})
+		out.Listeners = append(out.Listeners, ListenerJSON{Socket: s, Traffic: Traffic{Connections: l.Conns, NewPerSec: l.NewPerSec,
+			BytesInPerSec: l.InPerSec, BytesOutPerSec: l.OutPerSec, TopPeer: l.TopPeer, New: l.New, Closed: l.Gone, Policy: l.Violation}})
 	}
 	return out
 }
