@@ -1,5 +1,10 @@
 package render
 
+import (
+	"bytes"
+	"strings"
+)
+
 // appendIndent appends src, a compact JSON value as encoding/json writes it,
 // indented exactly as json.Indent(dst, src, prefix, indent) would: a new line
 // and the prefix, then one indent per level, after each opening bracket and
@@ -9,6 +14,28 @@ package render
 // without looking into them beyond their escapes. json.Indent checks every
 // byte with its scanner, which made indenting cost as much as encoding.
 func appendIndent(dst, src []byte, prefix, indent string) []byte {
+	return newIndenter(prefix, indent).append(dst, src)
+}
+
+// indenter indents many values with the same prefix and indent: its line
+// breaks are built once.
+type indenter struct {
+	prefix, indent string
+	nls            []string // nls[d] is a new line, the prefix and d indents
+}
+
+func newIndenter(prefix, indent string) *indenter {
+	return &indenter{prefix: prefix, indent: indent}
+}
+
+func (in *indenter) at(depth int) string {
+	for len(in.nls) <= depth {
+		in.nls = append(in.nls, "\n"+in.prefix+strings.Repeat(in.indent, len(in.nls)))
+	}
+	return in.nls[depth]
+}
+
+func (in *indenter) append(dst, src []byte) []byte {
 	depth := 0
 	open := false // after '{' or '[': a new line comes unless it is empty
 	for i := 0; i < len(src); i++ {
@@ -16,20 +43,30 @@ func appendIndent(dst, src []byte, prefix, indent string) []byte {
 		if open && c != '}' && c != ']' {
 			open = false
 			depth++
-			dst = newLine(dst, prefix, indent, depth)
+			dst = append(dst, in.at(depth)...)
 		}
 		switch c {
 		case '"':
-			// Copy the whole string: up to the quote that no backslash
-			// escapes.
+			// Copy the whole string: up to the first quote that no
+			// backslash escapes. Quotes are found with IndexByte; one is
+			// escaped when an odd run of backslashes comes before it.
 			j := i + 1
-			for j < len(src) && src[j] != '"' {
-				if src[j] == '\\' {
-					j++
+			for {
+				k := bytes.IndexByte(src[j:], '"')
+				if k < 0 {
+					j = len(src) - 1
+					break
+				}
+				j += k
+				n := 0
+				for n < j-i-1 && src[j-1-n] == '\\' {
+					n++
+				}
+				if n%2 == 0 {
+					break
 				}
 				j++
 			}
-			j = min(j, len(src)-1)
 			dst = append(dst, src[i:j+1]...)
 			i = j
 		case '{', '[':
@@ -40,29 +77,30 @@ func appendIndent(dst, src []byte, prefix, indent string) []byte {
 				open = false
 			} else {
 				depth--
-				dst = newLine(dst, prefix, indent, depth)
+				dst = append(dst, in.at(depth)...)
 			}
 			dst = append(dst, c)
 		case ',':
 			dst = append(dst, c)
-			dst = newLine(dst, prefix, indent, depth)
+			dst = append(dst, in.at(depth)...)
 		case ':':
 			dst = append(dst, c, ' ')
 		case ' ', '\t', '\n', '\r':
 			// encoding/json writes none outside strings; json.Indent
 			// drops them too.
 		default:
-			dst = append(dst, c)
+			// A number or a literal: copy up to what ends it.
+			j := i + 1
+			for j < len(src) && !ends[src[j]] {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			i = j - 1
 		}
 	}
 	return dst
 }
 
-func newLine(dst []byte, prefix, indent string, depth int) []byte {
-	dst = append(dst, '\n')
-	dst = append(dst, prefix...)
-	for range depth {
-		dst = append(dst, indent...)
-	}
-	return dst
-}
+// ends marks the bytes that end a number or a literal.
+var ends = [256]bool{',': true, ':': true, '{': true, '}': true, '[': true, ']': true, '"': true,
+	' ': true, '\t': true, '\n': true, '\r': true}

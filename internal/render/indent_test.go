@@ -60,3 +60,15 @@ func FuzzAppendIndent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendIndent indents a listener's JSON with two processes, as
+// the streamed document does for each socket.
+func BenchmarkAppendIndent(b *testing.B) {
+	src := []byte(`{"proto":"tcp","family":"ipv4","state":"LISTEN","local":{"address":"127.42.0.19","port":20874},"remote":{"address":"0.0.0.0","port":0},"inode":412345,"uid":0,"netns":4026531840,"netns_name":"host","dual_stack":false,"exposure":"loopback","listening":true,"processes":[{"pid":26651,"ppid":24880,"name":"sleep","exe":"/usr/bin/sleep","cmdline":["sleep","7260"],"user":"root","uid":0,"fds":[3],"start_time":"2026-12-01T17:54:21.31Z","start_ticks":2345678,"unit":"session-4.scope","cpu_percent":0,"rss_bytes":1835008,"state":"S"},{"pid":26652,"ppid":24880,"name":"sleep \u001b[31m\"x\"","exe":"/usr/bin/sleep","cmdline":["sleep","7260","--flag=\"a\\b\""],"user":"root","uid":0,"fds":[4,5],"start_time":"2026-12-01T17:54:21.31Z","start_ticks":2345679,"cpu_percent":0.25,"rss_bytes":1835008,"state":"S"}]}`)
+	var dst []byte
+	in := newIndenter("    ", "  ")
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		dst = in.append(dst[:0], src)
+	}
+}

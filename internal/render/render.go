@@ -449,6 +449,7 @@ func streamDocument(w io.Writer, doc Document) error {
 	// indented by appendIndent, which gives json.Indent's bytes at a
 	// fraction of its cost.
 	var b, out []byte
+	ind := newIndenter("    ", "  ")
 	for i := range socks {
 		b = inventory.AppendSocketJSON(b[:0], &socks[i])
 		if i == 0 {
@@ -456,7 +457,7 @@ func streamDocument(w io.Writer, doc Document) error {
 		} else {
 			out = append(out[:0], ",\n    "...)
 		}
-		out = appendIndent(out, b, "    ", "  ")
+		out = ind.append(out, b)
 		if _, err := w.Write(out); err != nil {
 			return err
 		}
