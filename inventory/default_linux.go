@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"net/netip"
@@ -427,13 +428,25 @@ func bindV6Only() bool {
 // socketCount estimates the TCP and UDP sockets of this network namespace.
 func socketCount() int {
 	n := 0
+	var buf [4096]byte // sockstat is a few hundred bytes
 	for _, f := range []string{"/proc/net/sockstat", "/proc/net/sockstat6"} {
-		if b, err := os.ReadFile(f); err == nil {
-			n += procnet.CountSockets(b)
+		fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		m, err := unix.Read(fd, buf[:])
+		unix.Close(fd)
+		if err == nil && m > 0 {
+			n += procnet.CountSockets(buf[:m])
 		}
 	}
 	return min(n, 1<<22)
 }
+
+// KernelSocketCount is the kernel's count of this network namespace's TCP
+// and UDP sockets, TIME-WAIT included (/proc/net/sockstat and sockstat6):
+// what a scan of every state will hold, before it runs.
+func KernelSocketCount() int { return socketCount() }
 
 // ProcNetSource lists sockets from /proc/net/{tcp,tcp6,udp,udp6} of the
 // scanning process's network namespace, or of process PID's.

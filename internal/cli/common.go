@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,6 +271,7 @@ func (sf *sockFilter) apply(socks []inventory.Socket) []inventory.Socket {
 // scan runs one scan, interruptible with Ctrl-C. brief skips what only
 // the detailed outputs show of a process (inventory.Options.Brief).
 func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, error) {
+	collectForSize(q)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sc := inventory.NewScanner(inventory.Options{ProcRoot: f.procRoot, NoOwners: f.noOwners, Brief: brief})
@@ -279,6 +281,26 @@ func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, err
 		return nil, exitWith(ExitUsage, fmt.Errorf("%w; porteiro needs the sock_diag netlink interface or a readable /proc/net", err))
 	}
 	return snap, nil
+}
+
+// bigScan is the kernel's socket count from which a scan of every state
+// collects garbage sooner (collectForSize).
+const bigScan = 32 << 10
+
+// collectForSize makes a scan of every state on a host of many sockets
+// collect garbage at 1.5 times the live heap, not at twice it. Such a
+// scan's heap is its sockets, which live until the command exits, and the
+// passing work of finding their owners: collecting at twice the heap that
+// survived counts the sockets twice (at 100,000 sockets, 15 MB more at the
+// peak for no CPU saved). A small scan keeps the runtime's default, which
+// collects less often in a small heap. GOGC, when set, decides.
+func collectForSize(q inventory.Query) {
+	if os.Getenv("GOGC") != "" || q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 {
+		return
+	}
+	if inventory.KernelSocketCount() >= bigScan {
+		debug.SetGCPercent(50)
+	}
 }
 
 // printNotes writes the snapshot's notes to stderr, once each.
