@@ -201,12 +201,12 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		// the end would hold both for a moment, 5 MB more at the peak.
 		c := socketCount()
 		out := make([]Socket, 0, c+c/64+64)
-		err := n.dump(ctx, q, filter, func(p Proto, m *sockdiag.Msg) {
+		err := n.dump(ctx, q, filter, func(p Proto, m sockdiag.Msg) {
 			// Filled in place: copying a Socket of pointers, as
 			// returning one by value and appending it would, costs
 			// write barriers.
 			out = append(out, Socket{})
-			if !fillDiag(&out[len(out)-1], p, m, n.foreign) {
+			if !fillDiag(&out[len(out)-1], p, &m, n.foreign) {
 				out = out[:len(out)-1]
 			}
 		})
@@ -224,8 +224,8 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 		// is never mapped.
 		msgs = make([]diagMsg, 0, socketCount()+64)
 	}
-	err := n.dump(ctx, q, filter, func(p Proto, m *sockdiag.Msg) {
-		msgs = append(msgs, compactMsg(p, m))
+	err := n.dump(ctx, q, filter, func(p Proto, m sockdiag.Msg) {
+		msgs = append(msgs, compactMsg(p, &m))
 	})
 	if err != nil {
 		return nil, err
@@ -247,8 +247,10 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 }
 
 // dump runs the dumps that q asks for, one per protocol and family, and
-// gives each message to fn. A failed dump closes the connection.
-func (n *NetlinkSource) dump(ctx context.Context, q Query, filter []byte, fn func(Proto, *sockdiag.Msg)) error {
+// gives each message to fn. A failed dump closes the connection. (The
+// message goes by value: a pointer to it, through a func value, would be
+// one allocation per socket.)
+func (n *NetlinkSource) dump(ctx context.Context, q Query, filter []byte, fn func(Proto, sockdiag.Msg)) error {
 	for _, p := range []Proto{TCP, UDP} {
 		if !q.WantsProto(p) {
 			continue
@@ -262,7 +264,7 @@ func (n *NetlinkSource) dump(ctx context.Context, q Query, filter []byte, fn fun
 				return err
 			}
 			err := n.conn.DumpFiltered(familyNum(f), protoNum(p), uint32(mask), filter, func(m sockdiag.Msg) {
-				fn(p, &m)
+				fn(p, m)
 			})
 			if err != nil {
 				n.conn.Close()
