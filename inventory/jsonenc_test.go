@@ -186,6 +186,20 @@ func checkSocketJSON(t testing.TB, s *Socket) []byte {
 	if !json.Valid(got) {
 		t.Fatalf("AppendSocketJSON wrote invalid JSON: %s", got)
 	}
+	// The indented form is json.Indent's of the compact one, with the
+	// streamed document's prefix and indent and with others.
+	for _, pi := range [][2]string{{"    ", "  "}, {"", "\t"}, {">", ""}} {
+		var want bytes.Buffer
+		if err := json.Indent(&want, got, pi[0], pi[1]); err != nil {
+			t.Fatal(err)
+		}
+		in := NewSocketIndenter(pi[0], pi[1])
+		for range 2 { // the second time with its line breaks built
+			if ind := in.Append(prefix, s); !bytes.Equal(ind[len(prefix):], want.Bytes()) {
+				t.Fatalf("SocketIndenter %q %q differs from json.Indent:\n got %s\nwant %s", pi[0], pi[1], ind[len(prefix):], want.Bytes())
+			}
+		}
+	}
 	return got
 }
 

@@ -445,19 +445,17 @@ func streamDocument(w io.Writer, doc Document) error {
 	if _, err := w.Write(h[:len(h)-len(tail)]); err != nil {
 		return err
 	}
-	// Each socket is encoded compact (inventory.AppendSocketJSON), then
-	// indented by appendIndent, which gives json.Indent's bytes at a
-	// fraction of its cost.
-	var b, out []byte
-	ind := newIndenter("    ", "  ")
+	// Each socket is written indented as json.Indent would indent it,
+	// directly (inventory.SocketIndenter), into one reused buffer.
+	var out []byte
+	ind := inventory.NewSocketIndenter("    ", "  ")
 	for i := range socks {
-		b = inventory.AppendSocketJSON(b[:0], &socks[i])
 		if i == 0 {
 			out = append(out[:0], "[\n    "...)
 		} else {
 			out = append(out[:0], ",\n    "...)
 		}
-		out = ind.append(out, b)
+		out = ind.Append(out, &socks[i])
 		if _, err := w.Write(out); err != nil {
 			return err
 		}
