@@ -287,15 +287,17 @@ func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, err
 // collects garbage sooner (collectForSize).
 const bigScan = 32 << 10
 
-// collectForSize makes a scan of every state on a host of many sockets
-// collect garbage at 1.5 times the live heap, not at twice it. Such a
-// scan's heap is its sockets, which live until the command exits, and the
-// passing work of finding their owners: collecting at twice the heap that
-// survived counts the sockets twice (at 100,000 sockets, 15 MB more at the
-// peak for no CPU saved). A small scan keeps the runtime's default, which
-// collects less often in a small heap. GOGC, when set, decides.
+// collectForSize makes a scan of every state and every port, on a host of
+// many sockets, collect garbage at 1.5 times the live heap, not at twice
+// it. Such a scan's heap is its sockets, which live until the command
+// exits, and the passing work of finding their owners: collecting at twice
+// the heap that survived counts the sockets twice (at 100,000 sockets,
+// 15 MB more at the peak for no CPU saved). A small scan keeps the
+// runtime's default, which collects less often in a small heap. GOGC, when
+// set, decides.
 func collectForSize(q inventory.Query) {
-	if os.Getenv("GOGC") != "" || q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 {
+	if os.Getenv("GOGC") != "" || q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 ||
+		len(q.LocalPorts) > 0 { // the kernel keeps only some ports: a small scan
 		return
 	}
 	if inventory.KernelSocketCount() >= bigScan {
