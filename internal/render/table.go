@@ -3,7 +3,6 @@ package render
 import (
 	"bufio"
 	"io"
-	"slices"
 	"strings"
 	"unsafe"
 )
@@ -38,16 +37,6 @@ func (t *Table) Row(cells ...string) {
 	}
 	t.n++
 }
-
-// Grow makes room for n more rows, so a table whose size is known does not
-// grow by copying.
-func (t *Table) Grow(n int) {
-	t.ends = slices.Grow(t.ends, n*len(t.header))
-	t.text = slices.Grow(t.text, n*64) // a guess: a listing's row is 60 to 120 bytes
-}
-
-// Len returns the number of rows.
-func (t *Table) Len() int { return t.n }
 
 // Write prints the table, buffered.
 func (t *Table) Write(out io.Writer, o Options) error {
