@@ -114,3 +114,43 @@ func TestCheckFormat(t *testing.T) {
 		t.Error("yaml accepted")
 	}
 }
+
+// Stream prints what a Table holding every row prints, whether a call
+// adds one row or several, and when the last cell is left out while
+// measuring.
+func TestStreamIsTable(t *testing.T) {
+	rows := [][]string{
+		{"tcp", "0.0.0.0:22", "all", "sshd: admin [priv] \x1b[31m"},
+		{"udp", "[fe80::1%eth0]:5353", "-", "avahi"},
+		{"tcp", "*:80", "loopback", "nginx: worker process\nfake line"},
+		{"tcp6", "x", "名前", ""},
+	}
+	header := []string{"PROTO", "LOCAL", "EXPOSURE", "COMMAND"}
+	for _, o := range []Options{{}, {Width: 40}, {Bold: true}} {
+		tb := NewTable(header...)
+		for _, r := range rows {
+			tb.Row(r...)
+		}
+		var want bytes.Buffer
+		if err := tb.Write(&want, o); err != nil {
+			t.Fatal(err)
+		}
+		for _, per := range []int{1, 2} {
+			var got bytes.Buffer
+			err := Stream(&got, o, header, (len(rows)+per-1)/per, func(i int, t *Table) {
+				for _, r := range rows[i*per : min(len(rows), (i+1)*per)] {
+					if t.Measuring() {
+						r = r[:len(r)-1]
+					}
+					t.Row(r...)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Errorf("options %+v, %d rows a call:\n got %q\nwant %q", o, per, got.String(), want.String())
+			}
+		}
+	}
+}
