@@ -12,10 +12,11 @@
 // offsets that change between kernels, so they come from the running
 // kernel's BTF (/sys/kernel/btf/vmlinux), read here by a small reader of
 // the few types needed: cilium's full BTF parser takes about 75 ms, this
-// one a few, which is most of the iterator's time to open. The program is
+// one a few, which is most of the iterator's time to open; as root, the
+// result is kept in /run for the next runs (cache.go). The program is
 // loaded with a raw bpf(2) call. The BTF reader, the program builder and
-// the record decoder are pure and run anywhere; only iter_linux.go makes
-// system calls.
+// the record decoder are pure and run anywhere; only iter_linux.go and
+// cache_linux.go make system calls.
 // It needs CAP_BPF and CAP_PERFMON (or root); callers fall back to the /proc
 // walk when it is refused.
 package taskfd

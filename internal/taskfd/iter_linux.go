@@ -36,10 +36,19 @@ var (
 	layoutOnce sync.Once
 	layout     Layout
 	layoutErr  error
+	// layoutCached says layout came from the cache (cache.go).
+	layoutCached bool
 )
 
 func kernelLayout() (Layout, error) {
 	layoutOnce.Do(func() {
+		key, kerr := currentKey()
+		if kerr == nil {
+			if l, err := readCache(cachePath, key); err == nil {
+				layout, layoutCached = l, true
+				return
+			}
+		}
 		b, unmap, err := mapFile(VmlinuxBTF)
 		if err != nil {
 			layoutErr = fmt.Errorf("reading kernel BTF: %w", err)
@@ -49,6 +58,10 @@ func kernelLayout() (Layout, error) {
 		unmap()
 		if layoutErr != nil {
 			layoutErr = fmt.Errorf("reading %s: %w", VmlinuxBTF, layoutErr)
+			return
+		}
+		if kerr == nil {
+			writeCache(cachePath, key, layout)
 		}
 	})
 	return layout, layoutErr
@@ -117,6 +130,9 @@ func Open() (*Iterator, error) {
 		it.prog, err = loadProgram(code, l.AttachID)
 	}
 	if err != nil {
+		if layoutCached {
+			dropCache() // the cached layout may be what the kernel refused
+		}
 		return nil, fmt.Errorf("loading the task-file iterator: %w", err)
 	}
 	if it.link, err = createLink(it.prog); err != nil {
@@ -260,12 +276,15 @@ func (it *Iterator) check(out []byte) error {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("task-file iterator did not report this process's socket under pid %d (pid namespace level %d)", self, it.level)
+		err = fmt.Errorf("task-file iterator did not report this process's socket under pid %d (pid namespace level %d)", self, it.level)
+	} else if it.netns && uint64(netns) != it.probeNS {
+		err = fmt.Errorf("task-file iterator gave network namespace %d for this process's socket, not %d", netns, it.probeNS)
 	}
-	if it.netns && uint64(netns) != it.probeNS {
-		return fmt.Errorf("task-file iterator gave network namespace %d for this process's socket, not %d", netns, it.probeNS)
+	if err != nil && layoutCached {
+		// The offsets may be what is wrong: the next run reads the BTF.
+		dropCache()
 	}
-	return nil
+	return err
 }
 
 // NetNS reports whether the records carry the sockets' network namespaces.
