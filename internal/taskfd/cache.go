@@ -34,35 +34,20 @@ type cacheKey struct {
 }
 
 // cacheRecord is the file: fixed size, native byte order (the file never
-// leaves the machine).
+// leaves the machine). Layout's fields are all of fixed size.
 type cacheRecord struct {
 	Magic   [16]byte
 	Version uint32
 	Key     cacheKey
-
-	AttachID                                  uint32
-	CtxMeta, CtxTask, CtxFD, CtxFile, MetaSeq int16
-	FileInode, InodeMode, InodeIno            int16
-	TaskGroupLeader, TaskThreadPid            int16
-	PidLevel, PidNumbers, UpidSize, UpidNr    int16
-	HasNetNS                                  uint8
-	SocketSk, SockNet, NetInum                int16
+	Layout  Layout
 }
 
 // cacheSize is the size of the file.
 var cacheSize = binary.Size(cacheRecord{})
 
 func encodeCache(k cacheKey, l Layout) []byte {
-	r := cacheRecord{Version: cacheVersion, Key: k, AttachID: l.AttachID,
-		CtxMeta: l.CtxMeta, CtxTask: l.CtxTask, CtxFD: l.CtxFD, CtxFile: l.CtxFile, MetaSeq: l.MetaSeq,
-		FileInode: l.FileInode, InodeMode: l.InodeMode, InodeIno: l.InodeIno,
-		TaskGroupLeader: l.TaskGroupLeader, TaskThreadPid: l.TaskThreadPid,
-		PidLevel: l.PidLevel, PidNumbers: l.PidNumbers, UpidSize: l.UpidSize, UpidNr: l.UpidNr,
-		SocketSk: l.SocketSk, SockNet: l.SockNet, NetInum: l.NetInum}
+	r := cacheRecord{Version: cacheVersion, Key: k, Layout: l}
 	copy(r.Magic[:], cacheMagic)
-	if l.HasNetNS {
-		r.HasNetNS = 1
-	}
 	var b bytes.Buffer
 	binary.Write(&b, hostOrder(), &r) // a fixed-size struct: cannot fail
 	return b.Bytes()
@@ -73,32 +58,28 @@ var errCacheMiss = errors.New("no usable layout cache")
 // decodeCache returns the layout in b if b is a cache record for key k
 // whose offsets are ones ParseLayout could have given.
 func decodeCache(b []byte, k cacheKey) (Layout, error) {
-	var l Layout
-	if len(b) != cacheSize {
-		return l, errCacheMiss
-	}
 	var r cacheRecord
-	if err := binary.Read(bytes.NewReader(b), hostOrder(), &r); err != nil {
-		return l, errCacheMiss
+	if len(b) != cacheSize || binary.Read(bytes.NewReader(b), hostOrder(), &r) != nil {
+		return Layout{}, errCacheMiss
 	}
 	if string(r.Magic[:]) != cacheMagic || r.Version != cacheVersion || r.Key != k {
-		return l, errCacheMiss
+		return Layout{}, errCacheMiss
 	}
-	offs := []int16{r.CtxMeta, r.CtxTask, r.CtxFD, r.CtxFile, r.MetaSeq, r.FileInode, r.InodeMode, r.InodeIno,
-		r.TaskGroupLeader, r.TaskThreadPid, r.PidLevel, r.PidNumbers, r.UpidNr, r.SocketSk, r.SockNet, r.NetInum}
-	for _, o := range offs {
+	l := r.Layout
+	for _, o := range []int16{l.CtxMeta, l.CtxTask, l.CtxFD, l.CtxFile, l.MetaSeq, l.FileInode, l.InodeMode,
+		l.InodeIno, l.TaskGroupLeader, l.TaskThreadPid, l.PidLevel, l.PidNumbers, l.UpidNr, l.SocketSk,
+		l.SockNet, l.NetInum} {
 		if o < 0 {
-			return l, errCacheMiss
+			return Layout{}, errCacheMiss
 		}
 	}
-	if r.AttachID == 0 || r.UpidSize <= 0 || r.UpidSize > 256 || r.PidNumbers > 1<<14 || r.HasNetNS > 1 {
-		return l, errCacheMiss
+	if l.AttachID == 0 || l.UpidSize <= 0 || l.UpidSize > 256 || l.PidNumbers > 1<<14 {
+		return Layout{}, errCacheMiss
 	}
-	l = Layout{AttachID: r.AttachID,
-		CtxMeta: r.CtxMeta, CtxTask: r.CtxTask, CtxFD: r.CtxFD, CtxFile: r.CtxFile, MetaSeq: r.MetaSeq,
-		FileInode: r.FileInode, InodeMode: r.InodeMode, InodeIno: r.InodeIno,
-		TaskGroupLeader: r.TaskGroupLeader, TaskThreadPid: r.TaskThreadPid,
-		PidLevel: r.PidLevel, PidNumbers: r.PidNumbers, UpidSize: r.UpidSize, UpidNr: r.UpidNr,
-		HasNetNS: r.HasNetNS == 1, SocketSk: r.SocketSk, SockNet: r.SockNet, NetInum: r.NetInum}
+	// Only the bytes encodeCache writes: binary.Read takes any non-zero
+	// byte as true, which would write back as 1.
+	if !bytes.Equal(encodeCache(k, l), b) {
+		return Layout{}, errCacheMiss
+	}
 	return l, nil
 }
