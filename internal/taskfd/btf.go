@@ -84,6 +84,36 @@ type Layout struct {
 	SocketSk int16 // socket.sk
 	SockNet  int16 // sock.__sk_common.skc_net.net
 	NetInum  int16 // net.ns.inum (4 bytes)
+
+	// Task is what the task iterator program reads (tasks.go); a kernel
+	// whose types differ still gets the task-file iterator.
+	Task TaskLayout
+}
+
+// TaskLayout is where the fields the task iterator program reads live.
+type TaskLayout struct {
+	// Has says the fields below are known.
+	Has bool
+	// AttachID is the BTF id of the function bpf_iter_task.
+	AttachID uint32
+	// The iterator context, struct bpf_iter__task.
+	CtxMeta, CtxTask int16
+
+	Pid, Tgid     int16 // task_struct.pid and .tgid (4 bytes each)
+	Flags         int16 // task_struct.flags (4 bytes)
+	State         int16 // task_struct.__state (4 bytes)
+	ExitState     int16 // task_struct.exit_state (4 bytes)
+	Comm          int16 // task_struct.comm (char[16])
+	RealParent    int16 // task_struct.real_parent
+	Cred          int16 // task_struct.cred
+	CredUID       int16 // cred.uid.val (4 bytes)
+	StartBoottime int16 // task_struct.start_boottime (8 bytes)
+	MM            int16 // task_struct.mm
+	ArgStart      int16 // mm_struct.arg_start (8 bytes)
+	ArgEnd        int16 // mm_struct.arg_end (8 bytes)
+	NSProxy       int16 // task_struct.nsproxy
+	NSProxyNet    int16 // nsproxy.net_ns
+	NetInum       int16 // net.ns.inum (4 bytes)
 }
 
 // NetNS reports whether the program built for l reads the network
@@ -178,51 +208,125 @@ func ParseLayout(b []byte) (Layout, error) {
 	// The network namespace of sockets is a bonus: a kernel whose types
 	// differ still gets the rest.
 	l.SocketSk, l.SockNet, l.NetInum, l.HasNetNS = netnsLayout(t, names)
+	l.Task = taskLayout(t, names)
 	return l, nil
 }
 
-// netnsLayout finds socket.sk, sock.__sk_common.skc_net.net and
-// net.ns.inum, each a path of members whose sum is the offset.
-func netnsLayout(t *btf, names map[string]uint32) (sk, net, inum int16, ok bool) {
-	path := func(want int, wantSize uint32, steps ...string) (int16, bool) {
-		var total uint64
-		var tid uint32
-		for i := 0; i+1 < len(steps); i += 2 {
-			id := tid
-			if steps[i] != "" {
-				var found bool
-				if id, found = names[steps[i]]; !found {
-					return 0, false
-				}
-			}
-			off, mt, err := t.member(id, steps[i+1])
-			if err != nil {
+// path returns the offset of a member reached by steps: pairs of a struct
+// name (empty: the type of the previous member) and a member name, whose
+// offsets add up. The last member must be of kind want (and size wantSize
+// unless 0).
+func (t *btf) path(names map[string]uint32, want int, wantSize uint32, steps ...string) (int16, bool) {
+	var total uint64
+	var tid uint32
+	for i := 0; i+1 < len(steps); i += 2 {
+		id := tid
+		if steps[i] != "" {
+			var found bool
+			if id, found = names[steps[i]]; !found {
 				return 0, false
 			}
-			total += off
-			tid = mt
-			if i+2 < len(steps) {
-				k, _, err := t.resolve(tid)
-				if err != nil || k != kindStruct {
-					return 0, false
-				}
-				tid = t.skipQualifiers(tid)
-			}
 		}
-		k, size, err := t.resolve(tid)
-		if err != nil || k != want || (wantSize != 0 && size != wantSize) || total > 1<<15-1 {
+		off, mt, err := t.member(id, steps[i+1])
+		if err != nil {
 			return 0, false
 		}
-		return int16(total), true
+		total += off
+		tid = mt
+		if i+2 < len(steps) {
+			k, _, err := t.resolve(tid)
+			if err != nil || k != kindStruct {
+				return 0, false
+			}
+			tid = t.skipQualifiers(tid)
+		}
 	}
+	k, size, err := t.resolve(tid)
+	if err != nil || k != want || (wantSize != 0 && size != wantSize) || total > 1<<15-1 {
+		return 0, false
+	}
+	return int16(total), true
+}
+
+// netnsLayout finds socket.sk, sock.__sk_common.skc_net.net and
+// net.ns.inum.
+func netnsLayout(t *btf, names map[string]uint32) (sk, net, inum int16, ok bool) {
 	var ok1, ok2, ok3 bool
-	sk, ok1 = path(kindPtr, 0, "socket", "sk")
-	net, ok2 = path(kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
-	inum, ok3 = path(kindInt, 4, "net", "ns", "", "inum")
+	sk, ok1 = t.path(names, kindPtr, 0, "socket", "sk")
+	net, ok2 = t.path(names, kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
+	inum, ok3 = t.path(names, kindInt, 4, "net", "ns", "", "inum")
 	return sk, net, inum, ok1 && ok2 && ok3
 }
 
-const nameFuncIter = "func bpf_iter_task_file"
+// taskLayout finds what the task iterator program reads; Has is false
+// when any of it is missing or of another shape.
+func taskLayout(t *btf, names map[string]uint32) TaskLayout {
+	var l TaskLayout
+	id, ok := names[nameFuncTaskIter]
+	if !ok {
+		return l
+	}
+	l.AttachID = id
+	fields := []struct {
+		dst   *int16
+		want  int
+		size  uint32
+		steps []string
+	}{
+		{&l.CtxMeta, kindPtr, 0, []string{"bpf_iter__task", "meta"}},
+		{&l.CtxTask, kindPtr, 0, []string{"bpf_iter__task", "task"}},
+		{&l.Pid, kindInt, 4, []string{"task_struct", "pid"}},
+		{&l.Tgid, kindInt, 4, []string{"task_struct", "tgid"}},
+		{&l.Flags, kindInt, 4, []string{"task_struct", "flags"}},
+		{&l.State, kindInt, 4, []string{"task_struct", "__state"}},
+		{&l.ExitState, kindInt, 4, []string{"task_struct", "exit_state"}},
+		{&l.RealParent, kindPtr, 0, []string{"task_struct", "real_parent"}},
+		{&l.Cred, kindPtr, 0, []string{"task_struct", "cred"}},
+		{&l.CredUID, kindInt, 4, []string{"cred", "uid", "", "val"}},
+		{&l.StartBoottime, kindInt, 8, []string{"task_struct", "start_boottime"}},
+		{&l.MM, kindPtr, 0, []string{"task_struct", "mm"}},
+		{&l.ArgStart, kindInt, 8, []string{"mm_struct", "arg_start"}},
+		{&l.ArgEnd, kindInt, 8, []string{"mm_struct", "arg_end"}},
+		{&l.NSProxy, kindPtr, 0, []string{"task_struct", "nsproxy"}},
+		{&l.NSProxyNet, kindPtr, 0, []string{"nsproxy", "net_ns"}},
+		{&l.NetInum, kindInt, 4, []string{"net", "ns", "", "inum"}},
+	}
+	for _, f := range fields {
+		if *f.dst, ok = t.path(names, f.want, f.size, f.steps...); !ok {
+			return TaskLayout{}
+		}
+	}
+	// comm is char[16], read as two 8-byte words.
+	tid, ok := names["task_struct"]
+	if !ok {
+		return TaskLayout{}
+	}
+	off, mt, err := t.member(tid, "comm")
+	if err != nil || off > 1<<15-1 || !t.isCharArray(mt, commLen) {
+		return TaskLayout{}
+	}
+	l.Comm = int16(off)
+	l.Has = true
+	return l
+}
+
+// commLen is the size of task_struct.comm (TASK_COMM_LEN).
+const commLen = 16
+
+// isCharArray reports whether type id is an array of n one-byte ints.
+func (t *btf) isCharArray(id uint32, n uint32) bool {
+	kind, _, _, _, rest, err := t.typ(t.skipQualifiers(id))
+	if err != nil || kind != kindArray || len(rest) < 12 {
+		return false
+	}
+	k, size, err := t.resolve(t.order.Uint32(rest))
+	return err == nil && k == kindInt && size == 1 && t.order.Uint32(rest[8:]) == n
+}
+
+const (
+	nameFuncIter     = "func bpf_iter_task_file"
+	nameFuncTaskIter = "func bpf_iter_task"
+)
 
 // parseBTF checks the header, indexes every type, and returns the ids of
 // the named types ParseLayout needs (structs by name, the function as
@@ -283,13 +387,16 @@ func parseBTF(b []byte) (*btf, map[string]uint32, error) {
 		if kind == kindStruct || kind == kindFunc {
 			name := t.name(order.Uint32(t.types[p:]))
 			if kind == kindFunc {
-				if string(name) == "bpf_iter_task_file" {
+				switch string(name) {
+				case "bpf_iter_task_file":
 					names[nameFuncIter] = id
+				case "bpf_iter_task":
+					names[nameFuncTaskIter] = id
 				}
 			} else {
 				switch string(name) {
 				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid",
-					"socket", "sock", "net":
+					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy":
 					if _, dup := names[string(name)]; !dup {
 						names[string(name)] = id
 					}

@@ -147,10 +147,59 @@ func TestParseLayoutKernel(t *testing.T) {
 	want.SockNet = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_net", isStruct)
 	want.NetInum = member("net", "ns", isStruct) + member("ns_common", "inum", intOf(4))
 
+	// The task iterator's.
+	var tfn *cbtf.Func // a struct of that name is the open-coded iterator
+	tfns, err := spec.AnyTypesByName("bpf_iter_task")
+	if err != nil {
+		t.Fatalf("cilium/ebpf: bpf_iter_task: %v", err)
+	}
+	for _, typ := range tfns {
+		if f, ok := typ.(*cbtf.Func); ok {
+			tfn = f
+		}
+	}
+	if tfn == nil {
+		t.Fatal("cilium/ebpf: no function bpf_iter_task")
+	}
+	tid, err := spec.TypeID(tfn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := &want.Task
+	tl.Has, tl.AttachID = true, uint32(tid)
+	tl.CtxMeta = member("bpf_iter__task", "meta", ptr)
+	tl.CtxTask = member("bpf_iter__task", "task", ptr)
+	tl.Pid = member("task_struct", "pid", intOf(4))
+	tl.Tgid = member("task_struct", "tgid", intOf(4))
+	tl.Flags = member("task_struct", "flags", intOf(4))
+	tl.State = member("task_struct", "__state", intOf(4))
+	tl.ExitState = member("task_struct", "exit_state", intOf(4))
+	tl.Comm = member("task_struct", "comm", func(typ cbtf.Type) bool {
+		a, ok := typ.(*cbtf.Array)
+		return ok && a.Nelems == 16
+	})
+	tl.RealParent = member("task_struct", "real_parent", ptr)
+	tl.Cred = member("task_struct", "cred", ptr)
+	// kuid_t is a struct whose one member, val, is at offset 0.
+	tl.CredUID = member("cred", "uid", func(typ cbtf.Type) bool {
+		s, ok := typ.(*cbtf.Struct)
+		return ok && len(s.Members) == 1 && s.Members[0].Name == "val" && s.Members[0].Offset == 0
+	})
+	tl.StartBoottime = member("task_struct", "start_boottime", intOf(8))
+	tl.MM = member("task_struct", "mm", ptr)
+	tl.ArgStart = member("mm_struct", "arg_start", intOf(8))
+	tl.ArgEnd = member("mm_struct", "arg_end", intOf(8))
+	tl.NSProxy = member("task_struct", "nsproxy", ptr)
+	tl.NSProxyNet = member("nsproxy", "net_ns", ptr)
+	tl.NetInum = want.NetInum
+
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
-	if n := reflect.TypeFor[Layout]().NumField(); n != 19 {
-		t.Fatalf("Layout has %d fields; this test knows 19", n)
+	if n := reflect.TypeFor[Layout]().NumField(); n != 20 {
+		t.Fatalf("Layout has %d fields; this test knows 20", n)
+	}
+	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 20 {
+		t.Fatalf("TaskLayout has %d fields; this test knows 20", n)
 	}
 	if got != want {
 		t.Errorf("ParseLayout:\n got %+v\nwant %+v", got, want)

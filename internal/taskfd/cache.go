@@ -23,7 +23,7 @@ import (
 // cacheMagic starts the file; cacheVersion changes with Layout.
 const (
 	cacheMagic   = "porteiro taskfd\x00"
-	cacheVersion = 1
+	cacheVersion = 2
 )
 
 // cacheKey identifies the running kernel's BTF.
@@ -72,6 +72,20 @@ func decodeCache(b []byte, k cacheKey) (Layout, error) {
 		if o < 0 {
 			return Layout{}, errCacheMiss
 		}
+	}
+	if tl := l.Task; tl.Has {
+		for _, o := range []int16{tl.CtxMeta, tl.CtxTask, tl.Pid, tl.Tgid, tl.Flags, tl.State, tl.ExitState,
+			tl.Comm, tl.RealParent, tl.Cred, tl.CredUID, tl.StartBoottime, tl.MM, tl.ArgStart, tl.ArgEnd,
+			tl.NSProxy, tl.NSProxyNet, tl.NetInum} {
+			if o < 0 {
+				return Layout{}, errCacheMiss
+			}
+		}
+		if tl.AttachID == 0 {
+			return Layout{}, errCacheMiss
+		}
+	} else if tl != (TaskLayout{}) {
+		return Layout{}, errCacheMiss
 	}
 	if l.AttachID == 0 || l.UpidSize <= 0 || l.UpidSize > 256 || l.PidNumbers > 1<<14 {
 		return Layout{}, errCacheMiss

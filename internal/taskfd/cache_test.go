@@ -2,6 +2,7 @@ package taskfd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 )
 
@@ -14,7 +15,10 @@ func testKey() cacheKey {
 func cacheLayout() Layout {
 	return Layout{AttachID: 53211, CtxMeta: 0, CtxTask: 8, CtxFD: 16, CtxFile: 24, MetaSeq: 0,
 		FileInode: 32, InodeMode: 0, InodeIno: 64, TaskGroupLeader: 1480, TaskThreadPid: 1512,
-		PidLevel: 4, PidNumbers: 96, UpidSize: 16, UpidNr: 0, HasNetNS: true, SocketSk: 24, SockNet: 48, NetInum: 232}
+		PidLevel: 4, PidNumbers: 96, UpidSize: 16, UpidNr: 0, HasNetNS: true, SocketSk: 24, SockNet: 48, NetInum: 232,
+		Task: TaskLayout{Has: true, AttachID: 53209, CtxMeta: 0, CtxTask: 8, Pid: 1432, Tgid: 1436, Flags: 44,
+			State: 24, ExitState: 1388, Comm: 2032, RealParent: 1448, Cred: 2016, CredUID: 8,
+			StartBoottime: 1712, MM: 1136, ArgStart: 488, ArgEnd: 496, NSProxy: 2112, NSProxyNet: 48, NetInum: 232}}
 }
 
 func TestLayoutCacheRoundTrip(t *testing.T) {
@@ -58,6 +62,9 @@ func TestLayoutCacheRejects(t *testing.T) {
 	bad("no attach id", func(l *Layout) { l.AttachID = 0 })
 	bad("zero upid size", func(l *Layout) { l.UpidSize = 0 })
 	bad("huge upid size", func(l *Layout) { l.UpidSize = 4096 })
+	bad("negative task offset", func(l *Layout) { l.Task.ArgEnd = -8 })
+	bad("task without attach id", func(l *Layout) { l.Task.AttachID = 0 })
+	bad("task offsets without Has", func(l *Layout) { l.Task.Has = false })
 	for name, b := range map[string][]byte{
 		"empty":       nil,
 		"truncated":   good[:len(good)-1],
@@ -66,7 +73,12 @@ func TestLayoutCacheRejects(t *testing.T) {
 		"bad version": func() []byte { b := bytes.Clone(good); b[16]++; return b }(),
 		"bool not 0 or 1": func() []byte {
 			b := bytes.Clone(good)
-			b[cacheSize-7] = 2 // HasNetNS: the byte before the last three int16s
+			b[hasNetNSAt()] = 2
+			return b
+		}(),
+		"task bool not 0 or 1": func() []byte {
+			b := bytes.Clone(good)
+			b[cacheSize-binary.Size(TaskLayout{})] = 2 // Task.Has, its first byte
 			return b
 		}(),
 	} {
@@ -75,6 +87,10 @@ func TestLayoutCacheRejects(t *testing.T) {
 		}
 	}
 }
+
+// hasNetNSAt is where Layout.HasNetNS is in a record: before the last
+// three int16s of Layout and its TaskLayout.
+func hasNetNSAt() int { return cacheSize - binary.Size(TaskLayout{}) - 7 }
 
 // FuzzDecodeCache: any bytes are refused or give a layout whose record is
 // those very bytes.

@@ -1,6 +1,7 @@
 package taskfd
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 )
@@ -66,6 +67,64 @@ func FuzzParseRecords(f *testing.F) {
 		}
 		if n*RecordSize != len(b) {
 			t.Errorf("%d records from %d bytes", n, len(b))
+		}
+	})
+}
+
+// appendTask encodes k as the task program writes it.
+func appendTask(b []byte, k Task) []byte {
+	var h [TaskHeaderSize]byte
+	o := binary.NativeEndian
+	o.PutUint32(h[taskPID:], k.PID)
+	o.PutUint32(h[taskPPID:], k.PPID)
+	o.PutUint32(h[taskUID:], k.UID)
+	o.PutUint32(h[taskFlags:], k.Flags)
+	o.PutUint32(h[taskState:], k.State)
+	o.PutUint32(h[taskExit:], k.ExitState)
+	o.PutUint64(h[taskStart:], k.StartBoottime)
+	o.PutUint32(h[taskNetNS:], k.NetNS)
+	o.PutUint32(h[taskCmdLen:], uint32(len(k.Cmdline)))
+	o.PutUint64(h[taskArgs:], k.Args)
+	copy(h[taskComm:taskComm+commLen], k.Comm)
+	return append(append(b, h[:]...), k.Cmdline...)
+}
+
+// FuzzParseTasks: any bytes are refused whole, or split into records that
+// cover them exactly and encode back to them.
+func FuzzParseTasks(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, TaskHeaderSize))
+	f.Add(make([]byte, TaskHeaderSize-1))
+	f.Add(appendTask(appendTask(nil, Task{PID: 1, Comm: []byte("a\nb\x1b[2J"), Cmdline: []byte("sh\x00-c\x00"), Args: 6}),
+		Task{PID: 2, Flags: PFKthread, Comm: []byte("0123456789abcdef")}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var again []byte
+		calls := 0
+		err := ParseTasks(b, func(k *Task) {
+			calls++
+			if len(k.Comm) > commLen || bytes.IndexByte(k.Comm, 0) >= 0 || len(k.Cmdline) > TaskCmdMax {
+				t.Fatalf("record %d: comm %q, command line of %d bytes", calls, k.Comm, len(k.Cmdline))
+			}
+			again = appendTask(again, *k)
+		})
+		if err != nil {
+			if calls != 0 {
+				t.Fatalf("%d records handed over before the error %v", calls, err)
+			}
+			return
+		}
+		// The encoding drops what follows comm's NUL: compare record by
+		// record up to that.
+		if len(again) != len(b) {
+			t.Fatalf("records of %d bytes from %d", len(again), len(b))
+		}
+		for i := 0; i < len(b); {
+			n := int(binary.NativeEndian.Uint32(b[i+taskCmdLen:]))
+			if !bytes.Equal(again[i:i+taskComm], b[i:i+taskComm]) ||
+				!bytes.Equal(again[i+TaskHeaderSize:i+TaskHeaderSize+n], b[i+TaskHeaderSize:i+TaskHeaderSize+n]) {
+				t.Fatalf("record at %d decoded differently", i)
+			}
+			i += TaskHeaderSize + n
 		}
 	})
 }

@@ -94,23 +94,10 @@ func mapFile(path string) ([]byte, func(), error) {
 // caller should walk /proc instead, when the kernel has no BTF or no
 // task-file iterator, or when the caller lacks CAP_BPF and CAP_PERFMON.
 func Open() (*Iterator, error) {
-	b, err := os.ReadFile("/proc/self/status")
+	level, err := readerLevel()
 	if err != nil {
-		return nil, fmt.Errorf("reading pid namespace depth: %w", err)
-	}
-	status, err := procfs.ParseStatus(b)
-	switch {
-	case err != nil:
 		return nil, err
-	case !status.LevelKnown:
-		return nil, errors.New("/proc/self/status has no NSpid line (kernel older than 4.1)")
-	case !status.CapEffKnown:
-		return nil, errors.New("/proc/self/status has no CapEff line")
 	}
-	if !canLoad(status) {
-		return nil, ErrNoCapability // before the BTF is read, which takes time
-	}
-	level := status.Level
 	l, err := kernelLayout()
 	if err != nil {
 		return nil, err
@@ -160,6 +147,28 @@ func Open() (*Iterator, error) {
 		}
 	}
 	return it, nil
+}
+
+// readerLevel returns the least depth of porteiro's PID namespace (see
+// Instructions), or ErrNoCapability when it may not load the programs.
+func readerLevel() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading pid namespace depth: %w", err)
+	}
+	status, err := procfs.ParseStatus(b)
+	switch {
+	case err != nil:
+		return 0, err
+	case !status.LevelKnown:
+		return 0, errors.New("/proc/self/status has no NSpid line (kernel older than 4.1)")
+	case !status.CapEffKnown:
+		return 0, errors.New("/proc/self/status has no CapEff line")
+	}
+	if !canLoad(status) {
+		return 0, ErrNoCapability // before the BTF is read, which takes time
+	}
+	return status.Level, nil
 }
 
 // Close releases the program.
@@ -344,7 +353,13 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 var license = []byte("Dual MIT/GPL\x00")
 
 func loadProgram(code []byte, attachID uint32) (int, error) {
+	return loadIterProgram(code, attachID, "porteiro_fds", 0)
+}
+
+// loadIterProgram loads an iterator program of the given name and flags.
+func loadIterProgram(code []byte, attachID uint32, name string, flags uint32) (int, error) {
 	attr := progLoadAttr{
+		progFlags:          flags,
 		progType:           unix.BPF_PROG_TYPE_TRACING,
 		insnCnt:            uint32(len(code) / 8),
 		insns:              uint64(uintptr(unsafe.Pointer(&code[0]))),
@@ -352,7 +367,7 @@ func loadProgram(code []byte, attachID uint32) (int, error) {
 		expectedAttachType: unix.BPF_TRACE_ITER,
 		attachBTFID:        attachID,
 	}
-	copy(attr.progName[:], "porteiro_fds")
+	copy(attr.progName[:], name)
 	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(code)
 	if err == nil || err == unix.EPERM || err == unix.ENOSYS {
