@@ -59,6 +59,17 @@ type Resolver struct {
 	pre    *iterPass
 	closed bool
 
+	// The task iterator, for Brief details (tasks.go): loaded by the
+	// first pass that wants it, under taskMu, and its current pass.
+	taskMu   sync.Mutex
+	tasks    *taskfd.Tasks
+	tasksErr error
+	tpass    *taskPass
+	// noTasks keeps the task iterator off (tests compare with /proc);
+	// fromTasks counts the processes described from its passes.
+	noTasks   bool
+	fromTasks atomic.Int64
+
 	// known, if set, says which network namespaces the socket source
 	// read: a socket the iterator finds in another one leads to a
 	// namespace that nothing else names.
@@ -118,6 +129,7 @@ func (r *Resolver) Close() error {
 		r.it.Close()
 		r.it = nil
 	}
+	r.closeTasks()
 	r.itErr = errClosed
 	return nil
 }
@@ -187,7 +199,11 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	// them, and their fd directories are empty.
 	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers, Emit: p.emit}
 	if seen != nil {
-		w.Skip = func(pid int) bool { _, ok := seen[pid]; return ok }
+		tp := p.details.tasks
+		w.Skip = func(pid int) bool {
+			_, ok := seen[pid]
+			return ok || tp.noFiles(pid)
+		}
 	}
 	res, err := w.Walk(ctx, want)
 	if err != nil {
@@ -305,7 +321,7 @@ type sink struct {
 
 func (r *Resolver) newPass(ctx context.Context, want map[uint64]struct{}) *ownerPass {
 	n := (&procfs.Walker{Workers: r.Workers}).NumWorkers()
-	p := &ownerPass{want: want, sinks: make([]sink, 1+n), details: r.startDetails(ctx, n)}
+	p := &ownerPass{want: want, sinks: make([]sink, 1+n), details: r.startDetails(ctx, n, r.tpass)}
 	for i := range p.sinks {
 		p.sinks[i].lastPID = -1
 	}
@@ -415,6 +431,7 @@ type iterPass struct {
 // dump that a one-shot scan runs meanwhile.
 func (r *Resolver) Prefetch(ctx context.Context) {
 	r.finishPass()
+	r.startTasks(ctx)
 	p := &iterPass{}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
@@ -567,11 +584,13 @@ type detailStage struct {
 	found [][]*ProcessInfo
 	wg    sync.WaitGroup
 	once  sync.Once
+	// tasks, if set, gives the details of the processes it saw.
+	tasks *taskPass
 }
 
-func (r *Resolver) startDetails(ctx context.Context, n int) *detailStage {
+func (r *Resolver) startDetails(ctx context.Context, n int, tp *taskPass) *detailStage {
 	d := &detailStage{r: r, now: time.Now(), pids: make(chan int, 1024),
-		seen: map[int]struct{}{}, found: make([][]*ProcessInfo, n)}
+		seen: map[int]struct{}{}, found: make([][]*ProcessInfo, n), tasks: tp}
 	for w := range n {
 		d.wg.Add(1)
 		go func() {
@@ -581,7 +600,7 @@ func (r *Resolver) startDetails(ctx context.Context, n int) *detailStage {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				if p := r.process(pid, d.now, &buf); p != nil {
+				if p := d.process(pid, &buf); p != nil {
 					d.found[w] = append(d.found[w], p)
 				}
 			}

@@ -557,7 +557,9 @@ func TestNamespaceOnlyASocketLeadsTo(t *testing.T) {
 // helperHidden scans (run where /proc/PID of the holder is hidden) and
 // prints the owners of the listener on port.
 func helperHidden(port string) {
-	snap, err := NewScanner(Options{}).Scan(context.Background(), Query{})
+	// Brief: the plain table's scan, whose details may come from the
+	// task iterator, must see the mount over /proc/PID too.
+	snap, err := NewScanner(Options{Brief: os.Getenv("PORTEIRO_HELPER_HIDDEN_BRIEF") == "1"}).Scan(context.Background(), Query{})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -599,26 +601,30 @@ func TestHiddenProcessShown(t *testing.T) {
 	l.Close() // the holder has it now
 	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
 	empty := t.TempDir()
-	script := fmt.Sprintf("mount --bind %s /proc/%d && exec %s", empty, holder.Process.Pid, os.Args[0])
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_HIDDEN="+strconv.Itoa(port))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot hide a process here (%v): %s", err, out)
-	}
-	var s Socket
-	if err := json.Unmarshal(out, &s); err != nil {
-		t.Fatalf("scan where pid %d is hidden: %v: %s", holder.Process.Pid, err, out)
-	}
-	if len(s.Processes) != 1 || s.Processes[0].PID != holder.Process.Pid || !s.Processes[0].Hidden {
-		t.Fatalf("listener of a hidden process: owners %+v, reason %q; want pid %d, hidden", s.Processes, s.UnattributedReason, holder.Process.Pid)
-	}
-	// Its name and user come from the kernel, not /proc.
-	if p := s.Processes[0]; p.Name != "sleep" || p.UID != 0 || p.User != "root" {
-		t.Errorf("hidden process: name %q, uid %d, user %q; want sleep, 0, root (from taskstats)", p.Name, p.UID, p.User)
-	}
-	if s.UnattributedReason == ReasonExited {
-		t.Error("a hidden process is reported as exited")
+	for _, brief := range []string{"0", "1"} {
+		t.Run("brief="+brief, func(t *testing.T) {
+			script := fmt.Sprintf("mount --bind %s /proc/%d && exec %s", empty, holder.Process.Pid, os.Args[0])
+			cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script)
+			cmd.Env = append(os.Environ(), "PORTEIRO_HELPER_HIDDEN="+strconv.Itoa(port), "PORTEIRO_HELPER_HIDDEN_BRIEF="+brief)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Skipf("cannot hide a process here (%v): %s", err, out)
+			}
+			var s Socket
+			if err := json.Unmarshal(out, &s); err != nil {
+				t.Fatalf("scan where pid %d is hidden: %v: %s", holder.Process.Pid, err, out)
+			}
+			if len(s.Processes) != 1 || s.Processes[0].PID != holder.Process.Pid || !s.Processes[0].Hidden {
+				t.Fatalf("listener of a hidden process: owners %+v, reason %q; want pid %d, hidden", s.Processes, s.UnattributedReason, holder.Process.Pid)
+			}
+			// Its name and user come from the kernel, not /proc.
+			if p := s.Processes[0]; p.Name != "sleep" || p.UID != 0 || p.User != "root" {
+				t.Errorf("hidden process: name %q, uid %d, user %q; want sleep, 0, root (from taskstats)", p.Name, p.UID, p.User)
+			}
+			if s.UnattributedReason == ReasonExited {
+				t.Error("a hidden process is reported as exited")
+			}
+		})
 	}
 }
 
@@ -719,7 +725,68 @@ func TestBriefScan(t *testing.T) {
 		brief.PPID != full.PPID || !reflect.DeepEqual(brief.Cmdline, full.Cmdline) {
 		t.Errorf("brief owner %+v differs from full %+v", brief, full)
 	}
-	if brief.Exe != "" || brief.Unit != "" || brief.Container != "" || brief.StartTicks != 0 {
+	if brief.Exe != "" || brief.Unit != "" || brief.Container != "" {
 		t.Errorf("brief owner read exe/unit/container: %+v", brief)
 	}
+	// The task iterator gives the start time; /proc's brief read does not.
+	if brief.StartTicks != 0 && brief.StartTicks != full.StartTicks {
+		t.Errorf("brief owner started at %d, the full scan says %d", brief.StartTicks, full.StartTicks)
+	}
+}
+
+// TestBriefDetailsFromTasks compares, for every owner on the host, the
+// brief details the task iterator gives with those /proc gives (pid,
+// parent, name, user, command line, hidden or not), with processes of
+// hostile names and arguments among them, and checks that the iterator
+// described most of them.
+func TestBriefDetailsFromTasks(t *testing.T) {
+	requireIterator(t)
+	hostile := testenv.StartHostile(t)
+	scan := func(noTasks bool) (*Snapshot, int64) {
+		t.Helper()
+		r := NewIterResolver("/proc")
+		r.Brief, r.noTasks = true, noTasks
+		defer r.Close()
+		snap, err := NewScanner(Options{Resolver: r}).Scan(context.Background(), Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap, r.fromTasks.Load()
+	}
+	viaProc, n0 := scan(true)
+	viaTasks, n := scan(false)
+	if n0 != 0 {
+		t.Fatalf("%d processes described from the task iterator with it off", n0)
+	}
+	procs := func(snap *Snapshot) map[int]*ProcessInfo {
+		m := map[int]*ProcessInfo{}
+		for _, s := range snap.Sockets {
+			for _, p := range s.Processes {
+				m[p.PID] = p.ProcessInfo
+			}
+		}
+		return m
+	}
+	a, b := procs(viaProc), procs(viaTasks)
+	compared := 0
+	for pid, want := range a {
+		got, ok := b[pid]
+		if !ok {
+			continue // exited, or a new owner, between the scans
+		}
+		compared++
+		if got.PPID != want.PPID || got.Name != want.Name || got.UID != want.UID || got.User != want.User ||
+			got.Hidden != want.Hidden || !reflect.DeepEqual(got.Cmdline, want.Cmdline) {
+			t.Errorf("pid %d: from the task iterator %+v, from /proc %+v", pid, *got, *want)
+		}
+	}
+	for _, h := range hostile {
+		if p, ok := b[h.PID]; !ok || p.Name != h.Comm {
+			t.Errorf("hostile process %d (%q) not described right: %+v", h.PID, h.Comm, p)
+		}
+	}
+	if compared < len(hostile) || n < int64(compared/2) {
+		t.Fatalf("%d owners compared, %d described from the task iterator", compared, n)
+	}
+	t.Logf("%d owners compared; %d described from the task iterator", compared, n)
 }

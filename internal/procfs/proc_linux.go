@@ -83,6 +83,35 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	return info, nil
 }
 
+// ReadCmdline reads root/PID/cmdline alone, for a caller that has the
+// rest of a process's details from elsewhere (the kernel's task
+// iterator). An error wraps ErrExited when the process is gone.
+func ReadCmdline(root string, pid int, buf *[]byte) ([]string, error) {
+	path := filepath.Join(root, strconv.Itoa(pid), "cmdline")
+	b, err := readFileAt(unix.AT_FDCWD, path, buf)
+	if err != nil {
+		if gone(err) {
+			return nil, fmt.Errorf("reading %s: %w", path, ErrExited)
+		}
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return ParseCmdline(b), nil
+}
+
+// IsMountPoint reports whether root/PID is the root of a mount (statx's
+// STATX_ATTR_MOUNT_ROOT, Linux 5.8): something mounted over a process's
+// directory hides it from whoever reads /proc. known is false when the
+// kernel cannot say, or the directory is not there.
+func IsMountPoint(root string, pid int) (mount, known bool) {
+	var st unix.Statx_t
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &st); err != nil ||
+		st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, false
+	}
+	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, true
+}
+
 // openProc opens root/pid as a directory fd: every file is then opened
 // relative to it, and the kernel resolves /proc/PID once instead of once
 // per file.

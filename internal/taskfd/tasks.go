@@ -48,35 +48,42 @@ const TaskCmdMax = 8192
 // PFKthread is task->flags' bit of a kernel thread (include/linux/sched.h).
 const PFKthread = 0x00200000
 
-// Offsets in a task record, and of the record below the frame pointer.
+// Offsets in a task record, and stack slots below the frame pointer.
 const (
-	taskPID      = 0
-	taskPPID     = 4
-	taskUID      = 8
-	taskFlags    = 12
-	taskState    = 16
-	taskExit     = 20
-	taskStart    = 24
-	taskNetNS    = 32
-	taskCmdLen   = 36
-	taskArgs     = 40
-	taskComm     = 48
-	taskRecord   = -TaskHeaderSize // the record's start, below the frame pointer
-	taskSlotLen  = taskRecord - 8  // the length to copy, kept across calls
-	taskSlotKey  = taskSlotLen - 8 // the map key, 0
-	labelTExit   = "exit"
-	labelTWrite  = "write_header"
-	labelTPPID   = "ppid_done"
-	labelTUID    = "uid_done"
-	labelTNS     = "netns_done"
-	labelTPIDSet = "pid_set"
-	labelTPPSet  = "ppid_set"
+	taskPID    = 0
+	taskPPID   = 4
+	taskUID    = 8
+	taskFlags  = 12
+	taskState  = 16
+	taskExit   = 20
+	taskStart  = 24
+	taskNetNS  = 32
+	taskCmdLen = 36
+	taskArgs   = 40
+	taskComm   = 48
+
+	taskRecord  = -TaskHeaderSize // the record's start
+	taskSlotPtr = taskRecord - 8  // a pointer being followed
+	taskSlotVal = taskRecord - 16 // a value read through it
+	taskSlotEnd = taskRecord - 24 // mm->arg_end
+	taskSlotLen = taskRecord - 32 // the length to copy, kept across calls
+	taskSlotSeq = taskRecord - 40 // ctx->meta->seq
+	taskSlotKey = taskRecord - 48 // the map key, 0
 )
 
 // TaskInstructions builds the task iterator program for layout l, a
 // reader whose PID namespace is at least level deep (see Instructions),
 // and the array map bufMap: one element of TaskCmdMax bytes that the
 // command line is copied into.
+//
+// The program follows pointers with bpf_probe_read_kernel rather than
+// typed loads. A typed load of a pointer makes the verifier look its type
+// up by name in the kernel's whole BTF, once per load and per path it
+// explores: with the dozen pointers here, loading took 20 ms, more than
+// everything the program saves. A helper call costs about 50 ns at run
+// time, and this program runs once per process, not once per file. Only
+// the task itself, which bpf_copy_from_user_task needs trusted, and the
+// seq_file come typed.
 func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error) {
 	tl := l.Task
 	if !tl.Has {
@@ -85,73 +92,108 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	if level < 0 || level > MaxLevel {
 		return nil, fmt.Errorf("pid namespace level %d out of range", level)
 	}
-	nr := func(lv int) int { return int(l.PidNumbers) + lv*int(l.UpidSize) + int(l.UpidNr) }
-	if nr(level) > math.MaxInt16 {
+	if int(l.PidNumbers)+MaxLevel*int(l.UpidSize)+int(l.UpidNr) > math.MaxInt32 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
 	rec := func(off int16) int16 { return taskRecord + off }
+	// read copies size bytes at base+off (base a callee-saved register
+	// or, with fromSlot, the pointer in slot taskSlotPtr) to stack slot dst.
+	read := func(dst int16, size int32, base asm.Register, fromSlot bool, off int16) asm.Instructions {
+		var ins asm.Instructions
+		if fromSlot {
+			ins = append(ins, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord))
+		} else {
+			ins = append(ins, asm.Mov.Reg(asm.R3, base))
+		}
+		return append(ins,
+			asm.Add.Imm(asm.R3, int32(off)),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, int32(dst)),
+			asm.Mov.Imm(asm.R2, size),
+			asm.FnProbeReadKernel.Call(),
+		)
+	}
+	// follow replaces the pointer in taskSlotPtr by the one at off in
+	// what it points to, jumping to fail if it is null.
+	follow := func(off int16, fail string) asm.Instructions {
+		return append(asm.Instructions{
+			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
+			asm.JEq.Imm(asm.R3, 0, fail)},
+			read(taskSlotPtr, 8, asm.R3, true, off)...)
+	}
+	// pidNr stores at dst the number of the struct pid in taskSlotPtr
+	// as the reader's namespace (depth r9) sees it, or jumps to fail
+	// when that pid is not in it (a shallower level).
+	pidNr := func(dst int16, fail string) asm.Instructions {
+		ins := asm.Instructions{
+			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
+			asm.JEq.Imm(asm.R3, 0, fail),
+		}
+		ins = append(ins, read(taskSlotVal, 4, asm.R3, true, l.PidLevel)...)
+		ins = append(ins,
+			asm.LoadMem(asm.R1, asm.RFP, taskSlotVal, asm.Word),
+			asm.JLT.Reg(asm.R1, asm.R9, fail),
+			// numbers[r9].nr
+			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
+			asm.Mov.Reg(asm.R1, asm.R9),
+			asm.Mul.Imm(asm.R1, int32(l.UpidSize)),
+			asm.Add.Reg(asm.R3, asm.R1),
+			asm.Add.Imm(asm.R3, int32(l.PidNumbers)+int32(l.UpidNr)),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, int32(dst)),
+			asm.Mov.Imm(asm.R2, 4),
+			asm.FnProbeReadKernel.Call(),
+		)
+		return ins
+	}
 	p := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1), // r6 = ctx
 		asm.LoadMem(asm.R7, asm.R6, tl.CtxTask, asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, labelTExit), // the final call has no task
+		asm.JEq.Imm(asm.R7, 0, "exit"), // the final call has no task
 		// Processes only: a thread's pid differs from its tgid.
 		asm.LoadMem(asm.R1, asm.R7, tl.Pid, asm.Word),
 		asm.LoadMem(asm.R2, asm.R7, tl.Tgid, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R2, labelTExit),
+		asm.JNE.Reg(asm.R1, asm.R2, "exit"),
+		asm.LoadMem(asm.R1, asm.R6, tl.CtxMeta, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
+		asm.StoreMem(asm.RFP, taskSlotSeq, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R1, 0),
 	}
-	p = append(p, asm.Mov.Imm(asm.R1, 0))
 	for off := int16(0); off < TaskHeaderSize; off += 8 {
 		p = append(p, asm.StoreMem(asm.RFP, rec(off), asm.R1, asm.DWord))
 	}
 	p = append(p,
-		// r9 = the depth of the reader's PID namespace.
-		asm.FnGetCurrentTaskBtf.Call(),
-		asm.LoadMem(asm.R0, asm.R0, l.TaskThreadPid, asm.DWord),
-		asm.JEq.Imm(asm.R0, 0, labelTExit),
-		asm.LoadMem(asm.R9, asm.R0, l.PidLevel, asm.Word),
-		// The process's pid.
-		asm.LoadMem(asm.R1, asm.R7, l.TaskThreadPid, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTExit),
-		asm.LoadMem(asm.R2, asm.R1, l.PidLevel, asm.Word),
-		asm.JLT.Reg(asm.R2, asm.R9, labelTExit),
+		asm.StoreMem(asm.RFP, taskSlotPtr, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, taskSlotVal, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, taskSlotEnd, asm.R1, asm.DWord),
+		// r9 = the depth of the reader's PID namespace:
+		// current->thread_pid->level.
+		asm.FnGetCurrentTask.Call(),
+		asm.Mov.Reg(asm.R8, asm.R0),
 	)
-	// pidAt loads numbers[r9].nr of the struct pid in r1 into r2, then
-	// jumps to done; a depth the program cannot read jumps to fail.
-	pidAt := func(prefix, done, fail string) {
-		for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
-			next := fmt.Sprintf("%s_%d", prefix, lv+1)
-			p = append(p,
-				asm.JNE.Imm(asm.R9, int32(lv), next).WithSymbol(fmt.Sprintf("%s_%d", prefix, lv)),
-				asm.LoadMem(asm.R2, asm.R1, int16(nr(lv)), asm.Word),
-				asm.Ja.Label(done))
-			if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
-				p = append(p, asm.Ja.Label(fail).WithSymbol(next))
-			}
-		}
-	}
-	pidAt("pid", labelTPIDSet, labelTExit)
+	p = append(p, read(taskSlotPtr, 8, asm.R8, false, l.TaskThreadPid)...)
+	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "exit"))
+	p = append(p, read(taskSlotVal, 4, asm.R3, true, l.PidLevel)...)
 	p = append(p,
-		asm.StoreMem(asm.RFP, rec(taskPID), asm.R2, asm.Word).WithSymbol(labelTPIDSet),
-		// The parent's: real_parent->group_leader->thread_pid, unless
-		// the parent lives outside the reader's namespace (a shallower
-		// level), where /proc says 0 too.
-		asm.LoadMem(asm.R1, asm.R7, tl.RealParent, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTPPID),
-		asm.LoadMem(asm.R1, asm.R1, l.TaskGroupLeader, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTPPID),
-		asm.LoadMem(asm.R1, asm.R1, l.TaskThreadPid, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTPPID),
-		asm.LoadMem(asm.R2, asm.R1, l.PidLevel, asm.Word),
-		asm.JLT.Reg(asm.R2, asm.R9, labelTPPID),
+		asm.LoadMem(asm.R9, asm.RFP, taskSlotVal, asm.Word),
+		asm.JGT.Imm(asm.R9, MaxLevel, "exit"),
+		asm.JLT.Imm(asm.R9, int32(level), "exit"),
 	)
-	pidAt("ppid", labelTPPSet, labelTPPID)
+	// The process's pid.
+	p = append(p, read(taskSlotPtr, 8, asm.R7, false, l.TaskThreadPid)...)
+	p = append(p, pidNr(rec(taskPID), "exit")...)
+	// The parent's: real_parent->group_leader->thread_pid, 0 when the
+	// parent lives outside the reader's namespace, as /proc says.
+	p = append(p, read(taskSlotPtr, 8, asm.R7, false, tl.RealParent)...)
+	p = append(p, follow(l.TaskGroupLeader, "ppid_done")...)
+	p = append(p, follow(l.TaskThreadPid, "ppid_done")...)
+	p = append(p, pidNr(rec(taskPPID), "ppid_done")...)
+	// The real uid: cred->uid.
+	p = append(p, labelled("ppid_done", read(taskSlotPtr, 8, asm.R7, false, tl.Cred))...)
+	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "uid_done"))
+	p = append(p, read(rec(taskUID), 4, asm.R3, true, tl.CredUID)...)
 	p = append(p,
-		asm.StoreMem(asm.RFP, rec(taskPPID), asm.R2, asm.Word).WithSymbol(labelTPPSet),
-		asm.LoadMem(asm.R1, asm.R7, tl.Cred, asm.DWord).WithSymbol(labelTPPID),
-		asm.JEq.Imm(asm.R1, 0, labelTUID),
-		asm.LoadMem(asm.R2, asm.R1, tl.CredUID, asm.Word),
-		asm.StoreMem(asm.RFP, rec(taskUID), asm.R2, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, tl.Flags, asm.Word).WithSymbol(labelTUID),
+		asm.LoadMem(asm.R2, asm.R7, tl.Flags, asm.Word).WithSymbol("uid_done"),
 		asm.StoreMem(asm.RFP, rec(taskFlags), asm.R2, asm.Word),
 		asm.LoadMem(asm.R2, asm.R7, tl.State, asm.Word),
 		asm.StoreMem(asm.RFP, rec(taskState), asm.R2, asm.Word),
@@ -159,25 +201,24 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 		asm.StoreMem(asm.RFP, rec(taskExit), asm.R2, asm.Word),
 		asm.LoadMem(asm.R2, asm.R7, tl.StartBoottime, asm.DWord),
 		asm.StoreMem(asm.RFP, rec(taskStart), asm.R2, asm.DWord),
-		asm.LoadMem(asm.R2, asm.R7, tl.Comm, asm.DWord),
-		asm.StoreMem(asm.RFP, rec(taskComm), asm.R2, asm.DWord),
-		asm.LoadMem(asm.R2, asm.R7, tl.Comm+8, asm.DWord),
-		asm.StoreMem(asm.RFP, rec(taskComm+8), asm.R2, asm.DWord),
-		// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy
-		// once the process is exiting).
-		asm.LoadMem(asm.R1, asm.R7, tl.NSProxy, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTNS),
-		asm.LoadMem(asm.R1, asm.R1, tl.NSProxyNet, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, labelTNS),
-		asm.LoadMem(asm.R2, asm.R1, tl.NetInum, asm.Word),
-		asm.StoreMem(asm.RFP, rec(taskNetNS), asm.R2, asm.Word),
-		// The command line: mm->arg_start .. mm->arg_end. A kernel
-		// thread has no mm.
-		asm.LoadMem(asm.R1, asm.R7, tl.MM, asm.DWord).WithSymbol(labelTNS),
-		asm.JEq.Imm(asm.R1, 0, labelTWrite),
-		asm.LoadMem(asm.R8, asm.R1, tl.ArgStart, asm.DWord),
-		asm.LoadMem(asm.R2, asm.R1, tl.ArgEnd, asm.DWord),
-		asm.JLE.Reg(asm.R2, asm.R8, labelTWrite),
+	)
+	p = append(p, read(rec(taskComm), commLen, asm.R7, false, tl.Comm)...)
+	// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy once
+	// the process is exiting).
+	p = append(p, read(taskSlotPtr, 8, asm.R7, false, tl.NSProxy)...)
+	p = append(p, follow(tl.NSProxyNet, "netns_done")...)
+	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "netns_done"))
+	p = append(p, read(rec(taskNetNS), 4, asm.R3, true, tl.NetInum)...)
+	// The command line: mm->arg_start .. mm->arg_end. A kernel thread
+	// has no mm.
+	p = append(p, labelled("netns_done", read(taskSlotPtr, 8, asm.R7, false, tl.MM))...)
+	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "write_header"))
+	p = append(p, read(taskSlotVal, 8, asm.R3, true, tl.ArgStart)...)
+	p = append(p, read(taskSlotEnd, 8, asm.R3, true, tl.ArgEnd)...)
+	p = append(p,
+		asm.LoadMem(asm.R8, asm.RFP, taskSlotVal, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, taskSlotEnd, asm.DWord),
+		asm.JLE.Reg(asm.R2, asm.R8, "write_header"),
 		asm.Sub.Reg(asm.R2, asm.R8),
 		asm.StoreMem(asm.RFP, rec(taskArgs), asm.R2, asm.DWord),
 		asm.JLE.Imm(asm.R2, TaskCmdMax, "len_ok"),
@@ -189,46 +230,49 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, taskSlotKey),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, labelTWrite),
+		asm.JEq.Imm(asm.R0, 0, "write_header"),
 		asm.Mov.Reg(asm.R9, asm.R0),
 		// bpf_copy_from_user_task(buf, len, arg_start, task, 0)
 		asm.Mov.Reg(asm.R1, asm.R9),
 		asm.LoadMem(asm.R2, asm.RFP, taskSlotLen, asm.DWord),
-		asm.JGT.Imm(asm.R2, TaskCmdMax, labelTWrite),
+		asm.JGT.Imm(asm.R2, TaskCmdMax, "write_header"),
 		asm.Mov.Reg(asm.R3, asm.R8),
 		asm.Mov.Reg(asm.R4, asm.R7),
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnCopyFromUserTask.Call(),
-		asm.JNE.Imm(asm.R0, 0, labelTWrite), // unreadable: cmdlen stays 0
+		asm.JNE.Imm(asm.R0, 0, "write_header"), // unreadable: cmdlen stays 0
 		asm.LoadMem(asm.R2, asm.RFP, taskSlotLen, asm.DWord),
 		asm.StoreMem(asm.RFP, rec(taskCmdLen), asm.R2, asm.Word),
 		// The header, then the command line.
-		asm.LoadMem(asm.R1, asm.R6, tl.CtxMeta, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, taskRecord),
 		asm.Mov.Imm(asm.R3, TaskHeaderSize),
 		asm.FnSeqWrite.Call(),
-		asm.JNE.Imm(asm.R0, 0, labelTExit),
-		asm.LoadMem(asm.R1, asm.R6, tl.CtxMeta, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
+		asm.JNE.Imm(asm.R0, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord),
 		asm.Mov.Reg(asm.R2, asm.R9),
 		asm.LoadMem(asm.R3, asm.RFP, taskSlotLen, asm.DWord),
-		asm.JGT.Imm(asm.R3, TaskCmdMax, labelTExit),
-		asm.JEq.Imm(asm.R3, 0, labelTExit),
+		asm.JGT.Imm(asm.R3, TaskCmdMax, "exit"),
+		asm.JEq.Imm(asm.R3, 0, "exit"),
 		asm.FnSeqWrite.Call(),
-		asm.Ja.Label(labelTExit),
+		asm.Ja.Label("exit"),
 		// A record without a command line.
-		asm.LoadMem(asm.R1, asm.R6, tl.CtxMeta, asm.DWord).WithSymbol(labelTWrite),
-		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord).WithSymbol("write_header"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, taskRecord),
 		asm.Mov.Imm(asm.R3, TaskHeaderSize),
 		asm.FnSeqWrite.Call(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(labelTExit),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
 		asm.Return(),
 	)
 	return p, nil
+}
+
+// labelled puts label on the first of ins.
+func labelled(label string, ins asm.Instructions) asm.Instructions {
+	ins[0] = ins[0].WithSymbol(label)
+	return ins
 }
 
 // Task is one process as the task iterator reports it.

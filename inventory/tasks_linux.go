@@ -1,0 +1,173 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/porteiro/porteiro/internal/procfs"
+	"github.com/porteiro/porteiro/internal/taskfd"
+)
+
+// The plain table's details of each owner (Options.Brief: name, user,
+// command line) come, when the kernel offers it, from one pass of the
+// task iterator (taskfd.Tasks) rather than from /proc/PID/status and
+// /proc/PID/cmdline: one program run over every process instead of nine
+// system calls per owner. The pass runs beside the task-file pass and the
+// socket dump; the details stage takes what it needs from it, and reads
+// /proc as before for a process the pass did not see (started since),
+// for a kernel thread (whose /proc name is longer than its comm), for a
+// command line the pass could not copy whole, and for a process whose
+// /proc directory has something mounted over it (hidden: findHidden must
+// still see that /proc does not show it).
+
+// taskPass is one run of the task iterator, in the background.
+type taskPass struct {
+	done  chan struct{}
+	byPID map[int]*taskEntry
+	err   error
+}
+
+// taskEntry is what the task iterator said of one process.
+type taskEntry struct {
+	ppid     int
+	uid      uint32
+	state    byte
+	start    uint64 // clock ticks since boot
+	kthread  bool
+	noFiles  bool // a kernel thread or an exiting process: no fd table
+	comm     string
+	cmd      []byte // the command line's bytes, when complete
+	complete bool
+}
+
+// startTasks starts a task pass for a Brief resolver that uses the
+// kernel's iterators; r.tpass is nil otherwise.
+func (r *Resolver) startTasks(ctx context.Context) {
+	r.tpass = nil
+	if !r.Brief || !r.Iterator || r.closed || r.noTasks {
+		return
+	}
+	tp := &taskPass{done: make(chan struct{})}
+	r.tpass = tp
+	go func() {
+		defer close(tp.done)
+		r.taskMu.Lock()
+		defer r.taskMu.Unlock()
+		if r.tasks == nil && r.tasksErr == nil {
+			r.tasks, r.tasksErr = taskfd.OpenTasks()
+		}
+		if r.tasks == nil {
+			tp.err = r.tasksErr
+			return
+		}
+		b, err := r.tasks.Read(ctx, nil)
+		if err != nil {
+			tp.err = err
+			if ctx.Err() == nil {
+				// Not a cancelled pass: a program that reads wrong.
+				r.tasks.Close()
+				r.tasks, r.tasksErr = nil, err
+			}
+			return
+		}
+		entries := make([]taskEntry, 0, len(b)/(taskfd.TaskHeaderSize+32))
+		pids := make([]int, 0, cap(entries))
+		var cmds []byte // every complete command line, in one array
+		var ends []int  // where each entry's command line ends in cmds
+		err = taskfd.ParseTasks(b, func(k *taskfd.Task) {
+			e := taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
+				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm)}
+			if e.complete = k.CmdlineComplete(); e.complete {
+				cmds = append(cmds, k.Cmdline...)
+			}
+			entries, pids, ends = append(entries, e), append(pids, int(k.PID)), append(ends, len(cmds))
+		})
+		if err != nil {
+			tp.err = err
+			return
+		}
+		tp.byPID = make(map[int]*taskEntry, len(entries))
+		for i := range entries {
+			e := &entries[i]
+			if e.complete {
+				start := 0
+				if i > 0 {
+					start = ends[i-1]
+				}
+				e.cmd = cmds[start:ends[i]:ends[i]]
+			}
+			tp.byPID[pids[i]] = e
+		}
+	}()
+}
+
+// wait returns the pass's entries, or nil when it failed.
+func (tp *taskPass) wait() map[int]*taskEntry {
+	if tp == nil {
+		return nil
+	}
+	<-tp.done
+	return tp.byPID
+}
+
+// closeTasks releases the task iterator, after any pass that runs.
+func (r *Resolver) closeTasks() {
+	if tp := r.tpass; tp != nil {
+		<-tp.done
+	}
+	r.taskMu.Lock()
+	defer r.taskMu.Unlock()
+	if r.tasks != nil {
+		r.tasks.Close()
+		r.tasks = nil
+	}
+	r.tasksErr = errClosed
+}
+
+// process gives the details of pid: from the task pass when it can, from
+// /proc otherwise.
+func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
+	if e := d.tasks.wait()[pid]; e != nil && !e.kthread {
+		if mount, known := procfs.IsMountPoint(d.r.ProcRoot, pid); known && !mount {
+			if p, ok := d.r.processFromTask(pid, e, buf); ok {
+				d.r.fromTasks.Add(1)
+				return p
+			}
+		}
+	}
+	return d.r.process(pid, d.now, buf)
+}
+
+// processFromTask builds what process gives in Brief mode from e, reading
+// the command line from /proc only when the pass could not copy it whole.
+// It returns nil, true for a process that exited since, and false when
+// /proc must be asked for everything.
+func (r *Resolver) processFromTask(pid int, e *taskEntry, buf *[]byte) (*ProcessInfo, bool) {
+	p := &ProcessInfo{PID: pid, PPID: e.ppid, Name: e.comm, UID: e.uid, User: UserName(e.uid),
+		StartTicks: e.start, State: string(e.state)}
+	if e.complete {
+		p.Cmdline = procfs.ParseCmdline(e.cmd)
+	} else {
+		cmd, err := procfs.ReadCmdline(r.ProcRoot, pid, buf)
+		switch {
+		case errors.Is(err, procfs.ErrExited):
+			return nil, true
+		case err != nil:
+			return nil, false
+		}
+		p.Cmdline = cmd
+	}
+	if r.btime > 0 {
+		p.StartTime = time.Unix(r.btime, 0).Add(time.Duration(e.start) * time.Second / userHZ)
+	}
+	return p, true
+}
+
+// noFiles reports whether the task pass saw pid as a process without an
+// fd table (a kernel thread, or one that is exiting), which the /proc walk
+// need not visit.
+func (tp *taskPass) noFiles(pid int) bool {
+	e := tp.wait()[pid]
+	return e != nil && e.noFiles
+}
