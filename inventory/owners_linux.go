@@ -100,14 +100,15 @@ var errNoIterator = errors.New("no task-file iterator")
 // time, whether hidepid hides processes, and the iterator program.
 func (r *Resolver) init() {
 	r.setup.Do(func() {
-		r.btime, _ = procfs.BootTime(r.ProcRoot)
-		r.hidden = hidepidHides(r.ProcRoot)
+		// The iterator first: its pass is what a scan waits for last.
 		switch {
 		case r.closed:
 			r.itErr = errClosed
 		case r.Iterator:
 			r.it, r.itErr = taskfd.Open()
 		}
+		r.btime, _ = procfs.BootTime(r.ProcRoot)
+		r.hidden = hidepidHides(r.ProcRoot)
 		r.ready.Store(true)
 	})
 }
@@ -431,7 +432,6 @@ type iterPass struct {
 // dump that a one-shot scan runs meanwhile.
 func (r *Resolver) Prefetch(ctx context.Context) {
 	r.finishPass()
-	r.startTasks(ctx)
 	p := &iterPass{}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
@@ -439,10 +439,15 @@ func (r *Resolver) Prefetch(ctx context.Context) {
 		p.startWalk(ctx, r)
 		return
 	}
+	// The task pass starts once the task-file pass has: on two CPUs,
+	// the verifier's time for both programs would delay the longer pass.
+	started := make(chan struct{})
+	r.startTasks(ctx, started)
 	buf := r.buf
 	go func() {
 		r.init()
 		it := r.it
+		close(started)
 		if it == nil {
 			p.startWalk(ctx, r)
 			return

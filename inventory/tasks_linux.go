@@ -42,8 +42,8 @@ type taskEntry struct {
 }
 
 // startTasks starts a task pass for a Brief resolver that uses the
-// kernel's iterators; r.tpass is nil otherwise.
-func (r *Resolver) startTasks(ctx context.Context) {
+// kernel's iterators, once after is closed; r.tpass is nil otherwise.
+func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 	r.tpass = nil
 	if !r.Brief || !r.Iterator || r.closed || r.noTasks {
 		return
@@ -52,6 +52,12 @@ func (r *Resolver) startTasks(ctx context.Context) {
 	r.tpass = tp
 	go func() {
 		defer close(tp.done)
+		select {
+		case <-after:
+		case <-ctx.Done():
+			tp.err = ctx.Err()
+			return
+		}
 		r.taskMu.Lock()
 		defer r.taskMu.Unlock()
 		if r.tasks == nil && r.tasksErr == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porteiro/porteiro/internal/cmdkit"
+	"github.com/porteiro/porteiro/internal/hugeheap"
 	"github.com/porteiro/porteiro/internal/render"
 	"github.com/porteiro/porteiro/internal/services"
 	"github.com/porteiro/porteiro/internal/target"
@@ -284,25 +285,53 @@ func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, err
 }
 
 // bigScan is the kernel's socket count from which a scan of every state
-// collects garbage sooner (collectForSize).
+// collects garbage sooner, and below which a scan does not collect at all
+// (collectForSize).
 const bigScan = 32 << 10
 
-// collectForSize makes a scan of every state and every port, on a host of
-// many sockets, collect garbage at 1.5 times the live heap, not at twice
-// it. Such a scan's heap is its sockets, which live until the command
-// exits, and the passing work of finding their owners: collecting at twice
-// the heap that survived counts the sockets twice (at 100,000 sockets,
-// 15 MB more at the peak for no CPU saved). A small scan keeps the
-// runtime's default, which collects less often in a small heap. GOGC, when
-// set, decides.
+// hugeHeapSize is the heap a whole listing marks for huge pages.
+const hugeHeapSize = 32 << 20
+
+// smallScanLimit bounds the heap of a scan that does not collect: past
+// it the runtime collects after all.
+const smallScanLimit = 256 << 20
+
+// collectForSize sets how a one-shot scan collects garbage, by the
+// kernel's count of sockets. GOGC or GOMEMLIMIT, when set, decides.
+//
+//   - Below bigScan, not at all: the heap of such a scan is some MB, and
+//     collecting it costs more than it frees before the command exits
+//     (the collector's own metadata faults in fresh pages). A memory
+//     limit of smallScanLimit stays as a guard.
+//   - From bigScan, a scan of every state and every port collects at 1.5
+//     times the live heap, not at twice it. Such a scan's heap is its
+//     sockets, which live until the command exits, and the passing work
+//     of finding their owners: collecting at twice the heap that survived
+//     counts the sockets twice (at 100,000 sockets, 15 MB more at the peak
+//     for no CPU saved).
+//   - Other big scans (listeners, or some ports only) keep the runtime's
+//     default.
 func collectForSize(q inventory.Query) {
-	if os.Getenv("GOGC") != "" || q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 ||
+	if len(q.LocalPorts) == 0 {
+		// A whole listing: its heap grows to several MB, whose first
+		// faults huge pages make cheap (see hugeheap). A scan of some
+		// ports touches too little to gain from it.
+		hugeheap.Enable(hugeHeapSize)
+	}
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	n := inventory.KernelSocketCount()
+	if n < bigScan {
+		debug.SetMemoryLimit(smallScanLimit)
+		debug.SetGCPercent(-1)
+		return
+	}
+	if q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 ||
 		len(q.LocalPorts) > 0 { // the kernel keeps only some ports: a small scan
 		return
 	}
-	if inventory.KernelSocketCount() >= bigScan {
-		debug.SetGCPercent(50)
-	}
+	debug.SetGCPercent(50)
 }
 
 // printNotes writes the snapshot's notes to stderr, once each.
