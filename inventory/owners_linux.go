@@ -65,6 +65,8 @@ type Resolver struct {
 	tasks    *taskfd.Tasks
 	tasksErr error
 	tpass    *taskPass
+	// taskDetails says the scan wants a task pass (wantTasks).
+	taskDetails bool
 	// noTasks keeps the task iterator off (tests compare with /proc);
 	// fromTasks counts the processes described from its passes.
 	noTasks   bool
@@ -644,6 +646,12 @@ func (r *Resolver) process(pid int, now time.Time, buf *[]byte) *ProcessInfo {
 	if err != nil {
 		return nil // exited between its records and now
 	}
+	return r.fromInfo(pid, info, now)
+}
+
+// fromInfo is the ProcessInfo of what procfs read of pid (or what the task
+// iterator gave in its form).
+func (r *Resolver) fromInfo(pid int, info *procfs.Info, now time.Time) *ProcessInfo {
 	st := info.Stat
 	p := &ProcessInfo{
 		PID:        pid,

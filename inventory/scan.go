@@ -133,6 +133,9 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 		// socket dump.
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		if tw, ok := pf.(taskWanter); ok {
+			tw.wantTasks(len(q.LocalPorts) == 0)
+		}
 		pf.Prefetch(pctx)
 	}
 	socks, err := s.opts.Source.Sockets(ctx, q)

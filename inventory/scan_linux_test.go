@@ -734,59 +734,91 @@ func TestBriefScan(t *testing.T) {
 	}
 }
 
-// TestBriefDetailsFromTasks compares, for every owner on the host, the
-// brief details the task iterator gives with those /proc gives (pid,
-// parent, name, user, command line, hidden or not), with processes of
+// TestDetailsFromTasks compares, for every owner on the host, the details
+// a listing takes from the task iterator with those /proc alone gives
+// (pid, parent, name, user, command line, hidden or not; and in the full
+// form the start, executable, unit and container that /proc still gives),
+// in the plain table's brief form and in the full one, with processes of
 // hostile names and arguments among them, and checks that the iterator
 // described most of them.
-func TestBriefDetailsFromTasks(t *testing.T) {
+func TestDetailsFromTasks(t *testing.T) {
 	requireIterator(t)
 	hostile := testenv.StartHostile(t)
-	scan := func(noTasks bool) (*Snapshot, int64) {
-		t.Helper()
-		r := NewIterResolver("/proc")
-		r.Brief, r.noTasks = true, noTasks
-		defer r.Close()
-		snap, err := NewScanner(Options{Resolver: r}).Scan(context.Background(), Query{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return snap, r.fromTasks.Load()
-	}
-	viaProc, n0 := scan(true)
-	viaTasks, n := scan(false)
-	if n0 != 0 {
-		t.Fatalf("%d processes described from the task iterator with it off", n0)
-	}
-	procs := func(snap *Snapshot) map[int]*ProcessInfo {
-		m := map[int]*ProcessInfo{}
-		for _, s := range snap.Sockets {
-			for _, p := range s.Processes {
-				m[p.PID] = p.ProcessInfo
+	for _, brief := range []bool{true, false} {
+		t.Run(fmt.Sprintf("brief=%v", brief), func(t *testing.T) {
+			scan := func(noTasks bool) (*Snapshot, int64) {
+				t.Helper()
+				r := NewIterResolver("/proc")
+				r.Brief, r.noTasks = brief, noTasks
+				defer r.Close()
+				snap, err := NewScanner(Options{Resolver: r}).Scan(context.Background(), Query{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return snap, r.fromTasks.Load()
 			}
-		}
-		return m
+			viaProc, n0 := scan(true)
+			viaTasks, n := scan(false)
+			if n0 != 0 {
+				t.Fatalf("%d processes described from the task iterator with it off", n0)
+			}
+			procs := func(snap *Snapshot) map[int]*ProcessInfo {
+				m := map[int]*ProcessInfo{}
+				for _, s := range snap.Sockets {
+					for _, p := range s.Processes {
+						m[p.PID] = p.ProcessInfo
+					}
+				}
+				return m
+			}
+			a, b := procs(viaProc), procs(viaTasks)
+			compared := 0
+			for pid, want := range a {
+				got, ok := b[pid]
+				if !ok {
+					continue // exited, or a new owner, between the scans
+				}
+				compared++
+				same := got.PPID == want.PPID && got.Name == want.Name && got.UID == want.UID &&
+					got.User == want.User && got.Hidden == want.Hidden && reflect.DeepEqual(got.Cmdline, want.Cmdline)
+				if !brief {
+					same = same && got.StartTicks == want.StartTicks && got.StartTime.Equal(want.StartTime) &&
+						got.Exe == want.Exe && got.ExeDeleted == want.ExeDeleted && got.Unit == want.Unit &&
+						got.Container == want.Container
+				}
+				if !same {
+					t.Errorf("pid %d: from the task iterator %+v, from /proc %+v", pid, *got, *want)
+				}
+			}
+			for _, h := range hostile {
+				if p, ok := b[h.PID]; !ok || p.Name != h.Comm || !reflect.DeepEqual(p.Cmdline, testenv.HostileArgs) {
+					t.Errorf("hostile process %d (%q) not described right: %+v", h.PID, h.Comm, p)
+				}
+			}
+			if compared < len(hostile) || n < int64(compared/2) {
+				t.Fatalf("%d owners compared, %d described from the task iterator", compared, n)
+			}
+			t.Logf("%d owners compared; %d described from the task iterator", compared, n)
+		})
 	}
-	a, b := procs(viaProc), procs(viaTasks)
-	compared := 0
-	for pid, want := range a {
-		got, ok := b[pid]
-		if !ok {
-			continue // exited, or a new owner, between the scans
-		}
-		compared++
-		if got.PPID != want.PPID || got.Name != want.Name || got.UID != want.UID || got.User != want.User ||
-			got.Hidden != want.Hidden || !reflect.DeepEqual(got.Cmdline, want.Cmdline) {
-			t.Errorf("pid %d: from the task iterator %+v, from /proc %+v", pid, *got, *want)
-		}
+}
+
+// TestWhoSkipsTasks: a scan of some ports describes a few owners, from
+// /proc; the task pass would cost more than it saves.
+func TestWhoSkipsTasks(t *testing.T) {
+	requireIterator(t)
+	l := listenTCP(t, "tcp4", "127.0.0.1:0")
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	r := NewIterResolver("/proc")
+	defer r.Close()
+	snap, err := NewScanner(Options{Resolver: r}).Scan(context.Background(), Query{LocalPorts: [][2]uint16{{port, port}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, h := range hostile {
-		if p, ok := b[h.PID]; !ok || p.Name != h.Comm {
-			t.Errorf("hostile process %d (%q) not described right: %+v", h.PID, h.Comm, p)
-		}
+	if len(snap.Sockets) != 1 || len(snap.Sockets[0].Processes) != 1 {
+		t.Fatalf("port %d: %+v", port, snap.Sockets)
 	}
-	if compared < len(hostile) || n < int64(compared/2) {
-		t.Fatalf("%d owners compared, %d described from the task iterator", compared, n)
+	if n := r.fromTasks.Load(); n != 0 || r.tasks != nil {
+		t.Fatalf("a scan of one port used the task iterator (%d processes)", n)
 	}
-	t.Logf("%d owners compared; %d described from the task iterator", compared, n)
 }

@@ -213,6 +213,10 @@ type exitingFinder interface {
 	exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error)
 }
 
+// taskWanter is a resolver that can describe owners from a pass of the
+// task iterator, which pays for itself when a scan describes many.
+type taskWanter interface{ wantTasks(on bool) }
+
 // prefetcher is an OwnerResolver that can start its work before it knows
 // which inodes are wanted. A prefetch that no Resolve collects stops when
 // its context is cancelled.

@@ -9,17 +9,20 @@ import (
 	"github.com/porteiro/porteiro/internal/taskfd"
 )
 
-// The plain table's details of each owner (Options.Brief: name, user,
-// command line) come, when the kernel offers it, from one pass of the
-// task iterator (taskfd.Tasks) rather than from /proc/PID/status and
-// /proc/PID/cmdline: one program run over every process instead of nine
-// system calls per owner. The pass runs beside the task-file pass and the
-// socket dump; the details stage takes what it needs from it, and reads
-// /proc as before for a process the pass did not see (started since),
-// for a kernel thread (whose /proc name is longer than its comm), for a
-// command line the pass could not copy whole, and for a process whose
-// /proc directory has something mounted over it (hidden: findHidden must
-// still see that /proc does not show it).
+// When a one-shot scan lists every port, the details of each owner come
+// in part from one pass of the task iterator (taskfd.Tasks): the user and
+// the command line always, and for the plain table (Options.Brief) the
+// name, parent, state and start time too, so that the table reads nothing
+// of the process from /proc. Otherwise /proc/PID/status and
+// /proc/PID/cmdline would be read for each owner: six system calls, and
+// status is the costliest file of the directory to produce. The pass runs
+// beside the task-file pass and the socket dump; the details stage takes
+// what it needs from it, and reads /proc as before for a process the pass
+// did not see (started since), for a kernel thread (whose /proc name is
+// longer than its comm), for a command line the pass could not copy
+// whole, and for a process whose /proc directory has something mounted
+// over it (hidden: findHidden must still see that /proc does not show
+// it).
 
 // taskPass is one run of the task iterator, in the background.
 type taskPass struct {
@@ -41,11 +44,12 @@ type taskEntry struct {
 	complete bool
 }
 
-// startTasks starts a task pass for a Brief resolver that uses the
-// kernel's iterators, once after is closed; r.tpass is nil otherwise.
+// startTasks starts a task pass, once after is closed, for a scan that
+// wants one (wantTasks) from a resolver that uses the kernel's
+// iterators; r.tpass is nil otherwise.
 func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 	r.tpass = nil
-	if !r.Brief || !r.Iterator || r.closed || r.noTasks {
+	if !r.taskDetails || !r.Iterator || r.closed || r.noTasks {
 		return
 	}
 	tp := &taskPass{done: make(chan struct{})}
@@ -108,6 +112,11 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 	}()
 }
 
+// wantTasks implements taskWanter: a one-shot scan of every port (a
+// listing) describes many processes, and the task pass pays for itself;
+// a scan of some ports describes a few, which /proc gives sooner.
+func (r *Resolver) wantTasks(on bool) { r.taskDetails = on }
+
 // wait returns the pass's entries, or nil when it failed.
 func (tp *taskPass) wait() map[int]*taskEntry {
 	if tp == nil {
@@ -136,7 +145,7 @@ func (r *Resolver) closeTasks() {
 func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
 	if e := d.tasks.wait()[pid]; e != nil && !e.kthread {
 		if mount, known := procfs.IsMountPoint(d.r.ProcRoot, pid); known && !mount {
-			if p, ok := d.r.processFromTask(pid, e, buf); ok {
+			if p, ok := d.r.processFromTask(pid, e, d.now, buf); ok {
 				d.r.fromTasks.Add(1)
 				return p
 			}
@@ -145,15 +154,30 @@ func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
 	return d.r.process(pid, d.now, buf)
 }
 
-// processFromTask builds what process gives in Brief mode from e, reading
-// the command line from /proc only when the pass could not copy it whole.
-// It returns nil, true for a process that exited since, and false when
-// /proc must be asked for everything.
-func (r *Resolver) processFromTask(pid int, e *taskEntry, buf *[]byte) (*ProcessInfo, bool) {
-	p := &ProcessInfo{PID: pid, PPID: e.ppid, Name: e.comm, UID: e.uid, User: UserName(e.uid),
-		StartTicks: e.start, State: string(e.state)}
+// processFromTask builds what process gives from e: in Brief mode all of
+// it, the command line from /proc only when the pass could not copy it
+// whole; otherwise the user and command line, with the rest (stat, the
+// executable, the cgroup) from /proc, whose start time must be the one
+// the pass saw (else the pid is another process's now). It returns nil,
+// true for a process that exited since, and false when /proc must be
+// asked for everything.
+func (r *Resolver) processFromTask(pid int, e *taskEntry, now time.Time, buf *[]byte) (*ProcessInfo, bool) {
+	var info *procfs.Info
+	if r.Brief {
+		info = &procfs.Info{Stat: procfs.Stat{PID: pid, Comm: e.comm, State: string(e.state), PPID: e.ppid,
+			StartTicks: e.start}}
+	} else {
+		var err error
+		switch info, err = procfs.ReadProcessRest(r.ProcRoot, pid, buf); {
+		case errors.Is(err, procfs.ErrExited):
+			return nil, true
+		case err != nil || info.Stat.StartTicks != e.start:
+			return nil, false
+		}
+	}
+	info.UID, info.UIDKnown = e.uid, true
 	if e.complete {
-		p.Cmdline = procfs.ParseCmdline(e.cmd)
+		info.Cmdline = procfs.ParseCmdline(e.cmd)
 	} else {
 		cmd, err := procfs.ReadCmdline(r.ProcRoot, pid, buf)
 		switch {
@@ -162,12 +186,9 @@ func (r *Resolver) processFromTask(pid int, e *taskEntry, buf *[]byte) (*Process
 		case err != nil:
 			return nil, false
 		}
-		p.Cmdline = cmd
+		info.Cmdline = cmd
 	}
-	if r.btime > 0 {
-		p.StartTime = time.Unix(r.btime, 0).Add(time.Duration(e.start) * time.Second / userHZ)
-	}
-	return p, true
+	return r.fromInfo(pid, info, now), true
 }
 
 // noFiles reports whether the task pass saw pid as a process without an

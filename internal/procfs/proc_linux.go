@@ -73,6 +73,35 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	if b, err := readFileAt(dfd, "cmdline", buf); err == nil {
 		info.Cmdline = ParseCmdline(b)
 	}
+	readExeCgroup(dfd, info, buf)
+	return info, nil
+}
+
+// ReadProcessRest reads what ReadProcessFields does but for status and
+// cmdline (the user and the command line), for a caller that has those
+// from the kernel's task iterator: stat, the executable and the cgroup.
+func ReadProcessRest(root string, pid int, buf *[]byte) (*Info, error) {
+	dir, dfd, err := openProc(root, pid)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dfd)
+	b, err := readRequired(dir, dfd, "stat", buf)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	info := &Info{Stat: st}
+	readExeCgroup(dfd, info, buf)
+	return info, nil
+}
+
+// readExeCgroup fills the executable and the cgroup of info, from the
+// process directory dfd, where they can be read.
+func readExeCgroup(dfd int, info *Info, buf *[]byte) {
 	var lbuf [4096]byte
 	if n, err := unix.Readlinkat(dfd, "exe", lbuf[:]); err == nil {
 		info.Exe, info.ExeDeleted = strings.CutSuffix(string(lbuf[:n]), " (deleted)")
@@ -80,7 +109,6 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	if b, err := readFileAt(dfd, "cgroup", buf); err == nil {
 		info.Cgroup = ParseCgroup(b)
 	}
-	return info, nil
 }
 
 // ReadCmdline reads root/PID/cmdline alone, for a caller that has the
