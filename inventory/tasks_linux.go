@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/porteiro/porteiro/internal/procfs"
@@ -29,6 +30,21 @@ type taskPass struct {
 	done  chan struct{}
 	byPID map[int]*taskEntry
 	err   error
+
+	// What /proc said of the first process of each executable and of
+	// each set of cgroups, for the others: /proc/PID/exe and
+	// /proc/PID/cgroup are the same for every process of one key
+	// (taskfd.Task), and reading them was two thirds of describing a
+	// process. A process that execs or moves between the pass and the
+	// read of its files gives what it has then, as it would alone.
+	mu      sync.Mutex
+	exes    map[[2]uint64]exeInfo
+	cgroups map[uint64]procfs.Cgroup
+}
+
+type exeInfo struct {
+	path    string
+	deleted bool
 }
 
 // taskEntry is what the task iterator said of one process.
@@ -42,6 +58,8 @@ type taskEntry struct {
 	comm     string
 	cmd      []byte // the command line's bytes, when complete
 	complete bool
+	exe      [2]uint64 // the executable's key, or zeros
+	css      uint64    // the cgroups' key, or 0
 }
 
 // startTasks starts a task pass, once after is closed, for a scan that
@@ -87,7 +105,8 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 		var ends []int  // where each entry's command line ends in cmds
 		err = taskfd.ParseTasks(b, func(k *taskfd.Task) {
 			e := taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
-				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm)}
+				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm),
+				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet}
 			if e.complete = k.CmdlineComplete(); e.complete {
 				cmds = append(cmds, k.Cmdline...)
 			}
@@ -145,7 +164,7 @@ func (r *Resolver) closeTasks() {
 func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
 	if e := d.tasks.wait()[pid]; e != nil && !e.kthread {
 		if mount, known := procfs.IsMountPoint(d.r.ProcRoot, pid); known && !mount {
-			if p, ok := d.r.processFromTask(pid, e, d.now, buf); ok {
+			if p, ok := d.r.processFromTask(d.tasks, pid, e, d.now, buf); ok {
 				d.r.fromTasks.Add(1)
 				return p
 			}
@@ -161,19 +180,23 @@ func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
 // the pass saw (else the pid is another process's now). It returns nil,
 // true for a process that exited since, and false when /proc must be
 // asked for everything.
-func (r *Resolver) processFromTask(pid int, e *taskEntry, now time.Time, buf *[]byte) (*ProcessInfo, bool) {
+func (r *Resolver) processFromTask(tp *taskPass, pid int, e *taskEntry, now time.Time, buf *[]byte) (*ProcessInfo, bool) {
 	var info *procfs.Info
 	if r.Brief {
 		info = &procfs.Info{Stat: procfs.Stat{PID: pid, Comm: e.comm, State: string(e.state), PPID: e.ppid,
 			StartTicks: e.start}}
 	} else {
-		var err error
-		switch info, err = procfs.ReadProcessRest(r.ProcRoot, pid, buf); {
+		st, err := procfs.ReadStat(r.ProcRoot, pid, buf)
+		switch {
 		case errors.Is(err, procfs.ErrExited):
 			return nil, true
-		case err != nil || info.Stat.StartTicks != e.start:
+		case err != nil || st.StartTicks != e.start:
 			return nil, false
 		}
+		info = &procfs.Info{Stat: st}
+		exe := tp.exe(r.ProcRoot, pid, e.exe)
+		info.Exe, info.ExeDeleted = exe.path, exe.deleted
+		info.Cgroup = tp.cgroup(r.ProcRoot, pid, e.css, buf)
 	}
 	info.UID, info.UIDKnown = e.uid, true
 	if e.complete {
@@ -189,6 +212,49 @@ func (r *Resolver) processFromTask(pid int, e *taskEntry, now time.Time, buf *[]
 		info.Cmdline = cmd
 	}
 	return r.fromInfo(pid, info, now), true
+}
+
+// exe is /proc/PID/exe for a process whose executable has key k, read
+// once per key.
+func (tp *taskPass) exe(root string, pid int, k [2]uint64) exeInfo {
+	tp.mu.Lock()
+	x, ok := tp.exes[k]
+	tp.mu.Unlock()
+	if ok {
+		return x
+	}
+	var err error
+	x.path, x.deleted, err = procfs.ReadExe(root, pid)
+	if err == nil && k != ([2]uint64{}) {
+		tp.mu.Lock()
+		if tp.exes == nil {
+			tp.exes = map[[2]uint64]exeInfo{}
+		}
+		tp.exes[k] = x
+		tp.mu.Unlock()
+	}
+	return x
+}
+
+// cgroup is what /proc/PID/cgroup says for a process whose cgroups have
+// key k, read once per key.
+func (tp *taskPass) cgroup(root string, pid int, k uint64, buf *[]byte) procfs.Cgroup {
+	tp.mu.Lock()
+	c, ok := tp.cgroups[k]
+	tp.mu.Unlock()
+	if ok {
+		return c
+	}
+	c, err := procfs.ReadCgroup(root, pid, buf)
+	if err == nil && k != 0 {
+		tp.mu.Lock()
+		if tp.cgroups == nil {
+			tp.cgroups = map[uint64]procfs.Cgroup{}
+		}
+		tp.cgroups[k] = c
+		tp.mu.Unlock()
+	}
+	return c
 }
 
 // noFiles reports whether the task pass saw pid as a process without an

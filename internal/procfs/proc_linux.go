@@ -77,26 +77,43 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 	return info, nil
 }
 
-// ReadProcessRest reads what ReadProcessFields does but for status and
-// cmdline (the user and the command line), for a caller that has those
-// from the kernel's task iterator: stat, the executable and the cgroup.
-func ReadProcessRest(root string, pid int, buf *[]byte) (*Info, error) {
-	dir, dfd, err := openProc(root, pid)
+// ReadStat reads and parses root/PID/stat. An error wraps ErrExited when
+// the process is gone.
+func ReadStat(root string, pid int, buf *[]byte) (Stat, error) {
+	path := filepath.Join(root, strconv.Itoa(pid), "stat")
+	b, err := readFileAt(unix.AT_FDCWD, path, buf)
 	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd)
-	b, err := readRequired(dir, dfd, "stat", buf)
-	if err != nil {
-		return nil, err
+		if gone(err) {
+			return Stat{}, fmt.Errorf("reading %s: %w", path, ErrExited)
+		}
+		return Stat{}, fmt.Errorf("reading %s: %w", path, err)
 	}
 	st, err := ParseStat(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s/stat: %w", dir, err)
+		return Stat{}, fmt.Errorf("%s: %w", path, err)
 	}
-	info := &Info{Stat: st}
-	readExeCgroup(dfd, info, buf)
-	return info, nil
+	return st, nil
+}
+
+// ReadExe reads the root/PID/exe link: the executable's path, and whether
+// it was deleted.
+func ReadExe(root string, pid int) (exe string, deleted bool, err error) {
+	var lbuf [4096]byte
+	n, err := unix.Readlink(filepath.Join(root, strconv.Itoa(pid), "exe"), lbuf[:])
+	if err != nil {
+		return "", false, err
+	}
+	exe, deleted = strings.CutSuffix(string(lbuf[:n]), " (deleted)")
+	return exe, deleted, nil
+}
+
+// ReadCgroup reads and parses root/PID/cgroup.
+func ReadCgroup(root string, pid int, buf *[]byte) (Cgroup, error) {
+	b, err := readFileAt(unix.AT_FDCWD, filepath.Join(root, strconv.Itoa(pid), "cgroup"), buf)
+	if err != nil {
+		return Cgroup{}, err
+	}
+	return ParseCgroup(b), nil
 }
 
 // readExeCgroup fills the executable and the cgroup of info, from the

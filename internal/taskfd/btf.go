@@ -114,6 +114,11 @@ type TaskLayout struct {
 	NSProxy       int16 // task_struct.nsproxy
 	NSProxyNet    int16 // nsproxy.net_ns
 	NetInum       int16 // net.ns.inum (4 bytes)
+	Cgroups       int16 // task_struct.cgroups, the css_set
+	ExeFile       int16 // mm_struct.exe_file
+	FilePath      int16 // file.f_path (a struct path)
+	PathMnt       int16 // path.mnt
+	PathDentry    int16 // path.dentry
 }
 
 // NetNS reports whether the program built for l reads the network
@@ -289,6 +294,10 @@ func taskLayout(t *btf, names map[string]uint32) TaskLayout {
 		{&l.ArgEnd, kindInt, 8, []string{"mm_struct", "arg_end"}},
 		{&l.NSProxy, kindPtr, 0, []string{"task_struct", "nsproxy"}},
 		{&l.NSProxyNet, kindPtr, 0, []string{"nsproxy", "net_ns"}},
+		{&l.Cgroups, kindPtr, 0, []string{"task_struct", "cgroups"}},
+		{&l.ExeFile, kindPtr, 0, []string{"mm_struct", "exe_file"}},
+		{&l.PathMnt, kindPtr, 0, []string{"path", "mnt"}},
+		{&l.PathDentry, kindPtr, 0, []string{"path", "dentry"}},
 		{&l.NetInum, kindInt, 4, []string{"net", "ns", "", "inum"}},
 	}
 	for _, f := range fields {
@@ -296,7 +305,18 @@ func taskLayout(t *btf, names map[string]uint32) TaskLayout {
 			return TaskLayout{}
 		}
 	}
-	// comm is char[16], read as two 8-byte words.
+	// file.f_path is a struct path, in an anonymous union on recent
+	// kernels.
+	fid, ok := names["file"]
+	if !ok {
+		return TaskLayout{}
+	}
+	foff, ftid, err := t.member(fid, "f_path")
+	if k, _, kerr := t.resolve(ftid); err != nil || kerr != nil || k != kindStruct || foff > 1<<15-1 {
+		return TaskLayout{}
+	}
+	l.FilePath = int16(foff)
+	// comm is char[16].
 	tid, ok := names["task_struct"]
 	if !ok {
 		return TaskLayout{}
@@ -396,7 +416,7 @@ func parseBTF(b []byte) (*btf, map[string]uint32, error) {
 			} else {
 				switch string(name) {
 				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid",
-					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy":
+					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy", "path":
 					if _, dup := names[string(name)]; !dup {
 						names[string(name)] = id
 					}

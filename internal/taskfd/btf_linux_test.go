@@ -192,14 +192,19 @@ func TestParseLayoutKernel(t *testing.T) {
 	tl.NSProxy = member("task_struct", "nsproxy", ptr)
 	tl.NSProxyNet = member("nsproxy", "net_ns", ptr)
 	tl.NetInum = want.NetInum
+	tl.Cgroups = member("task_struct", "cgroups", ptr)
+	tl.ExeFile = member("mm_struct", "exe_file", ptr)
+	tl.FilePath = member("file", "f_path", isStruct)
+	tl.PathMnt = member("path", "mnt", ptr)
+	tl.PathDentry = member("path", "dentry", ptr)
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
 	if n := reflect.TypeFor[Layout]().NumField(); n != 20 {
 		t.Fatalf("Layout has %d fields; this test knows 20", n)
 	}
-	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 20 {
-		t.Fatalf("TaskLayout has %d fields; this test knows 20", n)
+	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 25 {
+		t.Fatalf("TaskLayout has %d fields; this test knows 25", n)
 	}
 	if got != want {
 		t.Errorf("ParseLayout:\n got %+v\nwant %+v", got, want)

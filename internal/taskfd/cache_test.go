@@ -18,7 +18,8 @@ func cacheLayout() Layout {
 		PidLevel: 4, PidNumbers: 96, UpidSize: 16, UpidNr: 0, HasNetNS: true, SocketSk: 24, SockNet: 48, NetInum: 232,
 		Task: TaskLayout{Has: true, AttachID: 53209, CtxMeta: 0, CtxTask: 8, Pid: 1432, Tgid: 1436, Flags: 44,
 			State: 24, ExitState: 1388, Comm: 2032, RealParent: 1448, Cred: 2016, CredUID: 8,
-			StartBoottime: 1712, MM: 1136, ArgStart: 488, ArgEnd: 496, NSProxy: 2112, NSProxyNet: 48, NetInum: 232}}
+			StartBoottime: 1712, MM: 1136, ArgStart: 488, ArgEnd: 496, NSProxy: 2112, NSProxyNet: 48, NetInum: 232,
+			Cgroups: 2408, ExeFile: 1320, FilePath: 64, PathMnt: 0, PathDentry: 8}}
 }
 
 func TestLayoutCacheRoundTrip(t *testing.T) {

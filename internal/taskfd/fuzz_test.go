@@ -86,6 +86,9 @@ func appendTask(b []byte, k Task) []byte {
 	o.PutUint32(h[taskCmdLen:], uint32(len(k.Cmdline)))
 	o.PutUint64(h[taskArgs:], k.Args)
 	copy(h[taskComm:taskComm+commLen], k.Comm)
+	o.PutUint64(h[taskExeMnt:], k.ExeMnt)
+	o.PutUint64(h[taskExeDen:], k.ExeDentry)
+	o.PutUint64(h[taskCSSSet:], k.CSSSet)
 	return append(append(b, h[:]...), k.Cmdline...)
 }
 
@@ -121,6 +124,7 @@ func FuzzParseTasks(f *testing.F) {
 		for i := 0; i < len(b); {
 			n := int(binary.NativeEndian.Uint32(b[i+taskCmdLen:]))
 			if !bytes.Equal(again[i:i+taskComm], b[i:i+taskComm]) ||
+				!bytes.Equal(again[i+taskExeMnt:i+TaskHeaderSize], b[i+taskExeMnt:i+TaskHeaderSize]) ||
 				!bytes.Equal(again[i+TaskHeaderSize:i+TaskHeaderSize+n], b[i+TaskHeaderSize:i+TaskHeaderSize+n]) {
 				t.Fatalf("record at %d decoded differently", i)
 			}

@@ -29,6 +29,9 @@ import (
 //		u32 cmdlen;         // bytes of command line that follow
 //		u64 args;           // mm->arg_end - mm->arg_start, 0 without mm
 //		char comm[16];
+//		u64 exe_mnt;        // mm->exe_file->f_path: which executable,
+//		u64 exe_dentry;     //   as opaque kernel addresses, 0 without
+//		u64 css_set;        // task->cgroups: which cgroups, likewise
 //		char cmdline[cmdlen];
 //	}
 //
@@ -40,7 +43,7 @@ import (
 // (Task.CmdlineComplete).
 
 // TaskHeaderSize is the size of a task record before its command line.
-const TaskHeaderSize = 64
+const TaskHeaderSize = 88
 
 // TaskCmdMax is the most of a command line the program copies.
 const TaskCmdMax = 8192
@@ -61,6 +64,9 @@ const (
 	taskCmdLen = 36
 	taskArgs   = 40
 	taskComm   = 48
+	taskExeMnt = 64
+	taskExeDen = 72
+	taskCSSSet = 80
 
 	taskRecord  = -TaskHeaderSize // the record's start
 	taskSlotPtr = taskRecord - 8  // a pointer being followed
@@ -203,6 +209,7 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 		asm.StoreMem(asm.RFP, rec(taskStart), asm.R2, asm.DWord),
 	)
 	p = append(p, read(rec(taskComm), commLen, asm.R7, false, tl.Comm)...)
+	p = append(p, read(rec(taskCSSSet), 8, asm.R7, false, tl.Cgroups)...)
 	// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy once
 	// the process is exiting).
 	p = append(p, read(taskSlotPtr, 8, asm.R7, false, tl.NSProxy)...)
@@ -215,8 +222,13 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "write_header"))
 	p = append(p, read(taskSlotVal, 8, asm.R3, true, tl.ArgStart)...)
 	p = append(p, read(taskSlotEnd, 8, asm.R3, true, tl.ArgEnd)...)
+	// The executable: mm->exe_file->f_path.mnt and .dentry.
+	p = append(p, follow(tl.ExeFile, "exe_done")...)
+	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "exe_done"))
+	p = append(p, read(rec(taskExeMnt), 8, asm.R3, true, tl.FilePath+tl.PathMnt)...)
+	p = append(p, read(rec(taskExeDen), 8, asm.R3, true, tl.FilePath+tl.PathDentry)...)
 	p = append(p,
-		asm.LoadMem(asm.R8, asm.RFP, taskSlotVal, asm.DWord),
+		asm.LoadMem(asm.R8, asm.RFP, taskSlotVal, asm.DWord).WithSymbol("exe_done"),
 		asm.LoadMem(asm.R2, asm.RFP, taskSlotEnd, asm.DWord),
 		asm.JLE.Reg(asm.R2, asm.R8, "write_header"),
 		asm.Sub.Reg(asm.R2, asm.R8),
@@ -287,6 +299,12 @@ type Task struct {
 	Args          uint64 // the size of the process's argument area
 	Comm          []byte // up to its first NUL
 	Cmdline       []byte // what was copied of the argument area
+	// ExeMnt and ExeDentry say which executable the process runs (the
+	// mount and directory entry of /proc/PID/exe), and CSSSet which
+	// cgroups it is in (/proc/PID/cgroup): opaque kernel addresses,
+	// equal for processes of equal executables or cgroups, 0 when not
+	// known.
+	ExeMnt, ExeDentry, CSSSet uint64
 }
 
 // Kthread reports whether t is a kernel thread.
@@ -359,6 +377,7 @@ func ParseTasks(b []byte, fn func(*Task)) error {
 			PID: o.Uint32(b[taskPID:]), PPID: o.Uint32(b[taskPPID:]), UID: o.Uint32(b[taskUID:]),
 			Flags: o.Uint32(b[taskFlags:]), State: o.Uint32(b[taskState:]), ExitState: o.Uint32(b[taskExit:]),
 			StartBoottime: o.Uint64(b[taskStart:]), NetNS: o.Uint32(b[taskNetNS:]), Args: o.Uint64(b[taskArgs:]),
+			ExeMnt: o.Uint64(b[taskExeMnt:]), ExeDentry: o.Uint64(b[taskExeDen:]), CSSSet: o.Uint64(b[taskCSSSet:]),
 		}
 		comm := b[taskComm : taskComm+commLen]
 		if i := bytes.IndexByte(comm, 0); i >= 0 {

@@ -197,6 +197,44 @@ func TestTasksMatchProc(t *testing.T) {
 			t.Errorf("our child %d not reported", pid)
 		}
 	}
+	// Processes of one executable key share /proc/PID/exe, and of one
+	// cgroup key /proc/PID/cgroup: the keys stand for what /proc says.
+	exes, cgroups := map[[2]uint64]string{}, map[uint64]string{}
+	exeShared, cgShared := 0, 0
+	ParseTasks(b, func(k *Task) {
+		if k.Kthread() {
+			return
+		}
+		dir := filepath.Join("/proc", strconv.Itoa(int(k.PID)))
+		exe, err1 := os.Readlink(filepath.Join(dir, "exe"))
+		cg, err2 := os.ReadFile(filepath.Join(dir, "cgroup"))
+		if err1 != nil || err2 != nil {
+			return // exited, or hidden
+		}
+		if k.ExeMnt == 0 || k.ExeDentry == 0 || k.CSSSet == 0 {
+			t.Errorf("pid %d (%q): executable %#x:%#x, cgroups %#x", k.PID, k.Comm, k.ExeMnt, k.ExeDentry, k.CSSSet)
+			return
+		}
+		key := [2]uint64{k.ExeMnt, k.ExeDentry}
+		if prev, ok := exes[key]; ok {
+			exeShared++
+			if prev != exe {
+				t.Errorf("pid %d: executable %q under the key of %q", k.PID, exe, prev)
+			}
+		}
+		exes[key] = exe
+		if prev, ok := cgroups[k.CSSSet]; ok {
+			cgShared++
+			if prev != string(cg) {
+				t.Errorf("pid %d: cgroups %q under the key of %q", k.PID, cg, prev)
+			}
+		}
+		cgroups[k.CSSSet] = string(cg)
+	})
+	// Our children all run /bin/sh in our cgroups: keys are shared.
+	if exeShared < len(ours)-1 || cgShared < len(ours)-1 {
+		t.Errorf("keys shared by %d processes' executables and %d processes' cgroups, want at least %d", exeShared, cgShared, len(ours)-1)
+	}
 	if k, ok := findTask(b, uint32(longPID)); !ok || k.CmdlineComplete() {
 		t.Errorf("the long command line (%d bytes) was taken as complete", len(long))
 	}
