@@ -285,53 +285,53 @@ func scan(f *sockFlags, q inventory.Query, brief bool) (*inventory.Snapshot, err
 }
 
 // bigScan is the kernel's socket count from which a scan of every state
-// collects garbage sooner, and below which a scan does not collect at all
-// (collectForSize).
+// collects garbage sooner (collectForSize).
 const bigScan = 32 << 10
 
 // hugeHeapSize is the heap a whole listing marks for huge pages.
 const hugeHeapSize = 32 << 20
 
-// smallScanLimit bounds the heap of a scan that does not collect: past
-// it the runtime collects after all.
-const smallScanLimit = 256 << 20
+// The memory limit of a scan that does not collect garbage: past it the
+// runtime collects after all. A scan's heap is about 1 KB per socket it
+// lists; the limit is far above that, a guard against the unforeseen.
+const (
+	noCollectBase      = 256 << 20
+	noCollectPerSocket = 2 << 10
+)
 
 // collectForSize sets how a one-shot scan collects garbage, by the
 // kernel's count of sockets. GOGC or GOMEMLIMIT, when set, decides.
 //
-//   - Below bigScan, not at all: the heap of such a scan is some MB, and
-//     collecting it costs more than it frees before the command exits
-//     (the collector's own metadata faults in fresh pages). A memory
-//     limit of smallScanLimit stays as a guard.
-//   - From bigScan, a scan of every state and every port collects at 1.5
-//     times the live heap, not at twice it. Such a scan's heap is its
-//     sockets, which live until the command exits, and the passing work
-//     of finding their owners: collecting at twice the heap that survived
-//     counts the sockets twice (at 100,000 sockets, 15 MB more at the peak
-//     for no CPU saved).
-//   - Other big scans (listeners, or some ports only) keep the runtime's
-//     default.
+//   - A scan of every state and every port, on a host of bigScan sockets
+//     or more, collects at 1.5 times the live heap, not at twice it. Such
+//     a scan's heap is its sockets, which live until the command exits,
+//     and the passing work of finding their owners: collecting at twice
+//     the heap that survived counts the sockets twice (at 100,000 sockets,
+//     15 MB more at the peak for no CPU saved).
+//   - Any other scan does not collect at all, under a memory limit
+//     (noCollectBase plus noCollectPerSocket per socket of the host). Its
+//     heap is mostly what it prints, which lives to the end: collecting
+//     frees little, and costs the collector's work and the fresh pages
+//     its own metadata faults in (10% of a listing at 100,000 sockets).
+//
+// A whole listing also backs its heap with huge pages (see hugeheap): its
+// heap grows to several MB, whose first faults they make cheap. A scan of
+// some ports touches too little to gain from it.
 func collectForSize(q inventory.Query) {
 	if len(q.LocalPorts) == 0 {
-		// A whole listing: its heap grows to several MB, whose first
-		// faults huge pages make cheap (see hugeheap). A scan of some
-		// ports touches too little to gain from it.
 		hugeheap.Enable(hugeHeapSize)
 	}
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	n := inventory.KernelSocketCount()
-	if n < bigScan {
-		debug.SetMemoryLimit(smallScanLimit)
-		debug.SetGCPercent(-1)
+	allStates := q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) != 0
+	if n >= bigScan && allStates && len(q.LocalPorts) == 0 {
+		debug.SetGCPercent(50)
 		return
 	}
-	if q.States&^(inventory.MaskTCPListen|inventory.MaskUDPListen) == 0 ||
-		len(q.LocalPorts) > 0 { // the kernel keeps only some ports: a small scan
-		return
-	}
-	debug.SetGCPercent(50)
+	debug.SetMemoryLimit(noCollectBase + int64(n)*noCollectPerSocket)
+	debug.SetGCPercent(-1)
 }
 
 // printNotes writes the snapshot's notes to stderr, once each.
