@@ -66,83 +66,86 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 	if nr(level) > math.MaxInt16 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
-	p := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1), // r6 = ctx
-		asm.LoadMem(asm.R7, asm.R6, l.CtxTask, asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, labelExit), // the final call has no task
-		asm.LoadMem(asm.R8, asm.R6, l.CtxFile, asm.DWord),
-		asm.JEq.Imm(asm.R8, 0, labelExit),
-		asm.Mov.Reg(asm.R9, asm.R8), // r9 = the file, for bpf_sock_from_file
-		asm.StoreImm(asm.RFP, slotNetNS, 0, asm.Word),
-		asm.StoreImm(asm.RFP, slotPad, 0, asm.Word),
-		asm.Mov.Imm(asm.R2, 0), // inode 0: not a socket
-		asm.LoadMem(asm.R8, asm.R8, l.FileInode, asm.DWord),
-		asm.JEq.Imm(asm.R8, 0, labelNoInode),
-		asm.LoadMem(asm.R3, asm.R8, l.InodeMode, asm.Half),
-		asm.And.Imm(asm.R3, sIFMT),
-		asm.JNE.Imm(asm.R3, sIFSOCK, labelNoInode),
-		asm.LoadMem(asm.R2, asm.R8, l.InodeIno, asm.DWord),
-	}
+	const (
+		r0, r1, r2, r3, r6, r7, r8, r9, fp = asm.R0, asm.R1, asm.R2, asm.R3, asm.R6, asm.R7, asm.R8, asm.R9, asm.RFP
+		dw, w                              = asm.DWord, asm.Word
+	)
+	b := &builder{p: make(asm.Instructions, 0, 128)}
+	b.mov(r6, r1) // r6 = ctx
+	b.ldx(r7, r6, l.CtxTask, dw)
+	b.jmp(asm.JEq, r7, 0, labelExit) // the final call has no task
+	b.ldx(r8, r6, l.CtxFile, dw)
+	b.jmp(asm.JEq, r8, 0, labelExit)
+	b.mov(r9, r8) // r9 = the file, for bpf_sock_from_file
+	b.imm(asm.Mov, r1, 0)
+	b.stx(fp, slotNetNS, r1, w)
+	b.stx(fp, slotPad, r1, w)
+	b.imm(asm.Mov, r2, 0) // inode 0: not a socket
+	b.ldx(r8, r8, l.FileInode, dw)
+	b.jmp(asm.JEq, r8, 0, labelNoInode)
+	b.ldx(r3, r8, l.InodeMode, asm.Half)
+	b.imm(asm.And, r3, sIFMT)
+	b.jmp(asm.JNE, r3, sIFSOCK, labelNoInode)
+	b.ldx(r2, r8, l.InodeIno, dw)
 	if l.NetNS() {
 		// The socket's network namespace:
 		// bpf_sock_from_file(file)->sk->__sk_common.skc_net.net->ns.inum.
 		// The helper and the loads are typed (BTF), so the kernel checks
 		// every pointer; a null one leaves the netns 0.
-		p = append(p,
-			asm.StoreMem(asm.RFP, slotInode, asm.R2, asm.DWord), // kept across the call
-			asm.Mov.Reg(asm.R1, asm.R9),
-			asm.FnSockFromFile.Call(),
-			asm.JEq.Imm(asm.R0, 0, labelNSDone),
-			asm.LoadMem(asm.R0, asm.R0, l.SocketSk, asm.DWord),
-			asm.JEq.Imm(asm.R0, 0, labelNSDone),
-			asm.LoadMem(asm.R0, asm.R0, l.SockNet, asm.DWord),
-			asm.JEq.Imm(asm.R0, 0, labelNSDone),
-			asm.LoadMem(asm.R0, asm.R0, l.NetInum, asm.Word),
-			asm.StoreMem(asm.RFP, slotNetNS, asm.R0, asm.Word),
-			asm.LoadMem(asm.R2, asm.RFP, slotInode, asm.DWord).WithSymbol(labelNSDone),
-		)
+		b.stx(fp, slotInode, r2, dw) // kept across the call
+		b.mov(r1, r9)
+		b.call(asm.FnSockFromFile)
+		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.ldx(r0, r0, l.SocketSk, dw)
+		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.ldx(r0, r0, l.SockNet, dw)
+		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.ldx(r0, r0, l.NetInum, w)
+		b.stx(fp, slotNetNS, r0, w)
+		b.at(labelNSDone)
+		b.ldx(r2, fp, slotInode, dw)
 	}
-	p = append(p,
-		asm.StoreMem(asm.RFP, slotInode, asm.R2, asm.DWord).WithSymbol(labelNoInode), // record.inode
-		asm.LoadMem(asm.R2, asm.R6, l.CtxFD, asm.Word),
-		asm.StoreMem(asm.RFP, slotFD, asm.R2, asm.Word), // record.fd
-		// The process's struct pid: task->group_leader->thread_pid.
-		asm.LoadMem(asm.R7, asm.R7, l.TaskGroupLeader, asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, labelExit),
-		asm.LoadMem(asm.R7, asm.R7, l.TaskThreadPid, asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, labelExit),
-		// The depth of the reader's PID namespace: the level of the
-		// reading task's pid.
-		asm.FnGetCurrentTaskBtf.Call(),
-		asm.LoadMem(asm.R0, asm.R0, l.TaskThreadPid, asm.DWord),
-		asm.JEq.Imm(asm.R0, 0, labelExit),
-		asm.LoadMem(asm.R0, asm.R0, l.PidLevel, asm.Word),
-	)
+	b.at(labelNoInode)
+	b.stx(fp, slotInode, r2, dw) // record.inode
+	b.ldx(r2, r6, l.CtxFD, w)
+	b.stx(fp, slotFD, r2, w) // record.fd
+	// The process's struct pid: task->group_leader->thread_pid.
+	b.ldx(r7, r7, l.TaskGroupLeader, dw)
+	b.jmp(asm.JEq, r7, 0, labelExit)
+	b.ldx(r7, r7, l.TaskThreadPid, dw)
+	b.jmp(asm.JEq, r7, 0, labelExit)
+	// The depth of the reader's PID namespace: the level of the reading
+	// task's pid.
+	b.call(asm.FnGetCurrentTaskBtf)
+	b.ldx(r0, r0, l.TaskThreadPid, dw)
+	b.jmp(asm.JEq, r0, 0, labelExit)
+	b.ldx(r0, r0, l.PidLevel, w)
 	// The pid, numbers[depth].nr: one load per depth the reader may be at.
 	for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
 		next := fmt.Sprintf("depth_%d", lv+1)
-		p = append(p,
-			asm.JNE.Imm(asm.R0, int32(lv), next).WithSymbol(fmt.Sprintf("depth_%d", lv)),
-			asm.LoadMem(asm.R2, asm.R7, int16(nr(lv)), asm.Word),
-			asm.Ja.Label(labelStore))
+		b.at(fmt.Sprintf("depth_%d", lv))
+		b.jmp(asm.JNE, r0, int32(lv), next)
+		b.ldx(r2, r7, int16(nr(lv)), w)
+		b.jmp(asm.Ja, r0, 0, labelStore)
 		if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
 			// Deeper than the program can read: write nothing.
-			p = append(p, asm.Ja.Label(labelExit).WithSymbol(next))
+			b.at(next)
+			b.jmp(asm.Ja, r0, 0, labelExit)
 		}
 	}
-	p = append(p,
-		asm.StoreMem(asm.RFP, slotPID, asm.R2, asm.Word).WithSymbol(labelStore), // record.pid
-		// bpf_seq_write(ctx->meta->seq, &record, 16)
-		asm.LoadMem(asm.R1, asm.R6, l.CtxMeta, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -RecordSize),
-		asm.Mov.Imm(asm.R3, RecordSize),
-		asm.FnSeqWrite.Call(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(labelExit),
-		asm.Return(),
-	)
-	return p, nil
+	b.at(labelStore)
+	b.stx(fp, slotPID, r2, w) // record.pid
+	// bpf_seq_write(ctx->meta->seq, &record, RecordSize)
+	b.ldx(r1, r6, l.CtxMeta, dw)
+	b.ldx(r1, r1, l.MetaSeq, dw)
+	b.mov(r2, fp)
+	b.imm(asm.Add, r2, -RecordSize)
+	b.imm(asm.Mov, r3, RecordSize)
+	b.call(asm.FnSeqWrite)
+	b.at(labelExit)
+	b.imm(asm.Mov, r0, 0)
+	b.p = append(b.p, asm.Return())
+	return b.p, nil
 }
 
 // Program is Instructions encoded for bpf(BPF_PROG_LOAD), in the host's

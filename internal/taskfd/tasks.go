@@ -101,190 +101,246 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	if int(l.PidNumbers)+MaxLevel*int(l.UpidSize)+int(l.UpidNr) > math.MaxInt32 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
+	const (
+		r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, fp = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R9, asm.RFP
+		dw, w                                      = asm.DWord, asm.Word
+	)
 	rec := func(off int16) int16 { return taskRecord + off }
-	// read copies size bytes at base+off (base a callee-saved register
-	// or, with fromSlot, the pointer in slot taskSlotPtr) to stack slot dst.
-	read := func(dst int16, size int32, base asm.Register, fromSlot bool, off int16) asm.Instructions {
-		var ins asm.Instructions
-		if fromSlot {
-			ins = append(ins, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord))
-		} else {
-			ins = append(ins, asm.Mov.Reg(asm.R3, base))
-		}
-		return append(ins,
-			asm.Add.Imm(asm.R3, int32(off)),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, int32(dst)),
-			asm.Mov.Imm(asm.R2, size),
-			asm.FnProbeReadKernel.Call(),
-		)
-	}
-	// follow replaces the pointer in taskSlotPtr by the one at off in
-	// what it points to, jumping to fail if it is null.
-	follow := func(off int16, fail string) asm.Instructions {
-		return append(asm.Instructions{
-			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
-			asm.JEq.Imm(asm.R3, 0, fail)},
-			read(taskSlotPtr, 8, asm.R3, true, off)...)
-	}
+	b := &builder{p: make(asm.Instructions, 0, 256)}
 	// pidNr stores at dst the number of the struct pid in taskSlotPtr
 	// as the reader's namespace (depth r9) sees it, or jumps to fail
 	// when that pid is not in it (a shallower level).
-	pidNr := func(dst int16, fail string) asm.Instructions {
-		ins := asm.Instructions{
-			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
-			asm.JEq.Imm(asm.R3, 0, fail),
-		}
-		ins = append(ins, read(taskSlotVal, 4, asm.R3, true, l.PidLevel)...)
-		ins = append(ins,
-			asm.LoadMem(asm.R1, asm.RFP, taskSlotVal, asm.Word),
-			asm.JLT.Reg(asm.R1, asm.R9, fail),
-			// numbers[r9].nr
-			asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord),
-			asm.Mov.Reg(asm.R1, asm.R9),
-			asm.Mul.Imm(asm.R1, int32(l.UpidSize)),
-			asm.Add.Reg(asm.R3, asm.R1),
-			asm.Add.Imm(asm.R3, int32(l.PidNumbers)+int32(l.UpidNr)),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, int32(dst)),
-			asm.Mov.Imm(asm.R2, 4),
-			asm.FnProbeReadKernel.Call(),
-		)
-		return ins
+	pidNr := func(dst int16, fail string) {
+		b.ldx(r3, fp, taskSlotPtr, dw)
+		b.jmp(asm.JEq, r3, 0, fail)
+		b.read(taskSlotVal, 4, r3, true, l.PidLevel)
+		b.ldx(r1, fp, taskSlotVal, w)
+		b.jmpReg(asm.JLT, r1, r9, fail)
+		// numbers[r9].nr
+		b.ldx(r3, fp, taskSlotPtr, dw)
+		b.mov(r1, r9)
+		b.imm(asm.Mul, r1, int32(l.UpidSize))
+		b.reg(asm.Add, r3, r1)
+		b.imm(asm.Add, r3, int32(l.PidNumbers)+int32(l.UpidNr))
+		b.mov(r1, fp)
+		b.imm(asm.Add, r1, int32(dst))
+		b.imm(asm.Mov, r2, 4)
+		b.call(asm.FnProbeReadKernel)
 	}
-	p := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1), // r6 = ctx
-		asm.LoadMem(asm.R7, asm.R6, tl.CtxTask, asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, "exit"), // the final call has no task
-		// Processes only: a thread's pid differs from its tgid.
-		asm.LoadMem(asm.R1, asm.R7, tl.Pid, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, tl.Tgid, asm.Word),
-		asm.JNE.Reg(asm.R1, asm.R2, "exit"),
-		asm.LoadMem(asm.R1, asm.R6, tl.CtxMeta, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, l.MetaSeq, asm.DWord),
-		asm.StoreMem(asm.RFP, taskSlotSeq, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R1, 0),
+	// notNull jumps to label when the pointer in taskSlotPtr is null,
+	// and leaves it in r3 otherwise.
+	notNull := func(label string) {
+		b.ldx(r3, fp, taskSlotPtr, dw)
+		b.jmp(asm.JEq, r3, 0, label)
 	}
+
+	b.mov(r6, r1) // r6 = ctx
+	b.ldx(r7, r6, tl.CtxTask, dw)
+	b.jmp(asm.JEq, r7, 0, "exit") // the final call has no task
+	// Processes only: a thread's pid differs from its tgid.
+	b.ldx(r1, r7, tl.Pid, w)
+	b.ldx(r2, r7, tl.Tgid, w)
+	b.jmpReg(asm.JNE, r1, r2, "exit")
+	b.ldx(r1, r6, tl.CtxMeta, dw)
+	b.ldx(r1, r1, l.MetaSeq, dw)
+	b.stx(fp, taskSlotSeq, r1, dw)
+	b.imm(asm.Mov, r1, 0)
 	for off := int16(0); off < TaskHeaderSize; off += 8 {
-		p = append(p, asm.StoreMem(asm.RFP, rec(off), asm.R1, asm.DWord))
+		b.stx(fp, rec(off), r1, dw)
 	}
-	p = append(p,
-		asm.StoreMem(asm.RFP, taskSlotPtr, asm.R1, asm.DWord),
-		asm.StoreMem(asm.RFP, taskSlotVal, asm.R1, asm.DWord),
-		asm.StoreMem(asm.RFP, taskSlotEnd, asm.R1, asm.DWord),
-		// r9 = the depth of the reader's PID namespace:
-		// current->thread_pid->level.
-		asm.FnGetCurrentTask.Call(),
-		asm.Mov.Reg(asm.R8, asm.R0),
-	)
-	p = append(p, read(taskSlotPtr, 8, asm.R8, false, l.TaskThreadPid)...)
-	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "exit"))
-	p = append(p, read(taskSlotVal, 4, asm.R3, true, l.PidLevel)...)
-	p = append(p,
-		asm.LoadMem(asm.R9, asm.RFP, taskSlotVal, asm.Word),
-		asm.JGT.Imm(asm.R9, MaxLevel, "exit"),
-		asm.JLT.Imm(asm.R9, int32(level), "exit"),
-	)
+	for _, slot := range []int16{taskSlotPtr, taskSlotVal, taskSlotEnd} {
+		b.stx(fp, slot, r1, dw)
+	}
+	// r9 = the depth of the reader's PID namespace:
+	// current->thread_pid->level.
+	b.call(asm.FnGetCurrentTask)
+	b.mov(r8, r0)
+	b.read(taskSlotPtr, 8, r8, false, l.TaskThreadPid)
+	notNull("exit")
+	b.read(taskSlotVal, 4, r3, true, l.PidLevel)
+	b.ldx(r9, fp, taskSlotVal, w)
+	b.jmp(asm.JGT, r9, MaxLevel, "exit")
+	b.jmp(asm.JLT, r9, int32(level), "exit")
 	// The process's pid.
-	p = append(p, read(taskSlotPtr, 8, asm.R7, false, l.TaskThreadPid)...)
-	p = append(p, pidNr(rec(taskPID), "exit")...)
+	b.read(taskSlotPtr, 8, r7, false, l.TaskThreadPid)
+	pidNr(rec(taskPID), "exit")
 	// The parent's: real_parent->group_leader->thread_pid, 0 when the
 	// parent lives outside the reader's namespace, as /proc says.
-	p = append(p, read(taskSlotPtr, 8, asm.R7, false, tl.RealParent)...)
-	p = append(p, follow(l.TaskGroupLeader, "ppid_done")...)
-	p = append(p, follow(l.TaskThreadPid, "ppid_done")...)
-	p = append(p, pidNr(rec(taskPPID), "ppid_done")...)
+	b.read(taskSlotPtr, 8, r7, false, tl.RealParent)
+	b.follow(l.TaskGroupLeader, "ppid_done")
+	b.follow(l.TaskThreadPid, "ppid_done")
+	pidNr(rec(taskPPID), "ppid_done")
 	// The real uid: cred->uid.
-	p = append(p, labelled("ppid_done", read(taskSlotPtr, 8, asm.R7, false, tl.Cred))...)
-	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "uid_done"))
-	p = append(p, read(rec(taskUID), 4, asm.R3, true, tl.CredUID)...)
-	p = append(p,
-		asm.LoadMem(asm.R2, asm.R7, tl.Flags, asm.Word).WithSymbol("uid_done"),
-		asm.StoreMem(asm.RFP, rec(taskFlags), asm.R2, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, tl.State, asm.Word),
-		asm.StoreMem(asm.RFP, rec(taskState), asm.R2, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, tl.ExitState, asm.Word),
-		asm.StoreMem(asm.RFP, rec(taskExit), asm.R2, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, tl.StartBoottime, asm.DWord),
-		asm.StoreMem(asm.RFP, rec(taskStart), asm.R2, asm.DWord),
-	)
-	p = append(p, read(rec(taskComm), commLen, asm.R7, false, tl.Comm)...)
-	p = append(p, read(rec(taskCSSSet), 8, asm.R7, false, tl.Cgroups)...)
+	b.at("ppid_done")
+	b.read(taskSlotPtr, 8, r7, false, tl.Cred)
+	notNull("uid_done")
+	b.read(rec(taskUID), 4, r3, true, tl.CredUID)
+	b.at("uid_done")
+	for _, f := range []struct {
+		off, dst int16
+		size     asm.Size
+	}{{tl.Flags, taskFlags, w}, {tl.State, taskState, w}, {tl.ExitState, taskExit, w}, {tl.StartBoottime, taskStart, dw}} {
+		b.ldx(r2, r7, f.off, f.size)
+		b.stx(fp, rec(f.dst), r2, f.size)
+	}
+	b.read(rec(taskComm), commLen, r7, false, tl.Comm)
+	b.read(rec(taskCSSSet), 8, r7, false, tl.Cgroups)
 	// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy once
 	// the process is exiting).
-	p = append(p, read(taskSlotPtr, 8, asm.R7, false, tl.NSProxy)...)
-	p = append(p, follow(tl.NSProxyNet, "netns_done")...)
-	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "netns_done"))
-	p = append(p, read(rec(taskNetNS), 4, asm.R3, true, tl.NetInum)...)
+	b.read(taskSlotPtr, 8, r7, false, tl.NSProxy)
+	b.follow(tl.NSProxyNet, "netns_done")
+	notNull("netns_done")
+	b.read(rec(taskNetNS), 4, r3, true, tl.NetInum)
 	// The command line: mm->arg_start .. mm->arg_end. A kernel thread
 	// has no mm.
-	p = append(p, labelled("netns_done", read(taskSlotPtr, 8, asm.R7, false, tl.MM))...)
-	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "write_header"))
-	p = append(p, read(taskSlotVal, 8, asm.R3, true, tl.ArgStart)...)
-	p = append(p, read(taskSlotEnd, 8, asm.R3, true, tl.ArgEnd)...)
+	b.at("netns_done")
+	b.read(taskSlotPtr, 8, r7, false, tl.MM)
+	notNull("write_header")
+	b.read(taskSlotVal, 8, r3, true, tl.ArgStart)
+	b.read(taskSlotEnd, 8, r3, true, tl.ArgEnd)
 	// The executable: mm->exe_file->f_path.mnt and .dentry.
-	p = append(p, follow(tl.ExeFile, "exe_done")...)
-	p = append(p, asm.LoadMem(asm.R3, asm.RFP, taskSlotPtr, asm.DWord), asm.JEq.Imm(asm.R3, 0, "exe_done"))
-	p = append(p, read(rec(taskExeMnt), 8, asm.R3, true, tl.FilePath+tl.PathMnt)...)
-	p = append(p, read(rec(taskExeDen), 8, asm.R3, true, tl.FilePath+tl.PathDentry)...)
-	p = append(p,
-		asm.LoadMem(asm.R8, asm.RFP, taskSlotVal, asm.DWord).WithSymbol("exe_done"),
-		asm.LoadMem(asm.R2, asm.RFP, taskSlotEnd, asm.DWord),
-		asm.JLE.Reg(asm.R2, asm.R8, "write_header"),
-		asm.Sub.Reg(asm.R2, asm.R8),
-		asm.StoreMem(asm.RFP, rec(taskArgs), asm.R2, asm.DWord),
-		asm.JLE.Imm(asm.R2, TaskCmdMax, "len_ok"),
-		asm.Mov.Imm(asm.R2, TaskCmdMax),
-		asm.StoreMem(asm.RFP, taskSlotLen, asm.R2, asm.DWord).WithSymbol("len_ok"),
-		// The buffer: element 0 of bufMap.
-		asm.StoreImm(asm.RFP, taskSlotKey, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, bufMap),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, taskSlotKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "write_header"),
-		asm.Mov.Reg(asm.R9, asm.R0),
-		// bpf_copy_from_user_task(buf, len, arg_start, task, 0)
-		asm.Mov.Reg(asm.R1, asm.R9),
-		asm.LoadMem(asm.R2, asm.RFP, taskSlotLen, asm.DWord),
-		asm.JGT.Imm(asm.R2, TaskCmdMax, "write_header"),
-		asm.Mov.Reg(asm.R3, asm.R8),
-		asm.Mov.Reg(asm.R4, asm.R7),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnCopyFromUserTask.Call(),
-		asm.JNE.Imm(asm.R0, 0, "write_header"), // unreadable: cmdlen stays 0
-		asm.LoadMem(asm.R2, asm.RFP, taskSlotLen, asm.DWord),
-		asm.StoreMem(asm.RFP, rec(taskCmdLen), asm.R2, asm.Word),
-		// The header, then the command line.
-		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, taskRecord),
-		asm.Mov.Imm(asm.R3, TaskHeaderSize),
-		asm.FnSeqWrite.Call(),
-		asm.JNE.Imm(asm.R0, 0, "exit"),
-		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord),
-		asm.Mov.Reg(asm.R2, asm.R9),
-		asm.LoadMem(asm.R3, asm.RFP, taskSlotLen, asm.DWord),
-		asm.JGT.Imm(asm.R3, TaskCmdMax, "exit"),
-		asm.JEq.Imm(asm.R3, 0, "exit"),
-		asm.FnSeqWrite.Call(),
-		asm.Ja.Label("exit"),
-		// A record without a command line.
-		asm.LoadMem(asm.R1, asm.RFP, taskSlotSeq, asm.DWord).WithSymbol("write_header"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, taskRecord),
-		asm.Mov.Imm(asm.R3, TaskHeaderSize),
-		asm.FnSeqWrite.Call(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
-		asm.Return(),
-	)
-	return p, nil
+	b.follow(tl.ExeFile, "exe_done")
+	notNull("exe_done")
+	b.read(rec(taskExeMnt), 8, r3, true, tl.FilePath+tl.PathMnt)
+	b.read(rec(taskExeDen), 8, r3, true, tl.FilePath+tl.PathDentry)
+	b.at("exe_done")
+	b.ldx(r8, fp, taskSlotVal, dw)
+	b.ldx(r2, fp, taskSlotEnd, dw)
+	b.jmpReg(asm.JLE, r2, r8, "write_header")
+	b.reg(asm.Sub, r2, r8)
+	b.stx(fp, rec(taskArgs), r2, dw)
+	b.jmp(asm.JLE, r2, TaskCmdMax, "len_ok")
+	b.imm(asm.Mov, r2, TaskCmdMax)
+	b.at("len_ok")
+	b.stx(fp, taskSlotLen, r2, dw)
+	// The buffer: element 0 of bufMap.
+	b.imm(asm.Mov, r1, 0)
+	b.stx(fp, taskSlotKey, r1, w)
+	b.p = append(b.p, asm.LoadMapPtr(r1, bufMap))
+	b.mov(r2, fp)
+	b.imm(asm.Add, r2, taskSlotKey)
+	b.call(asm.FnMapLookupElem)
+	b.jmp(asm.JEq, r0, 0, "write_header")
+	b.mov(r9, r0)
+	// bpf_copy_from_user_task(buf, len, arg_start, task, 0)
+	b.mov(r1, r9)
+	b.ldx(r2, fp, taskSlotLen, dw)
+	b.jmp(asm.JGT, r2, TaskCmdMax, "write_header")
+	b.mov(r3, r8)
+	b.mov(r4, r7)
+	b.imm(asm.Mov, r5, 0)
+	b.call(asm.FnCopyFromUserTask)
+	b.jmp(asm.JNE, r0, 0, "write_header") // unreadable: cmdlen stays 0
+	b.ldx(r2, fp, taskSlotLen, dw)
+	b.stx(fp, rec(taskCmdLen), r2, w)
+	// The header, then the command line.
+	b.writeHeader()
+	b.jmp(asm.JNE, r0, 0, "exit")
+	b.ldx(r1, fp, taskSlotSeq, dw)
+	b.mov(r2, r9)
+	b.ldx(r3, fp, taskSlotLen, dw)
+	b.jmp(asm.JGT, r3, TaskCmdMax, "exit")
+	b.jmp(asm.JEq, r3, 0, "exit")
+	b.call(asm.FnSeqWrite)
+	b.jmp(asm.Ja, r0, 0, "exit")
+	// A record without a command line.
+	b.at("write_header")
+	b.writeHeader()
+	b.at("exit")
+	b.imm(asm.Mov, r0, 0)
+	b.p = append(b.p, asm.Return())
+	return b.p, nil
 }
 
-// labelled puts label on the first of ins.
-func labelled(label string, ins asm.Instructions) asm.Instructions {
-	ins[0] = ins[0].WithSymbol(label)
-	return ins
+// builder appends the task program's instructions. Its methods take
+// plain values and are not inlined: cilium/ebpf's constructors, inlined
+// at each of a few hundred instructions, made the program's builder the
+// largest function of the client (e2e/binaries_test.go keeps its size).
+type builder struct {
+	p     asm.Instructions
+	label string // the symbol of the next instruction
+}
+
+//go:noinline
+func (b *builder) add(ins asm.Instruction) {
+	if b.label != "" {
+		ins = ins.WithSymbol(b.label)
+		b.label = ""
+	}
+	b.p = append(b.p, ins)
+}
+
+// at names the next instruction.
+func (b *builder) at(label string) { b.label = label }
+
+//go:noinline
+func (b *builder) ldx(dst, src asm.Register, off int16, size asm.Size) {
+	b.add(asm.LoadMem(dst, src, off, size))
+}
+
+//go:noinline
+func (b *builder) stx(dst asm.Register, off int16, src asm.Register, size asm.Size) {
+	b.add(asm.StoreMem(dst, off, src, size))
+}
+
+//go:noinline
+func (b *builder) mov(dst, src asm.Register) { b.add(asm.Mov.Reg(dst, src)) }
+
+//go:noinline
+func (b *builder) imm(op asm.ALUOp, dst asm.Register, v int32) { b.add(op.Imm(dst, v)) }
+
+//go:noinline
+func (b *builder) reg(op asm.ALUOp, dst, src asm.Register) { b.add(op.Reg(dst, src)) }
+
+//go:noinline
+func (b *builder) jmp(op asm.JumpOp, dst asm.Register, v int32, label string) {
+	if op == asm.Ja {
+		b.add(asm.Ja.Label(label))
+		return
+	}
+	b.add(op.Imm(dst, v, label))
+}
+
+//go:noinline
+func (b *builder) jmpReg(op asm.JumpOp, dst, src asm.Register, label string) {
+	b.add(op.Reg(dst, src, label))
+}
+
+//go:noinline
+func (b *builder) call(fn asm.BuiltinFunc) { b.add(fn.Call()) }
+
+// read copies size bytes at base+off (base a callee-saved register or,
+// with fromSlot, the pointer in slot taskSlotPtr) to stack slot dst, with
+// bpf_probe_read_kernel.
+func (b *builder) read(dst int16, size int32, base asm.Register, fromSlot bool, off int16) {
+	if fromSlot {
+		b.ldx(asm.R3, asm.RFP, taskSlotPtr, asm.DWord)
+	} else {
+		b.mov(asm.R3, base)
+	}
+	b.imm(asm.Add, asm.R3, int32(off))
+	b.mov(asm.R1, asm.RFP)
+	b.imm(asm.Add, asm.R1, int32(dst))
+	b.imm(asm.Mov, asm.R2, size)
+	b.call(asm.FnProbeReadKernel)
+}
+
+// follow replaces the pointer in taskSlotPtr by the one at off in what
+// it points to, jumping to fail if it is null.
+func (b *builder) follow(off int16, fail string) {
+	b.ldx(asm.R3, asm.RFP, taskSlotPtr, asm.DWord)
+	b.jmp(asm.JEq, asm.R3, 0, fail)
+	b.read(taskSlotPtr, 8, asm.R3, true, off)
+}
+
+// writeHeader writes the record's header: bpf_seq_write(seq, record,
+// TaskHeaderSize).
+func (b *builder) writeHeader() {
+	b.ldx(asm.R1, asm.RFP, taskSlotSeq, asm.DWord)
+	b.mov(asm.R2, asm.RFP)
+	b.imm(asm.Add, asm.R2, taskRecord)
+	b.imm(asm.Mov, asm.R3, TaskHeaderSize)
+	b.call(asm.FnSeqWrite)
 }
 
 // Task is one process as the task iterator reports it.
