@@ -173,13 +173,18 @@ func readerLevel() (int, error) {
 
 // Close releases the program.
 func (it *Iterator) Close() error {
-	for _, fd := range []*int{&it.probe, &it.link, &it.prog} {
+	closeFDs(&it.probe, &it.link, &it.prog)
+	return nil
+}
+
+// closeFDs closes each fd that is open and marks it closed (-1).
+func closeFDs(fds ...*int) {
+	for _, fd := range fds {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
 		}
 	}
-	return nil
 }
 
 // Read runs the iterator once and returns what it wrote, appended to
@@ -194,12 +199,6 @@ func (it *Iterator) Read(ctx context.Context, buf []byte) ([]byte, error) {
 // rest. The batches are parts of the returned slice. If ReadFunc fails,
 // what each saw must be discarded.
 func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte)) ([]byte, error) {
-	attr := iterCreateAttr{linkFD: uint32(it.link)}
-	fd, err := bpf(unix.BPF_ITER_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	if err != nil {
-		return buf, fmt.Errorf("starting the task-file iterator: %w", err)
-	}
-	defer unix.Close(fd)
 	out := buf[:0]
 	if want := openFiles() * RecordSize; cap(out) < want {
 		// One buffer of the size the kernel's count of open files
@@ -207,13 +206,36 @@ func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte))
 		// copies and touches everything read so far.
 		out = make([]byte, 0, want)
 	}
-	handed := 0 // out[:handed] went to each
+	out, err := readIter(ctx, it.link, out, "task-file iterator", RecordSize, each)
+	if err != nil {
+		return out, err
+	}
+	if !it.checked {
+		if err := it.check(out); err != nil {
+			return out, err
+		}
+		it.checked = true
+	}
+	return out, nil
+}
+
+// readIter runs the iterator behind link once, appending what it writes
+// to out, and hands each batch of whole records of recSize bytes to each
+// as it arrives (when each is set).
+func readIter(ctx context.Context, link int, out []byte, what string, recSize int, each func([]byte)) ([]byte, error) {
+	attr := iterCreateAttr{linkFD: uint32(link)}
+	fd, err := bpf(unix.BPF_ITER_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if err != nil {
+		return out, fmt.Errorf("starting the %s: %w", what, err)
+	}
+	defer unix.Close(fd)
+	handed := len(out) // out[:handed] went to each
 	for {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
 		if cap(out)-len(out) < 32*1024 {
-			out = slices.Grow(out, cap(out))
+			out = slices.Grow(out, max(cap(out), 64*1024))
 		}
 		n, err := unix.Read(fd, out[len(out):cap(out)])
 		switch {
@@ -221,20 +243,14 @@ func (it *Iterator) ReadFunc(ctx context.Context, buf []byte, each func([]byte))
 			// EAGAIN: the kernel paused after many objects without output.
 			continue
 		case err != nil:
-			return out, fmt.Errorf("reading the task-file iterator: %w", err)
+			return out, fmt.Errorf("reading the %s: %w", what, err)
 		case n == 0:
-			if !it.checked {
-				if err := it.check(out); err != nil {
-					return out, err
-				}
-				it.checked = true
-			}
 			return out, nil
 		}
 		out = out[:len(out)+n]
 		if each != nil {
 			// A read may end inside a record; hand over whole ones.
-			if end := len(out) - (len(out)-handed)%RecordSize; end > handed {
+			if end := len(out) - (len(out)-handed)%recSize; end > handed {
 				each(out[handed:end])
 				handed = end
 			}

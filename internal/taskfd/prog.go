@@ -155,10 +155,15 @@ func Program(l Layout, level int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return encode(insns, "task-file iterator")
+}
+
+// encode assembles insns in the host's byte order.
+func encode(insns asm.Instructions, what string) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(int(insns.Size()))
 	if err := insns.Marshal(&b, hostOrder()); err != nil {
-		return nil, fmt.Errorf("assembling the task-file iterator: %w", err)
+		return nil, fmt.Errorf("assembling the %s: %w", what, err)
 	}
 	return b.Bytes(), nil
 }

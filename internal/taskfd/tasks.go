@@ -453,10 +453,5 @@ func TaskProgram(l Layout, level int, bufMap int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.Grow(int(insns.Size()))
-	if err := insns.Marshal(&b, hostOrder()); err != nil {
-		return nil, fmt.Errorf("assembling the task iterator: %w", err)
-	}
-	return b.Bytes(), nil
+	return encode(insns, "task iterator")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,12 +71,7 @@ func OpenTasks() (*Tasks, error) {
 
 // Close releases the program.
 func (t *Tasks) Close() error {
-	for _, fd := range []*int{&t.link, &t.prog, &t.buf} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
-		}
-	}
+	closeFDs(&t.link, &t.prog, &t.buf)
 	return nil
 }
 
@@ -87,43 +81,20 @@ func (t *Tasks) Close() error {
 // (offsets that are wrong for this kernel) is an error, and the layout
 // cache is dropped.
 func (t *Tasks) Read(ctx context.Context, buf []byte) ([]byte, error) {
-	attr := iterCreateAttr{linkFD: uint32(t.link)}
-	fd, err := bpf(unix.BPF_ITER_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	out, err := readIter(ctx, t.link, buf[:0], "task iterator", 0, nil)
 	if err != nil {
-		return buf, fmt.Errorf("starting the task iterator: %w", err)
+		return out, err
 	}
-	defer unix.Close(fd)
-	out := buf[:0]
-	if cap(out) < 64*1024 {
-		out = make([]byte, 0, 64*1024)
-	}
-	for {
-		if err := ctx.Err(); err != nil {
+	if !t.checked {
+		if err := t.check(out); err != nil {
+			if layoutCached {
+				dropCache()
+			}
 			return out, err
 		}
-		if cap(out)-len(out) < 32*1024 {
-			out = slices.Grow(out, cap(out))
-		}
-		n, err := unix.Read(fd, out[len(out):cap(out)])
-		switch {
-		case err == unix.EINTR || err == unix.EAGAIN:
-			continue
-		case err != nil:
-			return out, fmt.Errorf("reading the task iterator: %w", err)
-		case n == 0:
-			if !t.checked {
-				if err := t.check(out); err != nil {
-					if layoutCached {
-						dropCache()
-					}
-					return out, err
-				}
-				t.checked = true
-			}
-			return out, nil
-		}
-		out = out[:len(out)+n]
+		t.checked = true
 	}
+	return out, nil
 }
 
 // check finds porteiro's own record in out and compares it with what the
