@@ -300,7 +300,8 @@ const (
 )
 
 // collectForSize sets how a one-shot scan collects garbage, by the
-// kernel's count of sockets. GOGC or GOMEMLIMIT, when set, decides.
+// kernel's count of sockets, in a process that runs one command
+// (MainProcess). GOGC or GOMEMLIMIT, when set, decides.
 //
 //   - A scan of every state and every port, on a host of bigScan sockets
 //     or more, collects at 1.5 times the live heap, not at twice it. Such
@@ -318,6 +319,9 @@ const (
 // heap grows to several MB, whose first faults they make cheap. A scan of
 // some ports touches too little to gain from it.
 func collectForSize(q inventory.Query) {
+	if !oneShotProcess {
+		return // a caller that runs many commands keeps its settings
+	}
 	if len(q.LocalPorts) == 0 {
 		hugeheap.Enable(hugeHeapSize)
 	}

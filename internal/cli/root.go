@@ -106,6 +106,22 @@ func movedCommand(use, to string) *cobra.Command {
 
 // Main runs porteiro with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(args, stdin, stdout, stderr, false)
+}
+
+// oneShotProcess is set by MainProcess.
+var oneShotProcess bool
+
+// MainProcess is Main for a process that runs this one command and exits
+// (the porteiro program): a scan may then set how the process collects
+// garbage and lays out its heap for the scan's size (collectForSize).
+// Main leaves the process as it is, for callers that run many commands.
+func MainProcess(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(args, stdin, stdout, stderr, true)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, oneShot bool) int {
+	oneShotProcess = oneShot
 	env := &Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	return cmdkit.Run(NewRoot(env), env)
 }

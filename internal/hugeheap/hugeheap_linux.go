@@ -28,10 +28,14 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// enabled is set by the first Enable.
+var enabled atomic.Bool
 
 // hugePage is the size of a transparent huge page on the architectures
 // Go supports for Linux with 4 KiB pages.
@@ -42,8 +46,8 @@ const hugePage = 2 << 20
 // for keeping huge pages out of the heap), or when the kernel refuses.
 // Call it first thing in main, before the heap grows.
 func Enable(size int) {
-	if size < 2*hugePage || thpDisabled(os.Getenv("GODEBUG")) {
-		return
+	if size < 2*hugePage || thpDisabled(os.Getenv("GODEBUG")) || !enabled.CompareAndSwap(false, true) {
+		return // once per process: the mark stays
 	}
 	b := make([]byte, size) // fresh from the kernel: not zeroed by hand, not touched
 	base := unsafe.Pointer(unsafe.SliceData(b))

@@ -65,3 +65,35 @@ func BenchmarkRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(buf)/RecordSize), "records")
 }
+
+// BenchmarkOpenTasks loads the task iterator program (the verifier's
+// time, most of it).
+func BenchmarkOpenTasks(b *testing.B) {
+	openTasks(b).Close()
+	for b.Loop() {
+		t, err := OpenTasks()
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
+	}
+}
+
+// BenchmarkTasksRead runs one task pass over every process, and reports
+// its cost per process.
+func BenchmarkTasksRead(b *testing.B) {
+	tk := openTasks(b)
+	var buf []byte
+	procs := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = tk.Read(context.Background(), buf); err != nil {
+			b.Fatal(err)
+		}
+		procs = 0
+		ParseTasks(buf, func(*Task) { procs++ })
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(max(procs, 1)), "ns/process")
+	b.ReportMetric(float64(procs), "processes")
+}
