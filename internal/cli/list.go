@@ -51,7 +51,10 @@ exited during the scan.
 As root (or with CAP_BPF and CAP_PERFMON) owners are found by a small BPF
 program over every process's open files, about twice as fast as
 reading /proc/PID/fd; otherwise /proc is walked. "-o json" names the method
-in "resolver". PORTEIRO_OWNERS=procfs forces the walk.
+in "resolver". PORTEIRO_OWNERS=procfs forces the walk. A second program
+(Linux 5.18 or later) reads every process's name, user and command line in
+one pass, so that the owners' details are not read from /proc one process at
+a time.
 
 Exit status: 0 when at least one socket is listed, 1 when nothing matched,
 2 on bad usage or when sockets could not be read.`,
