@@ -99,35 +99,23 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 			}
 			return
 		}
-		entries := make([]taskEntry, 0, len(b)/(taskfd.TaskHeaderSize+32))
-		pids := make([]int, 0, cap(entries))
-		var cmds []byte // every complete command line, in one array
-		var ends []int  // where each entry's command line ends in cmds
+		// b is this pass's alone: the entries keep their command lines
+		// as slices of it.
+		byPID := make(map[int]*taskEntry, len(b)/(taskfd.TaskHeaderSize+32))
 		err = taskfd.ParseTasks(b, func(k *taskfd.Task) {
-			e := taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
+			e := &taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
 				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm),
 				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet}
 			if e.complete = k.CmdlineComplete(); e.complete {
-				cmds = append(cmds, k.Cmdline...)
+				e.cmd = k.Cmdline
 			}
-			entries, pids, ends = append(entries, e), append(pids, int(k.PID)), append(ends, len(cmds))
+			byPID[int(k.PID)] = e
 		})
 		if err != nil {
 			tp.err = err
 			return
 		}
-		tp.byPID = make(map[int]*taskEntry, len(entries))
-		for i := range entries {
-			e := &entries[i]
-			if e.complete {
-				start := 0
-				if i > 0 {
-					start = ends[i-1]
-				}
-				e.cmd = cmds[start:ends[i]:ends[i]]
-			}
-			tp.byPID[pids[i]] = e
-		}
+		tp.byPID = byPID
 	}()
 }
 

@@ -94,11 +94,7 @@ func mapFile(path string) ([]byte, func(), error) {
 // caller should walk /proc instead, when the kernel has no BTF or no
 // task-file iterator, or when the caller lacks CAP_BPF and CAP_PERFMON.
 func Open() (*Iterator, error) {
-	level, err := readerLevel()
-	if err != nil {
-		return nil, err
-	}
-	l, err := kernelLayout()
+	level, l, err := readerLayout()
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +143,17 @@ func Open() (*Iterator, error) {
 		}
 	}
 	return it, nil
+}
+
+// readerLayout returns readerLevel and the kernel's layout: what both
+// programs are built from.
+func readerLayout() (int, Layout, error) {
+	level, err := readerLevel()
+	if err != nil {
+		return 0, Layout{}, err
+	}
+	l, err := kernelLayout()
+	return level, l, err
 }
 
 // readerLevel returns the least depth of porteiro's PID namespace (see

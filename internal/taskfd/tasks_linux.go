@@ -34,11 +34,7 @@ type mapCreateAttr struct {
 // kernel older than 5.18 (no sleepable task iterator) or whose types the
 // program does not know.
 func OpenTasks() (*Tasks, error) {
-	level, err := readerLevel()
-	if err != nil {
-		return nil, err
-	}
-	l, err := kernelLayout()
+	level, l, err := readerLayout()
 	if err != nil {
 		return nil, err
 	}
