@@ -53,6 +53,13 @@ type autoSource struct {
 
 func (a *autoSource) Name() string { return a.last }
 
+// useProcessNS implements processNSUser for the netlink source.
+func (a *autoSource) useProcessNS(known func(pid int) (uint64, bool)) {
+	if u, ok := a.nl.(processNSUser); ok {
+		u.useProcessNS(known)
+	}
+}
+
 func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	socks, err := a.nl.Sockets(ctx, q)
 	if err == nil {

@@ -38,12 +38,22 @@ type NamespacesSource struct {
 	DiscoverEvery time.Duration
 
 	mu     sync.Mutex
-	found  time.Time // when set was discovered
+	known  func(pid int) (uint64, bool) // for the next discovery (useProcessNS)
+	found  time.Time                    // when set was discovered
 	self   *NetlinkSource
 	others map[uint64]*nsEntry
 	set    *netns.Set
 	notes  []string
 	names  map[uint64]NamespaceInfo
+}
+
+// useProcessNS implements processNSUser: the next Sockets call takes the
+// network namespace of the processes known returns one for from it,
+// rather than from /proc.
+func (s *NamespacesSource) useProcessNS(known func(pid int) (uint64, bool)) {
+	s.mu.Lock()
+	s.known = known
+	s.mu.Unlock()
 }
 
 // nsEntry is how one namespace other than porteiro's is read.
@@ -84,6 +94,7 @@ func (*NamespacesSource) Name() string { return "netlink" }
 func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.known = nil }() // for one discovery only
 	// porteiro's own namespace is dumped while the others are found.
 	var (
 		selfSocks []Socket
@@ -98,7 +109,7 @@ func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, erro
 	set := s.set
 	var err error
 	if reuse := set != nil && s.DiscoverEvery > 0 && time.Since(s.found) < s.DiscoverEvery; !reuse {
-		set, err = netns.Discover(ctx, s.ProcRoot)
+		set, err = netns.DiscoverKnown(ctx, s.ProcRoot, s.known)
 	}
 	wg.Wait()
 	if selfErr != nil {

@@ -441,15 +441,13 @@ func (r *Resolver) Prefetch(ctx context.Context) {
 		p.startWalk(ctx, r)
 		return
 	}
-	// The task pass starts once the task-file pass has: on two CPUs,
-	// the verifier's time for both programs would delay the longer pass.
-	started := make(chan struct{})
-	r.startTasks(ctx, started)
+	// The task pass runs beside: namespace discovery, at the start of
+	// the dump, waits for it.
+	r.startTasks(ctx)
 	buf := r.buf
 	go func() {
 		r.init()
 		it := r.it
-		close(started)
 		if it == nil {
 			p.startWalk(ctx, r)
 			return

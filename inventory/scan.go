@@ -137,6 +137,15 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 			tw.wantTasks(len(q.LocalPorts) == 0)
 		}
 		pf.Prefetch(pctx)
+		// The task pass, when it runs, gives the sockets' source the
+		// namespace of each single-threaded process.
+		nk, ok1 := pf.(processNSKnower)
+		nu, ok2 := s.opts.Source.(processNSUser)
+		if ok1 && ok2 {
+			if known := nk.processNS(); known != nil {
+				nu.useProcessNS(known)
+			}
+		}
 	}
 	socks, err := s.opts.Source.Sockets(ctx, q)
 	if err != nil {

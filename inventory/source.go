@@ -213,6 +213,20 @@ type exitingFinder interface {
 	exitingHolders(ctx context.Context, own *Owners, inodes map[uint64]struct{}) (map[uint64]int, error)
 }
 
+// processNSUser is a source that finds network namespaces by the
+// processes in them, and can take some processes' namespace from the
+// caller for its next discovery.
+type processNSUser interface {
+	useProcessNS(known func(pid int) (uint64, bool))
+}
+
+// processNSKnower is a resolver that knows some processes' network
+// namespace for the scan it prefetched (from its task pass), or returns
+// nil.
+type processNSKnower interface {
+	processNS() func(pid int) (uint64, bool)
+}
+
 // taskWanter is a resolver that can describe owners from a pass of the
 // task iterator, which pays for itself when a scan describes many.
 type taskWanter interface{ wantTasks(on bool) }

@@ -60,12 +60,14 @@ type taskEntry struct {
 	complete bool
 	exe      [2]uint64 // the executable's key, or zeros
 	css      uint64    // the cgroups' key, or 0
+	netns    uint32    // its network namespace's inode, or 0
+	threads  uint32
 }
 
-// startTasks starts a task pass, once after is closed, for a scan that
-// wants one (wantTasks) from a resolver that uses the kernel's
-// iterators; r.tpass is nil otherwise.
-func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
+// startTasks starts a task pass for a scan that wants one (wantTasks)
+// from a resolver that uses the kernel's iterators; r.tpass is nil
+// otherwise.
+func (r *Resolver) startTasks(ctx context.Context) {
 	r.tpass = nil
 	if !r.taskDetails || !r.Iterator || r.closed || r.noTasks {
 		return
@@ -74,12 +76,6 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 	r.tpass = tp
 	go func() {
 		defer close(tp.done)
-		select {
-		case <-after:
-		case <-ctx.Done():
-			tp.err = ctx.Err()
-			return
-		}
 		r.taskMu.Lock()
 		defer r.taskMu.Unlock()
 		if r.tasks == nil && r.tasksErr == nil {
@@ -105,7 +101,7 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 		err = taskfd.ParseTasks(b, func(k *taskfd.Task) {
 			e := &taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
 				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm),
-				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet}
+				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet, netns: k.NetNS, threads: k.Threads}
 			if e.complete = k.CmdlineComplete(); e.complete {
 				e.cmd = k.Cmdline
 			}
@@ -117,6 +113,24 @@ func (r *Resolver) startTasks(ctx context.Context, after <-chan struct{}) {
 		}
 		tp.byPID = byPID
 	}()
+}
+
+// processNS implements processNSKnower: the network namespace of a
+// single-threaded process the current task pass saw. (A process of
+// several threads may have them in several namespaces, which discovery
+// reads from /proc.)
+func (r *Resolver) processNS() func(pid int) (uint64, bool) {
+	tp := r.tpass
+	if tp == nil {
+		return nil
+	}
+	return func(pid int) (uint64, bool) {
+		e := tp.wait()[pid]
+		if e == nil || e.threads != 1 || e.netns == 0 {
+			return 0, false
+		}
+		return uint64(e.netns), true
+	}
 }
 
 // wantTasks implements taskWanter: a one-shot scan of every port (a

@@ -31,6 +31,15 @@ const keepMembers = 3
 // namespace links cannot be read (another user's, without privileges)
 // are counted in a note.
 func Discover(ctx context.Context, procRoot string) (*Set, error) {
+	return DiscoverKnown(ctx, procRoot, nil)
+}
+
+// DiscoverKnown is Discover with the network namespace of some processes
+// known already: known returns it for a process that has one thread (so
+// that /proc/PID/ns/net is all there is to read of it), and false for any
+// other, which is read from procRoot as Discover does. The caller's
+// source must be the kernel that procRoot shows (the task iterator).
+func DiscoverKnown(ctx context.Context, procRoot string, known func(pid int) (ino uint64, ok bool)) (*Set, error) {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
@@ -57,6 +66,12 @@ func Discover(ctx context.Context, procRoot string) (*Set, error) {
 	for i, pid := range pids {
 		if i%256 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if known != nil {
+			if ino, ok := known(pid); ok && ino != 0 {
+				d.member(ino, pid, filepath.Join(procRoot, strconv.Itoa(pid), "ns/net"))
+				continue
+			}
 		}
 		d.process(pid)
 	}

@@ -119,6 +119,8 @@ type TaskLayout struct {
 	FilePath      int16 // file.f_path (a struct path)
 	PathMnt       int16 // path.mnt
 	PathDentry    int16 // path.dentry
+	Signal        int16 // task_struct.signal
+	NrThreads     int16 // signal_struct.nr_threads (4 bytes)
 }
 
 // NetNS reports whether the program built for l reads the network
@@ -298,6 +300,8 @@ func taskLayout(t *btf, names map[string]uint32) TaskLayout {
 		{&l.ExeFile, kindPtr, 0, []string{"mm_struct", "exe_file"}},
 		{&l.PathMnt, kindPtr, 0, []string{"path", "mnt"}},
 		{&l.PathDentry, kindPtr, 0, []string{"path", "dentry"}},
+		{&l.Signal, kindPtr, 0, []string{"task_struct", "signal"}},
+		{&l.NrThreads, kindInt, 4, []string{"signal_struct", "nr_threads"}},
 		{&l.NetInum, kindInt, 4, []string{"net", "ns", "", "inum"}},
 	}
 	for _, f := range fields {
@@ -416,7 +420,7 @@ func parseBTF(b []byte) (*btf, map[string]uint32, error) {
 			} else {
 				switch string(name) {
 				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid",
-					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy", "path":
+					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy", "path", "signal_struct":
 					if _, dup := names[string(name)]; !dup {
 						names[string(name)] = id
 					}

@@ -197,14 +197,16 @@ func TestParseLayoutKernel(t *testing.T) {
 	tl.FilePath = member("file", "f_path", isStruct)
 	tl.PathMnt = member("path", "mnt", ptr)
 	tl.PathDentry = member("path", "dentry", ptr)
+	tl.Signal = member("task_struct", "signal", ptr)
+	tl.NrThreads = member("signal_struct", "nr_threads", intOf(4))
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
 	if n := reflect.TypeFor[Layout]().NumField(); n != 20 {
 		t.Fatalf("Layout has %d fields; this test knows 20", n)
 	}
-	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 25 {
-		t.Fatalf("TaskLayout has %d fields; this test knows 25", n)
+	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 27 {
+		t.Fatalf("TaskLayout has %d fields; this test knows 27", n)
 	}
 	if got != want {
 		t.Errorf("ParseLayout:\n got %+v\nwant %+v", got, want)

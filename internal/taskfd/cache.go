@@ -23,7 +23,7 @@ import (
 // cacheMagic starts the file; cacheVersion changes with Layout.
 const (
 	cacheMagic   = "porteiro taskfd\x00"
-	cacheVersion = 3
+	cacheVersion = 4
 )
 
 // cacheKey identifies the running kernel's BTF.
@@ -76,7 +76,7 @@ func decodeCache(b []byte, k cacheKey) (Layout, error) {
 	if tl := l.Task; tl.Has {
 		for _, o := range []int16{tl.CtxMeta, tl.CtxTask, tl.Pid, tl.Tgid, tl.Flags, tl.State, tl.ExitState,
 			tl.Comm, tl.RealParent, tl.Cred, tl.CredUID, tl.StartBoottime, tl.MM, tl.ArgStart, tl.ArgEnd,
-			tl.NSProxy, tl.NSProxyNet, tl.NetInum, tl.Cgroups, tl.ExeFile, tl.FilePath, tl.PathMnt, tl.PathDentry} {
+			tl.NSProxy, tl.NSProxyNet, tl.NetInum, tl.Cgroups, tl.ExeFile, tl.FilePath, tl.PathMnt, tl.PathDentry, tl.Signal, tl.NrThreads} {
 			if o < 0 {
 				return Layout{}, errCacheMiss
 			}

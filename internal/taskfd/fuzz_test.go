@@ -89,6 +89,7 @@ func appendTask(b []byte, k Task) []byte {
 	o.PutUint64(h[taskExeMnt:], k.ExeMnt)
 	o.PutUint64(h[taskExeDen:], k.ExeDentry)
 	o.PutUint64(h[taskCSSSet:], k.CSSSet)
+	o.PutUint32(h[taskThread:], k.Threads)
 	return append(append(b, h[:]...), k.Cmdline...)
 }
 
@@ -116,15 +117,15 @@ func FuzzParseTasks(f *testing.F) {
 			}
 			return
 		}
-		// The encoding drops what follows comm's NUL: compare record by
-		// record up to that.
+		// The encoding drops what follows comm's NUL, and the padding:
+		// compare record by record but for those.
 		if len(again) != len(b) {
 			t.Fatalf("records of %d bytes from %d", len(again), len(b))
 		}
 		for i := 0; i < len(b); {
 			n := int(binary.NativeEndian.Uint32(b[i+taskCmdLen:]))
 			if !bytes.Equal(again[i:i+taskComm], b[i:i+taskComm]) ||
-				!bytes.Equal(again[i+taskExeMnt:i+TaskHeaderSize], b[i+taskExeMnt:i+TaskHeaderSize]) ||
+				!bytes.Equal(again[i+taskExeMnt:i+taskThread+4], b[i+taskExeMnt:i+taskThread+4]) ||
 				!bytes.Equal(again[i+TaskHeaderSize:i+TaskHeaderSize+n], b[i+TaskHeaderSize:i+TaskHeaderSize+n]) {
 				t.Fatalf("record at %d decoded differently", i)
 			}

@@ -32,6 +32,8 @@ import (
 //		u64 exe_mnt;        // mm->exe_file->f_path: which executable,
 //		u64 exe_dentry;     //   as opaque kernel addresses, 0 without
 //		u64 css_set;        // task->cgroups: which cgroups, likewise
+//		u32 threads;        // task->signal->nr_threads
+//		u32 pad;
 //		char cmdline[cmdlen];
 //	}
 //
@@ -43,7 +45,7 @@ import (
 // (Task.CmdlineComplete).
 
 // TaskHeaderSize is the size of a task record before its command line.
-const TaskHeaderSize = 88
+const TaskHeaderSize = 96
 
 // TaskCmdMax is the most of a command line the program copies.
 const TaskCmdMax = 8192
@@ -67,6 +69,7 @@ const (
 	taskExeMnt = 64
 	taskExeDen = 72
 	taskCSSSet = 80
+	taskThread = 88
 
 	taskRecord  = -TaskHeaderSize // the record's start
 	taskSlotPtr = taskRecord - 8  // a pointer being followed
@@ -185,6 +188,11 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	}
 	b.read(rec(taskComm), commLen, r7, false, tl.Comm)
 	b.read(rec(taskCSSSet), 8, r7, false, tl.Cgroups)
+	// The number of threads: task->signal->nr_threads.
+	b.read(taskSlotPtr, 8, r7, false, tl.Signal)
+	notNull("threads_done")
+	b.read(rec(taskThread), 4, r3, true, tl.NrThreads)
+	b.at("threads_done")
 	// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy once
 	// the process is exiting).
 	b.read(taskSlotPtr, 8, r7, false, tl.NSProxy)
@@ -361,6 +369,8 @@ type Task struct {
 	// equal for processes of equal executables or cgroups, 0 when not
 	// known.
 	ExeMnt, ExeDentry, CSSSet uint64
+	// Threads is the number of threads of the process.
+	Threads uint32
 }
 
 // Kthread reports whether t is a kernel thread.
@@ -434,6 +444,7 @@ func ParseTasks(b []byte, fn func(*Task)) error {
 			Flags: o.Uint32(b[taskFlags:]), State: o.Uint32(b[taskState:]), ExitState: o.Uint32(b[taskExit:]),
 			StartBoottime: o.Uint64(b[taskStart:]), NetNS: o.Uint32(b[taskNetNS:]), Args: o.Uint64(b[taskArgs:]),
 			ExeMnt: o.Uint64(b[taskExeMnt:]), ExeDentry: o.Uint64(b[taskExeDen:]), CSSSet: o.Uint64(b[taskCSSSet:]),
+			Threads: o.Uint32(b[taskThread:]),
 		}
 		comm := b[taskComm : taskComm+commLen]
 		if i := bytes.IndexByte(comm, 0); i >= 0 {

@@ -133,8 +133,8 @@ func (t *Tasks) check(out []byte) error {
 			bad = fmt.Sprintf("flags %#x and state %#x/%#x for a live process", tk.Flags, tk.State, tk.ExitState)
 		case tk.StartBoottime == 0 || tk.StartBoottime > uint64(boot.Nano()):
 			bad = fmt.Sprintf("start time %d ns after boot, now %d", tk.StartBoottime, boot.Nano())
-		case tk.ExeMnt == 0 || tk.ExeDentry == 0 || tk.CSSSet == 0:
-			bad = fmt.Sprintf("executable %#x:%#x and cgroups %#x", tk.ExeMnt, tk.ExeDentry, tk.CSSSet)
+		case tk.ExeMnt == 0 || tk.ExeDentry == 0 || tk.CSSSet == 0 || tk.Threads == 0:
+			bad = fmt.Sprintf("executable %#x:%#x, cgroups %#x and %d threads", tk.ExeMnt, tk.ExeDentry, tk.CSSSet, tk.Threads)
 		case nsErr == nil && uint64(tk.NetNS) != ns.Ino:
 			bad = fmt.Sprintf("network namespace %d, not %d", tk.NetNS, ns.Ino)
 		case uint64(len(cmdline)) <= TaskCmdMax && (!tk.CmdlineComplete() || !bytes.Equal(tk.Cmdline, cmdline)):

@@ -35,6 +35,7 @@ func openTasks(tb testing.TB) *Tasks {
 type procTask struct {
 	name, state     []byte
 	ppid, uid       string
+	threads         string
 	start           string
 	cmdline         []byte
 	netns           uint64
@@ -63,6 +64,8 @@ func readProcTask(pid uint32) procTask {
 			p.ppid = string(v)
 		case "Uid":
 			p.uid = strings.Fields(string(v))[0]
+		case "Threads":
+			p.threads = string(v)
 		}
 	}
 	// stat: "pid (comm) state ppid ..."; the fields after the last ')'.
@@ -183,6 +186,7 @@ func TestTasksMatchProc(t *testing.T) {
 		check("uid", strconv.Itoa(int(k.UID)), p.uid)
 		check("start", strconv.FormatUint(k.StartTicks(), 10), p.start)
 		check("kernel thread", k.Kthread(), p.kthread)
+		check("threads", strconv.Itoa(int(k.Threads)), p.threads)
 		if p.netns != 0 {
 			check("netns", uint64(k.NetNS), p.netns)
 		}
