@@ -219,44 +219,41 @@ func (r *Resolver) processFromTask(tp *taskPass, pid int, e *taskEntry, now time
 // exe is /proc/PID/exe for a process whose executable has key k, read
 // once per key.
 func (tp *taskPass) exe(root string, pid int, k [2]uint64) exeInfo {
-	tp.mu.Lock()
-	x, ok := tp.exes[k]
-	tp.mu.Unlock()
-	if ok {
-		return x
-	}
-	var err error
-	x.path, x.deleted, err = procfs.ReadExe(root, pid)
-	if err == nil && k != ([2]uint64{}) {
-		tp.mu.Lock()
-		if tp.exes == nil {
-			tp.exes = map[[2]uint64]exeInfo{}
-		}
-		tp.exes[k] = x
-		tp.mu.Unlock()
-	}
-	return x
+	return onceByKey(&tp.mu, &tp.exes, k, func() (x exeInfo, err error) {
+		x.path, x.deleted, err = procfs.ReadExe(root, pid)
+		return x, err
+	})
 }
 
 // cgroup is what /proc/PID/cgroup says for a process whose cgroups have
 // key k, read once per key.
 func (tp *taskPass) cgroup(root string, pid int, k uint64, buf *[]byte) procfs.Cgroup {
-	tp.mu.Lock()
-	c, ok := tp.cgroups[k]
-	tp.mu.Unlock()
+	return onceByKey(&tp.mu, &tp.cgroups, k, func() (procfs.Cgroup, error) {
+		return procfs.ReadCgroup(root, pid, buf)
+	})
+}
+
+// onceByKey returns (*m)[k], or what read gives, kept in *m under mu when
+// read succeeds and k is known (not zero). Two callers may read the same
+// key at once; either result is kept.
+func onceByKey[K comparable, V any](mu *sync.Mutex, m *map[K]V, k K, read func() (V, error)) V {
+	mu.Lock()
+	v, ok := (*m)[k]
+	mu.Unlock()
 	if ok {
-		return c
+		return v
 	}
-	c, err := procfs.ReadCgroup(root, pid, buf)
-	if err == nil && k != 0 {
-		tp.mu.Lock()
-		if tp.cgroups == nil {
-			tp.cgroups = map[uint64]procfs.Cgroup{}
+	v, err := read()
+	var zero K
+	if err == nil && k != zero {
+		mu.Lock()
+		if *m == nil {
+			*m = map[K]V{}
 		}
-		tp.cgroups[k] = c
-		tp.mu.Unlock()
+		(*m)[k] = v
+		mu.Unlock()
 	}
-	return c
+	return v
 }
 
 // noFiles reports whether the task pass saw pid as a process without an

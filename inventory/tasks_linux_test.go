@@ -2,9 +2,11 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,4 +97,30 @@ func TestDiscoveryFromTasks(t *testing.T) {
 func commOf(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return string(b)
+}
+
+// TestOnceByKey: a known key is read once; the zero key (not known) and a
+// failed read are read again each time.
+func TestOnceByKey(t *testing.T) {
+	var mu sync.Mutex
+	var m map[uint64]string
+	reads := 0
+	read := func(v string, err error) func() (string, error) {
+		return func() (string, error) { reads++; return v, err }
+	}
+	for range 3 {
+		if got := onceByKey(&mu, &m, 7, read("seven", nil)); got != "seven" {
+			t.Fatalf("key 7: %q", got)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("key 7 read %d times, want once", reads)
+	}
+	for range 2 {
+		onceByKey(&mu, &m, 0, read("zero", nil))
+		onceByKey(&mu, &m, 9, read("", errors.New("gone")))
+	}
+	if reads != 5 || len(m) != 1 {
+		t.Fatalf("%d reads and %d kept, want 5 and 1 (the zero key and a failed read are not kept)", reads, len(m))
+	}
 }

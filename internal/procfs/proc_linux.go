@@ -80,19 +80,30 @@ func ReadProcessFields(root string, pid int, buf *[]byte, brief bool) (*Info, er
 // ReadStat reads and parses root/PID/stat. An error wraps ErrExited when
 // the process is gone.
 func ReadStat(root string, pid int, buf *[]byte) (Stat, error) {
-	path := filepath.Join(root, strconv.Itoa(pid), "stat")
-	b, err := readFileAt(unix.AT_FDCWD, path, buf)
+	b, path, err := readPIDFile(root, pid, "stat", buf)
 	if err != nil {
-		if gone(err) {
-			return Stat{}, fmt.Errorf("reading %s: %w", path, ErrExited)
-		}
-		return Stat{}, fmt.Errorf("reading %s: %w", path, err)
+		return Stat{}, err
 	}
 	st, err := ParseStat(b)
 	if err != nil {
 		return Stat{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return st, nil
+}
+
+// readPIDFile reads root/PID/name by its path, for a caller that reads one
+// file of the process (openProc's directory fd pays for itself from two).
+// An error wraps ErrExited when the process is gone.
+func readPIDFile(root string, pid int, name string, buf *[]byte) ([]byte, string, error) {
+	path := filepath.Join(root, strconv.Itoa(pid), name)
+	b, err := readFileAt(unix.AT_FDCWD, path, buf)
+	if err != nil {
+		if gone(err) {
+			return nil, path, fmt.Errorf("reading %s: %w", path, ErrExited)
+		}
+		return nil, path, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b, path, nil
 }
 
 // ReadExe reads the root/PID/exe link: the executable's path, and whether
@@ -109,7 +120,7 @@ func ReadExe(root string, pid int) (exe string, deleted bool, err error) {
 
 // ReadCgroup reads and parses root/PID/cgroup.
 func ReadCgroup(root string, pid int, buf *[]byte) (Cgroup, error) {
-	b, err := readFileAt(unix.AT_FDCWD, filepath.Join(root, strconv.Itoa(pid), "cgroup"), buf)
+	b, _, err := readPIDFile(root, pid, "cgroup", buf)
 	if err != nil {
 		return Cgroup{}, err
 	}
@@ -132,13 +143,9 @@ func readExeCgroup(dfd int, info *Info, buf *[]byte) {
 // rest of a process's details from elsewhere (the kernel's task
 // iterator). An error wraps ErrExited when the process is gone.
 func ReadCmdline(root string, pid int, buf *[]byte) ([]string, error) {
-	path := filepath.Join(root, strconv.Itoa(pid), "cmdline")
-	b, err := readFileAt(unix.AT_FDCWD, path, buf)
+	b, _, err := readPIDFile(root, pid, "cmdline", buf)
 	if err != nil {
-		if gone(err) {
-			return nil, fmt.Errorf("reading %s: %w", path, ErrExited)
-		}
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, err
 	}
 	return ParseCmdline(b), nil
 }
@@ -268,11 +275,7 @@ func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 func StartTicks(root string, pid int) (uint64, bool) {
 	var buf [1024]byte
 	s := buf[:0]
-	b, err := readFile(filepath.Join(root, strconv.Itoa(pid), "stat"), &s)
-	if err != nil {
-		return 0, false
-	}
-	st, err := ParseStat(b)
+	st, err := ReadStat(root, pid, &s)
 	if err != nil {
 		return 0, false
 	}
