@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -371,39 +370,19 @@ func (c *collector) faultFDs(fds []FD) []FD {
 func (c *collector) probeNS(ctx context.Context, r *Round, ns *Namespace, all bool, suspect []Port) (busy []Port, probed, explained int, err error) {
 	exp := ExplainedBy(r, ns.Inode)
 	host := ns.Inode == c.hostNS
-	var enter func() func()
+	var in func(func()) error
 	if !host {
 		fd, err := c.openNS(ns, c.holders)
 		if err != nil {
 			return nil, 0, 0, nil // gone since the views: no finding this round
 		}
 		defer unix.Close(fd)
-		enter = func() func() {
-			runtime.LockOSThread()
-			orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				runtime.UnlockOSThread()
-				return nil
-			}
-			if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-				unix.Close(orig)
-				runtime.UnlockOSThread()
-				return nil
-			}
-			return func() {
-				// A thread that cannot go back stays locked: the
-				// runtime then retires it with its goroutine.
-				if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-					runtime.UnlockOSThread()
-				}
-				unix.Close(orig)
-			}
-		}
+		in = func(fn func()) error { return netns.Do(fd, fn) }
 	}
 	if all {
-		busy, probed, explained = probeAll(ctx, exp, c.o.Workers, enter)
+		busy, probed, explained = probeAll(ctx, exp, c.o.Workers, in)
 	} else {
-		busy = probe(ctx, suspect, exp, c.o.Workers, enter)
+		busy = probe(ctx, suspect, exp, c.o.Workers, in)
 	}
 	if len(busy) == 0 {
 		return nil, probed, explained, nil
@@ -412,11 +391,8 @@ func (c *collector) probeNS(ctx context.Context, r *Round, ns *Namespace, all bo
 	var derr error
 	if host {
 		after, derr = sockDiagAll()
-	} else if leave := enter(); leave != nil {
-		after, derr = sockDiagAll()
-		leave()
-	} else {
-		derr = fmt.Errorf("entering network namespace %d", ns.Inode)
+	} else if err := in(func() { after, derr = sockDiagAll() }); errors.Is(err, netns.ErrEnter) {
+		derr = fmt.Errorf("entering network namespace %d: %w", ns.Inode, err)
 	}
 	if derr != nil {
 		return nil, probed, explained, nil // cannot re-check: not a finding

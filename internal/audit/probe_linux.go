@@ -22,7 +22,7 @@ func allPorts() []Port {
 
 // probeAll binds every port the views do not already explain and returns
 // the ones in use, how many were probed and how many the views explained.
-func probeAll(ctx context.Context, exp Explained, workers int, enter func() func()) (busy []Port, probed, explained int) {
+func probeAll(ctx context.Context, exp Explained, workers int, in func(func()) error) (busy []Port, probed, explained int) {
 	all := allPorts()
 	todo := all[:0]
 	for _, p := range all {
@@ -32,7 +32,7 @@ func probeAll(ctx context.Context, exp Explained, workers int, enter func() func
 		}
 		todo = append(todo, p)
 	}
-	return probe(ctx, todo, exp, workers, enter), len(todo), explained
+	return probe(ctx, todo, exp, workers, in), len(todo), explained
 }
 
 // probeTask is one port of one protocol, with the families to probe.
@@ -52,10 +52,9 @@ type probeTask struct {
 // socket on the port. Only when it is refused are the two exact probes
 // made. That halves the work on a host where most ports are free.
 //
-// enter, when not nil, runs first on each worker's goroutine to put its
-// thread in the namespace to probe; it returns how to leave, or nil when
-// it could not enter (that worker then probes nothing).
-func probe(ctx context.Context, ports []Port, exp Explained, workers int, enter func() func()) []Port {
+// in, when not nil, runs each worker's probes inside the namespace to
+// probe (netns.Do); a worker that could not enter probes nothing.
+func probe(ctx context.Context, ports []Port, exp Explained, workers int, in func(func()) error) []Port {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -93,26 +92,26 @@ func probe(ctx context.Context, ports []Port, exp Explained, workers int, enter 
 		wg.Add(1)
 		go func(w int, part []probeTask) {
 			defer wg.Done()
-			if enter != nil {
-				leave := enter()
-				if leave == nil {
-					return
+			work := func() {
+				for i, t := range part {
+					if i%4096 == 0 && ctx.Err() != nil {
+						return
+					}
+					if dual && t.v4 && t.v6 && !bindRefused(t.proto, t.port, modeDual) {
+						continue
+					}
+					if t.v4 && bindRefused(t.proto, t.port, modeV4) {
+						results[w] = append(results[w], Port{t.proto, false, t.port})
+					}
+					if t.v6 && bindRefused(t.proto, t.port, modeV6Only) {
+						results[w] = append(results[w], Port{t.proto, true, t.port})
+					}
 				}
-				defer leave()
 			}
-			for i, t := range part {
-				if i%4096 == 0 && ctx.Err() != nil {
-					return
-				}
-				if dual && t.v4 && t.v6 && !bindRefused(t.proto, t.port, modeDual) {
-					continue
-				}
-				if t.v4 && bindRefused(t.proto, t.port, modeV4) {
-					results[w] = append(results[w], Port{t.proto, false, t.port})
-				}
-				if t.v6 && bindRefused(t.proto, t.port, modeV6Only) {
-					results[w] = append(results[w], Port{t.proto, true, t.port})
-				}
+			if in == nil {
+				work()
+			} else {
+				_ = in(work) // not entered: this worker probed nothing
 			}
 		}(w, tasks[lo:hi])
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -92,32 +93,66 @@ func DialFD(nsfd int) (*sockdiag.Conn, error) {
 // wraps ErrRefused when the kernel refused it for want of privilege.
 var ErrEnter = errors.New("entering the network namespace failed")
 
+// VisitorComm is the name porteiro gives a thread while it is inside
+// another network namespace (Do). Discovery does not count a thread of
+// that name as being in the namespace: it is a scan passing through (a
+// porteirod audit probing every port, another porteiro's dump), and would
+// otherwise give an orphan namespace its process's name for as long as
+// the visit lasts. A process that names a thread so hides only that
+// thread's part in naming a namespace; its sockets are still found
+// through their fds.
+const VisitorComm = "porteiro:netns"
+
 // Do runs fn inside the network namespace nsfd refers to, on an OS thread
-// of its own that it locks, enters the namespace with, and brings back.
-// If the thread cannot come back, it stays locked, so the runtime ends it
-// with its goroutine rather than run anything else there; Do then returns
-// an error that is not ErrEnter (fn did run).
+// of its own that it locks, names VisitorComm, enters the namespace with,
+// and brings back. That thread is never the process's first one, whose
+// name is the process's. If the thread cannot come back, it stays locked,
+// so the runtime ends it with its goroutine rather than run anything else
+// there; Do then returns an error that is not ErrEnter (fn did run).
 func Do(nsfd int, fn func()) error {
 	var err error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err = do(nsfd, fn)
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			err = do(nsfd, fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		// This goroutine holds the first thread, so the runtime runs
+		// the next one on another thread.
+		inner := make(chan struct{})
+		go func() {
+			defer close(inner)
+			runtime.LockOSThread()
+			err = do(nsfd, fn)
+			runtime.UnlockOSThread()
+		}()
+		<-inner
+		runtime.UnlockOSThread()
 	}()
 	<-done
 	return err
 }
 
+// do enters, runs fn and comes back, on the calling goroutine's locked
+// thread. When it cannot come back it leaves one more lock on the thread,
+// which then dies with its goroutine.
 func do(nsfd int, fn func()) error {
-	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		runtime.UnlockOSThread()
 		return fmt.Errorf("%w: opening /proc/thread-self/ns/net: %w", ErrEnter, err)
 	}
 	defer unix.Close(orig)
+	var name [16]byte
+	named := unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0) == nil
+	if named {
+		visitor := []byte(VisitorComm + "\x00")
+		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&visitor[0])), 0, 0, 0)
+		defer unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	}
 	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("%w: %w: setns: %w", ErrEnter, ErrRefused, err)
 		}
@@ -125,9 +160,9 @@ func do(nsfd int, fn func()) error {
 	}
 	fn()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// Stay locked: this thread dies with the goroutine.
+		// One more lock: this thread dies with the goroutine.
+		runtime.LockOSThread()
 		return fmt.Errorf("returning to porteiro's network namespace: %w", err)
 	}
-	runtime.UnlockOSThread()
 	return nil
 }

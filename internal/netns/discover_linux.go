@@ -149,7 +149,7 @@ func (d *discovery) process(pid int) {
 		}
 		return
 	}
-	threads := d.threads(dir, pid)
+	threads := d.threads(dir, pid, ino)
 	// A process is a member of the namespace most of its threads are in.
 	// Its first thread's link is what /proc/PID/ns/net shows, and that
 	// thread may be passing through another namespace (a Go program's
@@ -216,7 +216,7 @@ type thread struct {
 // The task directory's link count is 2 plus the number of threads: a stat
 // tells a process with one thread, most of them, without listing the
 // directory.
-func (d *discovery) threads(dir string, pid int) []thread {
+func (d *discovery) threads(dir string, pid int, home uint64) []thread {
 	taskDir := filepath.Join(dir, "task")
 	var st unix.Stat_t
 	if unix.Stat(taskDir, &st) == nil && st.Nlink <= 3 {
@@ -235,11 +235,25 @@ func (d *discovery) threads(dir string, pid int) []thread {
 			continue
 		}
 		p := filepath.Join(taskDir, t, "ns/net")
-		if ino, err := nsLink(p); err == nil {
-			out = append(out, thread{ino, p})
+		ino, err := nsLink(p)
+		if err != nil {
+			continue
 		}
+		// A thread away from its process's namespace may be porteiro
+		// passing through (netns.Do): it is in no namespace.
+		if ino != home && d.visitor(filepath.Join(taskDir, t, "comm")) {
+			continue
+		}
+		out = append(out, thread{ino, p})
 	}
 	return out
+}
+
+// visitor reports whether the thread whose comm file is path is named
+// VisitorComm.
+func (d *discovery) visitor(path string) bool {
+	b, err := readBounded(path, 64, &d.buf)
+	return err == nil && string(bytes.TrimSuffix(b, []byte("\n"))) == VisitorComm
 }
 
 // mounts reads the nsfs mounts of the mount namespace that dir's process

@@ -101,6 +101,10 @@ func TestDiscoverFixture(t *testing.T) {
 	// And one whose first thread is passing through 200 while its other
 	// threads are home: /proc/7/ns/net says 200, the process is in 100.
 	proc(7, 200, 500, "scanner2", map[int]uint64{7001: 100, 7002: 100})
+	// A porteiro thread visiting namespace 400, which nothing else is
+	// in, by its name (netns.Do): 400 is not found through it.
+	proc(8, 100, 500, "porteirod", map[int]uint64{8001: 400, 8002: 100})
+	must(t, os.WriteFile(filepath.Join(root, "8/task/8001/comm"), []byte(VisitorComm+"\n"), 0o644))
 	must(t, os.MkdirAll(filepath.Join(root, "self/ns"), 0o755))
 	must(t, os.Symlink("net:[100]", filepath.Join(root, "self/ns/net")))
 	must(t, os.Symlink("mnt:[500]", filepath.Join(root, "self/ns/mnt")))
