@@ -3,30 +3,76 @@ package inventory
 import (
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/porteiro/porteiro/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
-// hidepidHides reports whether the procfs mounted at procRoot hides other
-// users' processes from this process (hidepid=1, 2 or 4, without the gid=
-// group and without CAP_SYS_PTRACE). A walk of it then finds no process to
-// deny, and would take sockets of hidden processes for sockets of none.
-func hidepidHides(procRoot string) bool {
+// procState is what porteiro's mount table says of the procfs at
+// procRoot, read once per Resolver.
+type procState struct {
+	// hides is true when the procfs hides other users' processes from
+	// this process (hidepid=1, 2 or 4, without the gid= group and without
+	// CAP_SYS_PTRACE). A walk of it then finds no process to deny, and
+	// would take sockets of hidden processes for sockets of none.
+	hides bool
+	// mountsKnown says mounted is the whole list of the process
+	// directories something is mounted over; else each is asked
+	// (procfs.IsMountPoint).
+	mountsKnown bool
+	mounted     map[int]bool
+}
+
+// readProcState reads porteiro's mountinfo for the procfs at procRoot.
+func readProcState(procRoot string) procState {
+	var ps procState
 	b, err := readSmall(filepath.Join(procRoot, "self", "mountinfo"))
 	if err != nil {
-		return false // a fixture tree, or no procfs
+		return ps // a fixture tree, or no procfs
 	}
 	mounts, err := procfs.ParseMountInfo(b)
 	if err != nil {
-		return false
+		return ps
 	}
 	m, ok := procMount(procRoot, mounts)
 	if !ok {
-		return false
+		return ps
 	}
+	// Something mounted over /proc/PID hides that process from whoever
+	// reads /proc; the mount table lists them all at once.
+	ps.mountsKnown = true
+	for _, o := range mounts {
+		dir, name := path.Split(o.MountPoint)
+		if path.Clean(dir) != m.MountPoint {
+			continue
+		}
+		if pid, err := strconv.Atoi(name); err == nil && pid > 0 && strconv.Itoa(pid) == name {
+			if ps.mounted == nil {
+				ps.mounted = map[int]bool{}
+			}
+			ps.mounted[pid] = true
+		}
+	}
+	ps.hides = hidepidHides(procRoot, m)
+	return ps
+}
+
+// mountedOver reports whether something is mounted over procRoot/pid, and
+// whether that is known.
+func (ps procState) mountedOver(procRoot string, pid int) (mount, known bool) {
+	if ps.mountsKnown {
+		return ps.mounted[pid], true
+	}
+	return procfs.IsMountPoint(procRoot, pid)
+}
+
+// hidepidHides reports whether the procfs mount m, at procRoot, hides
+// other users' processes from this process.
+func hidepidHides(procRoot string, m procfs.Mount) bool {
 	o := procfs.ParseProcOptions(m.SuperOptions)
 	if o.HidePID == procfs.HidePIDOff {
 		return false

@@ -110,7 +110,7 @@ func (r *Resolver) init() {
 			r.it, r.itErr = taskfd.Open()
 		}
 		r.btime, _ = procfs.BootTime(r.ProcRoot)
-		r.hidden = hidepidHides(r.ProcRoot)
+		r.hidden = readProcState(r.ProcRoot).hides
 		r.ready.Store(true)
 	})
 }

@@ -30,6 +30,10 @@ type taskPass struct {
 	done  chan struct{}
 	byPID map[int]*taskEntry
 	err   error
+	// proc is porteiro's mount table's word on /proc, read after the
+	// pass: a process whose directory something is mounted over is
+	// hidden from /proc, and is described from /proc, which says so.
+	proc procState
 
 	// What /proc said of the first process of each executable and of
 	// each set of cgroups, for the others: /proc/PID/exe and
@@ -111,6 +115,7 @@ func (r *Resolver) startTasks(ctx context.Context) {
 			tp.err = err
 			return
 		}
+		tp.proc = readProcState(r.ProcRoot)
 		tp.byPID = byPID
 	}()
 }
@@ -165,7 +170,7 @@ func (r *Resolver) closeTasks() {
 // /proc otherwise.
 func (d *detailStage) process(pid int, buf *[]byte) *ProcessInfo {
 	if e := d.tasks.wait()[pid]; e != nil && !e.kthread {
-		if mount, known := procfs.IsMountPoint(d.r.ProcRoot, pid); known && !mount {
+		if mount, known := d.tasks.proc.mountedOver(d.r.ProcRoot, pid); known && !mount {
 			if p, ok := d.r.processFromTask(d.tasks, pid, e, d.now, buf); ok {
 				d.r.fromTasks.Add(1)
 				return p

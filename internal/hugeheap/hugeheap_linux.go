@@ -27,6 +27,7 @@ package hugeheap
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -49,6 +50,11 @@ func Enable(size int) {
 	if size < 2*hugePage || thpDisabled(os.Getenv("GODEBUG")) || !enabled.CompareAndSwap(false, true) {
 		return // once per process: the mark stays
 	}
+	// No collection while the block is allocated: one this large would
+	// start one (the first goal is 4 MB), and the one below would then
+	// wait for it. Each collection's sweep takes fresh pages for the
+	// runtime's span lists.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	b := make([]byte, size) // fresh from the kernel: not zeroed by hand, not touched
 	base := unsafe.Pointer(unsafe.SliceData(b))
 	p := uintptr(base)

@@ -97,3 +97,56 @@ func BenchmarkTasksRead(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(max(procs, 1)), "ns/process")
 	b.ReportMetric(float64(procs), "processes")
 }
+
+// BenchmarkOpen loads and attaches the task-file program as Open does:
+// the depth program first, then the program built for that depth.
+func BenchmarkOpen(b *testing.B) {
+	for b.Loop() {
+		it, err := Open()
+		if err != nil {
+			b.Skip(err)
+		}
+		it.Close()
+	}
+}
+
+// BenchmarkReaderDepth is the depth program alone: load, attach to one
+// thread, one read.
+func BenchmarkReaderDepth(b *testing.B) {
+	_, l, err := readerLayout()
+	if err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		if _, err := readerDepth(l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadProgram compares the verifier's time on the program that
+// finds the reader's depth for every file with the one built for it.
+func BenchmarkLoadProgram(b *testing.B) {
+	level, l, err := readerLayout()
+	if err != nil {
+		b.Skip(err)
+	}
+	for _, exact := range []bool{false, true} {
+		b.Run(map[bool]string{false: "any-depth", true: "exact"}[exact], func(b *testing.B) {
+			code, err := Program(l, level)
+			if exact {
+				code, err = ExactProgram(l, level)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				fd, err := loadProgram(code, l.AttachID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				unix.Close(fd)
+			}
+		})
+	}
+}

@@ -49,7 +49,7 @@ func encodeCache(k cacheKey, l Layout) []byte {
 	r := cacheRecord{Version: cacheVersion, Key: k, Layout: l}
 	copy(r.Magic[:], cacheMagic)
 	var b bytes.Buffer
-	binary.Write(&b, hostOrder(), &r) // a fixed-size struct: cannot fail
+	binary.Write(&b, binary.NativeEndian, &r) // a fixed-size struct: cannot fail
 	return b.Bytes()
 }
 
@@ -59,7 +59,7 @@ var errCacheMiss = errors.New("no usable layout cache")
 // whose offsets are ones ParseLayout could have given.
 func decodeCache(b []byte, k cacheKey) (Layout, error) {
 	var r cacheRecord
-	if len(b) != cacheSize || binary.Read(bytes.NewReader(b), hostOrder(), &r) != nil {
+	if len(b) != cacheSize || binary.Read(bytes.NewReader(b), binary.NativeEndian, &r) != nil {
 		return Layout{}, errCacheMiss
 	}
 	if string(r.Magic[:]) != cacheMagic || r.Version != cacheVersion || r.Key != k {

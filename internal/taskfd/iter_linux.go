@@ -24,7 +24,8 @@ const VmlinuxBTF = "/sys/kernel/btf/vmlinux"
 // Read runs it once over every process. It is not safe for concurrent use.
 type Iterator struct {
 	prog, link int
-	level      int
+	level      int    // the reader's PID namespace depth, or its least
+	exact      bool   // level is the depth, and the program is built for it
 	probe      int    // a socket of our own, to check the first pass
 	probeIno   uint64 // its inode
 	probeNS    uint64 // its network namespace
@@ -98,16 +99,31 @@ func Open() (*Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
-	code, err := Program(l, level)
+	it := &Iterator{prog: -1, link: -1, probe: -1, level: level, netns: l.NetNS()}
+	// The program for the exact depth, when the kernel tells it; else
+	// the one that finds it for every file.
+	if l.Task.Has {
+		if d, err := readerDepth(l); err == nil && d >= level {
+			if _, err := ExactInstructions(l, d); err == nil {
+				it.level, it.exact = d, true
+			}
+		}
+	}
+	program := func(l Layout) ([]byte, error) {
+		if it.exact {
+			return ExactProgram(l, it.level)
+		}
+		return Program(l, it.level)
+	}
+	code, err := program(l)
 	if err != nil {
 		return nil, err
 	}
-	it := &Iterator{prog: -1, link: -1, probe: -1, level: level, netns: l.NetNS()}
 	if it.prog, err = loadProgram(code, l.AttachID); err != nil && l.NetNS() {
 		// A kernel without bpf_sock_from_file (before 5.11) for this
 		// program type: the iterator without namespaces.
 		l.HasNetNS, it.netns = false, false
-		if code, err = Program(l, level); err != nil {
+		if code, err = program(l); err != nil {
 			return nil, err
 		}
 		it.prog, err = loadProgram(code, l.AttachID)
@@ -177,6 +193,11 @@ func readerLevel() (int, error) {
 	}
 	return status.Level, nil
 }
+
+// Depth returns the depth of porteiro's PID namespace the program was
+// built for, and whether it is exact (the depth program's) or the least
+// /proc/self/status shows, with the program finding the depth itself.
+func (it *Iterator) Depth() (depth int, exact bool) { return it.level, it.exact }
 
 // Close releases the program.
 func (it *Iterator) Close() error {
@@ -416,4 +437,64 @@ func loadIterProgram(code []byte, attachID uint32, name string, flags uint32) (i
 func createLink(prog int) (int, error) {
 	attr := linkCreateAttr{progFD: uint32(prog), attachType: unix.BPF_TRACE_ITER}
 	return bpf(unix.BPF_LINK_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+}
+
+// createTaskLink attaches a task iterator program to one thread, tid as
+// porteiro's PID namespace numbers it (union bpf_iter_link_info's task
+// member, Linux 6.1).
+func createTaskLink(prog, tid int) (int, error) {
+	info := [4]uint32{uint32(tid)} // tid, pid, pid_fd, and padding
+	attr := linkCreateAttr{progFD: uint32(prog), attachType: unix.BPF_TRACE_ITER,
+		iterInfo: uint64(uintptr(unsafe.Pointer(&info[0]))), iterInfoLen: uint32(unsafe.Sizeof(info))}
+	fd, err := bpf(unix.BPF_LINK_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(&info)
+	return fd, err
+}
+
+// readerDepth runs the depth program (depth.go): the depth of porteiro's
+// PID namespace, which the kernel alone knows.
+func readerDepth(l Layout) (int, error) {
+	code, err := DepthProgram(l)
+	if err != nil {
+		return 0, err
+	}
+	prog, err := loadIterProgram(code, l.Task.AttachID, "porteiro_depth", 0)
+	if err != nil {
+		return 0, fmt.Errorf("loading the depth program: %w", err)
+	}
+	defer unix.Close(prog)
+	// The link names this thread, so the program runs once.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	link, err := createTaskLink(prog, unix.Gettid())
+	if err != nil {
+		// A kernel before 6.1 visits every task, and the program
+		// writes the same depth for each: the first records do.
+		if link, err = createLink(prog); err != nil {
+			return 0, fmt.Errorf("attaching the depth program: %w", err)
+		}
+	}
+	defer unix.Close(link)
+	attr := iterCreateAttr{linkFD: uint32(link)}
+	fd, err := bpf(unix.BPF_ITER_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if err != nil {
+		return 0, fmt.Errorf("starting the depth program: %w", err)
+	}
+	defer unix.Close(fd)
+	var buf [64]byte
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reading the depth program: %w", err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return ParseDepth(buf[:n])
 }

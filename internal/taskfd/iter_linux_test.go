@@ -381,6 +381,7 @@ const (
 	helperEnv  = "PORTEIRO_TASKFD_HELPER"
 	pidNSEnv   = "PORTEIRO_TASKFD_PARENT_PIDNS" // the parent's PID namespace
 	ownProcEnv = "PORTEIRO_TASKFD_OWN_PROC"     // whether /proc is the namespace's own
+	depthEnv   = "PORTEIRO_TASKFD_PARENT_DEPTH" // the parent's PID namespace depth
 )
 
 // TestPIDNamespace runs TestHelperInPIDNamespace in a new PID namespace,
@@ -399,7 +400,11 @@ func TestPIDNamespace(t *testing.T) {
 	if err != nil {
 		t.Skipf("unshare(1) is needed to make a PID namespace: %v", err)
 	}
-	openIterator(t) // as root, must work here before it is tried there
+	it := openIterator(t) // as root, must work here before it is tried there
+	depth, exact := it.Depth()
+	if !exact {
+		t.Fatalf("the iterator here is built for depth %d or deeper, not for the exact depth", depth)
+	}
 	ns, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +420,7 @@ func TestPIDNamespace(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, unshare, args...)
-			cmd.Env = append(os.Environ(), helperEnv+"=1", pidNSEnv+"="+ns, ownProcEnv+"="+strconv.FormatBool(ownProc))
+			cmd.Env = append(os.Environ(), helperEnv+"=1", pidNSEnv+"="+ns, ownProcEnv+"="+strconv.FormatBool(ownProc), depthEnv+"="+strconv.Itoa(depth))
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%v failed: %v\n%s", cmd.Args, err, out)
@@ -463,6 +468,13 @@ func TestHelperInPIDNamespace(t *testing.T) {
 	t.Logf("pid %d in %s (the parent is in %s), NSpid %v", self, ns, os.Getenv(pidNSEnv), nspid)
 
 	it := openIterator(t)
+	// The depth program sees one level more than the parent's, whatever
+	// /proc shows: the program is built for that depth, and its pids
+	// (the probe socket's, checked by the first Read) are right.
+	parent, _ := strconv.Atoi(os.Getenv(depthEnv))
+	if depth, exact := it.Depth(); !exact || depth != parent+1 {
+		t.Errorf("iterator built for depth %d (exact %v); the parent is at %d, so want %d, exact", depth, exact, parent, parent+1)
+	}
 	ln := listenTCP(t)
 	lfd := rawFD(t, ln)
 	recs := readRecords(t, it) // the first Read checks the probe socket's pid

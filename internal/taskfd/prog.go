@@ -1,13 +1,12 @@
 package taskfd
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 
-	"github.com/cilium/ebpf/asm"
+	insn "github.com/porteiro/porteiro/internal/bpfinsn"
 )
 
 // The file type bits of inode->i_mode, from include/uapi/linux/stat.h.
@@ -57,7 +56,20 @@ const (
 // program reads the actual depth from the reading task (the level of its
 // struct pid) and picks, among levels level to MaxLevel, the entry of the
 // process's pid.numbers for that depth.
-func Instructions(l Layout, level int) (asm.Instructions, error) {
+func Instructions(l Layout, level int) (insn.Instructions, error) {
+	return instructions(l, level, false)
+}
+
+// ExactInstructions builds the iterator program for a reader whose PID
+// namespace is exactly depth deep (readerDepth): it reads the entry of
+// that depth directly. Instructions, which must find the reader's depth
+// for every file, makes the verifier explore one path per depth it may
+// be at, and takes ten times as long to load.
+func ExactInstructions(l Layout, depth int) (insn.Instructions, error) {
+	return instructions(l, depth, true)
+}
+
+func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
 	if level < 0 || level > MaxLevel {
 		return nil, fmt.Errorf("pid namespace level %d out of range", level)
 	}
@@ -67,25 +79,25 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
 	const (
-		r0, r1, r2, r3, r6, r7, r8, r9, fp = asm.R0, asm.R1, asm.R2, asm.R3, asm.R6, asm.R7, asm.R8, asm.R9, asm.RFP
-		dw, w                              = asm.DWord, asm.Word
+		r0, r1, r2, r3, r6, r7, r8, r9, fp = insn.R0, insn.R1, insn.R2, insn.R3, insn.R6, insn.R7, insn.R8, insn.R9, insn.RFP
+		dw, w                              = insn.DWord, insn.Word
 	)
-	b := &builder{p: make(asm.Instructions, 0, 128)}
+	b := &builder{p: make(insn.Instructions, 0, 128)}
 	b.mov(r6, r1) // r6 = ctx
 	b.ldx(r7, r6, l.CtxTask, dw)
-	b.jmp(asm.JEq, r7, 0, labelExit) // the final call has no task
+	b.jmp(insn.JEq, r7, 0, labelExit) // the final call has no task
 	b.ldx(r8, r6, l.CtxFile, dw)
-	b.jmp(asm.JEq, r8, 0, labelExit)
+	b.jmp(insn.JEq, r8, 0, labelExit)
 	b.mov(r9, r8) // r9 = the file, for bpf_sock_from_file
-	b.imm(asm.Mov, r1, 0)
+	b.imm(insn.Mov, r1, 0)
 	b.stx(fp, slotNetNS, r1, w)
 	b.stx(fp, slotPad, r1, w)
-	b.imm(asm.Mov, r2, 0) // inode 0: not a socket
+	b.imm(insn.Mov, r2, 0) // inode 0: not a socket
 	b.ldx(r8, r8, l.FileInode, dw)
-	b.jmp(asm.JEq, r8, 0, labelNoInode)
-	b.ldx(r3, r8, l.InodeMode, asm.Half)
-	b.imm(asm.And, r3, sIFMT)
-	b.jmp(asm.JNE, r3, sIFSOCK, labelNoInode)
+	b.jmp(insn.JEq, r8, 0, labelNoInode)
+	b.ldx(r3, r8, l.InodeMode, insn.Half)
+	b.imm(insn.And, r3, sIFMT)
+	b.jmp(insn.JNE, r3, sIFSOCK, labelNoInode)
 	b.ldx(r2, r8, l.InodeIno, dw)
 	if l.NetNS() {
 		// The socket's network namespace:
@@ -94,12 +106,12 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 		// every pointer; a null one leaves the netns 0.
 		b.stx(fp, slotInode, r2, dw) // kept across the call
 		b.mov(r1, r9)
-		b.call(asm.FnSockFromFile)
-		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.call(insn.FnSockFromFile)
+		b.jmp(insn.JEq, r0, 0, labelNSDone)
 		b.ldx(r0, r0, l.SocketSk, dw)
-		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.jmp(insn.JEq, r0, 0, labelNSDone)
 		b.ldx(r0, r0, l.SockNet, dw)
-		b.jmp(asm.JEq, r0, 0, labelNSDone)
+		b.jmp(insn.JEq, r0, 0, labelNSDone)
 		b.ldx(r0, r0, l.NetInum, w)
 		b.stx(fp, slotNetNS, r0, w)
 		b.at(labelNSDone)
@@ -111,26 +123,30 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 	b.stx(fp, slotFD, r2, w) // record.fd
 	// The process's struct pid: task->group_leader->thread_pid.
 	b.ldx(r7, r7, l.TaskGroupLeader, dw)
-	b.jmp(asm.JEq, r7, 0, labelExit)
+	b.jmp(insn.JEq, r7, 0, labelExit)
 	b.ldx(r7, r7, l.TaskThreadPid, dw)
-	b.jmp(asm.JEq, r7, 0, labelExit)
-	// The depth of the reader's PID namespace: the level of the reading
-	// task's pid.
-	b.call(asm.FnGetCurrentTaskBtf)
-	b.ldx(r0, r0, l.TaskThreadPid, dw)
-	b.jmp(asm.JEq, r0, 0, labelExit)
-	b.ldx(r0, r0, l.PidLevel, w)
-	// The pid, numbers[depth].nr: one load per depth the reader may be at.
-	for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
-		next := fmt.Sprintf("depth_%d", lv+1)
-		b.at(fmt.Sprintf("depth_%d", lv))
-		b.jmp(asm.JNE, r0, int32(lv), next)
-		b.ldx(r2, r7, int16(nr(lv)), w)
-		b.jmp(asm.Ja, r0, 0, labelStore)
-		if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
-			// Deeper than the program can read: write nothing.
-			b.at(next)
-			b.jmp(asm.Ja, r0, 0, labelExit)
+	b.jmp(insn.JEq, r7, 0, labelExit)
+	if exact {
+		b.ldx(r2, r7, int16(nr(level)), w)
+	} else {
+		// The depth of the reader's PID namespace: the level of the reading
+		// task's pid.
+		b.call(insn.FnGetCurrentTaskBtf)
+		b.ldx(r0, r0, l.TaskThreadPid, dw)
+		b.jmp(insn.JEq, r0, 0, labelExit)
+		b.ldx(r0, r0, l.PidLevel, w)
+		// The pid, numbers[depth].nr: one load per depth the reader may be at.
+		for lv := level; lv <= MaxLevel && nr(lv) <= math.MaxInt16; lv++ {
+			next := fmt.Sprintf("depth_%d", lv+1)
+			b.at(fmt.Sprintf("depth_%d", lv))
+			b.jmp(insn.JNE, r0, int32(lv), next)
+			b.ldx(r2, r7, int16(nr(lv)), w)
+			b.jmp(insn.Ja, r0, 0, labelStore)
+			if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
+				// Deeper than the program can read: write nothing.
+				b.at(next)
+				b.jmp(insn.Ja, r0, 0, labelExit)
+			}
 		}
 	}
 	b.at(labelStore)
@@ -139,12 +155,12 @@ func Instructions(l Layout, level int) (asm.Instructions, error) {
 	b.ldx(r1, r6, l.CtxMeta, dw)
 	b.ldx(r1, r1, l.MetaSeq, dw)
 	b.mov(r2, fp)
-	b.imm(asm.Add, r2, -RecordSize)
-	b.imm(asm.Mov, r3, RecordSize)
-	b.call(asm.FnSeqWrite)
+	b.imm(insn.Add, r2, -RecordSize)
+	b.imm(insn.Mov, r3, RecordSize)
+	b.call(insn.FnSeqWrite)
 	b.at(labelExit)
-	b.imm(asm.Mov, r0, 0)
-	b.p = append(b.p, asm.Return())
+	b.imm(insn.Mov, r0, 0)
+	b.p = append(b.p, insn.Return())
 	return b.p, nil
 }
 
@@ -158,23 +174,22 @@ func Program(l Layout, level int) ([]byte, error) {
 	return encode(insns, "task-file iterator")
 }
 
-// encode assembles insns in the host's byte order.
-func encode(insns asm.Instructions, what string) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(int(insns.Size()))
-	if err := insns.Marshal(&b, hostOrder()); err != nil {
-		return nil, fmt.Errorf("assembling the %s: %w", what, err)
+// ExactProgram is ExactInstructions encoded for bpf(BPF_PROG_LOAD).
+func ExactProgram(l Layout, depth int) ([]byte, error) {
+	insns, err := ExactInstructions(l, depth)
+	if err != nil {
+		return nil, err
 	}
-	return b.Bytes(), nil
+	return encode(insns, "task-file iterator")
 }
 
-// hostOrder is the host's byte order as one of the two values the
-// assembler knows (it refuses binary.NativeEndian).
-func hostOrder() binary.ByteOrder {
-	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
-		return binary.LittleEndian
+// encode assembles insns in the host's byte order.
+func encode(insns insn.Instructions, what string) ([]byte, error) {
+	b, err := insns.Marshal(binary.NativeEndian)
+	if err != nil {
+		return nil, fmt.Errorf("assembling the %s: %w", what, err)
 	}
-	return binary.BigEndian
+	return b, nil
 }
 
 // ParseRecords calls fn for every record in b, which holds what the program

@@ -161,8 +161,20 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 				return out
 			case asm.Call:
 				switch asm.BuiltinFunc(ins.Constant) {
-				case asm.FnGetCurrentTaskBtf:
+				case asm.FnGetCurrentTaskBtf, asm.FnGetCurrentTask:
 					r[0] = current
+				case asm.FnProbeReadKernel:
+					dst, src := k.at(r[1], int(r[2])), k.at(r[3], int(r[2]))
+					if dst == nil {
+						t.Fatalf("bpf_probe_read_kernel of %d bytes to %#x, no memory there", r[2], r[1])
+					}
+					r[0] = 0
+					if src == nil {
+						clear(dst) // the helper zeroes what it could not read
+						r[0] = ^uint64(13) // -EFAULT
+					} else {
+						copy(dst, src)
+					}
 				case asm.FnSockFromFile:
 					if r[1] != fileA {
 						t.Errorf("bpf_sock_from_file(%#x), not the file", r[1])
@@ -188,6 +200,9 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 				jump = r[ins.Dst] == uint64(ins.Constant)
 			case asm.JNE:
 				jump = r[ins.Dst] != uint64(ins.Constant)
+				if op.Source() == asm.RegSource {
+					jump = r[ins.Dst] != r[ins.Src]
+				}
 			default:
 				t.Fatalf("instruction %d: unexpected %v", pc, ins)
 			}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cilium/ebpf/asm"
+	insn "github.com/porteiro/porteiro/internal/bpfinsn"
 )
 
 // The task iterator (bpf_iter__task, Linux 5.8; its program sleepable,
@@ -93,7 +93,7 @@ const (
 // time, and this program runs once per process, not once per file. Only
 // the task itself, which bpf_copy_from_user_task needs trusted, and the
 // seq_file come typed.
-func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error) {
+func TaskInstructions(l Layout, level int, bufMap int) (insn.Instructions, error) {
 	tl := l.Task
 	if !tl.Has {
 		return nil, fmt.Errorf("%w: no task iterator types", ErrLayout)
@@ -105,49 +105,49 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
 	const (
-		r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, fp = asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R5, asm.R6, asm.R7, asm.R8, asm.R9, asm.RFP
-		dw, w                                      = asm.DWord, asm.Word
+		r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, fp = insn.R0, insn.R1, insn.R2, insn.R3, insn.R4, insn.R5, insn.R6, insn.R7, insn.R8, insn.R9, insn.RFP
+		dw, w                                      = insn.DWord, insn.Word
 	)
 	rec := func(off int16) int16 { return taskRecord + off }
-	b := &builder{p: make(asm.Instructions, 0, 256)}
+	b := &builder{p: make(insn.Instructions, 0, 256)}
 	// pidNr stores at dst the number of the struct pid in taskSlotPtr
 	// as the reader's namespace (depth r9) sees it, or jumps to fail
 	// when that pid is not in it (a shallower level).
 	pidNr := func(dst int16, fail string) {
 		b.ldx(r3, fp, taskSlotPtr, dw)
-		b.jmp(asm.JEq, r3, 0, fail)
+		b.jmp(insn.JEq, r3, 0, fail)
 		b.read(taskSlotVal, 4, r3, true, l.PidLevel)
 		b.ldx(r1, fp, taskSlotVal, w)
-		b.jmpReg(asm.JLT, r1, r9, fail)
+		b.jmpReg(insn.JLT, r1, r9, fail)
 		// numbers[r9].nr
 		b.ldx(r3, fp, taskSlotPtr, dw)
 		b.mov(r1, r9)
-		b.imm(asm.Mul, r1, int32(l.UpidSize))
-		b.reg(asm.Add, r3, r1)
-		b.imm(asm.Add, r3, int32(l.PidNumbers)+int32(l.UpidNr))
+		b.imm(insn.Mul, r1, int32(l.UpidSize))
+		b.reg(insn.Add, r3, r1)
+		b.imm(insn.Add, r3, int32(l.PidNumbers)+int32(l.UpidNr))
 		b.mov(r1, fp)
-		b.imm(asm.Add, r1, int32(dst))
-		b.imm(asm.Mov, r2, 4)
-		b.call(asm.FnProbeReadKernel)
+		b.imm(insn.Add, r1, int32(dst))
+		b.imm(insn.Mov, r2, 4)
+		b.call(insn.FnProbeReadKernel)
 	}
 	// notNull jumps to label when the pointer in taskSlotPtr is null,
 	// and leaves it in r3 otherwise.
 	notNull := func(label string) {
 		b.ldx(r3, fp, taskSlotPtr, dw)
-		b.jmp(asm.JEq, r3, 0, label)
+		b.jmp(insn.JEq, r3, 0, label)
 	}
 
 	b.mov(r6, r1) // r6 = ctx
 	b.ldx(r7, r6, tl.CtxTask, dw)
-	b.jmp(asm.JEq, r7, 0, "exit") // the final call has no task
+	b.jmp(insn.JEq, r7, 0, "exit") // the final call has no task
 	// Processes only: a thread's pid differs from its tgid.
 	b.ldx(r1, r7, tl.Pid, w)
 	b.ldx(r2, r7, tl.Tgid, w)
-	b.jmpReg(asm.JNE, r1, r2, "exit")
+	b.jmpReg(insn.JNE, r1, r2, "exit")
 	b.ldx(r1, r6, tl.CtxMeta, dw)
 	b.ldx(r1, r1, l.MetaSeq, dw)
 	b.stx(fp, taskSlotSeq, r1, dw)
-	b.imm(asm.Mov, r1, 0)
+	b.imm(insn.Mov, r1, 0)
 	for off := int16(0); off < TaskHeaderSize; off += 8 {
 		b.stx(fp, rec(off), r1, dw)
 	}
@@ -156,14 +156,14 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	}
 	// r9 = the depth of the reader's PID namespace:
 	// current->thread_pid->level.
-	b.call(asm.FnGetCurrentTask)
+	b.call(insn.FnGetCurrentTask)
 	b.mov(r8, r0)
 	b.read(taskSlotPtr, 8, r8, false, l.TaskThreadPid)
 	notNull("exit")
 	b.read(taskSlotVal, 4, r3, true, l.PidLevel)
 	b.ldx(r9, fp, taskSlotVal, w)
-	b.jmp(asm.JGT, r9, MaxLevel, "exit")
-	b.jmp(asm.JLT, r9, int32(level), "exit")
+	b.jmp(insn.JGT, r9, MaxLevel, "exit")
+	b.jmp(insn.JLT, r9, int32(level), "exit")
 	// The process's pid.
 	b.read(taskSlotPtr, 8, r7, false, l.TaskThreadPid)
 	pidNr(rec(taskPID), "exit")
@@ -181,7 +181,7 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	b.at("uid_done")
 	for _, f := range []struct {
 		off, dst int16
-		size     asm.Size
+		size     insn.Size
 	}{{tl.Flags, taskFlags, w}, {tl.State, taskState, w}, {tl.ExitState, taskExit, w}, {tl.StartBoottime, taskStart, dw}} {
 		b.ldx(r2, r7, f.off, f.size)
 		b.stx(fp, rec(f.dst), r2, f.size)
@@ -214,63 +214,63 @@ func TaskInstructions(l Layout, level int, bufMap int) (asm.Instructions, error)
 	b.at("exe_done")
 	b.ldx(r8, fp, taskSlotVal, dw)
 	b.ldx(r2, fp, taskSlotEnd, dw)
-	b.jmpReg(asm.JLE, r2, r8, "write_header")
-	b.reg(asm.Sub, r2, r8)
+	b.jmpReg(insn.JLE, r2, r8, "write_header")
+	b.reg(insn.Sub, r2, r8)
 	b.stx(fp, rec(taskArgs), r2, dw)
-	b.jmp(asm.JLE, r2, TaskCmdMax, "len_ok")
-	b.imm(asm.Mov, r2, TaskCmdMax)
+	b.jmp(insn.JLE, r2, TaskCmdMax, "len_ok")
+	b.imm(insn.Mov, r2, TaskCmdMax)
 	b.at("len_ok")
 	b.stx(fp, taskSlotLen, r2, dw)
 	// The buffer: element 0 of bufMap.
-	b.imm(asm.Mov, r1, 0)
+	b.imm(insn.Mov, r1, 0)
 	b.stx(fp, taskSlotKey, r1, w)
-	b.p = append(b.p, asm.LoadMapPtr(r1, bufMap))
+	b.p = append(b.p, insn.LoadMapPtr(r1, bufMap))
 	b.mov(r2, fp)
-	b.imm(asm.Add, r2, taskSlotKey)
-	b.call(asm.FnMapLookupElem)
-	b.jmp(asm.JEq, r0, 0, "write_header")
+	b.imm(insn.Add, r2, taskSlotKey)
+	b.call(insn.FnMapLookupElem)
+	b.jmp(insn.JEq, r0, 0, "write_header")
 	b.mov(r9, r0)
 	// bpf_copy_from_user_task(buf, len, arg_start, task, 0)
 	b.mov(r1, r9)
 	b.ldx(r2, fp, taskSlotLen, dw)
-	b.jmp(asm.JGT, r2, TaskCmdMax, "write_header")
+	b.jmp(insn.JGT, r2, TaskCmdMax, "write_header")
 	b.mov(r3, r8)
 	b.mov(r4, r7)
-	b.imm(asm.Mov, r5, 0)
-	b.call(asm.FnCopyFromUserTask)
-	b.jmp(asm.JNE, r0, 0, "write_header") // unreadable: cmdlen stays 0
+	b.imm(insn.Mov, r5, 0)
+	b.call(insn.FnCopyFromUserTask)
+	b.jmp(insn.JNE, r0, 0, "write_header") // unreadable: cmdlen stays 0
 	b.ldx(r2, fp, taskSlotLen, dw)
 	b.stx(fp, rec(taskCmdLen), r2, w)
 	// The header, then the command line.
 	b.writeHeader()
-	b.jmp(asm.JNE, r0, 0, "exit")
+	b.jmp(insn.JNE, r0, 0, "exit")
 	b.ldx(r1, fp, taskSlotSeq, dw)
 	b.mov(r2, r9)
 	b.ldx(r3, fp, taskSlotLen, dw)
-	b.jmp(asm.JGT, r3, TaskCmdMax, "exit")
-	b.jmp(asm.JEq, r3, 0, "exit")
-	b.call(asm.FnSeqWrite)
-	b.jmp(asm.Ja, r0, 0, "exit")
+	b.jmp(insn.JGT, r3, TaskCmdMax, "exit")
+	b.jmp(insn.JEq, r3, 0, "exit")
+	b.call(insn.FnSeqWrite)
+	b.jmp(insn.Ja, r0, 0, "exit")
 	// A record without a command line.
 	b.at("write_header")
 	b.writeHeader()
 	b.at("exit")
-	b.imm(asm.Mov, r0, 0)
-	b.p = append(b.p, asm.Return())
+	b.imm(insn.Mov, r0, 0)
+	b.p = append(b.p, insn.Return())
 	return b.p, nil
 }
 
-// builder appends the task program's instructions. Its methods take
-// plain values and are not inlined: cilium/ebpf's constructors, inlined
-// at each of a few hundred instructions, made the program's builder the
-// largest function of the client (e2e/binaries_test.go keeps its size).
+// builder appends a program's instructions. Its methods take plain values
+// and are not inlined: the constructors, inlined at each of a few hundred
+// instructions, made the task program's builder the largest function of
+// the client (e2e/binaries_test.go keeps its size).
 type builder struct {
-	p     asm.Instructions
+	p     insn.Instructions
 	label string // the symbol of the next instruction
 }
 
 //go:noinline
-func (b *builder) add(ins asm.Instruction) {
+func (b *builder) add(ins insn.Instruction) {
 	if b.label != "" {
 		ins = ins.WithSymbol(b.label)
 		b.label = ""
@@ -282,73 +282,73 @@ func (b *builder) add(ins asm.Instruction) {
 func (b *builder) at(label string) { b.label = label }
 
 //go:noinline
-func (b *builder) ldx(dst, src asm.Register, off int16, size asm.Size) {
-	b.add(asm.LoadMem(dst, src, off, size))
+func (b *builder) ldx(dst, src insn.Register, off int16, size insn.Size) {
+	b.add(insn.LoadMem(dst, src, off, size))
 }
 
 //go:noinline
-func (b *builder) stx(dst asm.Register, off int16, src asm.Register, size asm.Size) {
-	b.add(asm.StoreMem(dst, off, src, size))
+func (b *builder) stx(dst insn.Register, off int16, src insn.Register, size insn.Size) {
+	b.add(insn.StoreMem(dst, off, src, size))
 }
 
 //go:noinline
-func (b *builder) mov(dst, src asm.Register) { b.add(asm.Mov.Reg(dst, src)) }
+func (b *builder) mov(dst, src insn.Register) { b.add(insn.Mov.Reg(dst, src)) }
 
 //go:noinline
-func (b *builder) imm(op asm.ALUOp, dst asm.Register, v int32) { b.add(op.Imm(dst, v)) }
+func (b *builder) imm(op insn.ALUOp, dst insn.Register, v int32) { b.add(op.Imm(dst, v)) }
 
 //go:noinline
-func (b *builder) reg(op asm.ALUOp, dst, src asm.Register) { b.add(op.Reg(dst, src)) }
+func (b *builder) reg(op insn.ALUOp, dst, src insn.Register) { b.add(op.Reg(dst, src)) }
 
 //go:noinline
-func (b *builder) jmp(op asm.JumpOp, dst asm.Register, v int32, label string) {
-	if op == asm.Ja {
-		b.add(asm.Ja.Label(label))
+func (b *builder) jmp(op insn.JumpOp, dst insn.Register, v int32, label string) {
+	if op == insn.Ja {
+		b.add(insn.Ja.Label(label))
 		return
 	}
 	b.add(op.Imm(dst, v, label))
 }
 
 //go:noinline
-func (b *builder) jmpReg(op asm.JumpOp, dst, src asm.Register, label string) {
+func (b *builder) jmpReg(op insn.JumpOp, dst, src insn.Register, label string) {
 	b.add(op.Reg(dst, src, label))
 }
 
 //go:noinline
-func (b *builder) call(fn asm.BuiltinFunc) { b.add(fn.Call()) }
+func (b *builder) call(fn insn.BuiltinFunc) { b.add(fn.Call()) }
 
 // read copies size bytes at base+off (base a callee-saved register or,
 // with fromSlot, the pointer in slot taskSlotPtr) to stack slot dst, with
 // bpf_probe_read_kernel.
-func (b *builder) read(dst int16, size int32, base asm.Register, fromSlot bool, off int16) {
+func (b *builder) read(dst int16, size int32, base insn.Register, fromSlot bool, off int16) {
 	if fromSlot {
-		b.ldx(asm.R3, asm.RFP, taskSlotPtr, asm.DWord)
+		b.ldx(insn.R3, insn.RFP, taskSlotPtr, insn.DWord)
 	} else {
-		b.mov(asm.R3, base)
+		b.mov(insn.R3, base)
 	}
-	b.imm(asm.Add, asm.R3, int32(off))
-	b.mov(asm.R1, asm.RFP)
-	b.imm(asm.Add, asm.R1, int32(dst))
-	b.imm(asm.Mov, asm.R2, size)
-	b.call(asm.FnProbeReadKernel)
+	b.imm(insn.Add, insn.R3, int32(off))
+	b.mov(insn.R1, insn.RFP)
+	b.imm(insn.Add, insn.R1, int32(dst))
+	b.imm(insn.Mov, insn.R2, size)
+	b.call(insn.FnProbeReadKernel)
 }
 
 // follow replaces the pointer in taskSlotPtr by the one at off in what
 // it points to, jumping to fail if it is null.
 func (b *builder) follow(off int16, fail string) {
-	b.ldx(asm.R3, asm.RFP, taskSlotPtr, asm.DWord)
-	b.jmp(asm.JEq, asm.R3, 0, fail)
-	b.read(taskSlotPtr, 8, asm.R3, true, off)
+	b.ldx(insn.R3, insn.RFP, taskSlotPtr, insn.DWord)
+	b.jmp(insn.JEq, insn.R3, 0, fail)
+	b.read(taskSlotPtr, 8, insn.R3, true, off)
 }
 
 // writeHeader writes the record's header: bpf_seq_write(seq, record,
 // TaskHeaderSize).
 func (b *builder) writeHeader() {
-	b.ldx(asm.R1, asm.RFP, taskSlotSeq, asm.DWord)
-	b.mov(asm.R2, asm.RFP)
-	b.imm(asm.Add, asm.R2, taskRecord)
-	b.imm(asm.Mov, asm.R3, TaskHeaderSize)
-	b.call(asm.FnSeqWrite)
+	b.ldx(insn.R1, insn.RFP, taskSlotSeq, insn.DWord)
+	b.mov(insn.R2, insn.RFP)
+	b.imm(insn.Add, insn.R2, taskRecord)
+	b.imm(insn.Mov, insn.R3, TaskHeaderSize)
+	b.call(insn.FnSeqWrite)
 }
 
 // Task is one process as the task iterator reports it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -118,7 +119,7 @@ func decodeStrict(data []byte, v any) (err error) {
 	return yaml.UnmarshalWithOptions(data, v, yaml.Strict())
 }
 
-var lastQuotedRE = regexp.MustCompile(`"([^"]+)"`)
+var lastQuotedRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"([^"]+)"`) })
 
 // decodeError turns a go-yaml decoding error into an *Error. Type errors
 // carry a token; errors from nested decoders (such as a time.Duration) do
@@ -135,7 +136,7 @@ func decodeError(file string, err error, f *ast.File) *Error {
 	e := &Error{File: file, Msg: cleanMessage(err.Error())}
 	// The bad value is usually the last quoted string ("unknown unit "x"
 	// in duration "5x"").
-	ms := lastQuotedRE.FindAllStringSubmatch(err.Error(), -1)
+	ms := lastQuotedRE().FindAllStringSubmatch(err.Error(), -1)
 	for i := len(ms) - 1; i >= 0 && e.Line == 0; i-- {
 		e.Line, e.Column = findValue(f, ms[i][1])
 	}

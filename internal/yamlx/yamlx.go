@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode/utf8"
 )
@@ -222,21 +223,23 @@ func QuoteKey(k string) string {
 	return strconv.Quote(k)
 }
 
-var unknownFieldRE = regexp.MustCompile(`^unknown field "((?:[^"\\]|\\.)*)"`)
+// The expressions below are compiled on first use, not at every start of
+// the client: only a message about a bad file needs them.
+var unknownFieldRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^unknown field "((?:[^"\\]|\\.)*)"`) })
 
-var quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+var quotedRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`) })
 
 // cleanMessage makes a go-yaml message fit for one line of porteiro's
 // output: quoted values become short excerpts, URLs lose their passwords.
 func cleanMessage(msg string) string {
-	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+	if m := unknownFieldRE().FindStringSubmatch(msg); m != nil {
 		k := m[1]
 		if u, err := strconv.Unquote(`"` + k + `"`); err == nil {
 			k = u
 		}
 		msg = "unknown field " + QuoteKey(k) + msg[len(m[0]):]
 	}
-	msg = quotedRE.ReplaceAllStringFunc(msg, func(m string) string {
+	msg = quotedRE().ReplaceAllStringFunc(msg, func(m string) string {
 		inner := m[1 : len(m)-1]
 		if u, err := strconv.Unquote(m); err == nil {
 			inner = u
@@ -251,14 +254,14 @@ func cleanMessage(msg string) string {
 }
 
 // userinfoRE finds the user:password@ part of URLs in free text.
-var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"']*@`)
+var userinfoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"']*@`) })
 
 // Redact hides the userinfo (user:password@) of every URL in s, as
 // "scheme://xxxxx@". Errors from url.Parse and net/http repeat the URL they
 // were given; anything that prints such an error for people (config
 // errors, reload logs) passes it through Redact first.
 func Redact(s string) string {
-	return userinfoRE.ReplaceAllString(s, "${1}xxxxx@")
+	return userinfoRE().ReplaceAllString(s, "${1}xxxxx@")
 }
 
 // RedactError returns err with its message passed through Redact. The
