@@ -170,7 +170,7 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 					}
 					r[0] = 0
 					if src == nil {
-						clear(dst) // the helper zeroes what it could not read
+						clear(dst)         // the helper zeroes what it could not read
 						r[0] = ^uint64(13) // -EFAULT
 					} else {
 						copy(dst, src)
