@@ -77,6 +77,14 @@ func (a *autoSource) Sockets(ctx context.Context, q Query) ([]Socket, error) {
 	return socks, nil
 }
 
+// takePIDs implements pidLister for the netlink source, when it answered.
+func (a *autoSource) takePIDs() []int {
+	if l, ok := a.nl.(pidLister); ok && a.last == a.nl.Name() {
+		return l.takePIDs()
+	}
+	return nil
+}
+
 // liveInodes asks the source that answered last.
 func (a *autoSource) liveInodes(ctx context.Context, q Query, inodes map[uint64]struct{}) (map[uint64]struct{}, error) {
 	src := a.nl

@@ -43,8 +43,20 @@ type NamespacesSource struct {
 	self   *NetlinkSource
 	others map[uint64]*nsEntry
 	set    *netns.Set
+	listed []int // the pids of the discovery of the last Sockets call, for takePIDs
 	notes  []string
 	names  map[uint64]NamespaceInfo
+}
+
+// takePIDs implements pidLister: the listing of /proc the discovery of
+// the last Sockets call made, once; nil when that call reused an earlier
+// discovery.
+func (s *NamespacesSource) takePIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pids := s.listed
+	s.listed = nil
+	return pids
 }
 
 // useProcessNS implements processNSUser: the next Sockets call takes the
@@ -118,9 +130,11 @@ func (s *NamespacesSource) Sockets(ctx context.Context, q Query) ([]Socket, erro
 	if err != nil {
 		return nil, fmt.Errorf("finding network namespaces: %w", err)
 	}
+	s.listed = nil
 	if set != s.set {
 		s.set, s.found = set, time.Now()
 		s.names = s.name(set)
+		s.listed = set.PIDs
 	}
 	s.notes = slices.Clone(set.Notes)
 	for i := range selfSocks {

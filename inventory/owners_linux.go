@@ -51,7 +51,8 @@ type Resolver struct {
 	setup  sync.Once
 	ready  atomic.Bool // setup has run
 	btime  int64
-	hidden bool // hidepid hides other users' processes from us
+	hidden bool  // hidepid hides other users' processes from us
+	pids   []int // a listing of /proc for the next Resolve (usePIDs)
 
 	it     *taskfd.Iterator
 	itErr  error // why the iterator is not in use
@@ -114,6 +115,9 @@ func (r *Resolver) init() {
 		r.ready.Store(true)
 	})
 }
+
+// usePIDs implements pidUser.
+func (r *Resolver) usePIDs(pids []int) { r.pids = pids }
 
 // Err says why the iterator is not in use, or is nil.
 func (r *Resolver) Err() error {
@@ -202,6 +206,12 @@ func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owne
 	// them, and their fd directories are empty.
 	w := &procfs.Walker{Root: r.ProcRoot, Workers: r.Workers, Emit: p.emit}
 	if seen != nil {
+		// A listing of /proc from this scan, if the source made one. A
+		// process it lacks was born since: the iterator, which visits
+		// pids in increasing order and ran on, saw it; or its sockets
+		// are younger than the pass and get a second look
+		// (Scanner.lookAgain).
+		w.PIDs, r.pids = r.pids, nil
 		tp := p.details.tasks
 		w.Skip = func(pid int) bool {
 			_, ok := seen[pid]

@@ -151,6 +151,14 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing sockets: %w", err)
 	}
+	// The source's listing of /proc, if it made one, serves the owners'
+	// walk of the processes the iterator did not report.
+	if pl, ok := s.opts.Source.(pidLister); ok {
+		pids := pl.takePIDs()
+		if pu, ok := s.opts.Resolver.(pidUser); ok && pids != nil && !s.opts.NoOwners {
+			pu.usePIDs(pids)
+		}
+	}
 	socks = filterFamilies(socks, q)
 	snap := &Snapshot{Time: now, Source: s.opts.Source.Name(), Sockets: socks, Privileged: true}
 	var names map[uint64]NamespaceInfo

@@ -227,6 +227,16 @@ type processNSKnower interface {
 	processNS() func(pid int) (uint64, bool)
 }
 
+// pidLister is a source that listed the procfs root during its last
+// Sockets call (to find network namespaces), and gives that listing once.
+type pidLister interface{ takePIDs() []int }
+
+// pidUser is a resolver that can take, for its next Resolve, a listing of
+// the procfs root made moments before in the same scan, rather than list
+// it again: reading /proc's directory costs a millisecond or two on a
+// busy host.
+type pidUser interface{ usePIDs(pids []int) }
+
 // taskWanter is a resolver that can describe owners from a pass of the
 // task iterator, which pays for itself when a scan describes many.
 type taskWanter interface{ wantTasks(on bool) }

@@ -59,6 +59,7 @@ func DiscoverKnown(ctx context.Context, procRoot string, known func(pid int) (in
 	if err != nil {
 		return nil, err
 	}
+	s.PIDs = pids
 	d := &discovery{set: s, root: procRoot, mnts: map[uint64]bool{}}
 	if self, err := nsLink(filepath.Join(procRoot, "self/ns/mnt")); err == nil {
 		d.selfMnt = self

@@ -80,6 +80,9 @@ type Set struct {
 	Host, Self uint64
 	// Notes say what could not be seen, one line each.
 	Notes []string
+	// PIDs is the listing of the procfs root the discovery walked, in
+	// increasing order.
+	PIDs []int
 }
 
 // Sorted returns the namespaces: the host first, then by inode.

@@ -47,6 +47,10 @@ type Walker struct {
 	// Skip, if set, leaves out the pids it returns true for.
 	Skip func(pid int) bool
 
+	// PIDs, if set, are the processes to walk, from a listing of Root the
+	// caller made moments before, instead of a new one.
+	PIDs []int
+
 	// visit, if set, is called for every pid the walk opens (tests use it
 	// to prove that cancellation stops the walk).
 	visit func(pid int)
@@ -86,8 +90,13 @@ func (w *Walker) run(ctx context.Context, want map[uint64]struct{}, all bool, pu
 		return nil, fmt.Errorf("opening %s: %w", w.Root, err)
 	}
 	defer unix.Close(rootfd)
-	pids, err := listPIDs(rootfd)
-	if err != nil {
+	var pids []int32
+	if w.PIDs != nil {
+		pids = make([]int32, 0, len(w.PIDs))
+		for _, p := range w.PIDs {
+			pids = append(pids, int32(p))
+		}
+	} else if pids, err = listPIDs(rootfd); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.Root, err)
 	}
 	workers := w.NumWorkers()

@@ -502,3 +502,40 @@ func standardHolders() map[uint64][]Holder {
 		5000: {{500, 3}},
 	}
 }
+
+// TestWalkGivenPIDs walks the processes a listing names instead of
+// listing the root: a process the listing lacks is not opened, and one
+// it names that is gone is skipped.
+func TestWalkGivenPIDs(t *testing.T) {
+	tr := procfstest.New(t)
+	for pid := 1000; pid < 1010; pid++ {
+		tr.Add(t, procfstest.Proc{PID: pid, PPID: 1, Comm: "p" + strconv.Itoa(pid), FDs: map[int]string{3: "socket:[" + strconv.Itoa(pid) + "]"}})
+	}
+	var mu sync.Mutex
+	visited := map[int]bool{}
+	w := &Walker{Root: tr.Root, Workers: 2, PIDs: []int{1001, 1003, 4242}, visit: func(pid int) {
+		mu.Lock()
+		visited[pid] = true
+		mu.Unlock()
+	}}
+	want := map[uint64]struct{}{1001: {}, 1002: {}, 1003: {}}
+	res, err := w.Walk(context.Background(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pid := range visited {
+		if pid != 1001 && pid != 1003 && pid != 4242 {
+			t.Errorf("walked pid %d, which the listing does not name", pid)
+		}
+	}
+	var got []int
+	for _, hs := range res.Holders {
+		for _, h := range hs {
+			got = append(got, h.PID)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{1001, 1003}) {
+		t.Errorf("holders %v, want those of 1001 and 1003 only", res.Holders)
+	}
+}

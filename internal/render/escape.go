@@ -35,6 +35,18 @@ func Escape(s string) string {
 func AppendEscape(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); {
+		// A run of printable ASCII other than the backslash goes as is,
+		// at once: most of what is printed is that.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '\\' {
+			j++
+		}
+		if j > i {
+			dst = append(dst, s[i:j]...)
+			if i = j; i == len(s) {
+				break
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -106,11 +118,14 @@ func Width(s string) int {
 func displayWidth(s string) int {
 	n := 0
 	for i := 0; i < len(s); {
-		if s[i] < utf8.RuneSelf {
-			n++
-			i++
-			continue
+		j := i
+		for j < len(s) && s[j] < utf8.RuneSelf {
+			j++
 		}
+		if n += j - i; j == len(s) {
+			break
+		}
+		i = j
 		r, size := utf8.DecodeRuneInString(s[i:])
 		n += runeWidth(r)
 		i += size
