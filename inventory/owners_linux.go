@@ -313,7 +313,8 @@ func (r *Resolver) exitingHolders(ctx context.Context, own *Owners, inodes map[u
 // and the details stage.
 type ownerPass struct {
 	want    map[uint64]struct{}
-	sinks   []sink // the iterator's, then one per walk worker
+	wanted  *inodeSet // want, for add's test of every record
+	sinks   []sink    // the iterator's, then one per walk worker
 	details *detailStage
 	// foreign holds, for each network namespace that only sockets led
 	// to, one (pid, fd) of a socket in it; their records are in sink 0.
@@ -334,7 +335,7 @@ type sink struct {
 
 func (r *Resolver) newPass(ctx context.Context, want map[uint64]struct{}) *ownerPass {
 	n := (&procfs.Walker{Workers: r.Workers}).NumWorkers()
-	p := &ownerPass{want: want, sinks: make([]sink, 1+n), details: r.startDetails(ctx, n, r.tpass)}
+	p := &ownerPass{want: want, wanted: newInodeSet(want), sinks: make([]sink, 1+n), details: r.startDetails(ctx, n, r.tpass)}
 	for i := range p.sinks {
 		p.sinks[i].lastPID = -1
 	}
@@ -344,7 +345,7 @@ func (r *Resolver) newPass(ctx context.Context, want map[uint64]struct{}) *owner
 // add takes one record into sink k; only wanted sockets are kept, and the
 // first record of each process sends it to the details stage.
 func (p *ownerPass) add(k, pid, fd int, inode uint64) {
-	if _, ok := p.want[inode]; !ok || inode == 0 {
+	if !p.wanted.has(inode) {
 		return
 	}
 	s := &p.sinks[k]

@@ -1,0 +1,80 @@
+package inventory
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestInodeSet checks the set against a map on dense, sparse and
+// colliding inodes, with every non-member probed around each member.
+func TestInodeSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name string
+		gen  func(i int) uint64
+		n    int
+	}{
+		{"empty", nil, 0},
+		{"one", func(int) uint64 { return 4242 }, 1},
+		{"dense", func(i int) uint64 { return 100000 + uint64(i) }, 5000},
+		{"sparse", func(int) uint64 { return r.Uint64() }, 3000},
+		{"32-bit", func(int) uint64 { return uint64(r.Uint32()) }, 7000},
+		{"same hash slot", func(i int) uint64 { return uint64(i+1) << 50 }, 12},
+		{"with zero", func(i int) uint64 { return uint64(i) }, 50},
+	} {
+		want := map[uint64]struct{}{}
+		for i := range tc.n {
+			want[tc.gen(i)] = struct{}{}
+		}
+		s := newInodeSet(want)
+		for ino := range want {
+			for _, q := range []uint64{ino - 1, ino, ino + 1, ino ^ 1<<40} {
+				_, in := want[q]
+				if got := s.has(q); got != (in && q != 0) {
+					t.Errorf("%s: has(%d) = %v, want %v", tc.name, q, got, in && q != 0)
+				}
+			}
+		}
+		for range 10000 {
+			q := r.Uint64() >> r.IntN(64)
+			if _, in := want[q]; s.has(q) != (in && q != 0) {
+				t.Errorf("%s: has(%d) = %v", tc.name, q, s.has(q))
+			}
+		}
+		if s.has(0) {
+			t.Errorf("%s: has(0)", tc.name)
+		}
+	}
+}
+
+func BenchmarkInodeSet(b *testing.B) {
+	want := map[uint64]struct{}{}
+	for i := range 8000 {
+		want[uint64(200000+3*i)] = struct{}{}
+	}
+	s := newInodeSet(want)
+	probes := make([]uint64, 27000)
+	for i := range probes {
+		probes[i] = uint64(200000 + i)
+	}
+	b.Run("set", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			for _, q := range probes {
+				if s.has(q) {
+					n++
+				}
+			}
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			for _, q := range probes {
+				if _, ok := want[q]; ok {
+					n++
+				}
+			}
+		}
+	})
+}
