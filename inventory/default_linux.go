@@ -130,11 +130,11 @@ func (a *autoSource) Close() error {
 type NetlinkSource struct {
 	mu   sync.Mutex
 	conn *sockdiag.Conn
-	// msgs is the compact form of a dump, before Sockets are built, kept
-	// for the next scan of a long-lived source when it is small. A large
-	// one is dropped: it would stay live through the owner lookup of a
-	// one-shot scan, where the peak memory is.
-	msgs []diagMsg
+	// msgs is the compact form of a dump, before Sockets are built, in
+	// chunks of msgChunk, kept for the next scan of a long-lived source
+	// when they are few. More are dropped: they would stay live through
+	// the owner lookup of a one-shot scan, where the peak memory is.
+	msgs [][]diagMsg
 	// dial opens the socket; nil means in porteiro's own namespace.
 	dial func() (*sockdiag.Conn, error)
 	// foreign is true for another namespace than porteiro's, whose
@@ -230,31 +230,50 @@ func (n *NetlinkSource) Sockets(ctx context.Context, q Query) ([]Socket, error) 
 	// Listeners are a small part of what the kernel counts: collect the
 	// small messages first, then build exactly as many Sockets as needed.
 	// Growing a slice of large structs would copy them over and over on a
-	// host with 100,000 listeners.
-	msgs := n.msgs[:0]
-	if cap(msgs) == 0 && !n.foreign {
-		// Size the buffer from the kernel's own count of every socket,
-		// so 100,000 sockets don't cost a dozen reallocations and
-		// copies. Most of it is never written, and memory never written
-		// is never mapped.
-		msgs = make([]diagMsg, 0, socketCount()+64)
+	// host with 100,000 listeners. The messages go in chunks, which are
+	// never copied, and whose room is about what the dump fills: room
+	// sized from the kernel's count of every socket would be written
+	// over by the allocator, which clears memory it hands out again (a
+	// listing's heap is all such memory, see internal/hugeheap).
+	chunks, used := n.msgs, 0
+	var cur []diagMsg
+	next := func() {
+		if used < len(chunks) {
+			cur = chunks[used][:0]
+		} else {
+			cur = make([]diagMsg, 0, msgChunk)
+			chunks = append(chunks, cur)
+		}
+		used++
 	}
+	next()
 	err := n.dump(ctx, q, filter, func(p Proto, m sockdiag.Msg) {
-		msgs = append(msgs, compactMsg(p, &m))
+		if len(cur) == cap(cur) {
+			chunks[used-1] = cur
+			next()
+		}
+		cur = append(cur, compactMsg(p, &m))
 	})
+	chunks[used-1] = cur
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Socket, 0, len(msgs))
-	for i := range msgs {
-		p, m := msgs[i].expand()
-		out = append(out, Socket{})
-		if !fillDiag(&out[len(out)-1], p, &m, n.foreign) {
-			out = out[:len(out)-1]
+	total := 0
+	for _, c := range chunks[:used] {
+		total += len(c)
+	}
+	out := make([]Socket, 0, total)
+	for _, c := range chunks[:used] {
+		for i := range c {
+			p, m := c[i].expand()
+			out = append(out, Socket{})
+			if !fillDiag(&out[len(out)-1], p, &m, n.foreign) {
+				out = out[:len(out)-1]
+			}
 		}
 	}
-	if cap(msgs) <= keepMsgs {
-		n.msgs = msgs
+	if used*msgChunk <= keepMsgs {
+		n.msgs = chunks
 	} else {
 		n.msgs = nil
 	}
@@ -294,6 +313,9 @@ func (n *NetlinkSource) dump(ctx context.Context, q Query, filter []byte, fn fun
 // keepMsgs is how many dumped messages a source keeps room for between
 // scans (about 1 MiB).
 const keepMsgs = 16 << 10
+
+// msgChunk is how many dumped messages one chunk holds (26 KB).
+const msgChunk = 512
 
 // portFilter is the kernel's filter for q.LocalPorts, or nil.
 func portFilter(q Query) []byte {
