@@ -111,15 +111,7 @@ func TestDoIsAVisitor(t *testing.T) {
 			t.Errorf("inside Do the thread is in namespace %d, not %d", here, ino)
 		}
 		// Discovery runs on another thread of this process meanwhile.
-		done := make(chan *Set)
-		go func() {
-			s, err := Discover(context.Background(), "")
-			if err != nil {
-				t.Error(err)
-			}
-			done <- s
-		}()
-		if s := <-done; s != nil && s.ByInode[ino] != nil {
+		if s := discoverElsewhere(t); s != nil && s.ByInode[ino] != nil {
 			t.Errorf("discovery counts the visiting thread in namespace %d: %+v", ino, s.ByInode[ino])
 		}
 	})
@@ -142,6 +134,20 @@ func TestDoIsAVisitor(t *testing.T) {
 	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 		t.Fatal(err)
 	}
+	s := discoverElsewhere(t)
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		t.Fatalf("setns back: %v", err) // the locked thread dies with the test
+	}
+	want := "pid " + strconv.Itoa(os.Getpid()) + " ("
+	if s == nil || s.ByInode[ino] == nil || !strings.HasPrefix(s.ByInode[ino].Name(), want) {
+		t.Errorf("a thread entering by a bare setns: namespace %d is %+v, want it named %q...", ino, s.ByInode[ino], want)
+	}
+}
+
+// discoverElsewhere runs a discovery on another goroutine, so on another
+// thread than a caller that holds its own, and returns its set (nil when
+// it failed, which is reported).
+func discoverElsewhere(t *testing.T) *Set {
 	done := make(chan *Set)
 	go func() {
 		s, err := Discover(context.Background(), "")
@@ -150,14 +156,7 @@ func TestDoIsAVisitor(t *testing.T) {
 		}
 		done <- s
 	}()
-	s := <-done
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		t.Fatalf("setns back: %v", err) // the locked thread dies with the test
-	}
-	want := "pid " + strconv.Itoa(os.Getpid()) + " ("
-	if s == nil || s.ByInode[ino] == nil || !strings.HasPrefix(s.ByInode[ino].Name(), want) {
-		t.Errorf("a thread entering by a bare setns: namespace %d is %+v, want it named %q...", ino, s.ByInode[ino], want)
-	}
+	return <-done
 }
 
 // orphanNS returns an fd of a new network namespace that no thread and no
