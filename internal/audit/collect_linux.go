@@ -34,7 +34,7 @@ type collector struct {
 	self    uint32
 	skipped map[View]string
 	hostNS  uint64
-	holders map[uint64]FD // this round's: netns → a process holding a socket there
+	holders map[uint64][]FD // this round's: netns → processes holding a socket there (maxHolders)
 }
 
 // running serialises audits in one process: two bind probes at once would
@@ -203,7 +203,7 @@ func (c *collector) round(ctx context.Context) (*Round, error) {
 	}
 
 	// The kernel's file tables: who holds which socket, in any namespace.
-	holders := map[uint64]FD{} // netns → one holder, to enter namespaces nothing names
+	holders := map[uint64][]FD{} // netns → a few holders, to enter namespaces nothing names
 	c.holders = holders
 	if c.progs != nil {
 		r.KernelFDs = []FD{}
@@ -227,8 +227,8 @@ func (c *collector) round(ctx context.Context) (*Round, error) {
 			delete(holders, ino)
 		}
 		for _, f := range r.KernelFDs {
-			if _, ok := holders[f.NetNS]; !ok {
-				holders[f.NetNS] = f
+			if hs := holders[f.NetNS]; len(hs) < maxHolders && (len(hs) == 0 || hs[len(hs)-1].Owner.PID != f.Owner.PID) {
+				holders[f.NetNS] = append(hs, f)
 			}
 		}
 		for ino := range holders {
@@ -463,10 +463,14 @@ func sockOf(k kview.Record) Sock {
 		State: k.State, Inode: k.Inode, V6Only: k.V6Only}
 }
 
+// maxHolders is how many processes holding a socket in a namespace an
+// audit keeps, to enter it through the next when one's socket is gone.
+const maxHolders = 8
+
 // openNS returns an fd for the namespace: through a member, a mount, or
 // (for a namespace nothing names) a socket a process holds in it, which
 // SIOCGSKNS turns into the namespace.
-func (c *collector) openNS(ns *Namespace, holders map[uint64]FD) (int, error) {
+func (c *collector) openNS(ns *Namespace, holders map[uint64][]FD) (int, error) {
 	var fd int
 	var err error
 	switch {
@@ -477,11 +481,23 @@ func (c *collector) openNS(ns *Namespace, holders map[uint64]FD) (int, error) {
 	case ns.Mount != "":
 		fd, err = unix.Open(ns.Mount, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	default:
-		h, ok := holders[ns.Inode]
-		if !ok {
+		hs := holders[ns.Inode]
+		if len(hs) == 0 {
 			return -1, fmt.Errorf("no way into network namespace %d", ns.Inode)
 		}
-		fd, _, err = sockfd.NetNSOf(int(h.Owner.PID), *h.Owner.FD)
+		// A holder's socket may be gone since the file tables were read
+		// (a probe of another auditor, passing through): the next
+		// holder of another process leads in as well.
+		for _, h := range hs {
+			var got uint64
+			if fd, got, err = sockfd.NetNSOf(int(h.Owner.PID), *h.Owner.FD); err == nil && got != ns.Inode {
+				unix.Close(fd)
+				err = fmt.Errorf("the socket of pid %d moved to network namespace %d", h.Owner.PID, got)
+			}
+			if err == nil {
+				break
+			}
+		}
 	}
 	if err != nil {
 		return -1, err
