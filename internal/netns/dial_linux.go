@@ -1,10 +1,11 @@
 package netns
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -145,14 +146,18 @@ func do(nsfd int, fn func()) error {
 		return fmt.Errorf("%w: opening /proc/thread-self/ns/net: %w", ErrEnter, err)
 	}
 	defer unix.Close(orig)
-	var name [16]byte
-	named := unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0) == nil
-	if named {
-		visitor := []byte(VisitorComm + "\x00")
-		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&visitor[0])), 0, 0, 0)
-		defer unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+	// The thread's name, through its comm file: no pointer to hand the
+	// kernel across a stack that may move.
+	const comm = "/proc/thread-self/comm"
+	name, err := os.ReadFile(comm)
+	named := err == nil && os.WriteFile(comm, []byte(VisitorComm), 0) == nil
+	rename := func() {
+		if named {
+			_ = os.WriteFile(comm, bytes.TrimSuffix(name, []byte("\n")), 0)
+		}
 	}
 	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+		rename()
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("%w: %w: setns: %w", ErrEnter, ErrRefused, err)
 		}
@@ -164,5 +169,6 @@ func do(nsfd int, fn func()) error {
 		runtime.LockOSThread()
 		return fmt.Errorf("returning to porteiro's network namespace: %w", err)
 	}
+	rename()
 	return nil
 }
