@@ -312,8 +312,7 @@ func (r *Resolver) exitingHolders(ctx context.Context, own *Owners, inodes map[u
 // sink per goroutine that produces them (so no lock is taken per record),
 // and the details stage.
 type ownerPass struct {
-	want    map[uint64]struct{}
-	wanted  *inodeSet // want, for add's test of every record
+	wanted  *inodeSet // the wanted inodes, for add's test of every record
 	sinks   []sink    // the iterator's, then one per walk worker
 	details *detailStage
 	// foreign holds, for each network namespace that only sockets led
@@ -335,7 +334,7 @@ type sink struct {
 
 func (r *Resolver) newPass(ctx context.Context, want map[uint64]struct{}) *ownerPass {
 	n := (&procfs.Walker{Workers: r.Workers}).NumWorkers()
-	p := &ownerPass{want: want, wanted: newInodeSet(want), sinks: make([]sink, 1+n), details: r.startDetails(ctx, n, r.tpass)}
+	p := &ownerPass{wanted: newInodeSet(want), sinks: make([]sink, 1+n), details: r.startDetails(ctx, n, r.tpass)}
 	for i := range p.sinks {
 		p.sinks[i].lastPID = -1
 	}
