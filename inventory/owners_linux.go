@@ -54,8 +54,11 @@ type Resolver struct {
 	hidden bool  // hidepid hides other users' processes from us
 	pids   []int // a listing of /proc for the next Resolve (usePIDs)
 
-	it     *taskfd.Iterator
-	itErr  error // why the iterator is not in use
+	it    *taskfd.Iterator
+	itErr error // why the iterator is not in use
+	// states are the socket states the next pass wants (wantStates);
+	// zero means all.
+	states StateMask
 	buf    []byte
 	pre    *iterPass
 	closed bool
@@ -108,7 +111,7 @@ func (r *Resolver) init() {
 		case r.closed:
 			r.itErr = errClosed
 		case r.Iterator:
-			r.it, r.itErr = taskfd.Open()
+			r.it, r.itErr = taskfd.OpenStates(uint32(r.states))
 		}
 		r.btime, _ = procfs.BootTime(r.ProcRoot)
 		r.hidden = readProcState(r.ProcRoot).hides
@@ -288,6 +291,9 @@ func procShows(root string, pid int) bool {
 	return err == nil && st.PID == pid
 }
 
+// wantStates implements stateWanter.
+func (r *Resolver) wantStates(m StateMask) { r.states = m }
+
 // setKnownNS implements nsAware.
 func (r *Resolver) setKnownNS(known func(uint64) bool) { r.known = known }
 
@@ -447,6 +453,12 @@ func (r *Resolver) Prefetch(ctx context.Context) {
 	p := &iterPass{}
 	p.cond = sync.NewCond(&p.mu)
 	r.pre = p
+	if r.ready.Load() && r.it != nil && !r.it.Covers(uint32(r.states)) {
+		// The program leaves out sockets in states this scan wants: one
+		// that keeps every socket, for this scan and the next.
+		r.it.Close()
+		r.it, r.itErr = taskfd.Open()
+	}
 	if r.ready.Load() && r.it == nil {
 		p.startWalk(ctx, r)
 		return

@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"context"
+	"net"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -80,5 +82,43 @@ func TestIterResolverReuse(t *testing.T) {
 	}
 	if r.Err() != nil {
 		t.Fatalf("the iterator was dropped: %v", r.Err())
+	}
+}
+
+// TestIterResolverStates runs one resolver for a scan of listeners, whose
+// iterator leaves connected sockets out in the kernel, then for a scan of
+// every state: the second must load an iterator that keeps them, and find
+// the owner of a connection.
+func TestIterResolverStates(t *testing.T) {
+	requireIterator(t)
+	l := listenTCP(t, "tcp4", "127.0.0.1:0")
+	c, err := net.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lino, cino := inodeOf(t, l), inodeOf(t, c.(*net.TCPConn))
+	r := NewIterResolver("/proc")
+	defer r.Close()
+	sc := NewScanner(Options{Resolver: r})
+	snap, err := sc.Scan(context.Background(), Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := byInode(snap)[lino]; !slices.Contains(s.PIDs(), os.Getpid()) || snap.Resolver != "taskfd" {
+		t.Fatalf("listener held by %v (owners by %q), want this process by taskfd", s.PIDs(), snap.Resolver)
+	}
+	if r.it != nil && r.it.States() != uint32(MaskTCPListen|MaskUDPListen) {
+		t.Errorf("the scan of listeners loaded an iterator for states %#x", r.it.States())
+	}
+	snap, err = sc.Scan(context.Background(), Query{States: MaskAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := byInode(snap)[cino]; !slices.Contains(s.PIDs(), os.Getpid()) || snap.Resolver != "taskfd" {
+		t.Fatalf("connection held by %v (owners by %q, reason %q), want this process by taskfd", s.PIDs(), snap.Resolver, s.UnattributedReason)
+	}
+	if r.it == nil || r.it.States() != 0 {
+		t.Errorf("the scan of every state kept an iterator for states %#x", r.it.States())
 	}
 }

@@ -136,6 +136,9 @@ func (s *Scanner) Scan(ctx context.Context, q Query) (*Snapshot, error) {
 		if tw, ok := pf.(taskWanter); ok {
 			tw.wantTasks(len(q.LocalPorts) == 0)
 		}
+		if sw, ok := pf.(stateWanter); ok {
+			sw.wantStates(q.socketStates())
+		}
 		pf.Prefetch(pctx)
 		// The task pass, when it runs, gives the sockets' source the
 		// namespace of each single-threaded process.

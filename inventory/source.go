@@ -241,6 +241,24 @@ type pidUser interface{ usePIDs(pids []int) }
 // task iterator, which pays for itself when a scan describes many.
 type taskWanter interface{ wantTasks(on bool) }
 
+// stateWanter is a resolver that can leave out, in the kernel, the TCP
+// and UDP sockets in states a scan does not want: most of a host's
+// sockets, when it lists listeners. Reading their holders costs a memory
+// access per socket that the records of the others do not need.
+type stateWanter interface{ wantStates(m StateMask) }
+
+// socketStates is the set of states of the sockets q wants, of either
+// protocol (a state set is not per protocol there).
+func (q Query) socketStates() StateMask {
+	var m StateMask
+	for _, p := range []Proto{TCP, UDP} {
+		if q.WantsProto(p) {
+			m |= q.Mask(p)
+		}
+	}
+	return m
+}
+
 // prefetcher is an OwnerResolver that can start its work before it knows
 // which inodes are wanted. A prefetch that no Resolve collects stops when
 // its context is cancelled.

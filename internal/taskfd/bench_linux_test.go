@@ -135,7 +135,7 @@ func BenchmarkLoadProgram(b *testing.B) {
 		b.Run(map[bool]string{false: "any-depth", true: "exact"}[exact], func(b *testing.B) {
 			code, err := Program(l, level)
 			if exact {
-				code, err = ExactProgram(l, level)
+				code, err = ExactProgram(l, level, 0)
 			}
 			if err != nil {
 				b.Fatal(err)

@@ -80,10 +80,12 @@ type Layout struct {
 
 	// HasNetNS says the fields below are known: the program then reads
 	// each socket's network namespace.
-	HasNetNS bool
-	SocketSk int16 // socket.sk
-	SockNet  int16 // sock.__sk_common.skc_net.net
-	NetInum  int16 // net.ns.inum (4 bytes)
+	HasNetNS   bool
+	SocketSk   int16 // socket.sk
+	SockNet    int16 // sock.__sk_common.skc_net.net
+	NetInum    int16 // net.ns.inum (4 bytes)
+	SockFamily int16 // sock.__sk_common.skc_family (2 bytes)
+	SockState  int16 // sock.__sk_common.skc_state (1 byte)
 
 	// Task is what the task iterator program reads (tasks.go); a kernel
 	// whose types differ still gets the task-file iterator.
@@ -214,7 +216,7 @@ func ParseLayout(b []byte) (Layout, error) {
 	l.UpidSize = int16(size)
 	// The network namespace of sockets is a bonus: a kernel whose types
 	// differ still gets the rest.
-	l.SocketSk, l.SockNet, l.NetInum, l.HasNetNS = netnsLayout(t, names)
+	l.HasNetNS = netnsLayout(t, names, &l)
 	l.Task = taskLayout(t, names)
 	return l, nil
 }
@@ -255,14 +257,17 @@ func (t *btf) path(names map[string]uint32, want int, wantSize uint32, steps ...
 	return int16(total), true
 }
 
-// netnsLayout finds socket.sk, sock.__sk_common.skc_net.net and
-// net.ns.inum.
-func netnsLayout(t *btf, names map[string]uint32) (sk, net, inum int16, ok bool) {
-	var ok1, ok2, ok3 bool
-	sk, ok1 = t.path(names, kindPtr, 0, "socket", "sk")
-	net, ok2 = t.path(names, kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
-	inum, ok3 = t.path(names, kindInt, 4, "net", "ns", "", "inum")
-	return sk, net, inum, ok1 && ok2 && ok3
+// netnsLayout finds in l socket.sk, sock.__sk_common.skc_net.net,
+// net.ns.inum, and the family and state of a sock, and reports whether it
+// found them all.
+func netnsLayout(t *btf, names map[string]uint32, l *Layout) bool {
+	var ok [5]bool
+	l.SocketSk, ok[0] = t.path(names, kindPtr, 0, "socket", "sk")
+	l.SockNet, ok[1] = t.path(names, kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
+	l.NetInum, ok[2] = t.path(names, kindInt, 4, "net", "ns", "", "inum")
+	l.SockFamily, ok[3] = t.path(names, kindInt, 2, "sock", "__sk_common", "", "skc_family")
+	l.SockState, ok[4] = t.path(names, kindInt, 1, "sock", "__sk_common", "", "skc_state")
+	return ok == [5]bool{true, true, true, true, true}
 }
 
 // taskLayout finds what the task iterator program reads; Has is false

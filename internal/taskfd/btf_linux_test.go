@@ -146,6 +146,11 @@ func TestParseLayoutKernel(t *testing.T) {
 	// possible_net_t is a struct whose one member, net, is at offset 0.
 	want.SockNet = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_net", isStruct)
 	want.NetInum = member("net", "ns", isStruct) + member("ns_common", "inum", intOf(4))
+	want.SockFamily = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_family", intOf(2))
+	// skc_state is volatile.
+	want.SockState = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_state", func(typ cbtf.Type) bool {
+		return intOf(1)(cbtf.UnderlyingType(typ))
+	})
 
 	// The task iterator's.
 	var tfn *cbtf.Func // a struct of that name is the open-coded iterator
@@ -202,8 +207,8 @@ func TestParseLayoutKernel(t *testing.T) {
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
-	if n := reflect.TypeFor[Layout]().NumField(); n != 20 {
-		t.Fatalf("Layout has %d fields; this test knows 20", n)
+	if n := reflect.TypeFor[Layout]().NumField(); n != 22 {
+		t.Fatalf("Layout has %d fields; this test knows 22", n)
 	}
 	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 27 {
 		t.Fatalf("TaskLayout has %d fields; this test knows 27", n)

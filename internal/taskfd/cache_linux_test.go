@@ -120,7 +120,8 @@ func TestOpenUsesTheCache(t *testing.T) {
 	// Wrong offsets in the cache: the verifier, which knows the kernel's
 	// types, refuses some (the inode number 8 bytes further is no longer
 	// inside an access it allows); the first pass's check catches others
-	// (the mode 2 bytes further makes no file a socket). Either way the
+	// (the namespace's inode number read 4 bytes further gives the probe
+	// socket another namespace). Either way the
 	// cache goes, and the next Open reads the BTF again.
 	k, err := currentKey()
 	if err != nil {
@@ -132,7 +133,7 @@ func TestOpenUsesTheCache(t *testing.T) {
 		refused bool // by the verifier, at Open; else by the check
 	}{
 		{"inode number +8", func(l *Layout) { l.InodeIno += 8 }, true},
-		{"inode mode +2", func(l *Layout) { l.InodeMode += 2 }, false},
+		{"namespace inode +4", func(l *Layout) { l.NetInum += 4 }, false},
 	} {
 		wrong := parsed
 		c.edit(&wrong)

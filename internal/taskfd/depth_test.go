@@ -58,7 +58,7 @@ func TestExactProgramRun(t *testing.T) {
 	l := testLayout
 	const sock = sIFSOCK | 0o777
 	for _, depth := range []int{0, 1, 3, MaxLevel} {
-		code, err := ExactProgram(l, depth)
+		code, err := ExactProgram(l, depth, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,11 +86,11 @@ func TestExactProgramRun(t *testing.T) {
 	}
 	edge := testLayout
 	edge.PidNumbers, edge.UpidSize, edge.UpidNr = 1<<15-1-4-2*256, 256, 4
-	if _, err := ExactProgram(edge, 2); err != nil {
+	if _, err := ExactProgram(edge, 2, 0); err != nil {
 		t.Errorf("depth 2 at offset 32767: %v", err)
 	}
 	for _, depth := range []int{3, -1, MaxLevel + 1} {
-		if _, err := ExactProgram(edge, depth); err == nil {
+		if _, err := ExactProgram(edge, depth, 0); err == nil {
 			t.Errorf("ExactProgram accepted depth %d", depth)
 		}
 	}
@@ -142,4 +142,65 @@ func FuzzParseDepth(f *testing.F) {
 			t.Fatalf("ParseDepth(% x) = %d", b, d)
 		}
 	})
+}
+
+// TestProgramStates runs the program built for the states of listeners
+// (TCP LISTEN, and CLOSE, an unconnected UDP socket's): it leaves out an
+// IPv4 or IPv6 socket in any other state, and reports every other socket
+// and file as the program for every state does.
+func TestProgramStates(t *testing.T) {
+	littleEndianHost(t)
+	l := testLayout
+	const (
+		sock      = sIFSOCK | 0o777
+		listening = 1<<10 | 1<<7
+		afUnix    = 1
+	)
+	code, err := ExactProgram(l, 0, listening)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insns := decode(t, code)
+	full := recNS(1000, testFD, testInode, testNetNS)
+	for _, tc := range []struct {
+		name string
+		w    world
+		want []byte
+	}{
+		{"tcp listener", world{mode: sock, family: afInet, state: 10}, full},
+		{"udp unconnected, IPv6", world{mode: sock, family: afInet6, state: 7}, full},
+		{"tcp established", world{mode: sock, family: afInet, state: 1}, nil},
+		{"tcp time-wait, IPv6", world{mode: sock, family: afInet6, state: 6}, nil},
+		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1}, full},
+		{"socket without sk", world{mode: sock, noSk: true, family: afInet, state: 1}, rec(1000, testFD, testInode)},
+		{"regular file", world{mode: 0o100644}, rec(1000, testFD, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("wrote % x, want % x", got, tc.want)
+			}
+		})
+	}
+
+	// Every state, or a layout that cannot read one: no filter at all.
+	all, err := ExactProgram(l, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if every, _ := ExactProgram(l, 0, allStates); !bytes.Equal(every, all) {
+		t.Errorf("the program for every state differs from the one for none")
+	}
+	noNS := l
+	noNS.HasNetNS = false
+	if SocketStates(noNS, listening) != 0 {
+		t.Errorf("a layout without the sock's fields filters states")
+	}
+	a, _ := ExactProgram(noNS, 0, 0)
+	if b, _ := ExactProgram(noNS, 0, listening); !bytes.Equal(a, b) {
+		t.Errorf("a layout without the sock's fields builds a filter")
+	}
+	if got := SocketStates(l, listening|1<<31); got != listening {
+		t.Errorf("SocketStates kept %#x, want %#x", got, listening)
+	}
 }

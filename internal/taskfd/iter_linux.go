@@ -30,6 +30,7 @@ type Iterator struct {
 	probeIno   uint64 // its inode
 	probeNS    uint64 // its network namespace
 	netns      bool   // the records carry network namespaces
+	states     uint32 // the socket states the program keeps; 0: all
 	checked    bool   // the first pass reported the probe right
 }
 
@@ -94,25 +95,35 @@ func mapFile(path string) ([]byte, func(), error) {
 // Open loads the iterator program for the running kernel. It fails, and the
 // caller should walk /proc instead, when the kernel has no BTF or no
 // task-file iterator, or when the caller lacks CAP_BPF and CAP_PERFMON.
-func Open() (*Iterator, error) {
+func Open() (*Iterator, error) { return OpenStates(0) }
+
+// OpenStates is Open for a reader that wants only the IPv4 and IPv6
+// sockets in the given states (bit n for the kernel's state n, as
+// sock_diag takes them; 0 means all): the iterator leaves the others out,
+// and spends no memory access on their inodes. Other sockets, and the
+// files that are not sockets, are reported as by Open. Iterator.States
+// says what the program keeps.
+func OpenStates(states uint32) (*Iterator, error) {
 	level, l, err := readerLayout()
 	if err != nil {
 		return nil, err
 	}
 	it := &Iterator{prog: -1, link: -1, probe: -1, level: level, netns: l.NetNS()}
 	// The program for the exact depth, when the kernel tells it; else
-	// the one that finds it for every file.
+	// the one that finds it for every file, which keeps every socket.
 	if l.Task.Has {
 		if d, err := readerDepth(l); err == nil && d >= level {
-			if _, err := ExactInstructions(l, d); err == nil {
+			if _, err := ExactInstructions(l, d, states); err == nil {
 				it.level, it.exact = d, true
 			}
 		}
 	}
 	program := func(l Layout) ([]byte, error) {
 		if it.exact {
-			return ExactProgram(l, it.level)
+			it.states = SocketStates(l, states)
+			return ExactProgram(l, it.level, states)
 		}
+		it.states = 0
 		return Program(l, it.level)
 	}
 	code, err := program(l)
@@ -192,6 +203,16 @@ func readerLevel() (int, error) {
 		return 0, ErrNoCapability // before the BTF is read, which takes time
 	}
 	return status.Level, nil
+}
+
+// States returns the socket states the program reports IPv4 and IPv6
+// sockets in, as OpenStates takes them; 0 means all of them.
+func (it *Iterator) States() uint32 { return it.states }
+
+// Covers reports whether the program reports every socket a reader that
+// wants the given states (as OpenStates takes them) wants.
+func (it *Iterator) Covers(states uint32) bool {
+	return it.states == 0 || (states != 0 && states&^it.states == 0)
 }
 
 // Depth returns the depth of porteiro's PID namespace the program was

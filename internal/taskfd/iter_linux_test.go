@@ -254,6 +254,73 @@ func TestIteratorOwnSockets(t *testing.T) {
 	runtime.KeepAlive(udp)
 }
 
+// TestOpenStates: an iterator for the states of listeners reports this
+// process's TCP listener, unconnected UDP socket and Unix sockets, and
+// leaves out its connected TCP and UDP sockets, which the iterator for
+// every state reports.
+func TestOpenStates(t *testing.T) {
+	openIterator(t) // skips where there is no iterator
+	const listening = 1<<10 | 1<<7
+	it, err := OpenStates(listening)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if !it.netns {
+		t.Skip("this kernel's iterator does not read sockets' fields: it keeps every state")
+	}
+	if it.States() != listening || !it.Covers(1<<10) || it.Covers(1<<1) || it.Covers(0) {
+		t.Errorf("States %#x; Covers(LISTEN) %v, Covers(ESTABLISHED) %v, Covers(all) %v",
+			it.States(), it.Covers(1<<10), it.Covers(1<<1), it.Covers(0))
+	}
+	ln := listenTCP(t)
+	udp := listenUDP(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	connected, err := net.Dial("udp", udp.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connected.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+
+	self := uint32(os.Getpid())
+	kept := map[string]int{"TCP listener": rawFD(t, ln), "UDP unconnected": rawFD(t, udp), "Unix socket": pair[0]}
+	left := map[string]int{"TCP client": rawFD(t, client.(*net.TCPConn)), "TCP server": rawFD(t, server.(*net.TCPConn)),
+		"UDP connected": rawFD(t, connected.(*net.UDPConn))}
+	recs := readRecords(t, it)
+	every := readRecords(t, openIterator(t))
+	for what, fd := range kept {
+		if r := (record{self, uint32(fd), inodeOf(t, fd)}); !recs[r] {
+			t.Errorf("%s %v not reported; this process has %v", what, r, sorted(ofPid(recs, int(self))))
+		}
+	}
+	for what, fd := range left {
+		r := record{self, uint32(fd), inodeOf(t, fd)}
+		if !every[r] {
+			t.Errorf("%s %v not reported by the iterator for every state", what, r)
+		}
+		for got := range recs {
+			if got.pid == self && got.fd == uint32(fd) {
+				t.Errorf("%s reported: %v", what, got)
+			}
+		}
+	}
+}
+
 // TestIteratorChild: another process's socket is reported under its pid and
 // its own fd number.
 func TestIteratorChild(t *testing.T) {

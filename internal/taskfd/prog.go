@@ -28,10 +28,11 @@ const MaxLevel = 32
 
 // Jump labels of the program.
 const (
-	labelExit    = "exit"
-	labelStore   = "store"
-	labelNoInode = "no_inode"
-	labelNSDone  = "ns_done"
+	labelExit  = "exit"
+	labelStore = "store" // the record is complete but for fd and pid
+	labelPID   = "pid"   // the pid is in r2
+	labelInet  = "inet"  // an IPv4 or IPv6 socket: its state decides
+	labelInode = "inode" // a socket kept: its inode and namespace
 )
 
 // Stack slots of the record, below the frame pointer.
@@ -57,7 +58,7 @@ const (
 // struct pid) and picks, among levels level to MaxLevel, the entry of the
 // process's pid.numbers for that depth.
 func Instructions(l Layout, level int) (insn.Instructions, error) {
-	return instructions(l, level, false)
+	return instructions(l, level, false, 0)
 }
 
 // ExactInstructions builds the iterator program for a reader whose PID
@@ -65,11 +66,34 @@ func Instructions(l Layout, level int) (insn.Instructions, error) {
 // that depth directly. Instructions, which must find the reader's depth
 // for every file, makes the verifier explore one path per depth it may
 // be at, and takes ten times as long to load.
-func ExactInstructions(l Layout, depth int) (insn.Instructions, error) {
-	return instructions(l, depth, true)
+//
+// states, when not zero, is a set of socket states (bit n for the
+// kernel's state n, as sock_diag takes them, see SocketStates): the
+// program writes no record for an IPv4 or IPv6 socket in another state.
+func ExactInstructions(l Layout, depth int, states uint32) (insn.Instructions, error) {
+	return instructions(l, depth, true, states)
 }
 
-func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
+// SocketStates returns the states a program built for l with states
+// leaves in: all of them (0) when l cannot tell a socket's state.
+func SocketStates(l Layout, states uint32) uint32 {
+	if !l.NetNS() || states&allStates == allStates {
+		return 0
+	}
+	return states & allStates
+}
+
+// allStates has a bit for each state a socket can be in (TCP_ESTABLISHED
+// is 1, TCP_NEW_SYN_RECV 12).
+const allStates = 0x1ffe
+
+// The address families whose sockets a program with states filters.
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+func instructions(l Layout, level int, exact bool, states uint32) (insn.Instructions, error) {
 	if level < 0 || level > MaxLevel {
 		return nil, fmt.Errorf("pid namespace level %d out of range", level)
 	}
@@ -78,9 +102,10 @@ func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
 	if nr(level) > math.MaxInt16 {
 		return nil, errors.New("pid namespace level too deep for this layout")
 	}
+	states = SocketStates(l, states)
 	const (
-		r0, r1, r2, r3, r6, r7, r8, r9, fp = insn.R0, insn.R1, insn.R2, insn.R3, insn.R6, insn.R7, insn.R8, insn.R9, insn.RFP
-		dw, w                              = insn.DWord, insn.Word
+		r0, r1, r2, r3, r4, r6, r7, r8, r9, fp = insn.R0, insn.R1, insn.R2, insn.R3, insn.R4, insn.R6, insn.R7, insn.R8, insn.R9, insn.RFP
+		dw, w                                  = insn.DWord, insn.Word
 	)
 	b := &builder{p: make(insn.Instructions, 0, 128)}
 	b.mov(r6, r1) // r6 = ctx
@@ -88,37 +113,59 @@ func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
 	b.jmp(insn.JEq, r7, 0, labelExit) // the final call has no task
 	b.ldx(r8, r6, l.CtxFile, dw)
 	b.jmp(insn.JEq, r8, 0, labelExit)
-	b.mov(r9, r8) // r9 = the file, for bpf_sock_from_file
 	b.imm(insn.Mov, r1, 0)
 	b.stx(fp, slotNetNS, r1, w)
 	b.stx(fp, slotPad, r1, w)
-	b.imm(insn.Mov, r2, 0) // inode 0: not a socket
-	b.ldx(r8, r8, l.FileInode, dw)
-	b.jmp(insn.JEq, r8, 0, labelNoInode)
-	b.ldx(r3, r8, l.InodeMode, insn.Half)
-	b.imm(insn.And, r3, sIFMT)
-	b.jmp(insn.JNE, r3, sIFSOCK, labelNoInode)
-	b.ldx(r2, r8, l.InodeIno, dw)
+	b.stx(fp, slotInode, r1, dw) // inode 0: not a socket
 	if l.NetNS() {
-		// The socket's network namespace:
-		// bpf_sock_from_file(file)->sk->__sk_common.skc_net.net->ns.inum.
-		// The helper and the loads are typed (BTF), so the kernel checks
-		// every pointer; a null one leaves the netns 0.
-		b.stx(fp, slotInode, r2, dw) // kept across the call
-		b.mov(r1, r9)
+		// bpf_sock_from_file tells a socket by its file operations, with
+		// no load from the inode, which for the other files would be one
+		// more cache miss each. The helper and the loads are typed (BTF),
+		// so the kernel checks every pointer.
+		b.mov(r9, r8) // kept across the call
+		b.mov(r1, r8)
 		b.call(insn.FnSockFromFile)
-		b.jmp(insn.JEq, r0, 0, labelNSDone)
-		b.ldx(r0, r0, l.SocketSk, dw)
-		b.jmp(insn.JEq, r0, 0, labelNSDone)
-		b.ldx(r0, r0, l.SockNet, dw)
-		b.jmp(insn.JEq, r0, 0, labelNSDone)
-		b.ldx(r0, r0, l.NetInum, w)
-		b.stx(fp, slotNetNS, r0, w)
-		b.at(labelNSDone)
-		b.ldx(r2, fp, slotInode, dw)
+		b.jmp(insn.JEq, r0, 0, labelStore)
+		b.ldx(r4, r0, l.SocketSk, dw) // r4 = sk, maybe null
+		if states != 0 {
+			// An IPv4 or IPv6 socket in a state the reader does not
+			// want: no record, and no load from its inode.
+			b.jmp(insn.JEq, r4, 0, labelInode)
+			b.ldx(r3, r4, l.SockFamily, insn.Half)
+			b.jmp(insn.JEq, r3, afInet, labelInet)
+			b.jmp(insn.JNE, r3, afInet6, labelInode)
+			b.at(labelInet)
+			b.ldx(r3, r4, l.SockState, insn.Byte)
+			for st := range 32 {
+				if states&(1<<st) != 0 {
+					b.jmp(insn.JEq, r3, int32(st), labelInode)
+				}
+			}
+			b.jmp(insn.Ja, r0, 0, labelExit)
+		}
+		b.at(labelInode)
+		b.ldx(r8, r9, l.FileInode, dw)
+		b.jmp(insn.JEq, r8, 0, labelStore)
+		b.ldx(r2, r8, l.InodeIno, dw)
+		b.stx(fp, slotInode, r2, dw) // record.inode
+		// The socket's network namespace:
+		// sk->__sk_common.skc_net.net->ns.inum; a null pointer leaves it 0.
+		b.jmp(insn.JEq, r4, 0, labelStore)
+		b.ldx(r4, r4, l.SockNet, dw)
+		b.jmp(insn.JEq, r4, 0, labelStore)
+		b.ldx(r4, r4, l.NetInum, w)
+		b.stx(fp, slotNetNS, r4, w)
+	} else {
+		// Without bpf_sock_from_file: a socket by its inode's mode.
+		b.ldx(r8, r8, l.FileInode, dw)
+		b.jmp(insn.JEq, r8, 0, labelStore)
+		b.ldx(r3, r8, l.InodeMode, insn.Half)
+		b.imm(insn.And, r3, sIFMT)
+		b.jmp(insn.JNE, r3, sIFSOCK, labelStore)
+		b.ldx(r2, r8, l.InodeIno, dw)
+		b.stx(fp, slotInode, r2, dw) // record.inode
 	}
-	b.at(labelNoInode)
-	b.stx(fp, slotInode, r2, dw) // record.inode
+	b.at(labelStore)
 	b.ldx(r2, r6, l.CtxFD, w)
 	b.stx(fp, slotFD, r2, w) // record.fd
 	// The process's struct pid: task->group_leader->thread_pid.
@@ -141,7 +188,7 @@ func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
 			b.at(fmt.Sprintf("depth_%d", lv))
 			b.jmp(insn.JNE, r0, int32(lv), next)
 			b.ldx(r2, r7, int16(nr(lv)), w)
-			b.jmp(insn.Ja, r0, 0, labelStore)
+			b.jmp(insn.Ja, r0, 0, labelPID)
 			if lv+1 > MaxLevel || nr(lv+1) > math.MaxInt16 {
 				// Deeper than the program can read: write nothing.
 				b.at(next)
@@ -149,7 +196,7 @@ func instructions(l Layout, level int, exact bool) (insn.Instructions, error) {
 			}
 		}
 	}
-	b.at(labelStore)
+	b.at(labelPID)
 	b.stx(fp, slotPID, r2, w) // record.pid
 	// bpf_seq_write(ctx->meta->seq, &record, RecordSize)
 	b.ldx(r1, r6, l.CtxMeta, dw)
@@ -175,8 +222,8 @@ func Program(l Layout, level int) ([]byte, error) {
 }
 
 // ExactProgram is ExactInstructions encoded for bpf(BPF_PROG_LOAD).
-func ExactProgram(l Layout, depth int) ([]byte, error) {
-	insns, err := ExactInstructions(l, depth)
+func ExactProgram(l Layout, depth int, states uint32) ([]byte, error) {
+	insns, err := ExactInstructions(l, depth, states)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ var testLayout = Layout{
 	SocketSk:        24,
 	SockNet:         48,
 	NetInum:         180,
+	SockFamily:      20,
+	SockState:       30,
 }
 
 // decode reads back the bytes Program gives the kernel, where every jump
@@ -226,6 +228,8 @@ type world struct {
 	notSockFile bool // bpf_sock_from_file returns null
 	noSk        bool // socket.sk is null
 	noNet       bool // sk's net is null
+	family      uint16
+	state       uint8
 }
 
 // Addresses of the fake kernel's objects.
@@ -295,6 +299,8 @@ func build(l Layout, w world) *kernel {
 	if !w.noNet {
 		u64(sock, l.SockNet, netA)
 	}
+	u16(sock, l.SockFamily, w.family)
+	sock[l.SockState] = w.state
 	net := k.obj(netA, 1024)
 	u32(net, l.NetInum, testNetNS)
 	return k
@@ -342,7 +348,7 @@ func TestProgramRun(t *testing.T) {
 			{"reader without a pid", world{readerLevel: uint32(level), mode: sock, noReaderPid: true}, nil},
 			{"reader shallower than level", world{readerLevel: uint32(level) - 1, mode: sock}, nil},
 			{"reader deeper than MaxLevel", world{readerLevel: MaxLevel + 1, mode: sock}, nil},
-			{"socket that bpf_sock_from_file does not give", world{readerLevel: uint32(level), mode: sock, notSockFile: true}, rec(uint32(1000+level), testFD, testInode)},
+			{"socket that bpf_sock_from_file does not give", world{readerLevel: uint32(level), mode: sock, notSockFile: true}, other},
 			{"socket without sk", world{readerLevel: uint32(level), mode: sock, noSk: true}, rec(uint32(1000+level), testFD, testInode)},
 			{"sock without net", world{readerLevel: uint32(level), mode: sock, noNet: true}, rec(uint32(1000+level), testFD, testInode)},
 		}
