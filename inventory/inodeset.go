@@ -56,3 +56,48 @@ func (s *inodeSet) has(ino uint64) bool {
 		}
 	}
 }
+
+// inodeIndex maps each non-zero inode of a sorted slice to where its run
+// starts, for Owners.HoldersOf: attaching owners looks up every listed
+// socket two or three times, and a binary search over the holders was
+// 2% of a listing. The same open addressing as inodeSet.
+type inodeIndex struct {
+	keys  []uint64
+	first []int32
+	shift uint8
+}
+
+// newInodeIndex indexes sorted, a slice in increasing order.
+func newInodeIndex(sorted []uint64) *inodeIndex {
+	size := 16
+	for size < 2*len(sorted) {
+		size *= 2
+	}
+	x := &inodeIndex{keys: make([]uint64, size), first: make([]int32, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
+	for i, ino := range sorted {
+		if ino == 0 || (i > 0 && sorted[i-1] == ino) {
+			continue
+		}
+		j := int((ino * 0x9e3779b97f4a7c15) >> x.shift)
+		for x.keys[j] != 0 {
+			j = (j + 1) & (size - 1)
+		}
+		x.keys[j], x.first[j] = ino, int32(i)
+	}
+	return x
+}
+
+// find returns where the run of ino starts, and whether there is one.
+func (x *inodeIndex) find(ino uint64) (int, bool) {
+	if ino == 0 {
+		return 0, false
+	}
+	for j := int((ino * 0x9e3779b97f4a7c15) >> x.shift); ; j = (j + 1) & (len(x.keys) - 1) {
+		switch x.keys[j] {
+		case ino:
+			return int(x.first[j]), true
+		case 0:
+			return 0, false
+		}
+	}
+}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -77,4 +78,48 @@ func BenchmarkInodeSet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestInodeIndex checks the index against a binary search of the sorted
+// slice it indexes, on dense, sparse and colliding inodes with runs.
+func TestInodeIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		gen  func(i int) uint64
+		n    int
+	}{
+		{"empty", nil, 0},
+		{"one", func(int) uint64 { return 4242 }, 1},
+		{"dense", func(i int) uint64 { return 100000 + uint64(i/3) }, 5000},
+		{"sparse", func(int) uint64 { return r.Uint64() }, 3000},
+		{"same hash slot", func(i int) uint64 { return uint64(i/2+1) << 50 }, 24},
+		{"with zero", func(i int) uint64 { return uint64(i / 4) }, 50},
+	} {
+		sorted := make([]uint64, tc.n)
+		for i := range sorted {
+			sorted[i] = tc.gen(i)
+		}
+		slices.Sort(sorted)
+		x := newInodeIndex(sorted)
+		check := func(q uint64) {
+			i, found := slices.BinarySearch(sorted, q)
+			got, ok := x.find(q)
+			if q == 0 {
+				found = false
+			}
+			if ok != found || (found && got != i) {
+				t.Errorf("%s: find(%d) = %d, %v; want %d, %v", tc.name, q, got, ok, i, found)
+			}
+		}
+		for _, ino := range sorted {
+			for _, q := range []uint64{ino - 1, ino, ino + 1, ino ^ 1<<40} {
+				check(q)
+			}
+		}
+		for range 10000 {
+			check(r.Uint64() >> r.IntN(64))
+		}
+		check(0)
+	}
 }

@@ -421,7 +421,7 @@ func (p *ownerPass) finish() *Owners {
 	for i, r := range all {
 		hs[i], inodes[i] = Holder{PID: int(r.pid), FD: int(r.fd)}, r.inode
 	}
-	return &Owners{index: hs, inodes: inodes, Processes: procs, Foreign: p.foreign}
+	return &Owners{index: hs, inodes: inodes, pos: newInodeIndex(inodes), Processes: procs, Foreign: p.foreign}
 }
 
 // abandon stops the details stage of a pass whose records are dropped.

@@ -103,7 +103,13 @@ func (own *Owners) HoldersOf(ino uint64) []Holder {
 	if hs, ok := own.Holders[ino]; ok {
 		return hs
 	}
-	i, found := slices.BinarySearch(own.inodes, ino)
+	var i int
+	var found bool
+	if own.pos != nil && ino != 0 {
+		i, found = own.pos.find(ino)
+	} else {
+		i, found = slices.BinarySearch(own.inodes, ino)
+	}
 	if !found {
 		return nil
 	}
@@ -154,6 +160,8 @@ type Owners struct {
 	// inode, overrides it.
 	index  []Holder
 	inodes []uint64
+	// pos, if set, finds an inode's run in inodes.
+	pos *inodeIndex
 	// Processes has the details of every pid in Holders. A pid that is
 	// missing here exited before its details could be read.
 	Processes map[int]*ProcessInfo
