@@ -66,6 +66,29 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportMetric(float64(len(buf)/RecordSize), "records")
 }
 
+// BenchmarkReadListeners is BenchmarkRead with the program for the
+// states of listeners (OpenStates), which leaves connected sockets out.
+func BenchmarkReadListeners(b *testing.B) {
+	openIterator(b) // skips where there is no iterator
+	it, err := OpenStates(1<<10 | 1<<7)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Close()
+	ctx := context.Background()
+	buf, err := it.Read(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = it.Read(ctx, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)/RecordSize), "records")
+}
+
 // BenchmarkOpenTasks loads the task iterator program (the verifier's
 // time, most of it).
 func BenchmarkOpenTasks(b *testing.B) {

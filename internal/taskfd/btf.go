@@ -80,12 +80,13 @@ type Layout struct {
 
 	// HasNetNS says the fields below are known: the program then reads
 	// each socket's network namespace.
-	HasNetNS   bool
-	SocketSk   int16 // socket.sk
-	SockNet    int16 // sock.__sk_common.skc_net.net
-	NetInum    int16 // net.ns.inum (4 bytes)
-	SockFamily int16 // sock.__sk_common.skc_family (2 bytes)
-	SockState  int16 // sock.__sk_common.skc_state (1 byte)
+	HasNetNS    bool
+	SocketSk    int16 // socket.sk
+	SockNet     int16 // sock.__sk_common.skc_net.net
+	NetInum     int16 // net.ns.inum (4 bytes)
+	SockFamily  int16 // sock.__sk_common.skc_family (2 bytes)
+	SockState   int16 // sock.__sk_common.skc_state (1 byte)
+	SocketState int16 // socket.state (enum socket_state, 4 bytes)
 
 	// Task is what the task iterator program reads (tasks.go); a kernel
 	// whose types differ still gets the task-file iterator.
@@ -258,16 +259,17 @@ func (t *btf) path(names map[string]uint32, want int, wantSize uint32, steps ...
 }
 
 // netnsLayout finds in l socket.sk, sock.__sk_common.skc_net.net,
-// net.ns.inum, and the family and state of a sock, and reports whether it
-// found them all.
+// net.ns.inum, the family and state of a sock and the state of a socket,
+// and reports whether it found them all.
 func netnsLayout(t *btf, names map[string]uint32, l *Layout) bool {
-	var ok [5]bool
+	var ok [6]bool
 	l.SocketSk, ok[0] = t.path(names, kindPtr, 0, "socket", "sk")
 	l.SockNet, ok[1] = t.path(names, kindPtr, 0, "sock", "__sk_common", "", "skc_net", "", "net")
 	l.NetInum, ok[2] = t.path(names, kindInt, 4, "net", "ns", "", "inum")
 	l.SockFamily, ok[3] = t.path(names, kindInt, 2, "sock", "__sk_common", "", "skc_family")
 	l.SockState, ok[4] = t.path(names, kindInt, 1, "sock", "__sk_common", "", "skc_state")
-	return ok == [5]bool{true, true, true, true, true}
+	l.SocketState, ok[5] = t.path(names, kindEnum, 4, "socket", "state")
+	return ok == [6]bool{true, true, true, true, true, true}
 }
 
 // taskLayout finds what the task iterator program reads; Has is false

@@ -147,6 +147,10 @@ func TestParseLayoutKernel(t *testing.T) {
 	want.SockNet = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_net", isStruct)
 	want.NetInum = member("net", "ns", isStruct) + member("ns_common", "inum", intOf(4))
 	want.SockFamily = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_family", intOf(2))
+	want.SocketState = member("socket", "state", func(typ cbtf.Type) bool {
+		e, ok := typ.(*cbtf.Enum)
+		return ok && e.Size == 4
+	})
 	// skc_state is volatile.
 	want.SockState = member("sock", "__sk_common", isStruct) + member("sock_common", "skc_state", func(typ cbtf.Type) bool {
 		return intOf(1)(cbtf.UnderlyingType(typ))
@@ -207,8 +211,8 @@ func TestParseLayoutKernel(t *testing.T) {
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
-	if n := reflect.TypeFor[Layout]().NumField(); n != 22 {
-		t.Fatalf("Layout has %d fields; this test knows 22", n)
+	if n := reflect.TypeFor[Layout]().NumField(); n != 23 {
+		t.Fatalf("Layout has %d fields; this test knows 23", n)
 	}
 	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 27 {
 		t.Fatalf("TaskLayout has %d fields; this test knows 27", n)

@@ -23,7 +23,7 @@ import (
 // cacheMagic starts the file; cacheVersion changes with Layout.
 const (
 	cacheMagic   = "porteiro taskfd\x00"
-	cacheVersion = 5
+	cacheVersion = 6
 )
 
 // cacheKey identifies the running kernel's BTF.
@@ -68,7 +68,7 @@ func decodeCache(b []byte, k cacheKey) (Layout, error) {
 	l := r.Layout
 	for _, o := range []int16{l.CtxMeta, l.CtxTask, l.CtxFD, l.CtxFile, l.MetaSeq, l.FileInode, l.InodeMode,
 		l.InodeIno, l.TaskGroupLeader, l.TaskThreadPid, l.PidLevel, l.PidNumbers, l.UpidNr, l.SocketSk,
-		l.SockNet, l.NetInum, l.SockFamily, l.SockState} {
+		l.SockNet, l.NetInum, l.SockFamily, l.SockState, l.SocketState} {
 		if o < 0 {
 			return Layout{}, errCacheMiss
 		}

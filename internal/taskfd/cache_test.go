@@ -16,7 +16,7 @@ func cacheLayout() Layout {
 	return Layout{AttachID: 53211, CtxMeta: 0, CtxTask: 8, CtxFD: 16, CtxFile: 24, MetaSeq: 0,
 		FileInode: 32, InodeMode: 0, InodeIno: 64, TaskGroupLeader: 1480, TaskThreadPid: 1512,
 		PidLevel: 4, PidNumbers: 96, UpidSize: 16, UpidNr: 0, HasNetNS: true, SocketSk: 24, SockNet: 48, NetInum: 232,
-		SockFamily: 16, SockState: 18,
+		SockFamily: 16, SockState: 18, SocketState: 0,
 		Task: TaskLayout{Has: true, AttachID: 53209, CtxMeta: 0, CtxTask: 8, Pid: 1432, Tgid: 1436, Flags: 44,
 			State: 24, ExitState: 1388, Comm: 2032, RealParent: 1448, Cred: 2016, CredUID: 8,
 			StartBoottime: 1712, MM: 1136, ArgStart: 488, ArgEnd: 496, NSProxy: 2112, NSProxyNet: 48, NetInum: 232,
@@ -26,7 +26,7 @@ func cacheLayout() Layout {
 func TestLayoutCacheRoundTrip(t *testing.T) {
 	for _, l := range []Layout{cacheLayout(), func() Layout {
 		l := cacheLayout()
-		l.HasNetNS, l.SocketSk, l.SockNet, l.NetInum, l.SockFamily, l.SockState = false, 0, 0, 0, 0, 0
+		l.HasNetNS, l.SocketSk, l.SockNet, l.NetInum, l.SockFamily, l.SockState, l.SocketState = false, 0, 0, 0, 0, 0, 0
 		return l
 	}()} {
 		b := encodeCache(testKey(), l)
@@ -91,8 +91,8 @@ func TestLayoutCacheRejects(t *testing.T) {
 }
 
 // hasNetNSAt is where Layout.HasNetNS is in a record: before the last
-// five int16s of Layout and its TaskLayout.
-func hasNetNSAt() int { return cacheSize - binary.Size(TaskLayout{}) - 11 }
+// six int16s of Layout and its TaskLayout.
+func hasNetNSAt() int { return cacheSize - binary.Size(TaskLayout{}) - 13 }
 
 // FuzzDecodeCache: any bytes are refused or give a layout whose record is
 // those very bytes.

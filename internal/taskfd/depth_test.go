@@ -146,15 +146,18 @@ func FuzzParseDepth(f *testing.F) {
 
 // TestProgramStates runs the program built for the states of listeners
 // (TCP LISTEN, and CLOSE, an unconnected UDP socket's): it leaves out an
-// IPv4 or IPv6 socket in any other state, and reports every other socket
-// and file as the program for every state does.
+// IPv4 or IPv6 socket in any other state, and a socket of any family
+// that is connected or connecting, and reports every other socket and
+// file as the program for every state does.
 func TestProgramStates(t *testing.T) {
 	littleEndianHost(t)
 	l := testLayout
 	const (
-		sock      = sIFSOCK | 0o777
-		listening = 1<<10 | 1<<7
-		afUnix    = 1
+		sock         = sIFSOCK | 0o777
+		listening    = 1<<10 | 1<<7
+		afUnix       = 1
+		ssConnecting = 2
+		ssConnected  = 3
 	)
 	code, err := ExactProgram(l, 0, listening)
 	if err != nil {
@@ -167,15 +170,43 @@ func TestProgramStates(t *testing.T) {
 		w    world
 		want []byte
 	}{
-		{"tcp listener", world{mode: sock, family: afInet, state: 10}, full},
-		{"udp unconnected, IPv6", world{mode: sock, family: afInet6, state: 7}, full},
-		{"tcp established", world{mode: sock, family: afInet, state: 1}, nil},
+		{"tcp listener", world{mode: sock, family: afInet, state: 10, sockState: ssUnconnected}, full},
+		{"udp unconnected, IPv6", world{mode: sock, family: afInet6, state: 7, sockState: ssUnconnected}, full},
+		{"udp connected", world{mode: sock, family: afInet, state: 1, sockState: ssUnconnected}, nil},
+		{"tcp established", world{mode: sock, family: afInet, state: 1, sockState: ssConnected}, nil},
+		{"tcp established, by its sock alone", world{mode: sock, family: afInet, state: 1}, nil},
+		{"tcp connecting, IPv6", world{mode: sock, family: afInet6, state: 2, sockState: ssConnecting}, nil},
 		{"tcp time-wait, IPv6", world{mode: sock, family: afInet6, state: 6}, nil},
-		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1}, full},
+		{"unix socket, listening", world{mode: sock, family: afUnix, state: 10, sockState: ssUnconnected}, full},
+		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1, sockState: ssConnected}, nil},
 		{"socket without sk", world{mode: sock, noSk: true, family: afInet, state: 1}, rec(1000, testFD, testInode)},
 		{"regular file", world{mode: 0o100644}, rec(1000, testFD, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("wrote % x, want % x", got, tc.want)
+			}
+		})
+	}
+
+	// States beyond a listener's: a connected socket is judged by its
+	// sock's state alone.
+	code, err = ExactProgram(l, 0, listening|1<<1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insns = decode(t, code)
+	for _, tc := range []struct {
+		name string
+		w    world
+		want []byte
+	}{
+		{"tcp established", world{mode: sock, family: afInet, state: 1, sockState: ssConnected}, full},
+		{"tcp connecting", world{mode: sock, family: afInet, state: 2, sockState: ssConnecting}, nil},
+		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1, sockState: ssConnected}, full},
+	} {
+		t.Run("listening or established: "+tc.name, func(t *testing.T) {
 			got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
 			if !bytes.Equal(got, tc.want) {
 				t.Errorf("wrote % x, want % x", got, tc.want)

@@ -255,9 +255,9 @@ func TestIteratorOwnSockets(t *testing.T) {
 }
 
 // TestOpenStates: an iterator for the states of listeners reports this
-// process's TCP listener, unconnected UDP socket and Unix sockets, and
-// leaves out its connected TCP and UDP sockets, which the iterator for
-// every state reports.
+// process's TCP listener, unconnected UDP socket and Unix listener, and
+// leaves out its connected TCP, UDP and Unix sockets, which the iterator
+// for every state reports.
 func TestOpenStates(t *testing.T) {
 	openIterator(t) // skips where there is no iterator
 	const listening = 1<<10 | 1<<7
@@ -296,11 +296,22 @@ func TestOpenStates(t *testing.T) {
 	}
 	defer unix.Close(pair[0])
 	defer unix.Close(pair[1])
+	ul, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ul)
+	if err := unix.Bind(ul, &unix.SockaddrUnix{Name: "@"}); err != nil { // an autobound abstract name
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ul, 1); err != nil {
+		t.Fatal(err)
+	}
 
 	self := uint32(os.Getpid())
-	kept := map[string]int{"TCP listener": rawFD(t, ln), "UDP unconnected": rawFD(t, udp), "Unix socket": pair[0]}
+	kept := map[string]int{"TCP listener": rawFD(t, ln), "UDP unconnected": rawFD(t, udp), "Unix listener": ul}
 	left := map[string]int{"TCP client": rawFD(t, client.(*net.TCPConn)), "TCP server": rawFD(t, server.(*net.TCPConn)),
-		"UDP connected": rawFD(t, connected.(*net.UDPConn))}
+		"UDP connected": rawFD(t, connected.(*net.UDPConn)), "connected Unix socket": pair[0]}
 	recs := readRecords(t, it)
 	every := readRecords(t, openIterator(t))
 	for what, fd := range kept {

@@ -70,6 +70,10 @@ func Instructions(l Layout, level int) (insn.Instructions, error) {
 // states, when not zero, is a set of socket states (bit n for the
 // kernel's state n, as sock_diag takes them, see SocketStates): the
 // program writes no record for an IPv4 or IPv6 socket in another state.
+// When they are only the states of listeners, it also leaves out the
+// sockets of any family that are connected or connecting (struct
+// socket's state): the files of TCP connections and of connected Unix
+// sockets, most of a host's, then cost no load from their sock.
 func ExactInstructions(l Layout, depth int, states uint32) (insn.Instructions, error) {
 	return instructions(l, depth, true, states)
 }
@@ -86,6 +90,14 @@ func SocketStates(l Layout, states uint32) uint32 {
 // allStates has a bit for each state a socket can be in (TCP_ESTABLISHED
 // is 1, TCP_NEW_SYN_RECV 12).
 const allStates = 0x1ffe
+
+// The states of a listener (TCP LISTEN, and CLOSE: an unconnected UDP
+// socket), and the state of a socket (struct socket) not connected.
+const (
+	tcpListen     = 10
+	tcpClose      = 7
+	ssUnconnected = 1
+)
 
 // The address families whose sockets a program with states filters.
 const (
@@ -126,6 +138,14 @@ func instructions(l Layout, level int, exact bool, states uint32) (insn.Instruct
 		b.mov(r1, r8)
 		b.call(insn.FnSockFromFile)
 		b.jmp(insn.JEq, r0, 0, labelStore)
+		if states&^(1<<tcpListen|1<<tcpClose) == 0 && states != 0 {
+			// Only listeners wanted: a connected or connecting socket
+			// (a TCP connection, a connected Unix socket) is left out
+			// by the socket's own state, with no load from its sock.
+			// A UDP socket stays unconnected there when connected.
+			b.ldx(r3, r0, l.SocketState, w)
+			b.jmp(insn.JGT, r3, ssUnconnected, labelExit)
+		}
 		b.ldx(r4, r0, l.SocketSk, dw) // r4 = sk, maybe null
 		if states != 0 {
 			// An IPv4 or IPv6 socket in a state the reader does not

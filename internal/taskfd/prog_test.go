@@ -37,6 +37,7 @@ var testLayout = Layout{
 	NetInum:         180,
 	SockFamily:      20,
 	SockState:       30,
+	SocketState:     4,
 }
 
 // decode reads back the bytes Program gives the kernel, where every jump
@@ -200,6 +201,8 @@ func runProgram(t *testing.T, insns []asm.Instruction, k *kernel, ctx, current u
 				jump = true
 			case asm.JEq:
 				jump = r[ins.Dst] == uint64(ins.Constant)
+			case asm.JGT:
+				jump = r[ins.Dst] > uint64(ins.Constant)
 			case asm.JNE:
 				jump = r[ins.Dst] != uint64(ins.Constant)
 				if op.Source() == asm.RegSource {
@@ -230,6 +233,7 @@ type world struct {
 	noNet       bool // sk's net is null
 	family      uint16
 	state       uint8
+	sockState   uint32 // the struct socket's: 0 (SS_FREE) unless set
 }
 
 // Addresses of the fake kernel's objects.
@@ -292,6 +296,7 @@ func build(l Layout, w world) *kernel {
 		k.sockFromFile = socketA
 	}
 	socket := k.obj(socketA, 64)
+	u32(socket, l.SocketState, w.sockState)
 	if !w.noSk {
 		u64(socket, l.SocketSk, sockA)
 	}
