@@ -48,11 +48,12 @@ type Resolver struct {
 	// container.
 	Brief bool
 
-	setup  sync.Once
-	ready  atomic.Bool // setup has run
-	btime  int64
-	hidden bool  // hidepid hides other users' processes from us
-	pids   []int // a listing of /proc for the next Resolve (usePIDs)
+	setup     sync.Once
+	ready     atomic.Bool // setup has run
+	procSetup sync.Once   // initProc
+	btime     int64
+	hidden    bool  // hidepid hides other users' processes from us
+	pids      []int // a listing of /proc for the next Resolve (usePIDs)
 
 	it    *taskfd.Iterator
 	itErr error // why the iterator is not in use
@@ -102,20 +103,28 @@ var errClosed = errors.New("resolver closed")
 // errNoIterator ends a prefetched pass when there is no iterator.
 var errNoIterator = errors.New("no task-file iterator")
 
-// init does the work of the first scan that later ones reuse: the boot
-// time, whether hidepid hides processes, and the iterator program.
+// init does the work of the first scan that later ones reuse: the
+// iterator program, and (initProc) the boot time and whether hidepid
+// hides processes.
 func (r *Resolver) init() {
 	r.setup.Do(func() {
-		// The iterator first: its pass is what a scan waits for last.
 		switch {
 		case r.closed:
 			r.itErr = errClosed
 		case r.Iterator:
 			r.it, r.itErr = taskfd.OpenStates(uint32(r.states))
 		}
+		r.ready.Store(true)
+	})
+}
+
+// initProc reads what describing processes needs, once. A prefetch does
+// not wait for it: the iterator's pass, what a scan waits for last,
+// starts as soon as the program is loaded.
+func (r *Resolver) initProc() {
+	r.procSetup.Do(func() {
 		r.btime, _ = procfs.BootTime(r.ProcRoot)
 		r.hidden = readProcState(r.ProcRoot).hides
-		r.ready.Store(true)
 	})
 }
 
@@ -147,6 +156,7 @@ func (r *Resolver) Close() error {
 // Resolve implements OwnerResolver.
 func (r *Resolver) Resolve(ctx context.Context, want map[uint64]struct{}) (*Owners, error) {
 	r.init()
+	r.initProc()
 	if ip := r.pre; r.it == nil && ip != nil {
 		// A prefetch that found no iterator started the walk.
 		r.pre = nil
@@ -704,7 +714,7 @@ func (r *Resolver) fromInfo(pid int, info *procfs.Info, now time.Time) *ProcessI
 // or returns nil when it is gone. The daemon uses it to complete what the
 // kernel said of a listener's owner at listen() or bind().
 func (r *Resolver) Process(pid int) *ProcessInfo {
-	r.init()
+	r.initProc()
 	var buf []byte
 	return r.process(pid, time.Now(), &buf)
 }
