@@ -20,11 +20,13 @@ import (
 	"github.com/porteiro/porteiro/internal/testenv"
 )
 
-// topBinary builds porteiro into the test's own directory.
+// topBinary builds porteiro into the test's own directory, with
+// porteiro-top beside it, which "porteiro top" runs.
 func topBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "porteiro")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/porteiro")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "porteiro")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/porteiro", "./cmd/porteiro-top")
 	cmd.Dir = testenv.ModuleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building porteiro: %v\n%s", err, out)

@@ -34,8 +34,10 @@ ldflags="-s -w -X $pkg.Version=$PORTEIRO_VERSION -X $pkg.Commit=$commit -X $pkg.
 echo "building porteiro $PORTEIRO_VERSION ($commit) for linux/$PORTEIRO_ARCH"
 # Two programs by role: /usr/bin/porteiro, the client admins type, small and
 # quick to start; /usr/sbin/porteirod, the daemon, with the event store,
-# the mail client and the metrics.
-for prog in porteiro porteirod; do
+# the mail client and the metrics. /usr/bin/porteiro-top is what
+# "porteiro top" runs: the live view and its terminal libraries, which
+# porteiro's other commands need not load.
+for prog in porteiro porteiro-top porteirod; do
 	CGO_ENABLED=0 GOOS=linux GOARCH=$PORTEIRO_ARCH go build -trimpath -ldflags "$ldflags" -o "dist/$prog" "./cmd/$prog"
 done
 

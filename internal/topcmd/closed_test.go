@@ -1,4 +1,4 @@
-package cli
+package topcmd
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ func TestTopClosedNotes(t *testing.T) {
 		if err := writeTopText(&b, v, "web01", 7, 0); err != nil {
 			t.Fatal(err)
 		}
-		u := newTopUI(&topFlags{procRoot: "/proc", socket: filepath.Join(t.TempDir(), "none.sock")})
+		u := newTopUI(&topFlags{ProcRoot: "/proc", Socket: filepath.Join(t.TempDir(), "none.sock")})
 		u.view = v
 		u.noColor = true
 		for what, s := range map[string]string{"text": b.String(), "footer": u.render()} {

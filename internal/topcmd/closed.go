@@ -1,4 +1,4 @@
-package cli
+package topcmd
 
 import (
 	"context"
@@ -28,14 +28,8 @@ type topSampler struct {
 }
 
 func newTopSampler(f *topFlags) *topSampler {
-	s := &topSampler{Sampler: top.NewSampler(f.procRoot, f.noOwners)}
-	sock := f.socket
-	if sock == "" {
-		var err error
-		if sock, err = socketOf(defaultConfigFile, false); err != nil {
-			sock = "" // no usable configuration: no daemon to ask
-		}
-	}
+	s := &topSampler{Sampler: top.NewSampler(f.ProcRoot, f.NoOwners)}
+	sock := f.Socket // resolved from the configuration by the command
 	if sock != "" {
 		s.cl = &localapi.Client{Socket: sock, Timeout: closedTimeout}
 	}
