@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -50,30 +51,32 @@ func vmaOf(t *testing.T, addr uintptr) map[string]string {
 // TestEnable checks with the kernel's own account (smaps' THPeligible)
 // that the heap the next allocations come from may take huge pages, and
 // that a large block allocated after Enable is backed by them once
-// touched.
+// touched. The range is the goroutines' stacks (viaStacks); with
+// HUGEHEAP_BLOCK=1 (TestEnableBlock) it is the freed block.
 func TestEnable(t *testing.T) {
 	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	if err != nil || !bytes.Contains(mode, []byte("[madvise]")) {
 		t.Skipf("transparent huge pages are not in madvise mode here (%q, %v): nothing to enable", mode, err)
 	}
-	// The heap of a test binary often ends on a huge page boundary, and
-	// the block would then have no head to hold. 1.5 MiB kept before it
-	// make one likely.
+	block := os.Getenv("HUGEHEAP_BLOCK") == "1"
+	noStacks = block // fault injection: the stacks "did not serve"
+	// The heap of a test binary often ends on a huge page boundary:
+	// 1.5 MiB kept before the range make it end elsewhere, for alignTop
+	// to mend.
 	pre := make([]byte, 3<<19)
 	Enable(32 << 20)
 	runtime.KeepAlive(pre)
+	if marked.stacks == block {
+		t.Fatalf("Enable used the stacks: %v, want %v", marked.stacks, !block)
+	}
 	b := make([]byte, 8<<20)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
-	// The freed block's part below its first huge page boundary is held
-	// (hold): the next allocation starts on the boundary, in the marked
-	// range, not in the small pages below it.
+	// The range is on a huge page boundary (alignTop): the next
+	// allocation comes from it, not from small pages below it.
 	first := uintptr(unsafe.Pointer(&b[0]))
-	t.Logf("the block began at %#x; marked %#x-%#x; the next 8 MiB at %#x", marked.block, marked.start, marked.end, first)
-	if marked.start-marked.block < minHold {
-		t.Logf("the block had no head worth holding: its hold is not tested in this run")
-	}
+	t.Logf("marked %#x-%#x (stacks: %v); the next 8 MiB at %#x", marked.start, marked.end, marked.stacks, first)
 	if first < marked.start || first >= marked.end {
 		t.Fatalf("the first allocation after Enable is at %#x, outside the marked range %#x-%#x", first, marked.start, marked.end)
 	}
@@ -87,6 +90,23 @@ func TestEnable(t *testing.T) {
 		t.Logf("no huge page was given (memory fragmented?): %v", vma)
 	} else {
 		t.Logf("%d kB of the heap mapping in huge pages", kb)
+	}
+}
+
+// TestEnableBlock runs TestEnable in a process of its own (Enable works
+// once per process) with the stacks refused: the freed block serves.
+func TestEnableBlock(t *testing.T) {
+	if os.Getenv("HUGEHEAP_BLOCK") != "" {
+		t.Skip("the child's own run")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestEnable$", "-test.v")
+	cmd.Env = append(os.Environ(), "HUGEHEAP_BLOCK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("TestEnable with the block: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("stacks: false")) && !bytes.Contains(out, []byte("SKIP")) {
+		t.Fatalf("TestEnable with the block did not run as such:\n%s", out)
 	}
 }
 
