@@ -66,6 +66,11 @@ type taskEntry struct {
 	css      uint64    // the cgroups' key, or 0
 	netns    uint32    // its network namespace's inode, or 0
 	threads  uint32
+	// stats says cpu and rss are known: the CPU time in clock ticks, as
+	// /proc/PID/stat's utime + stime (for a process of one thread; the
+	// others' threads are not summed), and the resident pages.
+	stats    bool
+	cpu, rss uint64
 }
 
 // startTasks starts a task pass for a scan that wants one (wantTasks)
@@ -102,10 +107,12 @@ func (r *Resolver) startTasks(ctx context.Context) {
 		// b is this pass's alone: the entries keep their command lines
 		// as slices of it.
 		byPID := make(map[int]*taskEntry, len(b)/(taskfd.TaskHeaderSize+32))
+		stats := r.tasks.Stats()
 		err = taskfd.ParseTasks(b, func(k *taskfd.Task) {
 			e := &taskEntry{ppid: int(k.PPID), uid: k.UID, state: k.StateLetter(), start: k.StartTicks(),
 				kthread: k.Kthread(), noFiles: k.Kthread() || k.ExitState != 0, comm: string(k.Comm),
-				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet, netns: k.NetNS, threads: k.Threads}
+				exe: [2]uint64{k.ExeMnt, k.ExeDentry}, css: k.CSSSet, netns: k.NetNS, threads: k.Threads,
+				stats: stats && k.Threads == 1, cpu: (k.Runtime + k.ExitedRuntime) / (1e9 / userHZ), rss: k.RSSPages}
 			if e.complete = k.CmdlineComplete(); e.complete {
 				e.cmd = k.Cmdline
 			}
@@ -193,12 +200,21 @@ func (r *Resolver) processFromTask(tp *taskPass, pid int, e *taskEntry, now time
 		info = &procfs.Info{Stat: procfs.Stat{PID: pid, Comm: e.comm, State: string(e.state), PPID: e.ppid,
 			StartTicks: e.start}}
 	} else {
-		st, err := procfs.ReadStat(r.ProcRoot, pid, buf)
-		switch {
-		case errors.Is(err, procfs.ErrExited):
-			return nil, true
-		case err != nil || st.StartTicks != e.start:
-			return nil, false
+		var st procfs.Stat
+		if e.stats {
+			// What /proc/PID/stat would give of it: the pass read the
+			// same kernel counters.
+			st = procfs.Stat{PID: pid, Comm: e.comm, State: string(e.state), PPID: e.ppid,
+				StartTicks: e.start, UTime: e.cpu, RSSPages: int64(e.rss)}
+		} else {
+			var err error
+			st, err = procfs.ReadStat(r.ProcRoot, pid, buf)
+			switch {
+			case errors.Is(err, procfs.ErrExited):
+				return nil, true
+			case err != nil || st.StartTicks != e.start:
+				return nil, false
+			}
 		}
 		info = &procfs.Info{Stat: st}
 		exe := tp.exe(r.ProcRoot, pid, e.exe)

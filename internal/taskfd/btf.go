@@ -124,6 +124,15 @@ type TaskLayout struct {
 	PathDentry    int16 // path.dentry
 	Signal        int16 // task_struct.signal
 	NrThreads     int16 // signal_struct.nr_threads (4 bytes)
+
+	// HasStats says the fields below are known: the program then reads
+	// what /proc/PID/stat gives of CPU time and resident memory.
+	HasStats     bool
+	ExecRuntime  int16 // task_struct.se.sum_exec_runtime (8 bytes, ns)
+	SchedRuntime int16 // signal_struct.sum_sched_runtime (8 bytes, ns): exited threads'
+	RSSStat      int16 // mm_struct.rss_stat, an array of struct percpu_counter (Linux 6.2)
+	CounterSize  int16 // sizeof(struct percpu_counter)
+	CounterCount int16 // percpu_counter.count (8 bytes)
 }
 
 // NetNS reports whether the program built for l reads the network
@@ -338,7 +347,41 @@ func taskLayout(t *btf, names map[string]uint32) TaskLayout {
 	}
 	l.Comm = int16(off)
 	l.Has = true
+	statsLayout(t, names, &l)
 	return l
+}
+
+// statsLayout finds in l what the task program reads of CPU time and
+// resident memory, and sets HasStats when it found it all (rss_stat is
+// an array of percpu counters from Linux 6.2; an older kernel's /proc is
+// read instead).
+func statsLayout(t *btf, names map[string]uint32, l *TaskLayout) {
+	var ok [4]bool
+	l.ExecRuntime, ok[0] = t.path(names, kindInt, 8, "task_struct", "se", "", "sum_exec_runtime")
+	l.SchedRuntime, ok[1] = t.path(names, kindInt, 8, "signal_struct", "sum_sched_runtime")
+	l.CounterCount, ok[2] = t.path(names, kindInt, 8, "percpu_counter", "count")
+	mm, found := names["mm_struct"]
+	if !found {
+		return
+	}
+	off, tid, err := t.member(mm, "rss_stat")
+	if err != nil || off > 1<<14 {
+		return
+	}
+	elem, err := t.arrayElem(tid)
+	if err != nil {
+		return
+	}
+	pc, found := names["percpu_counter"]
+	if !found || t.skipQualifiers(elem) != pc {
+		return
+	}
+	kind, size, err := t.resolve(elem)
+	if err != nil || kind != kindStruct || size == 0 || size > 256 {
+		return
+	}
+	l.RSSStat, l.CounterSize, ok[3] = int16(off), int16(size), true
+	l.HasStats = ok == [4]bool{true, true, true, true}
 }
 
 // commLen is the size of task_struct.comm (TASK_COMM_LEN).
@@ -427,7 +470,8 @@ func parseBTF(b []byte) (*btf, map[string]uint32, error) {
 			} else {
 				switch string(name) {
 				case "bpf_iter__task_file", "bpf_iter_meta", "file", "inode", "task_struct", "pid", "upid",
-					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy", "path", "signal_struct":
+					"socket", "sock", "net", "bpf_iter__task", "cred", "mm_struct", "nsproxy", "path", "signal_struct",
+					"percpu_counter":
 					if _, dup := names[string(name)]; !dup {
 						names[string(name)] = id
 					}

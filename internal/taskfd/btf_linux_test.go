@@ -208,14 +208,31 @@ func TestParseLayoutKernel(t *testing.T) {
 	tl.PathDentry = member("path", "dentry", ptr)
 	tl.Signal = member("task_struct", "signal", ptr)
 	tl.NrThreads = member("signal_struct", "nr_threads", intOf(4))
+	tl.HasStats = true
+	tl.ExecRuntime = member("task_struct", "se", isStruct) + member("sched_entity", "sum_exec_runtime", intOf(8))
+	tl.SchedRuntime = member("signal_struct", "sum_sched_runtime", intOf(8))
+	tl.CounterCount = member("percpu_counter", "count", intOf(8))
+	var counter *cbtf.Struct
+	tl.RSSStat = member("mm_struct", "rss_stat", func(typ cbtf.Type) bool {
+		a, ok := typ.(*cbtf.Array)
+		if !ok {
+			return false
+		}
+		counter, ok = cbtf.UnderlyingType(a.Type).(*cbtf.Struct)
+		return ok && counter.Name == "percpu_counter"
+	})
+	if counter == nil {
+		t.FailNow()
+	}
+	tl.CounterSize = int16(counter.Size)
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
 	if n := reflect.TypeFor[Layout]().NumField(); n != 23 {
 		t.Fatalf("Layout has %d fields; this test knows 23", n)
 	}
-	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 27 {
-		t.Fatalf("TaskLayout has %d fields; this test knows 27", n)
+	if n := reflect.TypeFor[TaskLayout]().NumField(); n != 33 {
+		t.Fatalf("TaskLayout has %d fields; this test knows 33", n)
 	}
 	if got != want {
 		t.Errorf("ParseLayout:\n got %+v\nwant %+v", got, want)

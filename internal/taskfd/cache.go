@@ -23,7 +23,7 @@ import (
 // cacheMagic starts the file; cacheVersion changes with Layout.
 const (
 	cacheMagic   = "porteiro taskfd\x00"
-	cacheVersion = 6
+	cacheVersion = 7
 )
 
 // cacheKey identifies the running kernel's BTF.
@@ -82,6 +82,9 @@ func decodeCache(b []byte, k cacheKey) (Layout, error) {
 			}
 		}
 		if tl.AttachID == 0 {
+			return Layout{}, errCacheMiss
+		}
+		if tl.HasStats && (tl.ExecRuntime < 0 || tl.SchedRuntime < 0 || tl.RSSStat < 0 || tl.CounterSize <= 0 || tl.CounterCount < 0) {
 			return Layout{}, errCacheMiss
 		}
 	} else if tl != (TaskLayout{}) {

@@ -20,7 +20,8 @@ func cacheLayout() Layout {
 		Task: TaskLayout{Has: true, AttachID: 53209, CtxMeta: 0, CtxTask: 8, Pid: 1432, Tgid: 1436, Flags: 44,
 			State: 24, ExitState: 1388, Comm: 2032, RealParent: 1448, Cred: 2016, CredUID: 8,
 			StartBoottime: 1712, MM: 1136, ArgStart: 488, ArgEnd: 496, NSProxy: 2112, NSProxyNet: 48, NetInum: 232,
-			Cgroups: 2408, ExeFile: 1320, FilePath: 64, PathMnt: 0, PathDentry: 8, Signal: 2120, NrThreads: 20}}
+			Cgroups: 2408, ExeFile: 1320, FilePath: 64, PathMnt: 0, PathDentry: 8, Signal: 2120, NrThreads: 20,
+			HasStats: true, ExecRuntime: 232, SchedRuntime: 672, RSSStat: 968, CounterSize: 40, CounterCount: 8}}
 }
 
 func TestLayoutCacheRoundTrip(t *testing.T) {

@@ -34,10 +34,15 @@ import (
 //		u64 css_set;        // task->cgroups: which cgroups, likewise
 //		u32 threads;        // task->signal->nr_threads
 //		u32 pad;
+//		u64 runtime;        // task->se.sum_exec_runtime, ns
+//		u64 exited_runtime; // task->signal->sum_sched_runtime, ns
+//		u64 rss;            // mm's resident pages: file, anon and shmem
 //		char cmdline[cmdlen];
 //	}
 //
-// in the kernel's byte order. The command line is copied from the
+// in the kernel's byte order. runtime, exited_runtime and rss are 0 where
+// the kernel's types do not have them (TaskLayout.HasStats): /proc/PID/stat
+// gives them then. The command line is copied from the
 // process's memory (bpf_copy_from_user_task), at most TaskCmdMax bytes;
 // when the record holds less than the whole argument area, or an area that
 // does not end in NUL (a process that rewrote its arguments, which /proc
@@ -45,7 +50,7 @@ import (
 // (Task.CmdlineComplete).
 
 // TaskHeaderSize is the size of a task record before its command line.
-const TaskHeaderSize = 96
+const TaskHeaderSize = 120
 
 // TaskCmdMax is the most of a command line the program copies.
 const TaskCmdMax = 8192
@@ -70,6 +75,9 @@ const (
 	taskExeDen = 72
 	taskCSSSet = 80
 	taskThread = 88
+	taskRun    = 96
+	taskSigRun = 104
+	taskRSS    = 112
 
 	taskRecord  = -TaskHeaderSize // the record's start
 	taskSlotPtr = taskRecord - 8  // a pointer being followed
@@ -78,6 +86,7 @@ const (
 	taskSlotLen = taskRecord - 32 // the length to copy, kept across calls
 	taskSlotSeq = taskRecord - 40 // ctx->meta->seq
 	taskSlotKey = taskRecord - 48 // the map key, 0
+	taskSlotTmp = taskRecord - 56 // a counter read, to add
 )
 
 // TaskInstructions builds the task iterator program for layout l, a
@@ -151,7 +160,7 @@ func TaskInstructions(l Layout, level int, bufMap int) (insn.Instructions, error
 	for off := int16(0); off < TaskHeaderSize; off += 8 {
 		b.stx(fp, rec(off), r1, dw)
 	}
-	for _, slot := range []int16{taskSlotPtr, taskSlotVal, taskSlotEnd} {
+	for _, slot := range []int16{taskSlotPtr, taskSlotVal, taskSlotEnd, taskSlotTmp} {
 		b.stx(fp, slot, r1, dw)
 	}
 	// r9 = the depth of the reader's PID namespace:
@@ -188,10 +197,17 @@ func TaskInstructions(l Layout, level int, bufMap int) (insn.Instructions, error
 	}
 	b.read(rec(taskComm), commLen, r7, false, tl.Comm)
 	b.read(rec(taskCSSSet), 8, r7, false, tl.Cgroups)
-	// The number of threads: task->signal->nr_threads.
+	if tl.HasStats {
+		b.read(rec(taskRun), 8, r7, false, tl.ExecRuntime)
+	}
+	// The number of threads: task->signal->nr_threads, and the CPU time
+	// of the threads that exited.
 	b.read(taskSlotPtr, 8, r7, false, tl.Signal)
 	notNull("threads_done")
 	b.read(rec(taskThread), 4, r3, true, tl.NrThreads)
+	if tl.HasStats {
+		b.read(rec(taskSigRun), 8, r3, true, tl.SchedRuntime)
+	}
 	b.at("threads_done")
 	// The network namespace: nsproxy->net_ns->ns.inum (no nsproxy once
 	// the process is exiting).
@@ -206,6 +222,22 @@ func TaskInstructions(l Layout, level int, bufMap int) (insn.Instructions, error
 	notNull("write_header")
 	b.read(taskSlotVal, 8, r3, true, tl.ArgStart)
 	b.read(taskSlotEnd, 8, r3, true, tl.ArgEnd)
+	if tl.HasStats {
+		// Resident pages, as /proc/PID/stat counts them: the mm's file,
+		// anon and shmem counters (MM_FILEPAGES 0, MM_ANONPAGES 1,
+		// MM_SHMEMPAGES 3), each taken as 0 when its approximate value
+		// is below 0 (or absurd).
+		for _, i := range []int16{0, 1, 3} {
+			skip := fmt.Sprintf("rss_%d_done", i)
+			b.read(taskSlotTmp, 8, r3, true, tl.RSSStat+i*tl.CounterSize+tl.CounterCount)
+			b.ldx(r1, fp, taskSlotTmp, dw)
+			b.jmp(insn.JGT, r1, math.MaxInt32, skip)
+			b.ldx(r2, fp, rec(taskRSS), dw)
+			b.reg(insn.Add, r2, r1)
+			b.stx(fp, rec(taskRSS), r2, dw)
+			b.at(skip)
+		}
+	}
 	// The executable: mm->exe_file->f_path.mnt and .dentry.
 	b.follow(tl.ExeFile, "exe_done")
 	notNull("exe_done")
@@ -371,6 +403,10 @@ type Task struct {
 	ExeMnt, ExeDentry, CSSSet uint64
 	// Threads is the number of threads of the process.
 	Threads uint32
+	// Runtime is the CPU time of the leader thread, ExitedRuntime that
+	// of the threads that exited, in ns; RSSPages the resident pages. All
+	// 0 without TaskLayout.HasStats.
+	Runtime, ExitedRuntime, RSSPages uint64
 }
 
 // Kthread reports whether t is a kernel thread.
@@ -445,6 +481,7 @@ func ParseTasks(b []byte, fn func(*Task)) error {
 			StartBoottime: o.Uint64(b[taskStart:]), NetNS: o.Uint32(b[taskNetNS:]), Args: o.Uint64(b[taskArgs:]),
 			ExeMnt: o.Uint64(b[taskExeMnt:]), ExeDentry: o.Uint64(b[taskExeDen:]), CSSSet: o.Uint64(b[taskCSSSet:]),
 			Threads: o.Uint32(b[taskThread:]),
+			Runtime: o.Uint64(b[taskRun:]), ExitedRuntime: o.Uint64(b[taskSigRun:]), RSSPages: o.Uint64(b[taskRSS:]),
 		}
 		comm := b[taskComm : taskComm+commLen]
 		if i := bytes.IndexByte(comm, 0); i >= 0 {

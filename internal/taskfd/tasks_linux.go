@@ -17,6 +17,7 @@ type Tasks struct {
 	prog, link, buf int
 	level           int
 	checked         bool
+	stats           bool // the records carry CPU time and resident pages
 }
 
 // mapCreateAttr is bpf(BPF_MAP_CREATE)'s attribute, as far as used.
@@ -41,7 +42,7 @@ func OpenTasks() (*Tasks, error) {
 	if !l.Task.Has {
 		return nil, fmt.Errorf("%w: no task iterator types in %s", ErrLayout, VmlinuxBTF)
 	}
-	t := &Tasks{prog: -1, link: -1, buf: -1, level: level}
+	t := &Tasks{prog: -1, link: -1, buf: -1, level: level, stats: l.Task.HasStats}
 	mattr := mapCreateAttr{mapType: unix.BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: TaskCmdMax, maxEntries: 1}
 	if t.buf, err = bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&mattr), unsafe.Sizeof(mattr)); err != nil {
 		return nil, fmt.Errorf("creating the task iterator's buffer: %w", err)
@@ -64,6 +65,10 @@ func OpenTasks() (*Tasks, error) {
 	}
 	return t, nil
 }
+
+// Stats reports whether the records give CPU time and resident pages
+// (Task.Runtime, ExitedRuntime and RSSPages).
+func (t *Tasks) Stats() bool { return t.stats }
 
 // Close releases the program.
 func (t *Tasks) Close() error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,5 +310,67 @@ func TestTasksRepeat(t *testing.T) {
 	cancel()
 	if _, err := tk.Read(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Read with a cancelled context: %v", err)
+	}
+}
+
+// TestTasksStats compares what the record gives of CPU time and resident
+// memory with /proc/PID/stat, for a shell that has spent some CPU time and
+// now waits: its CPU time in clock ticks, and its resident pages.
+func TestTasksStats(t *testing.T) {
+	tk := openTasks(t)
+	l, err := kernelLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Task.HasStats {
+		t.Skip("this kernel's types give no CPU time or resident pages to the task program (before Linux 6.2): /proc is read")
+	}
+	cmd := exec.Command("/bin/sh", "-c", `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo ready; read x`)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("sh did not start: %q %v", line, err)
+	}
+	pid := cmd.Process.Pid
+	b, err := tk.Read(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := findTask(b, uint32(pid))
+	if !ok {
+		t.Fatalf("no record of pid %d", pid)
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command's closing parenthesis: state is the
+	// 3rd field of stat, utime the 14th, stime the 15th, rss the 24th.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	num := func(i int) uint64 {
+		v, err := strconv.ParseUint(f[i-3], 10, 64)
+		if err != nil {
+			t.Fatalf("stat field %d: %v", i, err)
+		}
+		return v
+	}
+	ticks := num(14) + num(15)
+	got := (k.Runtime + k.ExitedRuntime) / 1e7 // ns to clock ticks (USER_HZ 100)
+	t.Logf("pid %d: %d ns (%d ticks) and %d pages; /proc: %d ticks and %d pages", pid, k.Runtime+k.ExitedRuntime, got, k.RSSPages, ticks, num(24))
+	if ticks == 0 || got+1 < ticks || got > ticks+1 {
+		t.Errorf("CPU time %d ticks, /proc says %d", got, ticks)
+	}
+	if k.RSSPages == 0 || k.RSSPages != num(24) {
+		t.Errorf("resident pages %d, /proc says %d", k.RSSPages, num(24))
 	}
 }
