@@ -159,17 +159,30 @@ func TestProgramStates(t *testing.T) {
 		ssConnecting = 2
 		ssConnected  = 3
 	)
-	code, err := ExactProgram(l, 0, listening)
-	if err != nil {
-		t.Fatal(err)
-	}
-	insns := decode(t, code)
-	full := recNS(1000, testFD, testInode, testNetNS)
-	for _, tc := range []struct {
+	type run struct {
 		name string
 		w    world
 		want []byte
-	}{
+	}
+	// check runs the program built for states on each case.
+	check := func(states uint32, prefix string, cases []run) {
+		t.Helper()
+		code, err := ExactProgram(l, 0, states)
+		if err != nil {
+			t.Fatal(err)
+		}
+		insns := decode(t, code)
+		for _, tc := range cases {
+			t.Run(prefix+tc.name, func(t *testing.T) {
+				got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
+				if !bytes.Equal(got, tc.want) {
+					t.Errorf("wrote % x, want % x", got, tc.want)
+				}
+			})
+		}
+	}
+	full := recNS(1000, testFD, testInode, testNetNS)
+	check(listening, "", []run{
 		{"tcp listener", world{mode: sock, family: afInet, state: 10, sockState: ssUnconnected}, full},
 		{"udp unconnected, IPv6", world{mode: sock, family: afInet6, state: 7, sockState: ssUnconnected}, full},
 		{"udp connected", world{mode: sock, family: afInet, state: 1, sockState: ssUnconnected}, nil},
@@ -181,38 +194,14 @@ func TestProgramStates(t *testing.T) {
 		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1, sockState: ssConnected}, nil},
 		{"socket without sk", world{mode: sock, noSk: true, family: afInet, state: 1}, rec(1000, testFD, testInode)},
 		{"regular file", world{mode: 0o100644}, rec(1000, testFD, 0)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
-			if !bytes.Equal(got, tc.want) {
-				t.Errorf("wrote % x, want % x", got, tc.want)
-			}
-		})
-	}
-
+	})
 	// States beyond a listener's: a connected socket is judged by its
 	// sock's state alone.
-	code, err = ExactProgram(l, 0, listening|1<<1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	insns = decode(t, code)
-	for _, tc := range []struct {
-		name string
-		w    world
-		want []byte
-	}{
+	check(listening|1<<1, "listening or established: ", []run{
 		{"tcp established", world{mode: sock, family: afInet, state: 1, sockState: ssConnected}, full},
 		{"tcp connecting", world{mode: sock, family: afInet, state: 2, sockState: ssConnecting}, nil},
 		{"unix socket, connected", world{mode: sock, family: afUnix, state: 1, sockState: ssConnected}, full},
-	} {
-		t.Run("listening or established: "+tc.name, func(t *testing.T) {
-			got := runProgram(t, insns, build(l, tc.w), ctxA, currentA)
-			if !bytes.Equal(got, tc.want) {
-				t.Errorf("wrote % x, want % x", got, tc.want)
-			}
-		})
-	}
+	})
 
 	// Every state, or a layout that cannot read one: no filter at all.
 	all, err := ExactProgram(l, 0, 0)

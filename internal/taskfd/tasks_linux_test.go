@@ -107,7 +107,15 @@ var (
 // its pid once it has renamed itself.
 func startShell(t *testing.T, comm string, args ...string) int {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `printf '%s' "$0" > /proc/$$/comm && echo ready && read x`, comm}, args...)...)
+	return startScript(t, `printf '%s' "$0" > /proc/$$/comm && echo ready && read x`, append([]string{comm}, args...)...)
+}
+
+// startScript starts sh -c script with args, which prints "ready" and
+// then reads its stdin, and returns its pid once it is ready. The shell
+// ends with the test.
+func startScript(t *testing.T, script string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script}, args...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -325,23 +333,7 @@ func TestTasksStats(t *testing.T) {
 	if !l.Task.HasStats {
 		t.Skip("this kernel's types give no CPU time or resident pages to the task program (before Linux 6.2): /proc is read")
 	}
-	cmd := exec.Command("/bin/sh", "-c", `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo ready; read x`)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("sh did not start: %q %v", line, err)
-	}
-	pid := cmd.Process.Pid
+	pid := startScript(t, `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo ready; read x`)
 	b, err := tk.Read(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
