@@ -14,13 +14,26 @@ type inodeSet struct {
 	shift uint8
 }
 
-// newInodeSet returns the set of the non-zero keys of want.
-func newInodeSet(want map[uint64]struct{}) *inodeSet {
+// tableSize returns the slots of an open-addressed table for n keys (a
+// power of two, at most half full) and the shift of hashSlot for it.
+func tableSize(n int) (int, uint8) {
 	size := 16
-	for size < 2*len(want) {
+	for size < 2*n {
 		size *= 2
 	}
-	s := &inodeSet{slots: make([]uint64, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
+	return size, uint8(64 - bits.TrailingZeros(uint(size)))
+}
+
+// hashSlot is where a table of tableSize's shift starts looking for ino:
+// a multiplicative (Fibonacci) hash.
+func hashSlot(ino uint64, shift uint8) int {
+	return int((ino * 0x9e3779b97f4a7c15) >> shift)
+}
+
+// newInodeSet returns the set of the non-zero keys of want.
+func newInodeSet(want map[uint64]struct{}) *inodeSet {
+	size, shift := tableSize(len(want))
+	s := &inodeSet{slots: make([]uint64, size), shift: shift}
 	for ino := range want {
 		if ino == 0 {
 			continue
@@ -38,9 +51,7 @@ func newInodeSet(want map[uint64]struct{}) *inodeSet {
 	return s
 }
 
-func (s *inodeSet) slot(ino uint64) int {
-	return int((ino * 0x9e3779b97f4a7c15) >> s.shift)
-}
+func (s *inodeSet) slot(ino uint64) int { return hashSlot(ino, s.shift) }
 
 // has reports whether ino is in the set.
 func (s *inodeSet) has(ino uint64) bool {
@@ -71,16 +82,13 @@ type inodeIndex struct {
 
 // newInodeIndex indexes sorted, a slice in increasing order.
 func newInodeIndex(sorted []uint64) *inodeIndex {
-	size := 16
-	for size < 2*len(sorted) {
-		size *= 2
-	}
-	x := &inodeIndex{sorted: sorted, slots: make([]int32, size), shift: uint8(64 - bits.TrailingZeros(uint(size)))}
+	size, shift := tableSize(len(sorted))
+	x := &inodeIndex{sorted: sorted, slots: make([]int32, size), shift: shift}
 	for i, ino := range sorted {
 		if ino == 0 || (i > 0 && sorted[i-1] == ino) {
 			continue
 		}
-		j := int((ino * 0x9e3779b97f4a7c15) >> x.shift)
+		j := hashSlot(ino, x.shift)
 		for x.slots[j] != 0 {
 			j = (j + 1) & (size - 1)
 		}
@@ -94,7 +102,7 @@ func (x *inodeIndex) find(ino uint64) (int, bool) {
 	if ino == 0 {
 		return 0, false
 	}
-	for j := int((ino * 0x9e3779b97f4a7c15) >> x.shift); ; j = (j + 1) & (len(x.slots) - 1) {
+	for j := hashSlot(ino, x.shift); ; j = (j + 1) & (len(x.slots) - 1) {
 		p := x.slots[j]
 		if p == 0 {
 			return 0, false

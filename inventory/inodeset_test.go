@@ -10,19 +10,7 @@ import (
 // colliding inodes, with every non-member probed around each member.
 func TestInodeSet(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct {
-		name string
-		gen  func(i int) uint64
-		n    int
-	}{
-		{"empty", nil, 0},
-		{"one", func(int) uint64 { return 4242 }, 1},
-		{"dense", func(i int) uint64 { return 100000 + uint64(i) }, 5000},
-		{"sparse", func(int) uint64 { return r.Uint64() }, 3000},
-		{"32-bit", func(int) uint64 { return uint64(r.Uint32()) }, 7000},
-		{"same hash slot", func(i int) uint64 { return uint64(i+1) << 50 }, 12},
-		{"with zero", func(i int) uint64 { return uint64(i) }, 50},
-	} {
+	for _, tc := range inodeCases(r, 1) {
 		want := map[uint64]struct{}{}
 		for i := range tc.n {
 			want[tc.gen(i)] = struct{}{}
@@ -84,18 +72,7 @@ func BenchmarkInodeSet(b *testing.B) {
 // slice it indexes, on dense, sparse and colliding inodes with runs.
 func TestInodeIndex(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range []struct {
-		name string
-		gen  func(i int) uint64
-		n    int
-	}{
-		{"empty", nil, 0},
-		{"one", func(int) uint64 { return 4242 }, 1},
-		{"dense", func(i int) uint64 { return 100000 + uint64(i/3) }, 5000},
-		{"sparse", func(int) uint64 { return r.Uint64() }, 3000},
-		{"same hash slot", func(i int) uint64 { return uint64(i/2+1) << 50 }, 24},
-		{"with zero", func(i int) uint64 { return uint64(i / 4) }, 50},
-	} {
+	for _, tc := range inodeCases(r, 3) {
 		sorted := make([]uint64, tc.n)
 		for i := range sorted {
 			sorted[i] = tc.gen(i)
@@ -121,5 +98,36 @@ func TestInodeIndex(t *testing.T) {
 			check(r.Uint64() >> r.IntN(64))
 		}
 		check(0)
+	}
+}
+
+// inodeCase is a set of inodes for the tests of inodeSet and inodeIndex:
+// inode gen(i) for i below n.
+type inodeCase struct {
+	name string
+	gen  func(i int) uint64
+	n    int
+}
+
+// inodeCases are dense, sparse and colliding inodes, and inode 0, each
+// repeated runs times in a row (a socket held by several fds).
+func inodeCases(r *rand.Rand, runs int) []inodeCase {
+	var last uint64
+	random := func(f func() uint64) func(int) uint64 {
+		return func(i int) uint64 {
+			if i%runs == 0 {
+				last = f()
+			}
+			return last
+		}
+	}
+	return []inodeCase{
+		{"empty", nil, 0},
+		{"one", func(int) uint64 { return 4242 }, runs},
+		{"dense", func(i int) uint64 { return 100000 + uint64(i/runs) }, 5000},
+		{"sparse", random(r.Uint64), 3000},
+		{"32-bit", random(func() uint64 { return uint64(r.Uint32()) }), 7000},
+		{"same hash slot", func(i int) uint64 { return uint64(i/runs+1) << 50 }, 12 * runs},
+		{"with zero", func(i int) uint64 { return uint64(i / runs) }, 50},
 	}
 }

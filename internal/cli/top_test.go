@@ -22,13 +22,7 @@ func TestTopUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errs)
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(self), TopProgram)); err == nil {
-		t.Skipf("%s is beside the test binary", TopProgram)
-	}
+	noTopBeside(t)
 	t.Setenv("PATH", t.TempDir())
 	_, errs, code := runCLI(t, "top", "-b", "-n", "1", "-p", "")
 	if code != ExitUsage || !strings.Contains(errs, TopProgram) {
@@ -46,13 +40,7 @@ func TestTopRunsTheProgram(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, TopProgram), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(self), TopProgram)); err == nil {
-		t.Skipf("%s is beside the test binary", TopProgram)
-	}
+	noTopBeside(t)
 	t.Setenv("PATH", dir)
 	out, _, code := runCLI(t, "top", "-b", "-n", "2", "-d", "0.5", "-p", "")
 	if code != 3 {
@@ -62,5 +50,18 @@ func TestTopRunsTheProgram(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the program got %q, without %s", out, want)
 		}
+	}
+}
+
+// noTopBeside skips the test when TopProgram is beside the test binary,
+// where porteiro would find it before PATH.
+func noTopBeside(t *testing.T) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(self), TopProgram)); err == nil {
+		t.Skipf("%s is beside the test binary", TopProgram)
 	}
 }

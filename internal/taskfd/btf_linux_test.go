@@ -126,19 +126,21 @@ func TestParseLayoutKernel(t *testing.T) {
 	want.TaskGroupLeader = member("task_struct", "group_leader", ptr)
 	want.TaskThreadPid = member("task_struct", "thread_pid", ptr)
 	want.PidLevel = member("pid", "level", intOf(4))
-	var upid *cbtf.Struct
-	want.PidNumbers = member("pid", "numbers", func(typ cbtf.Type) bool {
-		a, ok := typ.(*cbtf.Array)
-		if !ok {
-			return false
+	// arrayOf checks an array of struct name, and gives the struct's size.
+	arrayOf := func(name string, size *int16) func(cbtf.Type) bool {
+		return func(typ cbtf.Type) bool {
+			a, ok := typ.(*cbtf.Array)
+			if !ok {
+				return false
+			}
+			s, ok := cbtf.UnderlyingType(a.Type).(*cbtf.Struct)
+			if ok && s.Name == name {
+				*size = int16(s.Size)
+			}
+			return ok && s.Name == name
 		}
-		upid, ok = cbtf.UnderlyingType(a.Type).(*cbtf.Struct)
-		return ok && upid.Name == "upid"
-	})
-	if upid == nil {
-		t.FailNow()
 	}
-	want.UpidSize = int16(upid.Size)
+	want.PidNumbers = member("pid", "numbers", arrayOf("upid", &want.UpidSize))
 	want.UpidNr = member("upid", "nr", intOf(4))
 	isStruct := func(typ cbtf.Type) bool { _, ok := typ.(*cbtf.Struct); return ok }
 	want.HasNetNS = true
@@ -212,19 +214,7 @@ func TestParseLayoutKernel(t *testing.T) {
 	tl.ExecRuntime = member("task_struct", "se", isStruct) + member("sched_entity", "sum_exec_runtime", intOf(8))
 	tl.SchedRuntime = member("signal_struct", "sum_sched_runtime", intOf(8))
 	tl.CounterCount = member("percpu_counter", "count", intOf(8))
-	var counter *cbtf.Struct
-	tl.RSSStat = member("mm_struct", "rss_stat", func(typ cbtf.Type) bool {
-		a, ok := typ.(*cbtf.Array)
-		if !ok {
-			return false
-		}
-		counter, ok = cbtf.UnderlyingType(a.Type).(*cbtf.Struct)
-		return ok && counter.Name == "percpu_counter"
-	})
-	if counter == nil {
-		t.FailNow()
-	}
-	tl.CounterSize = int16(counter.Size)
+	tl.RSSStat = member("mm_struct", "rss_stat", arrayOf("percpu_counter", &tl.CounterSize))
 
 	// Every field of Layout is compared: a field added later must be
 	// added here too.
